@@ -1,0 +1,268 @@
+"""The one place genai-otel spells attribute, event and metric names.
+
+Three groups live here:
+
+* the OpenTelemetry GenAI semantic conventions as currently published (the
+  ``semantic-conventions-genai`` registry), which we emit;
+* older or foreign spellings that other instrumentations still send (older semconv
+  releases, OpenLLMetry, OpenLIT, the Anthropic SDK's native tracing), which the
+  processor reads but nothing here emits;
+* genai-otel's own extensions, prefixed ``genai_otel.`` except where an open
+  convention proposal exists (cost, per ``gen_ai.usage.cost.*``).
+
+``opentelemetry-semantic-conventions`` marks its ``gen_ai`` constants deprecated, so we
+do not import them: every other module imports names from here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+# --------------------------------------------------------------------------------------
+# Current GenAI semantic conventions (emitted)
+# --------------------------------------------------------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_CHOICE_COUNT: Final = "gen_ai.request.choice.count"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_REQUEST_TOP_K: Final = "gen_ai.request.top_k"
+GEN_AI_REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
+GEN_AI_REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"
+GEN_AI_REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
+GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
+GEN_AI_REQUEST_ENCODING_FORMATS: Final = "gen_ai.request.encoding_formats"
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+GEN_AI_OUTPUT_TYPE: Final = "gen_ai.output.type"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"  # includes cache read + write
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"  # includes reasoning
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = "gen_ai.embeddings.dimension.count"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
+GEN_AI_TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"  # content: opt-in only
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"  # content: opt-in only
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"  # content: opt-in only
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
+OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
+OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
+
+# General (non-GenAI) conventions used on GenAI spans.
+ERROR_TYPE: Final = "error.type"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+USER_ID: Final = "user.id"
+SERVICE_NAME: Final = "service.name"  # resource attribute
+
+# Events.
+EVENT_EVALUATION_RESULT: Final = "gen_ai.evaluation.result"
+EVENT_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
+GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
+GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
+GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
+GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+
+
+class Operation(StrEnum):
+    """Well-known ``gen_ai.operation.name`` values we emit."""
+
+    CHAT = "chat"
+    TEXT_COMPLETION = "text_completion"
+    EMBEDDINGS = "embeddings"
+    GENERATE_CONTENT = "generate_content"
+    EXECUTE_TOOL = "execute_tool"
+    INVOKE_AGENT = "invoke_agent"
+
+
+class Provider(StrEnum):
+    """Well-known ``gen_ai.provider.name`` values (the registry's spelling)."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    AZURE_OPENAI = "azure.ai.openai"
+    AZURE_INFERENCE = "azure.ai.inference"
+    AWS_BEDROCK = "aws.bedrock"
+    GCP_GEMINI = "gcp.gemini"
+    GCP_VERTEX_AI = "gcp.vertex_ai"
+    GCP_GEN_AI = "gcp.gen_ai"
+    COHERE = "cohere"
+    DEEPSEEK = "deepseek"
+    GROQ = "groq"
+    MISTRAL_AI = "mistral_ai"
+    PERPLEXITY = "perplexity"
+    X_AI = "x_ai"
+    IBM_WATSONX_AI = "ibm.watsonx.ai"
+    MOONSHOT_AI = "moonshot_ai"
+
+
+# --------------------------------------------------------------------------------------
+# Older and foreign spellings (read, never emitted)
+# --------------------------------------------------------------------------------------
+LEGACY_GEN_AI_SYSTEM: Final = "gen_ai.system"  # replaced by gen_ai.provider.name
+LEGACY_GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
+LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
+LEGACY_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+LEGACY_GEN_AI_RESPONSE_FINISH_REASON: Final = "gen_ai.response.finish_reason"
+# The Anthropic SDK's native span (scope com.anthropic.sdk.python) reports its stop reason here.
+ANTHROPIC_MESSAGE_STOP_REASON: Final = "anthropic.message.stop_reason"
+ANTHROPIC_SDK_SCOPE: Final = "com.anthropic.sdk.python"
+ANTHROPIC_SDK_SPAN_NAME: Final = "anthropic.messages.create"
+ANTHROPIC_SDK_TRACING_ENV: Final = "ANTHROPIC_OPEN_TELEMETRY"
+# Further foreign spellings (OpenLLMetry ``llm.*`` / OpenLIT) are appended below by the
+# processor's normaliser section.
+
+# --------------------------------------------------------------------------------------
+# genai-otel extensions
+# --------------------------------------------------------------------------------------
+# Cost, following the open gen_ai.usage.cost.* proposal.
+GEN_AI_USAGE_COST_AMOUNT: Final = "gen_ai.usage.cost.amount"  # double, in COST_CURRENCY
+GEN_AI_USAGE_COST_CURRENCY: Final = "gen_ai.usage.cost.currency"
+GEN_AI_USAGE_COST_SOURCE: Final = "gen_ai.usage.cost.source"
+COST_CURRENCY_USD: Final = "USD"
+
+
+class CostSource(StrEnum):
+    PROVIDER = "provider"  # the provider reported the cost; kept as is
+    LOCAL = "local"  # priced by the genai-otel processor from its price table
+
+
+# Our own, prefixed: price-table provenance, breakdown, unpriced reason.
+GENAI_OTEL_COST_PRICE_TABLE: Final = "genai_otel.cost.price_table"  # e.g. "genai-prices 0.2.3"
+GENAI_OTEL_COST_INPUT: Final = "genai_otel.cost.input"  # uncached input, USD
+GENAI_OTEL_COST_OUTPUT: Final = "genai_otel.cost.output"  # output incl. reasoning, USD
+GENAI_OTEL_COST_CACHE_READ: Final = "genai_otel.cost.cache_read"  # USD
+GENAI_OTEL_COST_CACHE_WRITE: Final = "genai_otel.cost.cache_write"  # USD
+GENAI_OTEL_COST_CACHE_SAVINGS: Final = "genai_otel.cost.cache_savings"  # USD saved by cache reads
+GENAI_OTEL_COST_UNPRICED_REASON: Final = "genai_otel.cost.unpriced_reason"  # present only if unpriced
+
+# Error category (the project's taxonomy), beside the conventional error.type.
+GENAI_OTEL_ERROR_CATEGORY: Final = "genai_otel.error.category"
+
+
+class ErrorCategory(StrEnum):
+    RATE_LIMIT = "rate_limit"
+    CONTEXT_WINDOW_EXCEEDED = "context_window_exceeded"
+    CONTENT_FILTER = "content_filter"
+    TIMEOUT = "timeout"
+    INVALID_RESPONSE = "invalid_response"
+    PROVIDER_DOWN = "provider_down"
+    AUTH = "auth"
+    OTHER = "other"
+
+
+# Attribution, set by genai_otel.instrumentation.attribution on every GenAI span in scope.
+# user.id and gen_ai.conversation.id are conventions; feature and tenant are ours.
+GENAI_OTEL_FEATURE: Final = "genai_otel.feature"
+GENAI_OTEL_TENANT_ID: Final = "genai_otel.tenant.id"
+
+# --------------------------------------------------------------------------------------
+# Metrics emitted by the instrumentation (OpenTelemetry SDK, GenAI conventions)
+# --------------------------------------------------------------------------------------
+METRIC_CLIENT_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_CLIENT_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+METRIC_CLIENT_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
+METRIC_CLIENT_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
+
+TOKEN_USAGE_BUCKETS: Final = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+DURATION_BUCKETS: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+TIME_TO_FIRST_CHUNK_BUCKETS: Final = DURATION_BUCKETS
+
+# --------------------------------------------------------------------------------------
+# Content capture (opt-in)
+# --------------------------------------------------------------------------------------
+ENV_CAPTURE_MESSAGE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+
+class ContentCapture(StrEnum):
+    NO_CONTENT = "NO_CONTENT"
+    SPAN_ONLY = "SPAN_ONLY"
+    EVENT_ONLY = "EVENT_ONLY"
+    SPAN_AND_EVENT = "SPAN_AND_EVENT"
+
+
+# --------------------------------------------------------------------------------------
+# Metrics derived by the processor (Prometheus exposition names, counters with _total)
+# --------------------------------------------------------------------------------------
+# Label keys: an allow-list of low-cardinality keys. `model` is the *request* model
+# (falling back to the response model), so errors and successes of one call site share a
+# series; `error_type` is an ErrorCategory value, or "" on success.
+LABEL_SERVICE: Final = "service"
+LABEL_PROVIDER: Final = "provider"
+LABEL_MODEL: Final = "model"
+LABEL_OPERATION: Final = "operation"
+LABEL_STATUS: Final = "status"  # "ok" | "error"
+LABEL_ERROR_TYPE: Final = "error_type"
+LABEL_TOKEN_TYPE: Final = "token_type"  # TokenType values
+LABEL_COST_TYPE: Final = "cost_type"  # input | output | cache_read | cache_write
+LABEL_USER: Final = "user"  # bounded top-N, the rest "other"
+LABEL_FEATURE: Final = "feature"  # bounded top-N, the rest "other"
+LABEL_EVALUATION: Final = "evaluation"  # gen_ai.evaluation.name
+LABEL_REASON: Final = "reason"
+OTHER_LABEL_VALUE: Final = "other"
+
+
+class TokenType(StrEnum):
+    INPUT = "input"  # all input, cache read and write included
+    OUTPUT = "output"  # all output, reasoning included
+    CACHE_READ = "cache_read"
+    CACHE_WRITE = "cache_write"
+    REASONING = "reasoning"
+
+
+# {service, provider, model, operation, status, error_type}
+PROM_LLM_REQUESTS: Final = "llm_requests_total"
+# {service, provider, model, operation, token_type}
+PROM_LLM_TOKENS: Final = "llm_tokens_total"
+# {service, provider, model, operation}: total cost of priced calls
+PROM_LLM_COST: Final = "llm_cost_usd_total"
+# {service, provider, model, operation, cost_type}: the same cost split by token type
+PROM_LLM_COST_BREAKDOWN: Final = "llm_cost_breakdown_usd_total"
+# {service, provider, model}: what cache reads saved against the uncached input price
+PROM_LLM_CACHE_SAVINGS: Final = "llm_cache_savings_usd_total"
+# histograms {service, provider, model, operation, status} / {service, provider, model, operation}
+PROM_LLM_REQUEST_DURATION: Final = "llm_request_duration_seconds"
+PROM_LLM_TIME_TO_FIRST_CHUNK: Final = "llm_time_to_first_chunk_seconds"
+PROM_LLM_COST_PER_REQUEST: Final = "llm_cost_per_request_usd"
+PROM_LLM_OUTPUT_TOKENS_PER_SECOND: Final = "llm_output_tokens_per_second"
+# {provider, model, reason}
+PROM_LLM_UNPRICED_REQUESTS: Final = "llm_unpriced_requests_total"
+# {service, user} and {service, feature}: bounded top-N, the rest as "other"
+PROM_LLM_USER_COST: Final = "llm_user_cost_usd_total"
+PROM_LLM_FEATURE_COST: Final = "llm_feature_cost_usd_total"
+# {service, provider, model, evaluation}: LLM-as-judge and other scores, on a 0-10 scale
+PROM_LLM_QUALITY_SCORE: Final = "llm_quality_score"
+
+COST_PER_REQUEST_BUCKETS: Final = (
+    0.00001, 0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+)  # fmt: skip
+QUALITY_SCORE_BUCKETS: Final = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
+OUTPUT_TOKENS_PER_SECOND_BUCKETS: Final = (1, 5, 10, 20, 40, 60, 80, 100, 150, 200, 400, 800)
+
+# The processor's own health: genai_otel_processor_*
+PROM_PROCESSOR_SPANS_RECEIVED: Final = "genai_otel_processor_spans_received_total"  # {kind}
+PROM_PROCESSOR_SPANS_FORWARDED: Final = "genai_otel_processor_spans_forwarded_total"
+PROM_PROCESSOR_SPANS_INVALID: Final = "genai_otel_processor_spans_invalid_total"  # {reason}
+PROM_PROCESSOR_SPANS_DROPPED: Final = "genai_otel_processor_spans_dropped_total"  # {reason}
+PROM_PROCESSOR_REQUESTS_REJECTED: Final = "genai_otel_processor_requests_rejected_total"  # {reason}
+PROM_PROCESSOR_EXPORT_FAILURES: Final = "genai_otel_processor_export_failures_total"  # {reason}
+PROM_PROCESSOR_QUEUE_DEPTH: Final = "genai_otel_processor_queue_spans"  # gauge
+PROM_PROCESSOR_QUEUE_CAPACITY: Final = "genai_otel_processor_queue_capacity_spans"  # gauge
+PROM_PROCESSOR_SERIES_OVERFLOW: Final = "genai_otel_processor_label_overflow_total"  # {label}
+PROM_PROCESSOR_PRICE_TABLE_INFO: Final = "genai_otel_processor_price_table_info"  # {version} 1
