@@ -1,0 +1,533 @@
+"""What every provider instrumentor shares: telemetry handles, the per-call record, errors.
+
+A provider module turns SDK arguments into request attributes and SDK results into an
+`Outcome`; everything that is the same for every provider (span start and end, metric
+recording, error classification, content capture, attribution) lives here, once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
+from time import perf_counter
+from typing import Any
+
+import wrapt
+from genai_otel.instrumentation import semconv
+from genai_otel.instrumentation.attribution import current_attributes
+from genai_otel.instrumentation.semconv import ContentCapture, ErrorCategory
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+logger = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+_CLIENT = SpanKind.CLIENT
+_ERROR_STATUS = StatusCode.ERROR
+# Marks the wrapper functions of genai-otel, so a target is never wrapped twice.
+_MARK = "_genai_otel_wrapper"
+
+
+# --------------------------------------------------------------------------------------
+# Configuration read from the environment
+# --------------------------------------------------------------------------------------
+def content_capture_from_env() -> ContentCapture:
+    raw = os.environ.get(semconv.ENV_CAPTURE_MESSAGE_CONTENT, "").strip().upper()
+    if raw in ContentCapture.__members__:
+        return ContentCapture(raw)
+    if raw == "TRUE":  # the older boolean spelling of the same variable
+        return ContentCapture.SPAN_ONLY
+    if raw not in {"", "FALSE"}:
+        logger.debug("unknown %s value; content capture stays off", semconv.ENV_CAPTURE_MESSAGE_CONTENT)
+    return ContentCapture.NO_CONTENT
+
+
+def content_max_length_from_env() -> int:
+    raw = os.environ.get(semconv.ENV_CAPTURE_MESSAGE_CONTENT_MAX_LENGTH, "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    return semconv.DEFAULT_CAPTURE_MESSAGE_CONTENT_MAX_LENGTH
+
+
+class Telemetry:
+    """The tracer, the three GenAI client histograms and the content-capture setting."""
+
+    __slots__ = (
+        "capture_on_event",
+        "capture_on_span",
+        "content_max_length",
+        "duration",
+        "provider",
+        "time_to_first_chunk",
+        "token_usage",
+        "tracer",
+    )
+
+    def __init__(
+        self,
+        scope: str,
+        provider: str,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        self.provider = provider
+        self.tracer = trace.get_tracer(scope, VERSION, tracer_provider)
+        meter = metrics.get_meter(scope, VERSION, meter_provider)
+        self.token_usage = meter.create_histogram(
+            semconv.METRIC_CLIENT_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used per GenAI operation.",
+            explicit_bucket_boundaries_advisory=semconv.TOKEN_USAGE_BUCKETS,
+        )
+        self.duration = meter.create_histogram(
+            semconv.METRIC_CLIENT_OPERATION_DURATION,
+            unit="s",
+            description="Duration of a GenAI operation, as the client sees it.",
+            explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS,
+        )
+        self.time_to_first_chunk = meter.create_histogram(
+            semconv.METRIC_CLIENT_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time from the start of a streamed GenAI operation to its first chunk.",
+            explicit_bucket_boundaries_advisory=semconv.TIME_TO_FIRST_CHUNK_BUCKETS,
+        )
+        capture = content_capture_from_env()
+        self.capture_on_span = capture in (ContentCapture.SPAN_ONLY, ContentCapture.SPAN_AND_EVENT)
+        self.capture_on_event = capture in (ContentCapture.EVENT_ONLY, ContentCapture.SPAN_AND_EVENT)
+        self.content_max_length = content_max_length_from_env()
+
+    @property
+    def captures_content(self) -> bool:
+        return self.capture_on_span or self.capture_on_event
+
+
+# --------------------------------------------------------------------------------------
+# The outcome of one call, whatever the provider
+# --------------------------------------------------------------------------------------
+class Outcome:
+    """What a provider reported about one call, already normalised to the conventions.
+
+    `input_tokens` includes cache reads and writes; `output_tokens` includes reasoning.
+    """
+
+    __slots__ = (
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "extra",
+        "finish_reasons",
+        "input_tokens",
+        "output_messages",
+        "output_tokens",
+        "reasoning_tokens",
+        "refused",
+        "response_id",
+        "response_model",
+        "tool_call_ids",
+        "tool_call_names",
+    )
+
+    def __init__(self) -> None:
+        self.response_id: str | None = None
+        self.response_model: str | None = None
+        self.finish_reasons: list[str] | None = None
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.cache_read_tokens: int | None = None
+        self.cache_write_tokens: int | None = None
+        self.reasoning_tokens: int | None = None
+        self.tool_call_names: list[str] | None = None
+        self.tool_call_ids: list[str] | None = None
+        self.refused = False  # a content-filter stop, reported as an error of that category
+        self.extra: dict[str, Any] | None = None  # provider-specific span attributes
+        self.output_messages: list[dict[str, Any]] | None = None  # content: capture only
+
+
+# --------------------------------------------------------------------------------------
+# One instrumented call
+# --------------------------------------------------------------------------------------
+class Call:
+    """One SDK call: its span, its clock and its metric attributes; ends exactly once."""
+
+    __slots__ = ("_token", "first_chunk_at", "metric_attributes", "open", "span", "start", "telemetry")
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        name: str,
+        attributes: dict[str, Any],
+        metric_attributes: dict[str, Any],
+    ) -> None:
+        attribution = current_attributes()
+        if attribution:
+            attributes.update(attribution)
+        self.telemetry = telemetry
+        self.metric_attributes = metric_attributes
+        self.span = telemetry.tracer.start_span(name, kind=_CLIENT, attributes=attributes)
+        self._token: object | None = otel_context.attach(trace.set_span_in_context(self.span))
+        self.first_chunk_at: float | None = None
+        self.open = True
+        self.start = perf_counter()
+
+    def detach(self) -> None:
+        """Stops the span being current; the span stays open for a stream to end it later."""
+        token, self._token = self._token, None
+        if token is not None:
+            try:
+                otel_context.detach(token)  # type: ignore[arg-type]
+            except Exception:  # a detach from another context; nothing the caller should see
+                logger.debug("could not detach the GenAI span's context", exc_info=True)
+
+    def end(self, outcome: Outcome | None, error: BaseException | None = None) -> None:
+        """Records the outcome on the span and the metrics, then ends the span. Never raises."""
+        if not self.open:
+            return
+        self.open = False
+        try:
+            self._end(outcome, error)
+        except Exception:
+            logger.debug("could not record a GenAI call", exc_info=True)
+            self.span.end()
+
+    def _end(self, outcome: Outcome | None, error: BaseException | None) -> None:
+        elapsed = perf_counter() - self.start
+        span = self.span
+        attributes: dict[str, Any] = {}
+        metric_attributes = self.metric_attributes
+        error_type: str | None = None
+        category: str | None = None
+        if error is not None:
+            error_type, category = classify_exception(error)
+        elif outcome is not None and outcome.refused:
+            error_type = category = ErrorCategory.CONTENT_FILTER.value
+        if outcome is not None:
+            _outcome_attributes(outcome, attributes)
+            if outcome.response_model:
+                metric_attributes[semconv.GEN_AI_RESPONSE_MODEL] = outcome.response_model
+        if self.first_chunk_at is not None:
+            ttfc = self.first_chunk_at - self.start
+            attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
+        if error_type is not None:
+            attributes[semconv.ERROR_TYPE] = error_type
+            attributes[semconv.GENAI_OTEL_ERROR_CATEGORY] = category
+            metric_attributes[semconv.ERROR_TYPE] = error_type
+            span.set_status(Status(_ERROR_STATUS, error_type))
+        telemetry = self.telemetry
+        if outcome is not None and outcome.output_messages is not None and telemetry.captures_content:
+            record_output_content(telemetry, span, outcome.output_messages)
+        span.set_attributes(attributes)
+        span.end()
+
+        telemetry.duration.record(elapsed, metric_attributes)
+        if self.first_chunk_at is not None:
+            telemetry.time_to_first_chunk.record(ttfc, metric_attributes)
+        if outcome is not None:
+            if outcome.input_tokens is not None:
+                input_attributes = dict(metric_attributes)
+                input_attributes[semconv.GEN_AI_TOKEN_TYPE] = "input"
+                telemetry.token_usage.record(outcome.input_tokens, input_attributes)
+            if outcome.output_tokens is not None:
+                # A fresh dict per record: the SDK keeps the dict of a new series as its labels.
+                output_attributes = dict(metric_attributes)
+                output_attributes[semconv.GEN_AI_TOKEN_TYPE] = "output"
+                telemetry.token_usage.record(outcome.output_tokens, output_attributes)
+
+
+def _outcome_attributes(outcome: Outcome, attributes: dict[str, Any]) -> None:
+    if outcome.response_id:
+        attributes[semconv.GEN_AI_RESPONSE_ID] = outcome.response_id
+    if outcome.response_model:
+        attributes[semconv.GEN_AI_RESPONSE_MODEL] = outcome.response_model
+    if outcome.finish_reasons:
+        attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = outcome.finish_reasons
+    if outcome.input_tokens is not None:
+        attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = outcome.input_tokens
+    if outcome.output_tokens is not None:
+        attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = outcome.output_tokens
+    if outcome.cache_read_tokens is not None:
+        attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = outcome.cache_read_tokens
+    if outcome.cache_write_tokens is not None:
+        attributes[semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = outcome.cache_write_tokens
+    if outcome.reasoning_tokens is not None:
+        attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = outcome.reasoning_tokens
+    if outcome.tool_call_names:
+        attributes[semconv.GENAI_OTEL_RESPONSE_TOOL_CALL_NAMES] = outcome.tool_call_names
+        attributes[semconv.GENAI_OTEL_RESPONSE_TOOL_CALL_IDS] = outcome.tool_call_ids or []
+    if outcome.extra:
+        attributes.update(outcome.extra)
+
+
+def start_call(
+    telemetry: Telemetry,
+    operation: str,
+    *,
+    model: str | None,
+    server_address: str | None,
+    server_port: int | None,
+    request_attributes: dict[str, Any],
+) -> Call:
+    """Starts the span `{operation} {model}` with the conventional request attributes."""
+    metric_attributes: dict[str, Any] = {
+        semconv.GEN_AI_OPERATION_NAME: operation,
+        semconv.GEN_AI_PROVIDER_NAME: telemetry.provider,
+    }
+    if model:
+        metric_attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+    if server_address:
+        metric_attributes[semconv.SERVER_ADDRESS] = server_address
+        if server_port:
+            metric_attributes[semconv.SERVER_PORT] = server_port
+    request_attributes.update(metric_attributes)
+    name = f"{operation} {model}" if model else operation
+    return Call(telemetry, name, request_attributes, metric_attributes.copy())
+
+
+# --------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------
+_CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "prompt is too long",
+    "maximum context length",
+    "context window",
+    "too many tokens",
+)
+_CONTENT_FILTER_MARKERS = ("content_filter", "content_policy", "content management policy", "refusal")
+_INVALID_RESPONSE_TYPES = frozenset({"JSONDecodeError", "APIResponseValidationError", "ValidationError"})
+
+
+def classify_exception(error: BaseException) -> tuple[str, str]:
+    """(`error.type`, error category) of an exception raised by a provider SDK call."""
+    error_type = type(error).__qualname__
+    mro_names = [cls.__name__ for cls in type(error).__mro__]
+    status = getattr(error, "status_code", None)
+    status = status if isinstance(status, int) else None
+    text = _error_text(error) if status is not None or hasattr(error, "body") else ""
+    if any("Timeout" in name for name in mro_names) or status == 408:
+        category = ErrorCategory.TIMEOUT
+    elif status == 429 or "rate_limit" in text:
+        category = ErrorCategory.RATE_LIMIT
+    elif any(marker in text for marker in _CONTEXT_MARKERS):
+        category = ErrorCategory.CONTEXT_WINDOW_EXCEEDED
+    elif any(marker in text for marker in _CONTENT_FILTER_MARKERS):
+        category = ErrorCategory.CONTENT_FILTER
+    elif status in (401, 403):
+        category = ErrorCategory.AUTH
+    elif (status is not None and status >= 500) or "overloaded" in text:
+        category = ErrorCategory.PROVIDER_DOWN
+    elif _INVALID_RESPONSE_TYPES.intersection(mro_names):
+        category = ErrorCategory.INVALID_RESPONSE
+    elif status is None and any(
+        "ConnectionError" in name or name in {"NetworkError", "RemoteProtocolError", "TransportError"}
+        for name in mro_names
+    ):
+        category = ErrorCategory.PROVIDER_DOWN
+    else:
+        category = ErrorCategory.OTHER
+    return error_type, category.value
+
+
+def _error_text(error: BaseException) -> str:
+    """The machine-readable parts of an API error (codes, types, message), lowercased."""
+    parts: list[str] = []
+    for name in ("code", "type"):
+        value = getattr(error, name, None)
+        if isinstance(value, str):
+            parts.append(value)
+    body = getattr(error, "body", None)
+    for level in (body, body.get("error") if isinstance(body, Mapping) else None):
+        if isinstance(level, Mapping):
+            parts.extend(str(level[key]) for key in ("code", "type", "message") if level.get(key))
+    if not parts:
+        parts.append(str(getattr(error, "message", "")))
+    return " ".join(parts).lower()
+
+
+# --------------------------------------------------------------------------------------
+# Content capture (opt-in; never logged)
+# --------------------------------------------------------------------------------------
+def _json_capped(value: Any, max_length: int) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= max_length else text[:max_length]
+
+
+def record_input_content(
+    telemetry: Telemetry,
+    span: trace.Span,
+    messages: list[dict[str, Any]],
+    system_instructions: list[dict[str, Any]] | None,
+) -> None:
+    attributes = {semconv.GEN_AI_INPUT_MESSAGES: _json_capped(messages, telemetry.content_max_length)}
+    if system_instructions:
+        attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = _json_capped(
+            system_instructions, telemetry.content_max_length
+        )
+    _emit_content(telemetry, span, attributes)
+
+
+def record_output_content(telemetry: Telemetry, span: trace.Span, messages: list[dict[str, Any]]) -> None:
+    _emit_content(
+        telemetry,
+        span,
+        {semconv.GEN_AI_OUTPUT_MESSAGES: _json_capped(messages, telemetry.content_max_length)},
+    )
+
+
+def _emit_content(telemetry: Telemetry, span: trace.Span, attributes: dict[str, str]) -> None:
+    if telemetry.capture_on_span:
+        span.set_attributes(attributes)
+    if telemetry.capture_on_event:
+        span.add_event(semconv.EVENT_INFERENCE_DETAILS, attributes)
+
+
+def text_part(text: str) -> dict[str, Any]:
+    return {"type": "text", "content": text}
+
+
+# --------------------------------------------------------------------------------------
+# Small readers and the wrapping helpers
+# --------------------------------------------------------------------------------------
+def number(value: Any) -> int | float | None:
+    """`value` if it is a real number (the SDKs' omit/NotGiven sentinels are not)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def strings(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return list(value)
+    return None
+
+
+def server_of(client: Any) -> tuple[str | None, int | None]:
+    """(server.address, server.port) of an SDK client's base URL."""
+    url = getattr(client, "base_url", None)
+    if url is None:
+        return None, None
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return url.host or None, port
+
+
+def wrap(module: str, name: str, wrapper: Callable[..., Any]) -> bool:
+    """Wraps `module.name` ("Class.method") unless genai-otel already wraps it."""
+    try:
+        owner, attribute = _resolve(module, name)
+    except (ImportError, AttributeError):
+        logger.debug("nothing to wrap at %s.%s", module, name)
+        return False
+    current = owner.__dict__.get(attribute)
+    if isinstance(current, wrapt.FunctionWrapper) and getattr(current._self_wrapper, _MARK, False):
+        return False
+    setattr(wrapper, _MARK, True)
+    wrapt.wrap_function_wrapper(owner, attribute, wrapper)
+    return True
+
+
+def unwrap(module: str, name: str) -> None:
+    """Restores the exact object genai-otel wrapped at `module.name`."""
+    try:
+        owner, attribute = _resolve(module, name)
+    except (ImportError, AttributeError):
+        return
+    current = owner.__dict__.get(attribute)
+    if isinstance(current, wrapt.FunctionWrapper) and getattr(current._self_wrapper, _MARK, False):
+        setattr(owner, attribute, current.__wrapped__)
+
+
+def _resolve(module: str, name: str) -> tuple[Any, str]:
+    owner: Any = importlib.import_module(module)
+    *path, attribute = name.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    return owner, attribute
+
+
+def wrap_all(targets: Iterable[tuple[str, str, Callable[..., Any]]]) -> None:
+    for module, name, wrapper in targets:
+        wrap(module, name, wrapper)
+
+
+def unwrap_all(targets: Iterable[tuple[str, str]]) -> None:
+    for module, name in targets:
+        unwrap(module, name)
+
+
+# --------------------------------------------------------------------------------------
+# The wrapper bodies, shared by every sync and async target
+# --------------------------------------------------------------------------------------
+Starter = Callable[[Any, dict[str, Any]], Call]
+Finisher = Callable[[Call, Any, dict[str, Any]], Any]
+
+
+def _start_or_none(start: Starter, instance: Any, kwargs: dict[str, Any]) -> Call | None:
+    try:
+        return start(instance, kwargs)
+    except Exception:
+        logger.debug("could not start a GenAI span", exc_info=True)
+        return None
+
+
+def _finish_or_result(finish: Finisher, call: Call, result: Any, kwargs: dict[str, Any]) -> Any:
+    call.detach()
+    try:
+        return finish(call, result, kwargs)
+    except Exception:
+        logger.debug("could not record a GenAI response", exc_info=True)
+        call.end(None)
+        return result
+
+
+def _failed(call: Call, error: BaseException) -> None:
+    call.detach()
+    call.end(None, error)
+
+
+def sync_wrapper(start: Starter, finish: Finisher) -> Callable[..., Any]:
+    """A wrapt wrapper: span around the call, result handed to `finish` (which may proxy it)."""
+
+    def traced(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        call = _start_or_none(start, instance, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as error:
+            _failed(call, error)
+            raise
+        return _finish_or_result(finish, call, result, kwargs)
+
+    return traced
+
+
+def async_wrapper(start: Starter, finish: Finisher) -> Callable[..., Any]:
+    """The coroutine twin of `sync_wrapper`: the same helpers around an ``await``."""
+
+    async def traced(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        call = _start_or_none(start, instance, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as error:
+            _failed(call, error)
+            raise
+        return _finish_or_result(finish, call, result, kwargs)
+
+    return traced
+
+
+def get(obj: Any, key: str) -> Any:
+    """`obj[key]` for the dicts applications pass, `obj.key` for the SDKs' models."""
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
