@@ -168,6 +168,15 @@ class ErrorCategory(StrEnum):
 GENAI_OTEL_FEATURE: Final = "genai_otel.feature"
 GENAI_OTEL_TENANT_ID: Final = "genai_otel.tenant.id"
 
+# Tool calls a model asked for: names and ids only (never arguments, which are content).
+GENAI_OTEL_RESPONSE_TOOL_CALL_NAMES: Final = "genai_otel.response.tool_call.names"  # string[]
+GENAI_OTEL_RESPONSE_TOOL_CALL_IDS: Final = "genai_otel.response.tool_call.ids"  # string[]
+
+# Instrumentation scopes of the genai-otel instrumentors and of the evaluation hook.
+GENAI_OTEL_SCOPE_OPENAI: Final = "genai_otel.instrumentation.openai"
+GENAI_OTEL_SCOPE_ANTHROPIC: Final = "genai_otel.instrumentation.anthropic"
+GENAI_OTEL_SCOPE_EVALUATION: Final = "genai_otel.instrumentation.evaluation"
+
 # --------------------------------------------------------------------------------------
 # Metrics emitted by the instrumentation (OpenTelemetry SDK, GenAI conventions)
 # --------------------------------------------------------------------------------------
@@ -188,6 +197,11 @@ TIME_TO_FIRST_CHUNK_BUCKETS: Final = DURATION_BUCKETS
 # Content capture (opt-in)
 # --------------------------------------------------------------------------------------
 ENV_CAPTURE_MESSAGE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+# Longest captured content value, in characters; longer values are cut (default below).
+ENV_CAPTURE_MESSAGE_CONTENT_MAX_LENGTH: Final = (
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT_MAX_LENGTH"
+)
+DEFAULT_CAPTURE_MESSAGE_CONTENT_MAX_LENGTH: Final = 8192
 
 
 class ContentCapture(StrEnum):
