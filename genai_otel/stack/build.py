@@ -1,0 +1,356 @@
+"""Build or find the real stack components and cache them under ~/.cache/genai-otel/bin/.
+
+    scripts/build-components [collector|jaeger|prometheus|alertmanager ...]   (default: all)
+
+Each binary's file name carries its version (`otelcol-genai-0.159.0`, `jaeger-2.20.0`, ...), so a
+version bump in `.env` builds a new binary and an unchanged version is reused at once. Builds use
+the Go toolchain with its default module cache (~/go/pkg/mod) and build cache, run under `nice`,
+and write the binary atomically, so an interrupted build never leaves a broken file behind.
+
+- collector: the official OpenTelemetry Collector Builder at COLLECTOR_VERSION, manifest
+  `collector-config/builder-config.yaml`.
+- jaeger: Jaeger v2 publishes its Go module without the /v2 suffix, as v1.x tags (JAEGER_VERSION
+  2.13.0 = JAEGER_GO_MODULE_VERSION 1.76.0), whose go.mod has a `replace` line.
+- prometheus, promtool: Prometheus's Go module (v3.X.Y is module v0.3XX.Y), with
+  `-tags remove_all_sd` (the stack only uses static targets).
+
+  Both go.mod files carry `exclude`/`replace` directives, which `go install pkg@version` refuses.
+  They are built through a small generated wrapper module that requires the upstream module and
+  repeats those directives.
+- alertmanager, amtool: `go install github.com/prometheus/alertmanager/cmd/...@vALERTMANAGER_VERSION`.
+
+Environment: GENAI_OTEL_CACHE_DIR (default ~/.cache/genai-otel), GO (default `go`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from genai_otel.stack.env import REPO_ROOT, settings
+
+MANIFEST = REPO_ROOT / "collector-config" / "builder-config.yaml"
+
+
+class BuildError(RuntimeError):
+    """A component could not be built; the message says which step failed and why."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GENAI_OTEL_CACHE_DIR") or Path.home() / ".cache" / "genai-otel")
+
+
+def bin_dir() -> Path:
+    return cache_dir() / "bin"
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    version: str
+    # binary role -> cached file name (role is what the stack asks for, e.g. "promtool")
+    binaries: dict[str, str]
+    build: Callable[[Component, Path], None]
+    about: str
+
+    def paths(self) -> dict[str, Path]:
+        return {role: bin_dir() / file for role, file in self.binaries.items()}
+
+    def is_cached(self) -> bool:
+        return all(os.access(p, os.X_OK) for p in self.paths().values())
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _go() -> str:
+    go = os.environ.get("GO") or shutil.which("go")
+    if not go:
+        raise BuildError(
+            "the Go toolchain is needed to build the collector, Jaeger, Prometheus and Alertmanager, "
+            "and `go` is not on PATH: install Go >= 1.25 (https://go.dev/dl/) or set GO=/path/to/go"
+        )
+    return go
+
+
+def _run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, step: str) -> None:
+    """Run one build step under `nice`, streaming its output; fail with the step's last output."""
+    command = (["nice", "-n", "10"] if shutil.which("nice") else []) + args
+    _log(f"    $ {' '.join(args)}")
+    proc = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    tail: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        tail = [*tail[-39:], line.rstrip()]
+        # module downloads are noisy and say nothing about progress; show everything else
+        if not line.startswith(("go: downloading", "go: added", "go: upgraded")):
+            _log(f"      {line.rstrip()}")
+    if proc.wait() != 0:
+        raise BuildError(f"{step} failed (exit {proc.returncode}); last output:\n" + "\n".join(tail))
+
+
+def _install_atomically(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    shutil.copy2(source, partial)
+    partial.chmod(0o755)
+    partial.replace(target)
+
+
+def _go_install(package: str, version: str, binary: str, target: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="genai-otel-gobin-") as gobin:
+        _run(
+            [_go(), "install", f"{package}@{version}"],
+            cwd=Path(gobin),
+            env={"GOBIN": gobin},
+            step=f"go install {package}@{version}",
+        )
+        _install_atomically(Path(gobin) / binary, target)
+
+
+def _build_collector(component: Component, _: Path) -> None:
+    version = component.version
+    tools = cache_dir() / "tools" / f"builder-{version}"
+    builder = tools / "builder"
+    if not os.access(builder, os.X_OK):
+        _log(f"    installing the OpenTelemetry Collector Builder v{version}")
+        _go_install("go.opentelemetry.io/collector/cmd/builder", f"v{version}", "builder", builder)
+    build = cache_dir() / "build" / f"collector-{version}"
+    build.mkdir(parents=True, exist_ok=True)
+    manifest = build / "builder-config.yaml"
+    text = MANIFEST.read_text(encoding="utf-8")
+    text = text.replace("${COLLECTOR_VERSION}", version).replace("${OUTPUT_PATH}", str(build / "dist"))
+    if "${" in text:
+        raise BuildError(
+            f"{MANIFEST}: unknown placeholder left after rendering: {text[text.index('${') :][:40]}"
+        )
+    manifest.write_text(text, encoding="utf-8")
+    _run([str(builder), "--config", str(manifest)], cwd=build, step="collector builder")
+    _install_atomically(build / "dist" / "otelcol-genai", component.paths()["collector"])
+
+
+def _build_jaeger(component: Component, _: Path) -> None:
+    module_version = "v" + settings()["JAEGER_GO_MODULE_VERSION"]
+    _build_through_wrapper(
+        "github.com/jaegertracing/jaeger",
+        module_version,
+        {"jaeger": "cmd/jaeger"},
+        build_dir=cache_dir() / "build" / f"jaeger-{component.version}",
+        targets=component.paths(),
+        ldflags=f"-X github.com/jaegertracing/jaeger/internal/version.latestVersion=v{component.version}",
+    )
+
+
+def prometheus_module_version(version: str) -> str:
+    """Prometheus v3.14.0 is published as Go module v0.314.0."""
+    match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", version)
+    if not match:
+        raise BuildError(f"PROMETHEUS_VERSION={version!r} is not MAJOR.MINOR.PATCH")
+    major, minor, patch = (int(part) for part in match.groups())
+    return f"v0.{major}{minor:02d}.{patch}"
+
+
+def _module_go_mod(module: str, version: str, cwd: Path) -> str:
+    out = subprocess.run(
+        [_go(), "mod", "download", "-json", f"{module}@{version}"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise BuildError(f"go mod download {module}@{version} failed:\n{out.stdout}{out.stderr}")
+    return Path(json.loads(out.stdout)["GoMod"]).read_text(encoding="utf-8")
+
+
+def directives(go_mod: str, keyword: str) -> list[str]:
+    """The `exclude` or `replace` directives of a go.mod, single-line and block form, as lines."""
+    found: list[str] = []
+    in_block = False
+    for raw in go_mod.splitlines():
+        line = raw.split("//", 1)[0].strip()
+        if in_block:
+            if line == ")":
+                in_block = False
+            elif line:
+                found.append(f"{keyword} {line}")
+        elif line == f"{keyword} (":
+            in_block = True
+        elif line.startswith(f"{keyword} "):
+            found.append(line)
+    return found
+
+
+def _build_through_wrapper(
+    module: str,
+    version: str,
+    commands: dict[str, str],
+    *,
+    build_dir: Path,
+    targets: dict[str, Path],
+    tags: str = "",
+    ldflags: str = "",
+) -> None:
+    """Build `module`'s commands at `version` inside a wrapper module repeating its go.mod directives."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    upstream = _module_go_mod(module, version, build_dir)
+    go_line = next((line for line in upstream.splitlines() if line.startswith("go ")), "go 1.25")
+    lines = [
+        "// generated by genai_otel.stack.build: builds the commands of " + module,
+        "module genai-otel.local/build-wrapper",
+        "",
+        go_line,
+        "",
+        *directives(upstream, "exclude"),
+        *directives(upstream, "replace"),
+        "",
+    ]
+    (build_dir / "go.mod").write_text("\n".join(lines), encoding="utf-8")
+    (build_dir / "go.sum").touch()
+    env = {"GOFLAGS": "-mod=mod"}
+    packages = [f"{module}/{path}@{version}" for path in commands.values()]
+    _run([_go(), "get", *packages], cwd=build_dir, env=env, step=f"go get {module}@{version}")
+    for role, path in commands.items():
+        output = build_dir / role
+        args = [_go(), "build", "-o", str(output)]
+        args += ["-tags", tags] if tags else []
+        args += ["-ldflags", ldflags] if ldflags else []
+        _run([*args, f"{module}/{path}"], cwd=build_dir, env=env, step=f"go build {role}")
+        _install_atomically(output, targets[role])
+
+
+def _build_prometheus(component: Component, _: Path) -> None:
+    _build_through_wrapper(
+        "github.com/prometheus/prometheus",
+        prometheus_module_version(component.version),
+        {"prometheus": "cmd/prometheus", "promtool": "cmd/promtool"},
+        build_dir=cache_dir() / "build" / f"prometheus-{component.version}",
+        targets=component.paths(),
+        tags="remove_all_sd",
+        ldflags=f"-X github.com/prometheus/common/version.Version={component.version}",
+    )
+
+
+def _build_alertmanager(component: Component, _: Path) -> None:
+    version = f"v{component.version}"
+    for role in ("alertmanager", "amtool"):
+        _go_install(f"github.com/prometheus/alertmanager/cmd/{role}", version, role, component.paths()[role])
+
+
+def components() -> dict[str, Component]:
+    env = settings()
+    collector, jaeger = env["COLLECTOR_VERSION"], env["JAEGER_VERSION"]
+    prometheus, alertmanager = env["PROMETHEUS_VERSION"], env["ALERTMANAGER_VERSION"]
+    return {
+        "collector": Component(
+            "collector",
+            collector,
+            {"collector": f"otelcol-genai-{collector}"},
+            _build_collector,
+            "OpenTelemetry Collector (builder manifest collector-config/builder-config.yaml)",
+        ),
+        "jaeger": Component(
+            "jaeger",
+            jaeger,
+            {"jaeger": f"jaeger-{jaeger}"},
+            _build_jaeger,
+            "Jaeger v2 (Go module at the release commit)",
+        ),
+        "prometheus": Component(
+            "prometheus",
+            prometheus,
+            {"prometheus": f"prometheus-{prometheus}", "promtool": f"promtool-{prometheus}"},
+            _build_prometheus,
+            "Prometheus and promtool (Go module, wrapper module)",
+        ),
+        "alertmanager": Component(
+            "alertmanager",
+            alertmanager,
+            {"alertmanager": f"alertmanager-{alertmanager}", "amtool": f"amtool-{alertmanager}"},
+            _build_alertmanager,
+            "Alertmanager and amtool (Go module)",
+        ),
+    }
+
+
+@contextlib.contextmanager
+def _locked(name: str) -> Iterator[None]:
+    """One build per component at a time, across processes (two test runs may start together)."""
+    lock_dir = cache_dir() / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with (lock_dir / f"{name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure(names: list[str] | None = None) -> dict[str, Path]:
+    """Build whatever of `names` (default: all) is not cached yet; return every binary's path by role."""
+    available = components()
+    unknown = [name for name in names or [] if name not in available]
+    if unknown:
+        raise BuildError(f"unknown component(s) {', '.join(unknown)}; known: {', '.join(available)}")
+    paths: dict[str, Path] = {}
+    for name in names or list(available):
+        component = available[name]
+        if not component.is_cached():
+            with _locked(name):
+                if not component.is_cached():  # another process may have built it meanwhile
+                    _log(f"==> building {component.about} {component.version}")
+                    started = time.monotonic()
+                    component.build(component, bin_dir())
+                    _log(f"==> {name} {component.version} built in {time.monotonic() - started:.0f}s")
+        else:
+            _log(f"==> {name} {component.version}: cached")
+        for role, path in component.paths().items():
+            _log(f"    {role}: {path}")
+        paths.update(component.paths())
+    return paths
+
+
+def binary(role: str) -> Path:
+    """The cached path of one binary role (collector, jaeger, prometheus, promtool, alertmanager, amtool)."""
+    for component in components().values():
+        if role in component.binaries:
+            return component.paths()[role]
+    raise KeyError(role)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(arg in {"-h", "--help"} for arg in args):
+        print(__doc__)
+        return 0
+    started = time.monotonic()
+    try:
+        ensure(args or None)
+    except BuildError as error:
+        _log(f"build-components: {error}")
+        return 1
+    _log(f"==> components ready in {time.monotonic() - started:.0f}s (cache: {bin_dir()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

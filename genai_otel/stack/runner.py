@@ -1,0 +1,421 @@
+"""Run the stack as local processes: collector, processor, Jaeger, Prometheus and Alertmanager.
+
+    with LocalStack(run_dir, ports=free_ports()) as stack:
+        stack.endpoints()["otlp_grpc_endpoint"]
+
+Every process reads the same config files docker-compose.yml mounts (collector-config/,
+prometheus/); only prometheus.yml is rendered first, because Prometheus cannot read environment
+variables. Each process runs in its own session (process group) with its log and pid file in the
+run folder; `stop` (also from another process, through `stack.json`) signals exactly those groups.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from genai_otel.stack import build
+from genai_otel.stack.env import REPO_ROOT, settings
+
+logger = logging.getLogger(__name__)
+
+COLLECTOR_CONFIG = REPO_ROOT / "collector-config" / "collector.yaml"
+JAEGER_CONFIG = REPO_ROOT / "collector-config" / "jaeger.yaml"
+PROMETHEUS_TEMPLATE = REPO_ROOT / "prometheus" / "prometheus.yml"
+ALERTMANAGER_CONFIG = REPO_ROOT / "prometheus" / "alertmanager.yml"
+RULES_DIR = REPO_ROOT / "prometheus" / "rules"
+DEFAULT_RUN_DIR = REPO_ROOT / "run"
+STATE_FILE = "stack.json"
+
+# Every port a local stack binds; names and defaults as in .env.
+PORT_KEYS = (
+    "OTLP_GRPC_PORT",
+    "OTLP_HTTP_PORT",
+    "COLLECTOR_ENRICHED_OTLP_PORT",
+    "COLLECTOR_HEALTH_PORT",
+    "COLLECTOR_TELEMETRY_PORT",
+    "COLLECTOR_PROMETHEUS_EXPORTER_PORT",
+    "PROCESSOR_OTLP_PORT",
+    "PROCESSOR_METRICS_PORT",
+    "JAEGER_OTLP_GRPC_PORT",
+    "JAEGER_QUERY_PORT",
+    "JAEGER_QUERY_GRPC_PORT",
+    "PROMETHEUS_PORT",
+    "ALERTMANAGER_PORT",
+)
+
+# Start order: a process comes up after whatever it sends to.
+SERVICES = ("jaeger", "alertmanager", "collector", "processor", "prometheus")
+
+
+class StackError(RuntimeError):
+    """The stack could not start or stop; the message names the service and quotes its log."""
+
+
+def configured_ports(environ: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Ports from .env, each overridable by an environment variable of the same name."""
+    values = settings(environ)
+    return {key: int(values[key]) for key in PORT_KEYS}
+
+
+def free_ports(host: str = "127.0.0.1") -> dict[str, int]:
+    """One free port per PORT_KEYS entry, for a stack that must not clash with anything running."""
+    sockets = []
+    try:
+        for _ in PORT_KEYS:
+            sock = socket.socket()
+            sock.bind((host, 0))
+            sockets.append(sock)
+        return {key: sock.getsockname()[1] for key, sock in zip(PORT_KEYS, sockets, strict=True)}
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def render_template(template: Path, values: Mapping[str, str], output: Path) -> Path:
+    """Fill `${NAME}` placeholders; a missing value fails naming the placeholder and the file."""
+    try:
+        text = string.Template(template.read_text(encoding="utf-8")).substitute(values)
+    except KeyError as missing:
+        raise StackError(f"{template}: no value for placeholder ${{{missing.args[0]}}}") from None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    return output
+
+
+def _http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(200 <= response.status < 300)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of this process still answers kill(0); reap it if it is ours
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+def _log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    health_url: str
+
+
+@dataclass
+class LocalStack:
+    """The local stack in `run_dir` on `ports` (default: .env's, overridable per variable)."""
+
+    run_dir: Path = DEFAULT_RUN_DIR
+    ports: dict[str, int] = field(default_factory=configured_ports)
+    host: str = "127.0.0.1"
+    scrape_interval: str = "15s"
+    # extra environment for the collector, e.g. TAIL_SAMPLING_PERCENT_OTHER=0 in tests
+    collector_env: dict[str, str] = field(default_factory=dict)
+    processor_config: Path | None = None
+    build_missing: bool = True
+    services: tuple[str, ...] = SERVICES
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir).resolve()
+        missing = [key for key in PORT_KEYS if key not in self.ports]
+        if missing:
+            self.ports = {**configured_ports(), **self.ports}
+
+    # -- addresses -------------------------------------------------------------------------------
+    def _addr(self, key: str) -> str:
+        return f"{self.host}:{self.ports[key]}"
+
+    def _url(self, key: str, path: str = "") -> str:
+        return f"http://{self._addr(key)}{path}"
+
+    def endpoints(self) -> dict[str, str]:
+        return {
+            "otlp_grpc_endpoint": self._url("OTLP_GRPC_PORT"),
+            "otlp_http_endpoint": self._url("OTLP_HTTP_PORT"),
+            "jaeger_url": self._url("JAEGER_QUERY_PORT"),
+            "prometheus_url": self._url("PROMETHEUS_PORT"),
+            "alertmanager_url": self._url("ALERTMANAGER_PORT"),
+            "processor_metrics_url": self._url("PROCESSOR_METRICS_PORT", "/metrics"),
+            "processor_otlp_endpoint": self._addr("PROCESSOR_OTLP_PORT"),
+            "collector_health_url": self._url("COLLECTOR_HEALTH_PORT"),
+            "collector_metrics_url": self._url("COLLECTOR_TELEMETRY_PORT", "/metrics"),
+            "app_metrics_url": self._url("COLLECTOR_PROMETHEUS_EXPORTER_PORT", "/metrics"),
+        }
+
+    # -- process specs ---------------------------------------------------------------------------
+    def _specs(self, binaries: Mapping[str, Path]) -> dict[str, ServiceSpec]:
+        ports = {key: str(value) for key, value in self.ports.items()}
+        run = self.run_dir
+        specs: dict[str, ServiceSpec] = {}
+        specs["jaeger"] = ServiceSpec(
+            "jaeger",
+            [str(binaries.get("jaeger", "")), "--config", str(JAEGER_CONFIG)],
+            {**ports, "JAEGER_LISTEN_HOST": self.host},
+            self._url("JAEGER_QUERY_PORT", "/api/services"),
+        )
+        specs["alertmanager"] = ServiceSpec(
+            "alertmanager",
+            [
+                str(binaries.get("alertmanager", "")),
+                f"--config.file={ALERTMANAGER_CONFIG}",
+                f"--storage.path={run / 'alertmanager-data'}",
+                f"--web.listen-address={self._addr('ALERTMANAGER_PORT')}",
+                f"--web.external-url={self._url('ALERTMANAGER_PORT')}",
+                "--cluster.listen-address=",  # a single instance: no gossip port to clash
+            ],
+            {},
+            self._url("ALERTMANAGER_PORT", "/-/ready"),
+        )
+        specs["collector"] = ServiceSpec(
+            "collector",
+            [str(binaries.get("collector", "")), "--config", str(COLLECTOR_CONFIG)],
+            {
+                **ports,
+                "COLLECTOR_LISTEN_HOST": self.host,
+                "PROCESSOR_OTLP_ENDPOINT": self._addr("PROCESSOR_OTLP_PORT"),
+                "JAEGER_OTLP_ENDPOINT": self._addr("JAEGER_OTLP_GRPC_PORT"),
+                "COLLECTOR_STORAGE_DIR": str(run / "collector-storage"),
+                **self.collector_env,
+            },
+            self._url("COLLECTOR_HEALTH_PORT", "/"),
+        )
+        processor = [
+            sys.executable,
+            "-m",
+            "genai_otel",
+            "processor",
+            "--listen",
+            self._addr("PROCESSOR_OTLP_PORT"),
+            "--metrics-listen",
+            self._addr("PROCESSOR_METRICS_PORT"),
+            "--forward-endpoint",
+            self._addr("COLLECTOR_ENRICHED_OTLP_PORT"),
+        ]
+        if self.processor_config:
+            processor += ["--config", str(self.processor_config)]
+        specs["processor"] = ServiceSpec(
+            "processor",
+            processor,
+            {"OTEL_SDK_DISABLED": "true"},
+            self._url("PROCESSOR_METRICS_PORT", "/metrics"),
+        )
+        specs["prometheus"] = ServiceSpec(
+            "prometheus",
+            [
+                str(binaries.get("prometheus", "")),
+                f"--config.file={run / 'prometheus.yml'}",
+                f"--storage.tsdb.path={run / 'prometheus-data'}",
+                f"--web.listen-address={self._addr('PROMETHEUS_PORT')}",
+                "--enable-feature=exemplar-storage",
+                "--web.enable-lifecycle",
+            ],
+            {},
+            self._url("PROMETHEUS_PORT", "/-/ready"),
+        )
+        return {name: specs[name] for name in self.services}
+
+    def prometheus_values(self) -> dict[str, str]:
+        return {
+            "SCRAPE_INTERVAL": self.scrape_interval,
+            "RULES_DIR": str(RULES_DIR),
+            "PROCESSOR_METRICS_TARGET": self._addr("PROCESSOR_METRICS_PORT"),
+            "COLLECTOR_PROMETHEUS_EXPORTER_TARGET": self._addr("COLLECTOR_PROMETHEUS_EXPORTER_PORT"),
+            "COLLECTOR_TELEMETRY_TARGET": self._addr("COLLECTOR_TELEMETRY_PORT"),
+            "ALERTMANAGER_TARGET": self._addr("ALERTMANAGER_PORT"),
+            "PROMETHEUS_TARGET": self._addr("PROMETHEUS_PORT"),
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _state_path(self) -> Path:
+        return self.run_dir / STATE_FILE
+
+    def _read_state(self) -> dict[str, object]:
+        try:
+            state: dict[str, object] = json.loads(self._state_path().read_text(encoding="utf-8"))
+            return state
+        except (OSError, ValueError):
+            return {}
+
+    def running_pids(self) -> dict[str, int]:
+        state = self._read_state()
+        pids = state.get("pids", {})
+        assert isinstance(pids, dict)
+        return {name: int(pid) for name, pid in pids.items() if _alive(int(pid))}
+
+    def _roles_needed(self) -> list[str]:
+        component_of = {"jaeger": "jaeger", "alertmanager": "alertmanager", "collector": "collector"}
+        component_of["prometheus"] = "prometheus"
+        return [component_of[name] for name in self.services if name in component_of]
+
+    def start(self, timeout: float = 90.0) -> dict[str, str]:
+        """Build what is missing, start every service, wait until each is healthy; return endpoints."""
+        if self.running_pids():
+            raise StackError(
+                f"a stack is already running from {self.run_dir} (run `genai-otel stack down` first)"
+            )
+        if "processor" in self.services and importlib.util.find_spec("genai_otel.processors.service") is None:
+            raise StackError(
+                "the processor (genai_otel.processors.service) is not installed in this environment"
+            )
+        roles = self._roles_needed()
+        if self.build_missing:
+            try:
+                binaries = build.ensure(roles)
+            except build.BuildError as error:
+                raise StackError(str(error)) from error
+        else:
+            binaries = {
+                role: build.binary(role) for role in ("collector", "jaeger", "prometheus", "alertmanager")
+            }
+            absent = [str(path) for path in binaries.values() if not path.exists()]
+            if absent:
+                raise StackError(f"missing binaries (run scripts/build-components): {', '.join(absent)}")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "logs").mkdir(exist_ok=True)
+        if "prometheus" in self.services:
+            render_template(PROMETHEUS_TEMPLATE, self.prometheus_values(), self.run_dir / "prometheus.yml")
+        pids: dict[str, int] = {}
+        self._write_state(pids)
+        try:
+            for name, spec in self._specs(binaries).items():
+                pids[name] = self._spawn(spec)
+                self._write_state(pids)
+                self._wait_healthy(spec, pids[name], deadline=time.monotonic() + timeout)
+                print(f"  {name:<13} up (pid {pids[name]})", file=sys.stderr, flush=True)
+        except BaseException:
+            self.stop()
+            raise
+        return self.endpoints()
+
+    def _spawn(self, spec: ServiceSpec) -> int:
+        log_path = self.run_dir / "logs" / f"{spec.name}.log"
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                spec.command,
+                cwd=self.run_dir,
+                env={**os.environ, **spec.env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: `stop` reaches its children too
+            )
+        (self.run_dir / f"{spec.name}.pid").write_text(f"{proc.pid}\n", encoding="utf-8")
+        return proc.pid
+
+    def _wait_healthy(self, spec: ServiceSpec, pid: int, deadline: float) -> None:
+        log_path = self.run_dir / "logs" / f"{spec.name}.log"
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                raise StackError(f"{spec.name} exited during start-up; {log_path}:\n{_log_tail(log_path)}")
+            if _http_ok(spec.health_url):
+                return
+            time.sleep(0.2)
+        raise StackError(
+            f"{spec.name} not healthy at {spec.health_url} in time; {log_path}:\n{_log_tail(log_path)}"
+        )
+
+    def _write_state(self, pids: Mapping[str, int]) -> None:
+        state = {"pids": dict(pids), "ports": self.ports, "host": self.host, "endpoints": self.endpoints()}
+        tmp = self._state_path().with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(self._state_path())
+
+    def stop(self, grace: float = 15.0) -> list[str]:
+        """Stop the process groups this run folder started (processor first, so it drains)."""
+        state = self._read_state()
+        pids_obj = state.get("pids", {})
+        assert isinstance(pids_obj, dict)
+        pids = {name: int(pid) for name, pid in pids_obj.items()}
+        stopped: list[str] = []
+        # reverse start order: senders stop before what they send to, so queues drain
+        for name in sorted(pids, key=lambda n: -SERVICES.index(n) if n in SERVICES else 0):
+            pid = pids[name]
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGTERM)
+                deadline = time.monotonic() + grace
+                while _alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if _alive(pid):
+                    logger.warning("%s (pid %d) ignored SIGTERM for %.0fs; killing it", name, pid, grace)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
+                stopped.append(name)
+            # the group may outlive its leader (a child that ignored the leader's exit)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(FileNotFoundError):
+                (self.run_dir / f"{name}.pid").unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self._state_path().unlink()
+        return stopped
+
+    def status(self) -> dict[str, object]:
+        state = self._read_state()
+        if state.get("ports"):
+            ports = state["ports"]
+            assert isinstance(ports, dict)
+            self.ports = {key: int(value) for key, value in ports.items()}
+            self.host = str(state.get("host", self.host))
+        pids_obj = state.get("pids", {})
+        assert isinstance(pids_obj, dict)
+        specs = self._specs(dict.fromkeys(("collector", "jaeger", "prometheus", "alertmanager"), Path()))
+        services: dict[str, dict[str, object]] = {}
+        for name, spec in specs.items():
+            pid = pids_obj.get(name)
+            running = pid is not None and _alive(int(pid))
+            services[name] = {
+                "pid": pid,
+                "running": running,
+                "healthy": running and _http_ok(spec.health_url),
+                "log": str(self.run_dir / "logs" / f"{name}.log"),
+            }
+        result: dict[str, object] = dict(self.endpoints())
+        result["run_dir"] = str(self.run_dir)
+        result["running"] = any(s["running"] for s in services.values())
+        result["services"] = services
+        return result
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,120 @@
+"""The collector and Jaeger configs are valid for the binaries the stack runs, built from our manifest."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from genai_otel.stack import build
+from genai_otel.stack.env import REPO_ROOT, read_env_file
+from genai_otel.stack.runner import LocalStack, configured_ports
+
+CONFIG_DIR = REPO_ROOT / "collector-config"
+ENV = read_env_file()
+
+
+def _binary_or_skip(role: str) -> Path:
+    path = build.binary(role)
+    if not os.access(path, os.X_OK):
+        message = f"{path} is not built (run scripts/build-components)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}: in CI the real binaries are required")
+        pytest.skip(message)
+    return path
+
+
+def _service_env(name: str, tmp_path: Path) -> dict[str, str]:
+    stack = LocalStack(tmp_path / "run", ports=configured_ports(), build_missing=False)
+    binaries = dict.fromkeys(("collector", "jaeger", "prometheus", "alertmanager"), Path())
+    return {**os.environ, **stack._specs(binaries)[name].env}
+
+
+def _validate(binary: Path, config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(binary), "validate", "--config", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_collector_config_is_valid(tmp_path: Path) -> None:
+    collector = _binary_or_skip("collector")
+    result = _validate(collector, CONFIG_DIR / "collector.yaml", _service_env("collector", tmp_path))
+    assert result.returncode == 0, result.stderr
+
+
+def test_collector_validate_rejects_a_broken_config(tmp_path: Path) -> None:
+    """Proves the check above can fail: a pipeline naming an exporter that is not configured."""
+    collector = _binary_or_skip("collector")
+    config = yaml.safe_load((CONFIG_DIR / "collector.yaml").read_text())
+    config["service"]["pipelines"]["traces"]["exporters"] = ["otlp/nowhere"]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(config))
+    result = _validate(collector, broken, _service_env("collector", tmp_path))
+    assert result.returncode != 0
+    assert "otlp/nowhere" in result.stderr
+
+
+def test_jaeger_config_is_valid(tmp_path: Path) -> None:
+    jaeger = _binary_or_skip("jaeger")
+    result = _validate(jaeger, CONFIG_DIR / "jaeger.yaml", _service_env("jaeger", tmp_path))
+    assert result.returncode == 0, result.stderr
+
+
+def test_builder_manifest_pins_every_component_to_the_collector_version() -> None:
+    manifest = yaml.safe_load((CONFIG_DIR / "builder-config.yaml").read_text())
+    assert manifest["dist"]["version"] == "${COLLECTOR_VERSION}"
+    modules = [
+        entry["gomod"]
+        for kind in ("receivers", "processors", "exporters", "extensions", "connectors")
+        for entry in manifest.get(kind, [])
+    ]
+    assert modules
+    for module in modules:
+        path, version = module.split()
+        assert version == "v${COLLECTOR_VERSION}", module
+        assert re.match(r"^(go\.opentelemetry\.io/collector|github\.com/open-telemetry/opentelemetry-collector-contrib)/", path)
+
+
+def test_every_component_the_config_uses_is_in_the_manifest() -> None:
+    config = yaml.safe_load((CONFIG_DIR / "collector.yaml").read_text())
+    manifest = (CONFIG_DIR / "builder-config.yaml").read_text()
+    module_of = {
+        "otlp": "otlpreceiver",
+        "memory_limiter": "memorylimiterprocessor",
+        "batch": "batchprocessor",
+        "tail_sampling": "tailsamplingprocessor",
+        "prometheus": "prometheusexporter",
+        "debug": "debugexporter",
+        "health_check": "healthcheckextension",
+        "file_storage": "filestorage",
+    }
+    for section in ("receivers", "processors", "exporters", "extensions"):
+        for name in config[section]:
+            kind = name.split("/")[0]
+            if section == "exporters" and kind == "otlp":
+                assert "/otlpexporter " in manifest
+                continue
+            assert f"/{module_of[kind]} " in manifest, f"{section} {name}"
+
+
+def test_tail_sampling_keeps_errors_slow_expensive_and_unpriced_calls() -> None:
+    config = yaml.safe_load((CONFIG_DIR / "collector.yaml").read_text())
+    policies = {p["name"]: p for p in config["processors"]["tail_sampling"]["policies"]}
+    assert policies["keep-errors"]["status_code"]["status_codes"] == ["ERROR"]
+    assert policies["keep-slow"]["latency"]["threshold_ms"] == "${env:TAIL_SAMPLING_SLOW_MS:-5000}"
+    (condition,) = policies["keep-expensive"]["ottl_condition"]["span"]
+    assert 'span.attributes["gen_ai.usage.cost.amount"]' in condition
+    assert policies["keep-unpriced"]["string_attribute"]["key"] == "genai_otel.cost.unpriced_reason"
+    strata = [p for name, p in policies.items() if name.startswith("share-")]
+    models = [p["and"]["and_sub_policy"][0]["string_attribute"]["key"] for p in strata]
+    assert set(models) == {"gen_ai.request.model"}
+    assert all(p["and"]["and_sub_policy"][1]["type"] == "probabilistic" for p in strata)
