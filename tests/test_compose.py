@@ -1,0 +1,178 @@
+"""docker-compose.yml, the Dockerfile and the README table agree with .env, the single source."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from genai_otel.stack.env import REPO_ROOT, read_env_file
+
+ENV = read_env_file()
+COMPOSE: dict[str, Any] = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")
+
+# service -> (image repository, expected tag)
+PINNED_IMAGES = {
+    "collector": ("otel/opentelemetry-collector-contrib", ENV["COLLECTOR_VERSION"]),
+    "jaeger": ("jaegertracing/jaeger", ENV["JAEGER_VERSION"]),
+    "prometheus": ("prom/prometheus", "v" + ENV["PROMETHEUS_VERSION"]),
+    "alertmanager": ("prom/alertmanager", "v" + ENV["ALERTMANAGER_VERSION"]),
+    "grafana": ("grafana/grafana", ENV["GRAFANA_VERSION"]),
+}
+# service -> {.env port variable: port inside the container}
+PUBLISHED = {
+    "collector": {
+        "OTLP_GRPC_PORT": 4317,
+        "OTLP_HTTP_PORT": 4318,
+        "COLLECTOR_HEALTH_PORT": 13133,
+        "COLLECTOR_TELEMETRY_PORT": 8888,
+        "COLLECTOR_PROMETHEUS_EXPORTER_PORT": 8889,
+    },
+    "processor": {"PROCESSOR_OTLP_PORT": 14317, "PROCESSOR_METRICS_PORT": 9464},
+    "jaeger": {"JAEGER_QUERY_PORT": 16686, "JAEGER_OTLP_GRPC_PORT": 4317},
+    "prometheus": {"PROMETHEUS_PORT": 9090},
+    "alertmanager": {"ALERTMANAGER_PORT": 9093},
+    "grafana": {"GRAFANA_PORT": 3000},
+    "fake-provider": {"FAKE_PROVIDER_PORT": 8765},
+}
+
+
+def interpolate(text: str) -> str:
+    """What docker compose makes of `${VAR}` given .env (an unknown variable is a test failure)."""
+
+    def value(match: re.Match[str]) -> str:
+        assert match.group(1) in ENV, f"{match.group(0)} is not defined in .env"
+        return ENV[match.group(1)]
+
+    return VARIABLE.sub(value, text)
+
+
+def test_every_service_of_the_design_is_there() -> None:
+    assert set(SERVICES) == {
+        "config-init",
+        "collector",
+        "processor",
+        "jaeger",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "fake-provider",
+        "demo",
+    }
+
+
+@pytest.mark.parametrize("service", sorted(PINNED_IMAGES))
+def test_images_are_pinned_to_the_env_versions(service: str) -> None:
+    repository, tag = PINNED_IMAGES[service]
+    assert interpolate(SERVICES[service]["image"]) == f"{repository}:{tag}"
+
+
+def test_our_image_is_built_from_the_env_python_version() -> None:
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    (default,) = re.findall(r"^ARG PYTHON_VERSION=(\S+)$", dockerfile, re.MULTILINE)
+    assert default == ENV["PYTHON_VERSION"]
+    assert "FROM python:${PYTHON_VERSION}-slim" in dockerfile
+    built = [name for name, service in SERVICES.items() if "build" in service]
+    assert set(built) == {"config-init", "processor", "fake-provider", "demo"}
+    for name in built:
+        assert interpolate(SERVICES[name]["build"]["args"]["PYTHON_VERSION"]) == ENV["PYTHON_VERSION"]
+
+
+def test_every_variable_compose_reads_is_defined_in_env() -> None:
+    text = (REPO_ROOT / "docker-compose.yml").read_text()
+    used = set(VARIABLE.findall(text))
+    assert used
+    assert used <= set(ENV), sorted(used - set(ENV))
+
+
+def test_every_bind_mounted_path_exists_in_the_repository() -> None:
+    mounts = [
+        volume.split(":")[0]
+        for service in SERVICES.values()
+        for volume in service.get("volumes", [])
+        if volume.startswith("./")
+    ]
+    assert len(mounts) >= 5
+    for source in mounts:
+        assert (REPO_ROOT / source).exists(), source
+    named = {volume.split(":")[0] for s in SERVICES.values() for volume in s.get("volumes", [])}
+    assert {name for name in named if not name.startswith("./")} == set(COMPOSE["volumes"])
+
+
+def test_published_ports_equal_env() -> None:
+    for name, service in SERVICES.items():
+        published: dict[str, int] = {}
+        for mapping in service.get("ports", []):
+            host, container = mapping.rsplit(":", 1)
+            (variable,) = VARIABLE.findall(host)
+            published[variable] = int(container)
+            assert int(interpolate(host)) == int(ENV[variable])
+        assert published == PUBLISHED.get(name, {}), name
+
+
+def test_configs_are_mounted_read_only_from_the_repository() -> None:
+    mounted = {
+        volume.split(":")[0]: volume.split(":")[-1]
+        for service in SERVICES.values()
+        for volume in service.get("volumes", [])
+        if volume.startswith("./")
+    }
+    assert mounted["./collector-config/collector.yaml"] == "ro"
+    assert mounted["./collector-config/jaeger.yaml"] == "ro"
+    assert mounted["./prometheus/alertmanager.yml"] == "ro"
+    assert mounted["./grafana"] == "ro"
+
+
+def test_grafana_refuses_to_start_without_an_admin_password() -> None:
+    password = SERVICES["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?.+\}", password)
+    assert ENV["GRAFANA_ADMIN_PASSWORD"] == ""
+
+
+def test_start_order_waits_on_health_and_every_dependency_has_a_condition() -> None:
+    for name, service in SERVICES.items():
+        for dependency, rule in service.get("depends_on", {}).items():
+            assert dependency in SERVICES, (name, dependency)
+            condition = rule["condition"]
+            if condition == "service_healthy":
+                assert "healthcheck" in SERVICES[dependency], (name, dependency)
+            else:
+                assert condition in {"service_started", "service_completed_successfully"}
+    assert SERVICES["demo"]["depends_on"]["processor"]["condition"] == "service_healthy"
+    assert SERVICES["prometheus"]["depends_on"]["config-init"]["condition"] == (
+        "service_completed_successfully"
+    )
+
+
+def test_demo_is_configured_with_environment_variables_only() -> None:
+    demo = SERVICES["demo"]
+    assert demo["entrypoint"] == ["opentelemetry-instrument"]
+    assert demo["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4317"
+    assert demo["environment"]["OPENAI_BASE_URL"] == "http://fake-provider:8765/v1"
+
+
+def _readme_table() -> dict[str, str]:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("<!-- section:pipeline -->", 1)[1].split("<!-- /section:pipeline -->", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", section, re.MULTILINE)
+    return dict(rows)
+
+
+def test_readme_ports_and_versions_table_matches_env() -> None:
+    table = _readme_table()
+    wanted = {key: value for key, value in ENV.items() if key.endswith(("_PORT", "_VERSION"))}
+    assert table == wanted
+
+
+def test_prometheus_template_has_a_value_for_every_placeholder() -> None:
+    placeholders = set(re.findall(r"\$\{(\w+)\}", (REPO_ROOT / "prometheus" / "prometheus.yml").read_text()))
+    compose_values = set(SERVICES["config-init"]["environment"])
+    assert placeholders == compose_values
+    from genai_otel.stack.runner import LocalStack
+
+    assert placeholders == set(LocalStack(Path("/tmp/unused")).prometheus_values())
