@@ -156,8 +156,9 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeProvider:
     """A fake OpenAI + Anthropic API on a real socket, served from a background thread.
 
-    >>> with FakeProvider() as provider:
-    ...     client = openai.OpenAI(base_url=provider.openai_base_url, api_key="x", max_retries=0)
+    Usage: `with FakeProvider() as provider:` then
+    `openai.OpenAI(base_url=provider.openai_base_url, api_key="x", max_retries=0)` or
+    `anthropic.Anthropic(base_url=provider.base_url, api_key="x", max_retries=0)`.
     """
 
     def __init__(
