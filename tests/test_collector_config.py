@@ -100,7 +100,7 @@ def test_every_component_the_config_uses_is_in_the_manifest() -> None:
     for section in ("receivers", "processors", "exporters", "extensions"):
         for name in config[section]:
             kind = name.split("/")[0]
-            if section == "exporters" and kind == "otlp":
+            if section == "exporters" and kind == "otlp_grpc":
                 assert "/otlpexporter " in manifest
                 continue
             assert f"/{module_of[kind]} " in manifest, f"{section} {name}"

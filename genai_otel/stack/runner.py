@@ -147,6 +147,9 @@ class LocalStack:
     # extra environment for the collector, e.g. TAIL_SAMPLING_PERCENT_OTHER=0 in tests
     collector_env: dict[str, str] = field(default_factory=dict)
     processor_config: Path | None = None
+    # where the processor forwards priced spans (default: the collector's enriched receiver); a
+    # test or a debugging session can put a tee in between
+    processor_forward_endpoint: str | None = None
     build_missing: bool = True
     services: tuple[str, ...] = SERVICES
 
@@ -224,7 +227,7 @@ class LocalStack:
             "--metrics-listen",
             self._addr("PROCESSOR_METRICS_PORT"),
             "--forward-endpoint",
-            self._addr("COLLECTOR_ENRICHED_OTLP_PORT"),
+            self.processor_forward_endpoint or self._addr("COLLECTOR_ENRICHED_OTLP_PORT"),
         ]
         if self.processor_config:
             processor += ["--config", str(self.processor_config)]
