@@ -135,12 +135,12 @@ def cost_alerts(spec: Spec) -> list[Alert]:
         Alert(
             "LLMCostSpike",
             Severity.MEDIUM,
-            f"{hourly} > {num(t.cost_spike_factor)} * ({hourly} offset 1w)"
-            f" and {hourly} > {num(t.cost_spike_min_usd_per_hour)} / 3600",
+            f"{hourly} * 3600 > {num(t.cost_spike_factor)} * ({hourly} offset 1w) * 3600"
+            f" and {hourly} * 3600 > {num(t.cost_spike_min_usd_per_hour)}",
             _pending(spec, "LLMCostSpike", "30m"),
             "LLM spend is far above the same hour last week",
-            f"{{{{ $labels.service }}}}: LLM spend runs at ${{{{ $value | humanize }}}}/s, more than "
-            f"{num(t.cost_spike_factor)}x the rate of the same hour a week ago.",
+            f'{{{{ $labels.service }}}}: LLM spend runs at ${{{{ $value | printf "%.2f" }}}} per hour, '
+            f"more than {num(t.cost_spike_factor)}x the same hour a week ago.",
         ),
         Alert(
             "LLMTokenUsageSpike",

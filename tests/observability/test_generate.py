@@ -1,0 +1,123 @@
+"""`genai-otel generate`: the committed outputs are up to date, and --check notices when not."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from genai_otel.observability import generate, rules
+from genai_otel.observability.spec import REPO_ROOT, SPEC_FILE, SpecError, load_spec
+
+
+def _genai_otel(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "genai_otel", "generate", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+
+
+def test_committed_outputs_are_up_to_date() -> None:
+    result = _genai_otel("--check")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "genai-otel generate: 9 outputs up to date"
+
+
+@pytest.fixture
+def scratch_repo(tmp_path: Path) -> Path:
+    """A copy of the generated outputs and the spec, to break without touching the repository."""
+    for folder in (generate.RULES_DIR, generate.DASHBOARDS_DIR):
+        shutil.copytree(REPO_ROOT / folder, tmp_path / folder)
+    return tmp_path
+
+
+def test_check_fails_on_an_edited_rule_file_and_generate_repairs_it(scratch_repo: Path) -> None:
+    edited = scratch_repo / generate.RULES_DIR / "genai-otel-alerts.yml"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("> 0.05", "> 0.5"), encoding="utf-8")
+
+    result = _genai_otel("--check", "--root", str(scratch_repo))
+    assert result.returncode == 1
+    assert "prometheus/rules/genai-otel-alerts.yml: stale (differs from what its sources generate)" in (
+        result.stderr
+    )
+
+    assert _genai_otel("--root", str(scratch_repo)).returncode == 0
+    assert _genai_otel("--check", "--root", str(scratch_repo)).returncode == 0
+
+
+def test_check_fails_on_a_missing_dashboard_and_a_leftover_generated_file(scratch_repo: Path) -> None:
+    (scratch_repo / generate.DASHBOARDS_DIR / "genai-otel-cost.json").unlink()
+    leftover = scratch_repo / generate.RULES_DIR / "old.yml"
+    leftover.write_text(rules.GENERATED_HEADER + "groups: []\n", encoding="utf-8")
+    hand_written = scratch_repo / generate.RULES_DIR / "team.yml"
+    hand_written.write_text("groups: []\n", encoding="utf-8")
+
+    result = _genai_otel("--check", "--root", str(scratch_repo))
+    assert result.returncode == 1
+    assert "grafana/dashboards/genai-otel-cost.json: missing" in result.stderr
+    assert "prometheus/rules/old.yml: no longer generated" in result.stderr
+    assert "team.yml" not in result.stderr  # files without the generated header are left alone
+
+
+def test_every_generated_file_says_it_is_generated() -> None:
+    spec = load_spec()
+    for relative, content in generate.outputs(spec).items():
+        assert "generated — do not edit" in content[:400], relative
+
+
+def test_daily_budget_comes_from_env_unless_the_spec_sets_it(tmp_path: Path) -> None:
+    spec = load_spec(SPEC_FILE, env={"DAILY_COST_BUDGET_USD": "250"})
+    assert spec.daily_cost_budget_usd == 250
+    alerts = yaml.safe_load(rules.rule_files(spec)["genai-otel-alerts.yml"])
+    (budget,) = [
+        rule
+        for group in alerts["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") == "LLMDailyCostOverBudget"
+    ]
+    assert budget["expr"] == "sum(service_provider_model:llm_cost_usd:increase1d) > 250"
+    assert budget["annotations"]["description"].endswith("(daily budget $250).")
+
+    own = tmp_path / "slos.yaml"
+    own.write_text("thresholds:\n  daily_cost_budget_usd: 7.5\n", encoding="utf-8")
+    assert load_spec(own, env={"DAILY_COST_BUDGET_USD": "250"}).daily_cost_budget_usd == 7.5
+
+
+def test_overrides_render_a_test_variant() -> None:
+    spec = load_spec().with_overrides(daily_cost_budget_usd=0.01, pending={"LLMErrorRateHigh": "30s"})
+    alerts = yaml.safe_load(rules.rule_files(spec)["genai-otel-alerts.yml"])
+    by_name = {(r["alert"], r["labels"]["severity"]): r for g in alerts["groups"] for r in g["rules"]}
+    assert by_name[("LLMErrorRateHigh", "high")]["for"] == "30s"
+    assert by_name[("LLMDailyCostOverBudget", "high")]["expr"].endswith("> 0.01")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "thresholds:\n  error_ratio_high: 5\n",
+            "thresholds.error_ratio_high=5: Input should be less than 1",
+        ),
+        ("for:\n  LLMErrorRateHigh: soon\n", "for.LLMErrorRateHigh: 'soon' is not a Prometheus duration"),
+        (
+            "slos:\n  - {name: latency, kind: latency, objective: 0.9, description: x,"
+            " threshold_seconds: 5}\n",
+            "a latency SLO needs a bucket boundary of llm_request_duration_seconds",
+        ),
+        ("colour: red\n", "colour='red': Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_spec_names_key_value_and_rule(tmp_path: Path, text: str, message: str) -> None:
+    bad = tmp_path / "slos.yaml"
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError) as error:
+        load_spec(bad, env={"DAILY_COST_BUDGET_USD": "100"})
+    assert message in str(error.value)
