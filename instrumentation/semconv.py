@@ -124,6 +124,54 @@ ANTHROPIC_SDK_TRACING_ENV: Final = "ANTHROPIC_OPEN_TELEMETRY"
 # Further foreign spellings (OpenLLMetry ``llm.*`` / OpenLIT) are appended below by the
 # processor's normaliser section.
 
+# -- processor normaliser: foreign spellings it reads ---------------------------------
+# Older semconv releases (and the contrib openai-v2 instrumentation) put OpenAI's tier here.
+LEGACY_GEN_AI_OPENAI_REQUEST_SERVICE_TIER: Final = "gen_ai.openai.request.service_tier"
+LEGACY_GEN_AI_OPENAI_RESPONSE_SERVICE_TIER: Final = "gen_ai.openai.response.service_tier"
+# OpenLLMetry (traceloop, opentelemetry-semantic-conventions-ai).
+OPENLLMETRY_REQUEST_TYPE: Final = "llm.request.type"  # chat | completion | embedding | rerank
+OPENLLMETRY_USAGE_TOTAL_TOKENS: Final = "llm.usage.total_tokens"
+OPENLLMETRY_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read_input_tokens"
+OPENLLMETRY_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation_input_tokens"
+OPENLLMETRY_LLM_USAGE_CACHE_READ_INPUT_TOKENS: Final = "llm.usage.cache_read_input_tokens"
+OPENLLMETRY_USAGE_REASONING_TOKENS: Final = "gen_ai.usage.reasoning_tokens"  # OpenLIT uses it too
+OPENLLMETRY_LLM_USER: Final = "llm.user"
+OPENLLMETRY_GEN_AI_USER: Final = "gen_ai.user"
+OPENLLMETRY_RESPONSE_FINISH_REASON: Final = "llm.response.finish_reason"
+# OpenLIT (its own price table; the cost is kept, as a provider-reported one).
+OPENLIT_USAGE_COST: Final = "gen_ai.usage.cost"  # double, USD
+OPENLIT_USAGE_TOTAL_TOKENS: Final = "gen_ai.usage.total_tokens"
+OPENLIT_REQUEST_USER: Final = "gen_ai.request.user"
+OPENLIT_REQUEST_SERVICE_TIER: Final = "gen_ai.request.service_tier"
+OPENLIT_RESPONSE_SERVICE_TIER: Final = "gen_ai.response.service_tier"
+OPENLIT_SCOPE_PREFIX: Final = "openlit"
+# Provider values other instrumentations send, mapped to the registry's spelling.
+FOREIGN_PROVIDER_SPELLINGS: Final[dict[str, str]] = {
+    "az.ai.openai": "azure.ai.openai",
+    "azure_openai": "azure.ai.openai",
+    "azure": "azure.ai.openai",
+    "az.ai.inference": "azure.ai.inference",
+    "azure_ai_inference": "azure.ai.inference",
+    "bedrock": "aws.bedrock",
+    "aws_bedrock": "aws.bedrock",
+    "aws": "aws.bedrock",
+    "gemini": "gcp.gemini",
+    "google": "gcp.gemini",
+    "google.ai.studio": "gcp.gemini",
+    "google_genai": "gcp.gen_ai",
+    "vertex_ai": "gcp.vertex_ai",
+    "vertexai": "gcp.vertex_ai",
+    "xai": "x_ai",
+    "x-ai": "x_ai",
+    "mistralai": "mistral_ai",
+    "mistral": "mistral_ai",
+    "moonshot": "moonshot_ai",
+    "moonshotai": "moonshot_ai",
+    "ibm.watson.ai": "ibm.watsonx.ai",
+    "watsonx": "ibm.watsonx.ai",
+    "together": "together_ai",
+}
+
 # --------------------------------------------------------------------------------------
 # genai-otel extensions
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,250 @@
+"""The processor's configuration: one typed model, the only place defaults live.
+
+Precedence: command-line flag > environment (`GENAI_OTEL_PROCESSOR_*`) > YAML file > default.
+Environment names are the key path upper-cased, joined with double underscores, e.g.
+`GENAI_OTEL_PROCESSOR_FORWARD__QUEUE_MAX_SPANS=200000`; list values are comma-separated;
+mappings are `key=value` pairs separated by commas. An invalid value fails at start with a
+`ConfigError` that names the key, the value and the rule it broke.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+from genai_otel.instrumentation import semconv as sc
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX: Final = "GENAI_OTEL_PROCESSOR_"
+ALLOWED_LABELS: Final = (
+    sc.LABEL_SERVICE,
+    sc.LABEL_PROVIDER,
+    sc.LABEL_MODEL,
+    sc.LABEL_OPERATION,
+    sc.LABEL_STATUS,
+    sc.LABEL_ERROR_TYPE,
+    sc.LABEL_TOKEN_TYPE,
+    sc.LABEL_COST_TYPE,
+    sc.LABEL_USER,
+    sc.LABEL_FEATURE,
+    sc.LABEL_EVALUATION,
+    sc.LABEL_REASON,
+)
+
+
+class ConfigError(ValueError):
+    """A configuration value broke a rule; the message names key, value and rule."""
+
+
+def _address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("must be HOST:PORT with a port from 0 to 65535")
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class RetryConfig(_Section):
+    """Retries of a forward that failed with a retryable status (exponential backoff + jitter)."""
+
+    initial_backoff_seconds: float = Field(default=0.2, gt=0, le=60)
+    max_backoff_seconds: float = Field(default=5.0, gt=0, le=600)
+    multiplier: float = Field(default=2.0, ge=1, le=10)
+    jitter: float = Field(default=0.2, ge=0, le=1)  # +- this fraction of each delay
+    max_elapsed_seconds: float = Field(default=300.0, gt=0)  # then the batch is dropped, counted
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetryConfig:
+        if self.max_backoff_seconds < self.initial_backoff_seconds:
+            raise ValueError("max_backoff_seconds must be >= initial_backoff_seconds")
+        return self
+
+
+class ForwardConfig(_Section):
+    endpoint: str = (
+        "127.0.0.1:4319"  # the collector's second OTLP receiver (.env COLLECTOR_ENRICHED_OTLP_PORT)
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    concurrency: int = Field(default=2, ge=1, le=64)  # forwards in flight
+    queue_max_spans: int = Field(default=100_000, ge=1)  # accepted but not yet forwarded
+    backpressure_retry_after_seconds: float = Field(default=1.0, gt=0, le=60)  # RetryInfo we send
+    retry: RetryConfig = RetryConfig()
+
+    _check_endpoint = field_validator("endpoint")(classmethod(lambda cls, v: _address(v)))
+
+
+class PricingConfig(_Section):
+    overrides_file: Path | None = None  # custom models and negotiated discounts (YAML)
+    cache_entries: int = Field(default=10_000, ge=16)
+
+
+class LabelsConfig(_Section):
+    allow: list[str] = list(ALLOWED_LABELS)
+    # Distinct values admitted per label before the rest become "other".
+    max_values: dict[str, int] = {
+        sc.LABEL_SERVICE: 200,
+        sc.LABEL_PROVIDER: 50,
+        sc.LABEL_MODEL: 500,
+        sc.LABEL_OPERATION: 30,
+        sc.LABEL_ERROR_TYPE: 20,
+        sc.LABEL_EVALUATION: 50,
+        sc.LABEL_REASON: 20,
+    }
+    top_users: int = Field(default=100, ge=0)
+    top_features: int = Field(default=50, ge=0)
+
+    @field_validator("allow")
+    @classmethod
+    def _known(cls, labels: list[str]) -> list[str]:
+        unknown = sorted(set(labels) - set(ALLOWED_LABELS))
+        if unknown:
+            raise ValueError(f"unknown label(s) {unknown}; known: {list(ALLOWED_LABELS)}")
+        return labels
+
+    @field_validator("max_values")
+    @classmethod
+    def _positive(cls, caps: dict[str, int]) -> dict[str, int]:
+        for label, cap in caps.items():
+            if label not in ALLOWED_LABELS:
+                raise ValueError(f"unknown label {label!r}")
+            if cap < 1:
+                raise ValueError(f"cap for {label!r} must be >= 1")
+        return caps
+
+
+class LimitsConfig(_Section):
+    max_tokens_per_span: int = Field(default=100_000_000, ge=1)  # larger counts are "absurd"
+    max_attribute_length: int = Field(default=256, ge=8)  # longer model/user/... values are invalid
+    max_receive_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
+
+class ProcessorConfig(_Section):
+    listen: str = "0.0.0.0:14317"  # OTLP gRPC in (.env PROCESSOR_OTLP_PORT)
+    metrics_listen: str = "0.0.0.0:9464"  # Prometheus /metrics (.env PROCESSOR_METRICS_PORT)
+    forward: ForwardConfig = ForwardConfig()
+    pricing: PricingConfig = PricingConfig()
+    labels: LabelsConfig = LabelsConfig()
+    limits: LimitsConfig = LimitsConfig()
+    exemplars: bool = True  # OpenMetrics exemplars carrying trace ids
+    shutdown_grace_seconds: float = Field(default=20.0, gt=0, le=600)
+    log_level: str = "INFO"
+
+    _check_listen = field_validator("listen", "metrics_listen")(classmethod(lambda cls, v: _address(v)))
+
+
+# --------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------
+def _set_path(target: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        nested = target.setdefault(part, {})
+        if not isinstance(nested, dict):
+            raise ConfigError(f"{'.'.join(path)}: cannot set inside non-mapping value {nested!r}")
+        target = nested
+    target[path[-1]] = value
+
+
+def _model_for(path: list[str]) -> tuple[type[BaseModel] | None, str]:
+    model: type[BaseModel] | None = ProcessorConfig
+    for part in path[:-1]:
+        field = model.model_fields.get(part) if model else None
+        annotation = field.annotation if field else None
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return model, path[-1]
+
+
+def _env_value(path: list[str], raw: str) -> Any:
+    """Env strings become lists or mappings where the model expects them."""
+    model, name = _model_for(path)
+    field = model.model_fields.get(name) if model else None
+    annotation = str(field.annotation) if field else ""
+    if annotation.startswith("list"):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    if annotation.startswith("dict"):
+        pairs = [item.split("=", 1) for item in raw.split(",") if item.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise ConfigError(f"{'.'.join(path)}={raw!r}: expected key=value pairs separated by commas")
+        return {k.strip(): v.strip() for k, v in pairs}
+    return raw
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        _set_path(values, path, _env_value(path, raw))
+    return values
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _explain(exc: ValidationError, sources: Mapping[str, str]) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(p) for p in error["loc"])
+        origin = sources.get(key, "")
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{key}={error.get('input')!r}{origin}: {message}")
+    return "invalid processor configuration: " + "; ".join(lines)
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and key not in ("max_values",):
+            flat.update(_flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def load_config(
+    flags: Mapping[str, Any] | None = None,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ProcessorConfig:
+    """Build the config from a YAML file, the environment and flags (nested dicts of values)."""
+    environ = os.environ if environ is None else environ
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"--config={str(config_file)!r}: cannot read: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--config={str(config_file)!r}: not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"--config={str(config_file)!r}: expected a mapping at the top level")
+        file_values = loaded
+    env_values = _env_overrides(environ)
+    flag_values = dict(flags or {})
+    sources: dict[str, str] = {}
+    for origin, values in (
+        (f" (from {config_file})", file_values),
+        (" (from env)", env_values),
+        (" (from flag)", flag_values),
+    ):
+        for key in _flatten(values):
+            sources[key] = origin
+    merged = _merge(_merge(file_values, env_values), flag_values)
+    try:
+        return ProcessorConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, sources)) from exc

@@ -1,0 +1,498 @@
+"""Aggregates the derived metrics and writes them in the Prometheus text formats.
+
+Hand-rolled on purpose: a span touches ~15 series, and `prometheus_client` costs a lock and
+several lookups per sample. Here one dict lookup (the call's label tuple) finds a
+`SeriesStats` record and everything else is list arithmetic.
+
+Bounded: every label has a cap on distinct values (first N admitted, the rest `other`,
+each overflow counted by label); user and feature cost keep a top-N the same way. Why
+first-N rather than a heavy-hitter sketch (space-saving): a Prometheus counter must only go
+up and series must not trade counts, so a value, once admitted, keeps its series; a sketch
+that evicts a user would move that user's past cost into `other` and break `rate()` and the
+exact sum over users. The trade-off: a heavy user who first appears after the cap is full
+is reported as `other` until the processor restarts (caps are sized for that, and the
+overflow counter says when it happens).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable
+from typing import Final
+
+from genai_otel.instrumentation import semconv as sc
+
+from .pricing import QUANTA_PER_USD, Cost
+
+OTHER: Final = sc.OTHER_LABEL_VALUE
+STATUS_OK: Final = "ok"
+STATUS_ERROR: Final = "error"
+TOKEN_TYPES: Final = (
+    sc.TokenType.INPUT.value,
+    sc.TokenType.OUTPUT.value,
+    sc.TokenType.CACHE_READ.value,
+    sc.TokenType.CACHE_WRITE.value,
+    sc.TokenType.REASONING.value,
+)
+COST_TYPES: Final = ("input", "output", "cache_read", "cache_write")
+ALL_LABELS: Final = (
+    sc.LABEL_SERVICE,
+    sc.LABEL_PROVIDER,
+    sc.LABEL_MODEL,
+    sc.LABEL_OPERATION,
+    sc.LABEL_STATUS,
+    sc.LABEL_ERROR_TYPE,
+    sc.LABEL_TOKEN_TYPE,
+    sc.LABEL_COST_TYPE,
+    sc.LABEL_USER,
+    sc.LABEL_FEATURE,
+    sc.LABEL_EVALUATION,
+    sc.LABEL_REASON,
+)
+OPENMETRICS_CONTENT_TYPE: Final = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Histogram:
+    __slots__ = ("bounds", "count", "counts", "exemplars", "sum")
+
+    def __init__(self, bounds: tuple[float, ...], exemplars: bool) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+        self.count = 0
+        self.exemplars: list[tuple[bytes, float, float] | None] | None = (
+            [None] * (len(bounds) + 1) if exemplars else None
+        )
+
+    def observe(self, value: float, trace_id: bytes, timestamp: float) -> None:
+        index = bisect.bisect_left(self.bounds, value)
+        self.counts[index] += 1
+        self.sum += value
+        self.count += 1
+        if self.exemplars is not None and trace_id:
+            self.exemplars[index] = (trace_id, value, timestamp)
+
+
+class SeriesStats:
+    """Everything recorded for one (service, provider, model, operation)."""
+
+    __slots__ = (
+        "breakdown",
+        "cost",
+        "cost_exemplar",
+        "cost_per_request",
+        "duration",
+        "requests",
+        "savings",
+        "tokens",
+        "tps",
+        "ttfc",
+    )
+
+    def __init__(self, exemplars: bool) -> None:
+        self.requests: dict[tuple[str, str], int] = {}
+        self.tokens = [0, 0, 0, 0, 0]
+        self.cost = 0  # quanta
+        self.breakdown = [0, 0, 0, 0]  # quanta, COST_TYPES order
+        self.savings = 0  # quanta
+        self.cost_exemplar: tuple[bytes, float, float] | None = None
+        self.duration: dict[str, Histogram] = {}
+        self.ttfc: Histogram | None = None
+        self.cost_per_request: Histogram | None = None
+        self.tps: Histogram | None = None
+
+
+class LabelLimiter:
+    """Admits the first `limit` distinct values of one label; later ones become `other`."""
+
+    __slots__ = ("admitted", "allowed", "limit", "name", "overflow")
+
+    def __init__(self, name: str, limit: int, allowed: bool) -> None:
+        self.name = name
+        self.limit = limit
+        self.allowed = allowed
+        self.admitted: set[str] = set()
+        self.overflow = 0
+
+    def __call__(self, value: str) -> str:
+        if not self.allowed:
+            return ""
+        if value in self.admitted:
+            return value
+        if len(self.admitted) < self.limit:
+            self.admitted.add(value)
+            return value
+        self.overflow += 1
+        return OTHER
+
+
+class Registry:
+    """The processor's derived metrics and its own health counters."""
+
+    def __init__(
+        self,
+        *,
+        label_limits: dict[str, int],
+        allowed_labels: Iterable[str],
+        top_users: int,
+        top_features: int,
+        exemplars: bool,
+        price_table: str,
+    ) -> None:
+        allowed = set(allowed_labels)
+        self.exemplars = exemplars
+        self.price_table = price_table
+        self.limiters = {
+            name: LabelLimiter(name, label_limits.get(name, 1000), name in allowed) for name in ALL_LABELS
+        }
+        self.limiters[sc.LABEL_USER].limit = top_users
+        self.limiters[sc.LABEL_FEATURE].limit = top_features
+        self._allowed = allowed
+        self.series: dict[tuple[str, str, str, str], SeriesStats] = {}
+        self._label_cache: dict[tuple[str, str, str, str], tuple[str, str, str, str]] = {}
+        self.unpriced: dict[tuple[str, str, str], int] = {}
+        self.user_cost: dict[tuple[str, str], int] = {}
+        self.feature_cost: dict[tuple[str, str], int] = {}
+        self.quality: dict[tuple[str, str, str, str], Histogram] = {}
+        # health
+        self.received = {"genai": 0, "other": 0}
+        self.forwarded = 0
+        self.invalid: dict[str, int] = {}
+        self.dropped: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}
+        self.export_failures: dict[str, int] = {}
+        self.queue_spans = 0
+        self.queue_capacity = 0
+
+    # -- recording ---------------------------------------------------------------------
+    def labels(self, service: str, provider: str, model: str, operation: str) -> tuple[str, str, str, str]:
+        raw = (service, provider, model, operation)
+        capped = self._label_cache.get(raw)
+        if capped is None:
+            limiters = self.limiters
+            capped = (
+                limiters[sc.LABEL_SERVICE](service),
+                limiters[sc.LABEL_PROVIDER](provider),
+                limiters[sc.LABEL_MODEL](model),
+                limiters[sc.LABEL_OPERATION](operation),
+            )
+            if OTHER not in capped:  # only stable mappings are cached; overflow stays counted
+                if len(self._label_cache) >= 100_000:
+                    self._label_cache.clear()
+                self._label_cache[raw] = capped
+        return capped
+
+    def stats(self, labels: tuple[str, str, str, str]) -> SeriesStats:
+        stats = self.series.get(labels)
+        if stats is None:
+            stats = self.series[labels] = SeriesStats(self.exemplars)
+        return stats
+
+    def record_call(  # noqa: PLR0917 - the hot path: positional calls are cheaper
+        self,
+        stats: SeriesStats,
+        service_label: str,
+        status: str,
+        error_type: str,
+        tokens: tuple[int, int, int, int, int] | None,
+        cost: Cost | None,
+        user: str,
+        feature: str,
+        trace_id: bytes,
+        duration_s: float | None,
+        ttfc_s: float | None,
+        end_s: float,
+    ) -> None:
+        key = (status, self.limiters[sc.LABEL_ERROR_TYPE](error_type) if error_type else "")
+        requests = stats.requests
+        requests[key] = requests.get(key, 0) + 1
+        if tokens is not None:
+            counts = stats.tokens
+            counts[0] += tokens[0]
+            counts[1] += tokens[1]
+            counts[2] += tokens[2]
+            counts[3] += tokens[3]
+            counts[4] += tokens[4]
+        if duration_s is not None:
+            histogram = stats.duration.get(status)
+            if histogram is None:
+                histogram = stats.duration[status] = Histogram(sc.DURATION_BUCKETS, self.exemplars)
+            histogram.observe(duration_s, trace_id, end_s)
+        if ttfc_s is not None:
+            if stats.ttfc is None:
+                stats.ttfc = Histogram(sc.TIME_TO_FIRST_CHUNK_BUCKETS, self.exemplars)
+            stats.ttfc.observe(ttfc_s, trace_id, end_s)
+        if tokens is not None and tokens[1] > 0 and duration_s is not None:
+            generating = duration_s - (ttfc_s or 0.0)
+            if generating > 0:
+                if stats.tps is None:
+                    stats.tps = Histogram(sc.OUTPUT_TOKENS_PER_SECOND_BUCKETS, self.exemplars)
+                stats.tps.observe(tokens[1] / generating, trace_id, end_s)
+        if cost is not None:
+            total = cost.input + cost.output + cost.cache_read + cost.cache_write
+            stats.cost += total
+            breakdown = stats.breakdown
+            breakdown[0] += cost.input
+            breakdown[1] += cost.output
+            breakdown[2] += cost.cache_read
+            breakdown[3] += cost.cache_write
+            stats.savings += cost.savings
+            if stats.cost_per_request is None:
+                stats.cost_per_request = Histogram(sc.COST_PER_REQUEST_BUCKETS, self.exemplars)
+            usd = total / QUANTA_PER_USD
+            stats.cost_per_request.observe(usd, trace_id, end_s)
+            if self.exemplars and trace_id:
+                stats.cost_exemplar = (trace_id, usd, end_s)
+            if user:
+                user_key = (service_label, self.limiters[sc.LABEL_USER](user))
+                self.user_cost[user_key] = self.user_cost.get(user_key, 0) + total
+            if feature:
+                feature_key = (service_label, self.limiters[sc.LABEL_FEATURE](feature))
+                self.feature_cost[feature_key] = self.feature_cost.get(feature_key, 0) + total
+
+    def record_reported_cost(
+        self, stats: SeriesStats, quanta: int, user: str, feature: str, service: str
+    ) -> None:
+        """A cost the span already carried (provider-reported): totals, no breakdown."""
+        stats.cost += quanta
+        if stats.cost_per_request is None:
+            stats.cost_per_request = Histogram(sc.COST_PER_REQUEST_BUCKETS, self.exemplars)
+        stats.cost_per_request.observe(quanta / QUANTA_PER_USD, b"", 0.0)
+        if user:
+            key = (service, self.limiters[sc.LABEL_USER](user))
+            self.user_cost[key] = self.user_cost.get(key, 0) + quanta
+        if feature:
+            key = (service, self.limiters[sc.LABEL_FEATURE](feature))
+            self.feature_cost[key] = self.feature_cost.get(key, 0) + quanta
+
+    def record_unpriced(self, provider: str, model: str, reason: str) -> None:
+        key = (provider, model, reason)
+        self.unpriced[key] = self.unpriced.get(key, 0) + 1
+
+    def record_score(  # noqa: PLR0917
+        self,
+        service: str,
+        provider: str,
+        model: str,
+        evaluation: str,
+        score: float,
+        trace_id: bytes,
+        end_s: float,
+    ) -> None:
+        key = (service, provider, model, self.limiters[sc.LABEL_EVALUATION](evaluation))
+        histogram = self.quality.get(key)
+        if histogram is None:
+            histogram = self.quality[key] = Histogram(sc.QUALITY_SCORE_BUCKETS, self.exemplars)
+        histogram.observe(score, trace_id, end_s)
+
+    def count(self, table: dict[str, int], reason: str, n: int = 1) -> None:
+        table[reason] = table.get(reason, 0) + n
+
+    # -- exposition --------------------------------------------------------------------
+    def expose(self, openmetrics: bool) -> str:
+        return _Writer(self, openmetrics).render()
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float | int) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
+
+
+def _usd(quanta: int) -> str:
+    return repr(quanta / QUANTA_PER_USD)
+
+
+class _Writer:
+    def __init__(self, registry: Registry, openmetrics: bool) -> None:
+        self.r = registry
+        self.om = openmetrics
+        self.lines: list[str] = []
+
+    def _labels(self, names: tuple[str, ...], values: tuple[str, ...]) -> str:
+        allowed = self.r._allowed
+        parts = [
+            f'{n}="{_escape(v)}"'
+            for n, v in zip(names, values, strict=True)
+            if n in allowed or n in {"le", "kind"}
+        ]
+        return "{" + ",".join(parts) + "}" if parts else ""
+
+    def _exemplar(self, exemplar: tuple[bytes, float, float] | None) -> str:
+        if not self.om or exemplar is None:
+            return ""
+        trace_id, value, timestamp = exemplar
+        return f' # {{trace_id="{trace_id.hex()}"}} {_number(value)} {timestamp:.3f}'
+
+    def _family(self, name: str, kind: str, help_: str) -> None:
+        family = name[: -len("_total")] if self.om and kind == "counter" and name.endswith("_total") else name
+        self.lines.append(f"# HELP {family} {help_}")
+        self.lines.append(f"# TYPE {family} {kind}")
+
+    def _sample(
+        self, name: str, names: tuple[str, ...], values: tuple[str, ...], value: str, ex: str = ""
+    ) -> None:
+        self.lines.append(f"{name}{self._labels(names, values)} {value}{ex}")
+
+    def _histogram(
+        self,
+        name: str,
+        names: tuple[str, ...],
+        values: tuple[str, ...],
+        h: Histogram,
+        sum_text: str | None = None,
+    ) -> None:
+        cumulative = 0
+        for index, bound in enumerate((*h.bounds, math.inf)):
+            cumulative += h.counts[index]
+            exemplar = self._exemplar(h.exemplars[index]) if h.exemplars is not None else ""
+            self._sample(
+                f"{name}_bucket", (*names, "le"), (*values, _number(float(bound))), str(cumulative), exemplar
+            )
+        self._sample(f"{name}_sum", names, values, sum_text if sum_text is not None else _number(h.sum))
+        self._sample(f"{name}_count", names, values, str(h.count))
+
+    def render(self) -> str:
+        r = self.r
+        base = (sc.LABEL_SERVICE, sc.LABEL_PROVIDER, sc.LABEL_MODEL, sc.LABEL_OPERATION)
+        series = sorted(r.series.items())
+
+        self._family(sc.PROM_LLM_REQUESTS, "counter", "GenAI model calls, by outcome.")
+        for labels, stats in series:
+            for (status, error_type), n in sorted(stats.requests.items()):
+                self._sample(
+                    sc.PROM_LLM_REQUESTS,
+                    (*base, sc.LABEL_STATUS, sc.LABEL_ERROR_TYPE),
+                    (*labels, status, error_type),
+                    str(n),
+                )
+        self._family(
+            sc.PROM_LLM_TOKENS, "counter", "Tokens; input includes cache, output includes reasoning."
+        )
+        for labels, stats in series:
+            for token_type, n in zip(TOKEN_TYPES, stats.tokens, strict=True):
+                if n or token_type in ("input", "output"):
+                    self._sample(
+                        sc.PROM_LLM_TOKENS, (*base, sc.LABEL_TOKEN_TYPE), (*labels, token_type), str(n)
+                    )
+        self._family(sc.PROM_LLM_COST, "counter", "Cost of priced calls in USD.")
+        for labels, stats in series:
+            if stats.cost_per_request is not None:
+                self._sample(
+                    sc.PROM_LLM_COST, base, labels, _usd(stats.cost), self._exemplar(stats.cost_exemplar)
+                )
+        self._family(sc.PROM_LLM_COST_BREAKDOWN, "counter", "Locally priced cost in USD by token type.")
+        for labels, stats in series:
+            if any(stats.breakdown):
+                for cost_type, quanta in zip(COST_TYPES, stats.breakdown, strict=True):
+                    self._sample(
+                        sc.PROM_LLM_COST_BREAKDOWN,
+                        (*base, sc.LABEL_COST_TYPE),
+                        (*labels, cost_type),
+                        _usd(quanta),
+                    )
+        self._family(
+            sc.PROM_LLM_CACHE_SAVINGS, "counter", "USD saved by cache reads against the input price."
+        )
+        for labels, stats in series:
+            if stats.savings:
+                self._sample(sc.PROM_LLM_CACHE_SAVINGS, base[:3], labels[:3], _usd(stats.savings))
+        self._family(sc.PROM_LLM_REQUEST_DURATION, "histogram", "Model call duration in seconds.")
+        for labels, stats in series:
+            for status, h in sorted(stats.duration.items()):
+                self._histogram(sc.PROM_LLM_REQUEST_DURATION, (*base, sc.LABEL_STATUS), (*labels, status), h)
+        self._family(
+            sc.PROM_LLM_TIME_TO_FIRST_CHUNK, "histogram", "Time to the first streamed chunk in seconds."
+        )
+        for labels, stats in series:
+            if stats.ttfc is not None:
+                self._histogram(sc.PROM_LLM_TIME_TO_FIRST_CHUNK, base, labels, stats.ttfc)
+        self._family(sc.PROM_LLM_COST_PER_REQUEST, "histogram", "Cost of one priced call in USD.")
+        for labels, stats in series:
+            if stats.cost_per_request is not None:
+                self._histogram(
+                    sc.PROM_LLM_COST_PER_REQUEST, base, labels, stats.cost_per_request, _usd(stats.cost)
+                )
+        self._family(
+            sc.PROM_LLM_OUTPUT_TOKENS_PER_SECOND, "histogram", "Output tokens per generating second."
+        )
+        for labels, stats in series:
+            if stats.tps is not None:
+                self._histogram(sc.PROM_LLM_OUTPUT_TOKENS_PER_SECOND, base, labels, stats.tps)
+        self._family(sc.PROM_LLM_UNPRICED_REQUESTS, "counter", "Calls that could not be priced, by reason.")
+        for (provider, model, reason), n in sorted(r.unpriced.items()):
+            self._sample(
+                sc.PROM_LLM_UNPRICED_REQUESTS,
+                (sc.LABEL_PROVIDER, sc.LABEL_MODEL, sc.LABEL_REASON),
+                (provider, model, reason),
+                str(n),
+            )
+        self._family(sc.PROM_LLM_USER_COST, "counter", "Cost in USD per user (top-N, the rest as other).")
+        for (service, user), quanta in sorted(r.user_cost.items()):
+            self._sample(
+                sc.PROM_LLM_USER_COST, (sc.LABEL_SERVICE, sc.LABEL_USER), (service, user), _usd(quanta)
+            )
+        self._family(
+            sc.PROM_LLM_FEATURE_COST, "counter", "Cost in USD per feature (top-N, the rest as other)."
+        )
+        for (service, feature), quanta in sorted(r.feature_cost.items()):
+            self._sample(
+                sc.PROM_LLM_FEATURE_COST,
+                (sc.LABEL_SERVICE, sc.LABEL_FEATURE),
+                (service, feature),
+                _usd(quanta),
+            )
+        self._family(sc.PROM_LLM_QUALITY_SCORE, "histogram", "Evaluation scores on a 0-10 scale.")
+        for labels, h in sorted(r.quality.items(), key=lambda item: item[0]):
+            self._histogram(sc.PROM_LLM_QUALITY_SCORE, (*base[:3], sc.LABEL_EVALUATION), labels, h)
+        self._health()
+        if self.om:
+            self.lines.append("# EOF")
+        return "\n".join(self.lines) + "\n"
+
+    def _health_counter(self, name: str, help_: str, label: str, table: dict[str, int]) -> None:
+        self._family(name, "counter", help_)
+        for value, n in sorted(table.items()):
+            self.lines.append(f'{name}{{{label}="{_escape(value)}"}} {n}')
+
+    def _health(self) -> None:
+        r = self.r
+        self._health_counter(sc.PROM_PROCESSOR_SPANS_RECEIVED, "Spans accepted, by kind.", "kind", r.received)
+        self._family(sc.PROM_PROCESSOR_SPANS_FORWARDED, "counter", "Spans the next hop acknowledged.")
+        self.lines.append(f"{sc.PROM_PROCESSOR_SPANS_FORWARDED} {r.forwarded}")
+        self._health_counter(
+            sc.PROM_PROCESSOR_SPANS_INVALID,
+            "GenAI spans forwarded unchanged, by reason.",
+            "reason",
+            r.invalid,
+        )
+        self._health_counter(
+            sc.PROM_PROCESSOR_SPANS_DROPPED, "Accepted spans never forwarded, by reason.", "reason", r.dropped
+        )
+        self._health_counter(
+            sc.PROM_PROCESSOR_REQUESTS_REJECTED, "Export requests refused, by reason.", "reason", r.rejected
+        )
+        self._health_counter(
+            sc.PROM_PROCESSOR_EXPORT_FAILURES,
+            "Failed forwarding attempts, by reason.",
+            "reason",
+            r.export_failures,
+        )
+        self._family(sc.PROM_PROCESSOR_QUEUE_DEPTH, "gauge", "Spans accepted and not yet forwarded.")
+        self.lines.append(f"{sc.PROM_PROCESSOR_QUEUE_DEPTH} {r.queue_spans}")
+        self._family(sc.PROM_PROCESSOR_QUEUE_CAPACITY, "gauge", "Queue capacity in spans.")
+        self.lines.append(f"{sc.PROM_PROCESSOR_QUEUE_CAPACITY} {r.queue_capacity}")
+        overflow = {name: lim.overflow for name, lim in r.limiters.items() if lim.overflow}
+        self._health_counter(
+            sc.PROM_PROCESSOR_SERIES_OVERFLOW, "Label values replaced by other, by label.", "label", overflow
+        )
+        self._family(sc.PROM_PROCESSOR_PRICE_TABLE_INFO, "gauge", "The price table in use.")
+        self.lines.append(f'{sc.PROM_PROCESSOR_PRICE_TABLE_INFO}{{version="{_escape(r.price_table)}"}} 1')

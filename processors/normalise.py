@@ -1,0 +1,383 @@
+"""Recognise a GenAI span from any instrumentation and normalise what it says.
+
+Input: the span attributes the scanner found (see `SCANNED_KEYS`), the instrumentation scope
+name, the resource's service name. Output: a `GenAICall` in the current conventions' terms,
+or None for a span that is not a model call.
+
+Token accounting is normalised to the conventions: input includes cache reads and writes,
+output includes reasoning. Sources that report them the other way are corrected:
+
+* by rule, where the source is known to differ: OpenLIT's Anthropic spans copy Anthropic's
+  `usage.input_tokens`, which excludes cache tokens;
+* by evidence, anywhere: cache read + write larger than input can only mean input excluded
+  them (they are added); reasoning larger than output can only mean output excluded it.
+
+Where neither applies the convention is trusted, so nothing is ever counted twice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+from genai_otel.instrumentation import semconv as sc
+
+from .wire import UNSUPPORTED
+
+# Operations that are not themselves model calls: an agent or a tool span may carry the
+# token totals of the calls inside it, so counting it would count those calls twice.
+NON_INFERENCE_OPERATIONS: Final = frozenset(
+    {"execute_tool", "invoke_agent", "create_agent", "invoke_workflow", "workflow", "task", "agent", "tool"}
+)
+OPENLLMETRY_REQUEST_TYPES: Final = {
+    "chat": "chat",
+    "completion": "text_completion",
+    "embedding": "embeddings",
+    "rerank": "rerank",
+}
+UNKNOWN: Final = "unknown"
+
+INPUT_KEYS: Final = (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.LEGACY_GEN_AI_USAGE_PROMPT_TOKENS)
+OUTPUT_KEYS: Final = (sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS)
+CACHE_READ_KEYS: Final = (
+    sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    sc.OPENLLMETRY_USAGE_CACHE_READ_INPUT_TOKENS,
+    sc.OPENLLMETRY_LLM_USAGE_CACHE_READ_INPUT_TOKENS,
+)
+CACHE_WRITE_KEYS: Final = (
+    sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    sc.LEGACY_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    sc.OPENLLMETRY_USAGE_CACHE_CREATION_INPUT_TOKENS,
+)
+REASONING_KEYS: Final = (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, sc.OPENLLMETRY_USAGE_REASONING_TOKENS)
+USER_KEYS: Final = (sc.USER_ID, sc.OPENLIT_REQUEST_USER, sc.OPENLLMETRY_LLM_USER, sc.OPENLLMETRY_GEN_AI_USER)
+SERVICE_TIER_KEYS: Final = (
+    sc.OPENAI_RESPONSE_SERVICE_TIER,
+    sc.LEGACY_GEN_AI_OPENAI_RESPONSE_SERVICE_TIER,
+    sc.OPENLIT_RESPONSE_SERVICE_TIER,
+    sc.OPENAI_REQUEST_SERVICE_TIER,
+    sc.LEGACY_GEN_AI_OPENAI_REQUEST_SERVICE_TIER,
+    sc.OPENLIT_REQUEST_SERVICE_TIER,
+)
+# Any of these marks a span as GenAI.
+MARKER_KEYS: Final = (
+    sc.GEN_AI_OPERATION_NAME,
+    sc.GEN_AI_PROVIDER_NAME,
+    sc.LEGACY_GEN_AI_SYSTEM,
+    sc.OPENLLMETRY_REQUEST_TYPE,
+    sc.GEN_AI_REQUEST_MODEL,
+    sc.GEN_AI_RESPONSE_MODEL,
+)
+SCANNED_KEYS: Final = sorted(
+    {
+        *MARKER_KEYS,
+        *INPUT_KEYS,
+        *OUTPUT_KEYS,
+        *CACHE_READ_KEYS,
+        *CACHE_WRITE_KEYS,
+        *REASONING_KEYS,
+        *USER_KEYS,
+        *SERVICE_TIER_KEYS,
+        sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+        sc.ERROR_TYPE,
+        sc.GENAI_OTEL_ERROR_CATEGORY,
+        sc.GENAI_OTEL_FEATURE,
+        sc.GEN_AI_USAGE_COST_AMOUNT,
+        sc.GEN_AI_USAGE_COST_SOURCE,
+        sc.GENAI_OTEL_COST_PRICE_TABLE,
+        sc.GENAI_OTEL_COST_UNPRICED_REASON,
+        sc.OPENLIT_USAGE_COST,
+    }
+)
+
+
+class InvalidReason:
+    """Reasons a span's GenAI data is rejected (label of genai_otel_processor_spans_invalid_total)."""
+
+    TOKEN_TYPE = "token_wrong_type"
+    TOKEN_NEGATIVE = "token_negative"
+    TOKEN_ABSURD = "token_absurd"
+    CACHE_EXCEEDS_INPUT = "cache_exceeds_input"
+    VALUE_TYPE = "attribute_wrong_type"
+    VALUE_TOO_LONG = "attribute_too_long"
+    NEGATIVE_DURATION = "negative_duration"
+    BAD_TIME_TO_FIRST_CHUNK = "bad_time_to_first_chunk"
+    BAD_COST = "bad_reported_cost"
+    BAD_SCORE = "bad_evaluation_score"
+    MALFORMED_SPAN = "malformed_span"
+
+
+class InvalidSpan(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class GenAICall:
+    """One model call, in the current conventions' terms."""
+
+    provider: str  # registry spelling, e.g. "gcp.gemini"; "unknown" when not said
+    operation: str
+    request_model: str
+    response_model: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    has_usage: bool
+    error: bool
+    error_category: str  # ErrorCategory value, "" when ok
+    user: str
+    feature: str
+    time_to_first_chunk: float | None
+    service_tier: str
+    reported_cost: float | None  # a cost the span already carries (provider, OpenLIT, or ours)
+    reported_cost_source: str
+    already_enriched: bool  # carries our cost or unpriced attributes from an earlier pass
+    # True when some attribute the processor would add under its current name is missing.
+    missing_current_names: tuple[str, ...] = ()
+
+    @property
+    def model(self) -> str:
+        """The `model` label: the request model, falling back to the response model."""
+        return self.request_model or self.response_model or UNKNOWN
+
+
+def normalise_provider(raw: str) -> str:
+    lowered = raw.strip().lower()
+    return sc.FOREIGN_PROVIDER_SPELLINGS.get(lowered, lowered)
+
+
+_ERROR_PATTERNS: Final = (
+    (("ratelimit", "rate_limit", "429", "too many requests", "quota"), sc.ErrorCategory.RATE_LIMIT),
+    (
+        (
+            "context_length",
+            "contextwindow",
+            "context_window",
+            "maximum context",
+            "too long",
+            "context length",
+        ),
+        sc.ErrorCategory.CONTEXT_WINDOW_EXCEEDED,
+    ),
+    (
+        ("content_filter", "contentfilter", "content_policy", "safety", "moderation"),
+        sc.ErrorCategory.CONTENT_FILTER,
+    ),
+    (("timeout", "timed out", "deadline"), sc.ErrorCategory.TIMEOUT),
+    (
+        ("authentication", "permission", "unauthorized", "forbidden", "401", "403", "api key", "auth"),
+        sc.ErrorCategory.AUTH,
+    ),
+    (
+        (
+            "internalserver",
+            "internal_server",
+            "serviceunavailable",
+            "service_unavailable",
+            "overloaded",
+            "connection",
+            "500",
+            "502",
+            "503",
+            "504",
+            "529",
+            "bad gateway",
+            "unavailable",
+        ),
+        sc.ErrorCategory.PROVIDER_DOWN,
+    ),
+    (("invalid_response", "decode", "json", "validation", "parse"), sc.ErrorCategory.INVALID_RESPONSE),
+)
+_CATEGORY_VALUES: Final = frozenset(c.value for c in sc.ErrorCategory)
+_error_category_cache: dict[str, str] = {}
+_ERROR_CACHE_MAX: Final = 4096
+
+
+def error_category(error_type: str) -> str:
+    """Map an `error.type` (exception class name, HTTP status, provider code) to the taxonomy."""
+    cached = _error_category_cache.get(error_type)
+    if cached is not None:
+        return cached
+    lowered = error_type.lower()
+    category: str = sc.ErrorCategory.OTHER
+    if lowered in _CATEGORY_VALUES:
+        category = lowered
+    else:
+        for needles, candidate in _ERROR_PATTERNS:
+            if any(n in lowered for n in needles):
+                category = candidate
+                break
+    if len(_error_category_cache) >= _ERROR_CACHE_MAX:
+        _error_category_cache.clear()
+    _error_category_cache[error_type] = category
+    return category
+
+
+def finite_number(value: object) -> float | None:
+    """The value as a float if it is a finite int or float (bools excluded), else None."""
+    if type(value) is int or type(value) is float:
+        number = float(value)
+        if math.isfinite(number):
+            return number
+    return None
+
+
+class Normaliser:
+    def __init__(self, max_tokens: int, max_value_length: int) -> None:
+        self.max_tokens = max_tokens
+        self.max_value_length = max_value_length
+
+    def _tokens(self, attrs: dict[str, object], keys: tuple[str, ...]) -> int | None:
+        for key in keys:
+            value = attrs.get(key)
+            if value is None:
+                continue
+            if type(value) is int:
+                count = value
+            elif type(value) is float and math.isfinite(value) and value.is_integer():
+                count = int(value)
+            else:
+                raise InvalidSpan(InvalidReason.TOKEN_TYPE)
+            if count < 0:
+                raise InvalidSpan(InvalidReason.TOKEN_NEGATIVE)
+            if count > self.max_tokens:
+                raise InvalidSpan(InvalidReason.TOKEN_ABSURD)
+            return count
+        return None
+
+    def _text(self, attrs: dict[str, object], key: str) -> str:
+        value = attrs.get(key)
+        if value is None:
+            return ""
+        if type(value) is not str:
+            if value is UNSUPPORTED or isinstance(value, list):
+                raise InvalidSpan(InvalidReason.VALUE_TYPE)
+            value = str(value)  # an int user id, a bool: usable as text
+        if len(value) > self.max_value_length:
+            raise InvalidSpan(InvalidReason.VALUE_TOO_LONG)
+        return value
+
+    def _first_text(self, attrs: dict[str, object], keys: tuple[str, ...]) -> str:
+        for key in keys:
+            if key in attrs:
+                return self._text(attrs, key)
+        return ""
+
+    def normalise(self, attrs: dict[str, object], scope_name: str, status_error: bool) -> GenAICall | None:
+        """The call the span describes, None if it is not a model call; raises InvalidSpan."""
+        if not any(k in attrs for k in MARKER_KEYS):
+            return None
+        operation = self._text(attrs, sc.GEN_AI_OPERATION_NAME)
+        if not operation:
+            request_type = self._text(attrs, sc.OPENLLMETRY_REQUEST_TYPE)
+            operation = OPENLLMETRY_REQUEST_TYPES.get(request_type, request_type)
+        if not operation and scope_name == sc.ANTHROPIC_SDK_SCOPE:
+            operation = sc.Operation.CHAT
+        if operation in NON_INFERENCE_OPERATIONS:
+            return None
+        request_model = self._text(attrs, sc.GEN_AI_REQUEST_MODEL)
+        response_model = self._text(attrs, sc.GEN_AI_RESPONSE_MODEL)
+        raw_provider = self._text(attrs, sc.GEN_AI_PROVIDER_NAME) or self._text(
+            attrs, sc.LEGACY_GEN_AI_SYSTEM
+        )
+        provider = normalise_provider(raw_provider) if raw_provider else ""
+        if not provider and scope_name == sc.ANTHROPIC_SDK_SCOPE:
+            provider = sc.Provider.ANTHROPIC
+
+        input_tokens = self._tokens(attrs, INPUT_KEYS)
+        output_tokens = self._tokens(attrs, OUTPUT_KEYS)
+        cache_read = self._tokens(attrs, CACHE_READ_KEYS) or 0
+        cache_write = self._tokens(attrs, CACHE_WRITE_KEYS) or 0
+        reasoning = self._tokens(attrs, REASONING_KEYS) or 0
+        has_usage = input_tokens is not None or output_tokens is not None
+        input_total = input_tokens or 0
+        output_total = output_tokens or 0
+        cache_total = cache_read + cache_write
+        if cache_total and (
+            cache_total > input_total
+            or (provider == sc.Provider.ANTHROPIC and scope_name.startswith(sc.OPENLIT_SCOPE_PREFIX))
+        ):
+            input_total += cache_total
+            if input_total > self.max_tokens:
+                raise InvalidSpan(InvalidReason.TOKEN_ABSURD)
+        if reasoning > output_total:
+            output_total += reasoning
+
+        error_type = self._text(attrs, sc.ERROR_TYPE)
+        category = self._text(attrs, sc.GENAI_OTEL_ERROR_CATEGORY)
+        error = status_error or bool(error_type) or bool(category)
+        if error:
+            if category not in _CATEGORY_VALUES:
+                category = error_category(error_type) if error_type else sc.ErrorCategory.OTHER
+        else:
+            category = ""
+
+        ttfc_value = attrs.get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
+        ttfc: float | None = None
+        if ttfc_value is not None:
+            ttfc = finite_number(ttfc_value)
+            if ttfc is None or ttfc < 0:
+                raise InvalidSpan(InvalidReason.BAD_TIME_TO_FIRST_CHUNK)
+
+        reported_cost: float | None = None
+        reported_source = ""
+        for key in (sc.GEN_AI_USAGE_COST_AMOUNT, sc.OPENLIT_USAGE_COST):
+            value = attrs.get(key)
+            if value is None:
+                continue
+            reported_cost = finite_number(value)
+            if reported_cost is None or reported_cost < 0:
+                raise InvalidSpan(InvalidReason.BAD_COST)
+            reported_source = (
+                self._text(attrs, sc.GEN_AI_USAGE_COST_SOURCE) or sc.CostSource.PROVIDER
+                if key == sc.GEN_AI_USAGE_COST_AMOUNT
+                else sc.CostSource.PROVIDER
+            )
+            break
+        already = sc.GENAI_OTEL_COST_PRICE_TABLE in attrs or sc.GENAI_OTEL_COST_UNPRICED_REASON in attrs
+
+        missing = []
+        if provider and sc.GEN_AI_PROVIDER_NAME not in attrs:
+            missing.append(sc.GEN_AI_PROVIDER_NAME)
+        if input_tokens is not None and sc.GEN_AI_USAGE_INPUT_TOKENS not in attrs:
+            missing.append(sc.GEN_AI_USAGE_INPUT_TOKENS)
+        if output_tokens is not None and sc.GEN_AI_USAGE_OUTPUT_TOKENS not in attrs:
+            missing.append(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+        if cache_read and sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS not in attrs:
+            missing.append(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
+        if cache_write and sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS not in attrs:
+            missing.append(sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)
+        if reasoning and sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS not in attrs:
+            missing.append(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)
+        if reported_cost is not None and sc.GEN_AI_USAGE_COST_AMOUNT not in attrs:
+            missing.append(sc.GEN_AI_USAGE_COST_AMOUNT)
+        if error and sc.GENAI_OTEL_ERROR_CATEGORY not in attrs:
+            missing.append(sc.GENAI_OTEL_ERROR_CATEGORY)
+
+        return GenAICall(
+            provider=provider or UNKNOWN,
+            operation=operation or UNKNOWN,
+            request_model=request_model,
+            response_model=response_model,
+            input_tokens=input_total,
+            output_tokens=output_total,
+            cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write,
+            reasoning_tokens=reasoning,
+            has_usage=has_usage,
+            error=error,
+            error_category=category,
+            user=self._first_text(attrs, USER_KEYS),
+            feature=self._text(attrs, sc.GENAI_OTEL_FEATURE),
+            time_to_first_chunk=ttfc,
+            service_tier=self._first_text(attrs, SERVICE_TIER_KEYS).lower(),
+            reported_cost=reported_cost,
+            reported_cost_source=reported_source,
+            already_enriched=already,
+            missing_current_names=tuple(missing),
+        )

@@ -1,0 +1,369 @@
+"""One accepted export request: recognise, normalise, price, enrich, aggregate.
+
+`Pipeline.split` walks the request (cheap; gives the span count the queue needs before it
+accepts anything); `Pipeline.process` does the rest and returns the bytes to forward. Metrics
+are recorded only in `process`, which the service calls only for accepted requests, so a
+request refused for backpressure and retried by the collector is counted once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from genai_otel.instrumentation import semconv as sc
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from .metrics import STATUS_ERROR, STATUS_OK, Registry
+from .normalise import GenAICall, InvalidReason, InvalidSpan, Normaliser, finite_number
+from .pricing import QUANTA_PER_USD, Cost, PriceBook, UnpricedReason, compute_cost, to_usd
+from .wire import (
+    STATUS_CODE_ERROR,
+    DoubleAttributeEncoder,
+    KeyScanner,
+    ResourceBlock,
+    ScopeBlock,
+    WireError,
+    encode_string_attribute,
+    encode_varint,
+    span_facts,
+    split_request,
+)
+
+logger = logging.getLogger(__name__)
+
+EVALUATION_EVENT: Final = sc.EVENT_EVALUATION_RESULT.encode()
+UNKNOWN_SERVICE: Final = "unknown_service"
+
+_COST_AMOUNT = DoubleAttributeEncoder(sc.GEN_AI_USAGE_COST_AMOUNT)
+_COST_INPUT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_INPUT)
+_COST_OUTPUT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_OUTPUT)
+_COST_CACHE_READ = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_CACHE_READ)
+_COST_CACHE_WRITE = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_CACHE_WRITE)
+_COST_SAVINGS = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_CACHE_SAVINGS)
+_CURRENCY = encode_string_attribute(sc.GEN_AI_USAGE_COST_CURRENCY, sc.COST_CURRENCY_USD)
+_SOURCE_LOCAL = encode_string_attribute(sc.GEN_AI_USAGE_COST_SOURCE, sc.CostSource.LOCAL)
+_SOURCE_PROVIDER = encode_string_attribute(sc.GEN_AI_USAGE_COST_SOURCE, sc.CostSource.PROVIDER)
+
+
+def _int_attribute(key: str, value: int) -> bytes:
+    from .wire import encode_int_attribute
+
+    return encode_int_attribute(key, value)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        registry: Registry,
+        prices: PriceBook,
+        max_tokens: int = 100_000_000,
+        max_value_length: int = 256,
+    ) -> None:
+        from .normalise import SCANNED_KEYS
+
+        self.registry = registry
+        self.prices = prices
+        self.normaliser = Normaliser(max_tokens=max_tokens, max_value_length=max_value_length)
+        self.span_scanner = KeyScanner(SCANNED_KEYS)
+        self.resource_scanner = KeyScanner([sc.SERVICE_NAME], tag=0x0A)
+        self._table_attr: dict[str, bytes] = {}
+        self._unpriced_attr: dict[str, bytes] = {}
+
+    @staticmethod
+    def split(data: bytes) -> tuple[list[ResourceBlock], int]:
+        """Raises WireError for a malformed request."""
+        return split_request(data)
+
+    # -- per request ----------------------------------------------------------------------
+    def process(self, data: bytes, blocks: list[ResourceBlock]) -> bytes:
+        registry = self.registry
+        received = registry.received
+        scan = self.span_scanner.scan
+        find = data.find
+        genai = other = 0
+        modified_any = False
+        for block in blocks:
+            service = UNKNOWN_SERVICE
+            if block.resource is not None:
+                value = self.resource_scanner.scan(data, *block.resource).get(sc.SERVICE_NAME)
+                if isinstance(value, str) and value:
+                    service = value
+            for _, _, _, scope in block.fields:
+                if scope is None:
+                    continue
+                scope_name = scope.scope_name
+                for index, (_, start, end, is_span) in enumerate(scope.fields):
+                    if not is_span:
+                        continue
+                    attrs = scan(data, start, end)
+                    has_evaluation = find(EVALUATION_EVENT, start, end) >= 0
+                    if not attrs and not has_evaluation:
+                        other += 1
+                        continue
+                    try:
+                        added, is_genai = self._span(
+                            data, start, end, attrs, scope_name, service, has_evaluation
+                        )
+                    except Exception:  # never let one span take the request down
+                        logger.debug("span processing failed", exc_info=True)
+                        registry.count(registry.invalid, InvalidReason.MALFORMED_SPAN)
+                        added, is_genai = b"", True
+                    if is_genai:
+                        genai += 1
+                    else:
+                        other += 1
+                    if added:
+                        scope.additions[index] = added
+                        modified_any = True
+        received["genai"] += genai
+        received["other"] += other
+        if not modified_any:
+            return data
+        return _assemble(data, blocks)
+
+    # -- per span -------------------------------------------------------------------------
+    def _span(  # noqa: PLR0917 - the hot path: positional calls are cheaper
+        self,
+        data: bytes,
+        start: int,
+        end: int,
+        attrs: dict[str, object],
+        scope_name: str,
+        service: str,
+        has_evaluation: bool,
+    ) -> tuple[bytes, bool]:
+        registry = self.registry
+        try:
+            trace_id, start_ns, end_ns, status_code = span_facts(data, start, end)
+        except (WireError, IndexError):
+            registry.count(registry.invalid, InvalidReason.MALFORMED_SPAN)
+            return b"", bool(attrs)
+        call: GenAICall | None = None
+        if attrs:
+            try:
+                call = self.normaliser.normalise(attrs, scope_name, status_code == STATUS_CODE_ERROR)
+            except InvalidSpan as exc:
+                registry.count(registry.invalid, exc.reason)
+                return b"", True
+        added = b""
+        if call is not None:
+            added = self._call(call, service, trace_id, start_ns, end_ns)
+        if has_evaluation:
+            self._scores(
+                data=data,
+                start=start,
+                end=end,
+                call=call,
+                attrs=attrs,
+                service=service,
+                trace_id=trace_id,
+                end_ns=end_ns,
+            )
+        return added, call is not None
+
+    def _call(self, call: GenAICall, service: str, trace_id: bytes, start_ns: int, end_ns: int) -> bytes:
+        registry = self.registry
+        labels = registry.labels(service, call.provider, call.model, call.operation)
+        stats = registry.stats(labels)
+        duration: float | None = (end_ns - start_ns) / 1e9
+        if end_ns < start_ns or start_ns == 0:
+            registry.count(registry.invalid, InvalidReason.NEGATIVE_DURATION)
+            duration = None
+        tokens = (
+            (
+                call.input_tokens,
+                call.output_tokens,
+                call.cache_read_tokens,
+                call.cache_write_tokens,
+                call.reasoning_tokens,
+            )
+            if call.has_usage
+            else None
+        )
+        cost: Cost | None = None
+        unpriced = ""
+        reported_quanta = -1
+        if call.reported_cost is not None:
+            reported_quanta = int(call.reported_cost * QUANTA_PER_USD + 0.5)
+        elif not call.has_usage:
+            if not call.error:  # a failed call without usage is not billed: nothing to price
+                unpriced = UnpricedReason.NO_USAGE
+        else:
+            rates = self.prices.rates(
+                call.provider, call.request_model, call.response_model, start_ns, call.service_tier
+            )
+            if type(rates) is str:
+                unpriced = rates
+            else:
+                cost = compute_cost(
+                    rates,  # type: ignore[arg-type]
+                    call.input_tokens,
+                    call.output_tokens,
+                    call.cache_read_tokens,
+                    call.cache_write_tokens,
+                )
+        error = call.error
+        registry.record_call(
+            stats,
+            labels[0],
+            STATUS_ERROR if error else STATUS_OK,
+            call.error_category if error else "",
+            tokens,
+            cost,
+            call.user,
+            call.feature,
+            trace_id,
+            duration,
+            call.time_to_first_chunk,
+            end_ns / 1e9,
+        )
+        if reported_quanta >= 0:
+            registry.record_reported_cost(stats, reported_quanta, call.user, call.feature, labels[0])
+        if unpriced:
+            registry.record_unpriced(labels[1], labels[2], unpriced)
+        if call.already_enriched:
+            return b""
+        return self._enrichment(call, cost, unpriced, reported_quanta)
+
+    def _enrichment(self, call: GenAICall, cost: Cost | None, unpriced: str, reported_quanta: int) -> bytes:
+        parts: list[bytes] = []
+        if cost is not None:
+            table = self._table_attr.get(cost.table)
+            if table is None:
+                table = self._table_attr[cost.table] = encode_string_attribute(
+                    sc.GENAI_OTEL_COST_PRICE_TABLE, cost.table
+                )
+            parts += (
+                _COST_AMOUNT(to_usd(cost.total)),
+                _CURRENCY,
+                _SOURCE_LOCAL,
+                table,
+                _COST_INPUT(to_usd(cost.input)),
+                _COST_OUTPUT(to_usd(cost.output)),
+                _COST_CACHE_READ(to_usd(cost.cache_read)),
+                _COST_CACHE_WRITE(to_usd(cost.cache_write)),
+                _COST_SAVINGS(to_usd(cost.savings)),
+            )
+        elif unpriced:
+            attr = self._unpriced_attr.get(unpriced)
+            if attr is None:
+                attr = self._unpriced_attr[unpriced] = encode_string_attribute(
+                    sc.GENAI_OTEL_COST_UNPRICED_REASON, unpriced
+                )
+            parts.append(attr)
+        for key in call.missing_current_names:
+            parts.append(self._current_name(call, key))
+        return b"".join(parts)
+
+    @staticmethod
+    def _current_name(call: GenAICall, key: str) -> bytes:
+        if key == sc.GEN_AI_PROVIDER_NAME:
+            return encode_string_attribute(key, call.provider)
+        if key == sc.GENAI_OTEL_ERROR_CATEGORY:
+            return encode_string_attribute(key, call.error_category)
+        if key == sc.GEN_AI_USAGE_COST_AMOUNT:  # OpenLIT's cost, restated under the proposal's names
+            return _COST_AMOUNT(call.reported_cost or 0.0) + _CURRENCY + _SOURCE_PROVIDER
+        value = {
+            sc.GEN_AI_USAGE_INPUT_TOKENS: call.input_tokens,
+            sc.GEN_AI_USAGE_OUTPUT_TOKENS: call.output_tokens,
+            sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: call.cache_read_tokens,
+            sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: call.cache_write_tokens,
+            sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: call.reasoning_tokens,
+        }[key]
+        return _int_attribute(key, value)
+
+    # -- evaluation events (rare: parsed with the generated classes) ----------------------
+    def _scores(
+        self,
+        *,
+        data: bytes,
+        start: int,
+        end: int,
+        call: GenAICall | None,
+        attrs: dict[str, object],
+        service: str,
+        trace_id: bytes,
+        end_ns: int,
+    ) -> None:
+        registry = self.registry
+        span = Span.FromString(data[start:end])
+        for event in span.events:
+            if event.name != sc.EVENT_EVALUATION_RESULT:
+                continue
+            values: dict[str, object] = {}
+            for kv in event.attributes:
+                which = kv.value.WhichOneof("value")
+                values[kv.key] = getattr(kv.value, which) if which else None
+            name = values.get(sc.GEN_AI_EVALUATION_NAME)
+            score = finite_number(values.get(sc.GEN_AI_EVALUATION_SCORE_VALUE))
+            if not isinstance(name, str) or score is None or not 0 <= score <= 10:
+                registry.count(registry.invalid, InvalidReason.BAD_SCORE)
+                continue
+            if call is not None:
+                provider, model = call.provider, call.model
+            else:
+                raw_provider = values.get(sc.GEN_AI_PROVIDER_NAME) or attrs.get(sc.GEN_AI_PROVIDER_NAME) or ""
+                raw_model = (
+                    values.get(sc.GEN_AI_REQUEST_MODEL)
+                    or values.get(sc.GEN_AI_RESPONSE_MODEL)
+                    or attrs.get(sc.GEN_AI_REQUEST_MODEL)
+                    or ""
+                )
+                provider = str(raw_provider) or "unknown"
+                model = str(raw_model)[:256] or "unknown"
+            labels = registry.labels(service, provider, model, "")
+            registry.record_score(
+                labels[0],
+                labels[1],
+                labels[2],
+                name[:256],
+                score,
+                trace_id,
+                end_ns / 1e9,
+            )
+
+
+def _assemble(data: bytes, blocks: list[ResourceBlock]) -> bytes:
+    out: list[bytes] = []
+    copy_from = 0  # start of a pending run of untouched bytes
+    for block in blocks:
+        if not any(scope is not None and scope.additions for _, _, _, scope in block.fields):
+            continue  # stays in the pending run
+        out.append(data[copy_from : block.start])
+        parts: list[bytes] = []
+        for field_start, _, payload_end, scope in block.fields:
+            if scope is None or not scope.additions:
+                parts.append(data[field_start:payload_end])
+            else:
+                parts += _scope_parts(data, scope)
+        size = sum(len(p) for p in parts)
+        out.append(b"\n" + encode_varint(size))
+        out += parts
+        copy_from = block.end
+    out.append(data[copy_from:])
+    return b"".join(out)
+
+
+def _scope_parts(data: bytes, scope: ScopeBlock) -> list[bytes]:
+    parts: list[bytes] = []
+    additions = scope.additions
+    run_start = -1
+    run_end = -1
+    for index, (field_start, payload_start, payload_end, _) in enumerate(scope.fields):
+        added = additions.get(index)
+        if added is None:
+            if run_start < 0:
+                run_start = field_start
+            run_end = payload_end
+            continue
+        if run_start >= 0:
+            parts.append(data[run_start:run_end])
+            run_start = -1
+        parts.append(b"\x12" + encode_varint(payload_end - payload_start + len(added)))
+        parts.append(data[payload_start:payload_end])
+        parts.append(added)
+    if run_start >= 0:
+        parts.append(data[run_start:run_end])
+    size = sum(len(p) for p in parts)
+    return [b"\x12" + encode_varint(size), *parts]

@@ -1,0 +1,266 @@
+"""`genai-otel processor`: the OTLP gRPC service, its /metrics endpoint and its lifecycle.
+
+Usage:
+    genai-otel processor [--listen HOST:PORT] [--metrics-listen HOST:PORT]
+                         [--forward-endpoint HOST:PORT] [--config FILE] [--set KEY=VALUE ...]
+
+Every setting (see `config.ProcessorConfig`) can also come from the YAML file or from
+`GENAI_OTEL_PROCESSOR_*` environment variables; flags win over the environment, which wins
+over the file.
+
+Lifecycle: on SIGTERM (or SIGINT) the health service turns NOT_SERVING, new exports are
+refused with UNAVAILABLE (the collector retries elsewhere or later), in-flight exports
+finish, everything already accepted is forwarded, and the process exits within
+`shutdown_grace_seconds`; anything still unforwarded then is counted as dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+import grpc
+from google.protobuf import duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+from .config import ConfigError, ProcessorConfig, load_config
+from .forwarder import STATUS_DETAILS_KEY, Forwarder
+from .metrics import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Registry
+from .pipeline import Pipeline
+from .pricing import PRICE_TABLE_VERSION, PriceBook, PriceOverrides
+from .wire import WireError
+
+logger = logging.getLogger(__name__)
+
+TRACE_SERVICE: Final = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+def _retry_trailer(code: int, message: str, delay: float) -> tuple[tuple[str, bytes], ...]:
+    seconds = int(delay)
+    info = error_details_pb2.RetryInfo(
+        retry_delay=duration_pb2.Duration(seconds=seconds, nanos=int((delay - seconds) * 1e9))
+    )
+    status = status_pb2.Status(code=code, message=message)
+    status.details.add().Pack(info)
+    return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
+
+
+class Processor:
+    """The running service; `start` binds, `stop` drains. Used by `main` and by tests."""
+
+    def __init__(self, config: ProcessorConfig) -> None:
+        self.config = config
+        overrides = (
+            PriceOverrides.load(config.pricing.overrides_file) if config.pricing.overrides_file else None
+        )
+        self.registry = Registry(
+            label_limits=config.labels.max_values,
+            allowed_labels=config.labels.allow,
+            top_users=config.labels.top_users,
+            top_features=config.labels.top_features,
+            exemplars=config.exemplars,
+            price_table=PRICE_TABLE_VERSION,
+        )
+        self.pipeline = Pipeline(
+            self.registry,
+            PriceBook(overrides, max_entries=config.pricing.cache_entries),
+            max_tokens=config.limits.max_tokens_per_span,
+            max_value_length=config.limits.max_attribute_length,
+        )
+        self.forwarder = Forwarder(config.forward, self.registry)
+        self.health = HealthServicer()
+        self.draining = False
+        self.port = 0
+        self.metrics_port = 0
+        self._server: grpc.aio.Server | None = None
+        self._http: asyncio.Server | None = None
+
+    # -- OTLP ---------------------------------------------------------------------------
+    async def export(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        registry = self.registry
+        if self.draining:
+            registry.count(registry.rejected, "shutting_down")
+            context.set_trailing_metadata(
+                _retry_trailer(code_pb2.UNAVAILABLE, "processor shutting down", 1.0)
+            )
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "processor shutting down")
+        try:
+            blocks, spans = self.pipeline.split(request)
+        except (WireError, IndexError) as exc:
+            registry.count(registry.rejected, "malformed")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"malformed ExportTraceServiceRequest: {exc}"
+            )
+        if spans == 0:
+            return b""
+        if not self.forwarder.has_room(spans):
+            registry.count(registry.rejected, "queue_full")
+            delay = self.config.forward.backpressure_retry_after_seconds
+            context.set_trailing_metadata(
+                _retry_trailer(code_pb2.RESOURCE_EXHAUSTED, "processor queue full, retry later", delay)
+            )
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "processor queue full, retry later")
+        # Accepted: from here on the request is counted and will be forwarded or counted dropped.
+        payload = self.pipeline.process(request, blocks)
+        self.forwarder.submit(payload, spans)
+        return b""  # an empty ExportTraceServiceResponse: full success
+
+    # -- /metrics -----------------------------------------------------------------------
+    async def _http_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, *_ = [*lines[0].split(" "), "", ""]
+            headers = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (line.partition(":") for line in lines[1:] if line)
+            }
+            path = path.split("?", 1)[0]
+            if method not in ("GET", "HEAD"):
+                status, ctype, body = "405 Method Not Allowed", "text/plain", b"method not allowed\n"
+            elif path == "/metrics":
+                openmetrics = "application/openmetrics-text" in headers.get("accept", "")
+                body = self.registry.expose(openmetrics).encode()
+                status = "200 OK"
+                ctype = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+            elif path in ("/healthz", "/"):
+                ok = not self.draining
+                status = "200 OK" if ok else "503 Service Unavailable"
+                ctype, body = "text/plain", (b"ok\n" if ok else b"draining\n")
+            else:
+                status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
+            if method != "HEAD":
+                writer.write(body)
+            await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        limit = self.config.limits.max_receive_message_bytes
+        server = grpc.aio.server(
+            options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)]
+        )
+        handler = grpc.method_handlers_generic_handler(
+            TRACE_SERVICE,
+            {"Export": grpc.unary_unary_rpc_method_handler(self.export)},  # raw bytes in and out
+        )
+        server.add_generic_rpc_handlers((handler,))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        self.port = server.add_insecure_port(self.config.listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.config.listen}")
+        await self.forwarder.start()
+        await server.start()
+        self._server = server
+        host, _, port = self.config.metrics_listen.rpartition(":")
+        self._http = await asyncio.start_server(self._http_client, host, int(port))
+        self.metrics_port = self._http.sockets[0].getsockname()[1]
+        for name in ("", TRACE_SERVICE):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        logger.info(
+            "processor listening on %s (OTLP) and %s (metrics), forwarding to %s",
+            self.port,
+            self.metrics_port,
+            self.config.forward.endpoint,
+        )
+
+    async def stop(self) -> None:
+        """NOT_SERVING -> refuse new exports -> finish in-flight -> forward the queue -> exit."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace_seconds
+        self.draining = True
+        for name in ("", TRACE_SERVICE):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._server is not None:
+            await self._server.stop(grace=min(5.0, self.config.shutdown_grace_seconds / 2))
+        await self.forwarder.drain(max(0.0, deadline - loop.time()))
+        if self._http is not None:
+            self._http.close()
+            await self._http.wait_closed()
+        logger.info(
+            "processor stopped: %d spans forwarded, %s dropped",
+            self.registry.forwarded,
+            self.registry.dropped or "none",
+        )
+
+
+async def serve(config: ProcessorConfig) -> int:
+    processor = Processor(config)
+    await processor.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    logger.info("shutdown requested: draining")
+    await processor.stop()
+    return 0
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="genai-otel processor", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--listen", help="OTLP gRPC listen address HOST:PORT")
+    parser.add_argument("--metrics-listen", help="Prometheus /metrics listen address HOST:PORT")
+    parser.add_argument("--forward-endpoint", help="next hop OTLP gRPC endpoint HOST:PORT")
+    parser.add_argument("--config", type=Path, help="YAML configuration file")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any setting by its dotted key, e.g. forward.queue_max_spans=50000",
+    )
+    return parser.parse_args(argv)
+
+
+def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    flags: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        target = flags
+        parts = key.split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+    if args.listen:
+        flags["listen"] = args.listen
+    if args.metrics_listen:
+        flags["metrics_listen"] = args.metrics_listen
+    if args.forward_endpoint:
+        flags.setdefault("forward", {})["endpoint"] = args.forward_endpoint
+    return flags
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        config = load_config(flags_from_args(args), args.config)
+    except ConfigError as exc:
+        print(f"genai-otel processor: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return asyncio.run(serve(config))
+    except (OSError, ValueError) as exc:
+        print(f"genai-otel processor: {exc}", file=sys.stderr)
+        return 1
