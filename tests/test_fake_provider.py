@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -34,14 +35,25 @@ HELLO_TOKENS = 6
 DEFAULT_OUTPUT = 16
 
 
-@pytest.fixture
-def oai(fake_provider: FakeProvider) -> openai.OpenAI:
-    return openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="x", max_retries=0)
+@pytest.fixture(scope="module")
+def http_client() -> Iterator[httpx2.Client]:
+    """One HTTP client for the module: the SDKs' own clients build an SSL context each (~0.1 s)."""
+    with httpx2.Client() as client:
+        yield client
 
 
 @pytest.fixture
-def claude(fake_provider: FakeProvider) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=fake_provider.base_url, api_key="x", max_retries=0)
+def oai(fake_provider: FakeProvider, http_client: httpx2.Client) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=fake_provider.openai_base_url, api_key="x", max_retries=0, http_client=http_client
+    )
+
+
+@pytest.fixture
+def claude(fake_provider: FakeProvider, http_client: httpx2.Client) -> anthropic.Anthropic:
+    return anthropic.Anthropic(
+        base_url=fake_provider.base_url, api_key="x", max_retries=0, http_client=http_client
+    )
 
 
 # --- OpenAI chat completions ------------------------------------------------------------------
@@ -506,16 +518,18 @@ def test_content_filter_finish_and_refusal(oai: openai.OpenAI, claude: anthropic
     assert message.stop_reason == "refusal"
 
 
-def test_hang_ends_in_client_timeout(fake_provider: FakeProvider) -> None:
-    oai = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="x", max_retries=0, timeout=0.2)
-    claude = anthropic.Anthropic(base_url=fake_provider.base_url, api_key="x", max_retries=0, timeout=0.2)
+def test_hang_ends_in_client_timeout(oai: openai.OpenAI, claude: anthropic.Anthropic) -> None:
     hang = {"x-fake-scenario": "hang"}
 
     started = time.monotonic()
     with pytest.raises(openai.APITimeoutError):
-        oai.chat.completions.create(model="gpt-4o", messages=HELLO, extra_headers=hang)
+        oai.with_options(timeout=0.2).chat.completions.create(
+            model="gpt-4o", messages=HELLO, extra_headers=hang
+        )
     with pytest.raises(anthropic.APITimeoutError):
-        claude.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=HELLO, extra_headers=hang)
+        claude.with_options(timeout=0.2).messages.create(
+            model="claude-haiku-4-5", max_tokens=10, messages=HELLO, extra_headers=hang
+        )
     assert time.monotonic() - started < 2
 
 
@@ -581,9 +595,11 @@ def test_ttfc_and_latency_headers_delay_the_stream_and_the_answer(oai: openai.Op
     assert 0.15 <= plain < 0.3
 
 
-def test_server_defaults_apply_when_no_header_is_given() -> None:
+def test_server_defaults_apply_when_no_header_is_given(http_client: httpx2.Client) -> None:
     with FakeProvider(latency_ms=120) as provider:
-        oai = openai.OpenAI(base_url=provider.openai_base_url, api_key="x", max_retries=0)
+        oai = openai.OpenAI(
+            base_url=provider.openai_base_url, api_key="x", max_retries=0, http_client=http_client
+        )
         started = time.monotonic()
         oai.chat.completions.create(model="gpt-4o", messages=HELLO)
         assert 0.12 <= time.monotonic() - started < 0.3

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import logging
 import select
+import selectors
 import signal
 import socket
 import sys
@@ -30,13 +31,35 @@ _POLL_S = 0.05
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    timeout = 0.05  # bounds handle_request() if a readable listener had nothing to accept after all
 
     def __init__(self, address: tuple[str, int], responder: Responder) -> None:
         self.responder = responder
         self.stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._wake_reader, self._wake_writer = socket.socketpair()
         super().__init__(address, _Handler)
+
+    def serve_until_stopped(self) -> None:
+        """Like serve_forever, but `stop()` wakes it at once instead of after a poll interval."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while not self.stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self and not self.stopping.is_set():
+                        self.handle_request()  # the listener is readable: accepts at once
+
+    def stop(self) -> None:
+        self.stopping.set()
+        with contextlib.suppress(OSError):
+            self._wake_writer.send(b"\0")
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_reader.close()
+        self._wake_writer.close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
@@ -173,8 +196,7 @@ class FakeProvider:
         if self._server is None:
             self._server = _Server(self._address, self.responder)
             self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
+                target=self._server.serve_until_stopped,
                 name=f"fake-provider:{self.port}",
                 daemon=True,
             )
@@ -186,12 +208,11 @@ class FakeProvider:
         if server is None:
             return
         self._server = self._thread = None
-        server.stopping.set()
-        server.shutdown()
-        server.close_all_connections()
-        server.server_close()
+        server.stop()
         if thread is not None:
             thread.join(timeout=5)
+        server.close_all_connections()
+        server.server_close()
 
     def __enter__(self) -> Self:
         return self.start()
