@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 EXPORT_METHOD: Final = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 STATUS_DETAILS_KEY: Final = "grpc-status-details-bin"
+RETRY_INFO_KEY: Final = "google.rpc.retryinfo-bin"
 # The statuses after which the same request may succeed later (the collector's OTLP exporter
 # retries the same set).
 RETRYABLE: Final = frozenset(
@@ -48,6 +49,9 @@ def retry_delay(metadata: object) -> float | None:
     """The RetryInfo delay in a status's details trailer, if the peer sent one."""
     try:
         for key, value in metadata or ():  # type: ignore[attr-defined]
+            if key == RETRY_INFO_KEY:
+                info = error_details_pb2.RetryInfo.FromString(value)
+                return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
             if key == STATUS_DETAILS_KEY:
                 status = status_pb2.Status.FromString(value)
                 for detail in status.details:

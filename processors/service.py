@@ -31,7 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from .config import ConfigError, ProcessorConfig, load_config
-from .forwarder import STATUS_DETAILS_KEY, Forwarder
+from .forwarder import RETRY_INFO_KEY, STATUS_DETAILS_KEY, Forwarder
 from .metrics import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Registry
 from .pipeline import Pipeline
 from .pricing import PRICE_TABLE_VERSION, PriceBook, PriceOverrides
@@ -49,7 +49,9 @@ def _retry_trailer(code: int, message: str, delay: float) -> tuple[tuple[str, by
     )
     status = status_pb2.Status(code=code, message=message)
     status.details.add().Pack(info)
-    return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
+    # The collector (Go) reads RetryInfo from the rich status; the Python SDK's OTLP exporter
+    # from its own trailer. Both get it.
+    return ((STATUS_DETAILS_KEY, status.SerializeToString()), (RETRY_INFO_KEY, info.SerializeToString()))
 
 
 class Processor:

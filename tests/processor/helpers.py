@@ -1,0 +1,181 @@
+"""Building OTLP requests, a controllable OTLP sink, and reading enriched spans back."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from genai_otel.processors.config import load_config
+from genai_otel.processors.metrics import ALL_LABELS, Registry
+from genai_otel.processors.pipeline import Pipeline
+from genai_otel.processors.pricing import PRICE_TABLE_VERSION, PriceBook, PriceOverrides
+
+# 2025-07-01T12:00:00Z, after o3's 2025-06-10 price cut
+T_2025_07_01 = 1_751_371_200 * 10**9
+T_2025_01_01 = 1_735_732_800 * 10**9  # 2025-01-01T12:00:00Z
+# 2026-11-01T12:00:00Z: the table's service-tier prices start on 2026-10-12
+T_2026_11_01 = 1_793_534_400 * 10**9
+
+
+def any_value(value: Any) -> AnyValue:
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, list):
+        out = AnyValue()
+        out.array_value.values.extend(any_value(v) for v in value)
+        return out
+    return AnyValue(string_value=value)
+
+
+def make_span(
+    attributes: dict[str, Any],
+    *,
+    name: str = "chat gpt-4o",
+    start_ns: int = T_2025_07_01,
+    duration_s: float = 1.5,
+    error: bool = False,
+    trace_id: bytes = bytes(range(1, 17)),
+    events: Iterable[tuple[str, dict[str, Any]]] = (),
+) -> Span:
+    span = Span(
+        trace_id=trace_id,
+        span_id=bytes(range(1, 9)),
+        name=name,
+        kind=Span.SPAN_KIND_CLIENT,
+        start_time_unix_nano=start_ns,
+        end_time_unix_nano=start_ns + int(duration_s * 1e9),
+    )
+    span.attributes.extend(KeyValue(key=k, value=any_value(v)) for k, v in attributes.items())
+    for event_name, event_attributes in events:
+        event = span.events.add(name=event_name, time_unix_nano=start_ns)
+        event.attributes.extend(KeyValue(key=k, value=any_value(v)) for k, v in event_attributes.items())
+    span.status.code = Status.STATUS_CODE_ERROR if error else Status.STATUS_CODE_UNSET
+    return span
+
+
+def make_request(spans: Iterable[Span], service: str = "checkout", scope: str = "test.scope") -> bytes:
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.add(key="service.name", value=AnyValue(string_value=service))
+    scope_spans = resource_spans.scope_spans.add()
+    scope_spans.scope.name = scope
+    scope_spans.spans.extend(spans)
+    return request.SerializeToString()
+
+
+def attributes_of(span: Span) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kv in span.attributes:
+        which = kv.value.WhichOneof("value")
+        out[kv.key] = getattr(kv.value, which) if which else None
+    return out
+
+
+def spans_of(payload: bytes) -> list[Span]:
+    request = ExportTraceServiceRequest.FromString(payload)
+    return [span for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+
+
+def make_pipeline(overrides: PriceOverrides | None = None, **label_options: Any) -> Pipeline:
+    config = load_config(environ={})
+    registry = Registry(
+        label_limits=label_options.get("label_limits", config.labels.max_values),
+        allowed_labels=label_options.get("allowed", ALL_LABELS),
+        top_users=label_options.get("top_users", config.labels.top_users),
+        top_features=label_options.get("top_features", config.labels.top_features),
+        exemplars=label_options.get("exemplars", True),
+        price_table=PRICE_TABLE_VERSION,
+    )
+    return Pipeline(registry, PriceBook(overrides))
+
+
+def run(pipeline: Pipeline, payload: bytes) -> bytes:
+    blocks, _ = pipeline.split(payload)
+    return pipeline.process(payload, blocks)
+
+
+def enrich_one(attributes: dict[str, Any], pipeline: Pipeline | None = None, **span_options: Any) -> dict[str, Any]:
+    """Run one span through a pipeline; return the forwarded span's attributes."""
+    pipeline = pipeline or make_pipeline()
+    scope = span_options.pop("scope", "test.scope")
+    (span,) = spans_of(run(pipeline, make_request([make_span(attributes, **span_options)], scope=scope)))
+    return attributes_of(span)
+
+
+# --------------------------------------------------------------------------------------
+# A tiny OTLP sink we control (the "next hop")
+# --------------------------------------------------------------------------------------
+@dataclass
+class Sink:
+    """OTLP trace receiver on 127.0.0.1: records requests; can be slow or fail on purpose."""
+
+    delay_seconds: float = 0.0
+    fail_with: grpc.StatusCode | None = None
+    fail_times: int = 0  # fail this many calls, then succeed
+    received: list[bytes] = field(default_factory=list)
+    calls: int = 0
+    port: int = 0
+    _server: grpc.aio.Server | None = None
+
+    async def _export(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        self.calls += 1
+        if self.fail_with is not None and self.fail_times > 0:
+            self.fail_times -= 1
+            await context.abort(self.fail_with, "sink told to fail")
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        self.received.append(request)
+        return ExportTraceServiceResponse().SerializeToString()
+
+    async def start(self, port: int = 0) -> Sink:
+        server = grpc.aio.server()
+        handler = grpc.method_handlers_generic_handler(
+            "opentelemetry.proto.collector.trace.v1.TraceService",
+            {"Export": grpc.unary_unary_rpc_method_handler(self._export)},
+        )
+        server.add_generic_rpc_handlers((handler,))
+        self.port = server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        self._server = server
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(0)
+
+    def spans(self) -> list[Span]:
+        return [span for payload in self.received for span in spans_of(payload)]
+
+
+def scrape(port: int, openmetrics: bool = False) -> tuple[str, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    if openmetrics:
+        request.add_header("Accept", "application/openmetrics-text; version=1.0.0,text/plain;q=0.5")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.headers["Content-Type"], response.read().decode()
+
+
+def samples(exposition: str, name: str) -> dict[str, str]:
+    """Sample lines of one metric name: label text -> value (exemplars stripped)."""
+    out = {}
+    for line in exposition.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            head, _, _ = line.partition(" # ")
+            labels, _, value = head.rpartition(" ")
+            out[labels[len(name) :]] = value
+    return out
