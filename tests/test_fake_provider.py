@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import enum
 import json
 import signal
 import subprocess
@@ -265,6 +267,44 @@ def test_chat_parse_returns_json_matching_the_schema(oai: openai.OpenAI) -> None
     completion = oai.chat.completions.parse(model="gpt-4o", messages=HELLO, response_format=Forecast)
 
     assert completion.choices[0].message.parsed == Forecast(city="", temperature=0, tags=[], sunny=False)
+
+
+class Unit(enum.Enum):
+    CELSIUS = "c"
+    FAHRENHEIT = "f"
+
+
+class Reading(pydantic.BaseModel):
+    at: datetime.datetime
+    unit: Unit
+    note: str | None
+
+
+class Report(pydantic.BaseModel):
+    station: str
+    readings: list[Reading]
+    latest: Reading
+
+
+def test_chat_parse_follows_refs_enums_and_nullable_fields(oai: openai.OpenAI) -> None:
+    completion = oai.chat.completions.parse(model="gpt-4o", messages=HELLO, response_format=Report)
+
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    latest = Reading(at=epoch, unit=Unit.CELSIUS, note="")
+    assert completion.choices[0].message.parsed == Report(station="", readings=[], latest=latest)
+
+
+async def test_async_sdk_streams_over_http(fake_provider: FakeProvider) -> None:
+    async with openai.AsyncOpenAI(
+        base_url=fake_provider.openai_base_url, api_key="x", max_retries=0
+    ) as client:
+        stream = await client.chat.completions.create(
+            model="gpt-4o", messages=HELLO, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = [chunk async for chunk in stream]
+
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == DEFAULT_OUTPUT
 
 
 # --- OpenAI responses ---------------------------------------------------------------------------
@@ -708,6 +748,19 @@ def test_respond_is_deterministic_for_the_same_seed_and_clock() -> None:
     assert first.json()["created"] == 1_700_000_000
 
 
+def test_request_log_keeps_only_the_last_max_recorded(http_client: httpx2.Client) -> None:
+    with FakeProvider(max_recorded=2) as provider:
+        oai = openai.OpenAI(
+            base_url=provider.openai_base_url, api_key="x", max_retries=0, http_client=http_client
+        )
+        for count in ("1", "2", "3"):
+            oai.chat.completions.create(
+                model="gpt-4o", messages=HELLO, extra_headers={"x-fake-output-tokens": count}
+            )
+
+        assert [r.headers["x-fake-output-tokens"] for r in provider.requests] == ["2", "3"]
+
+
 def test_healthz_and_unknown_paths(fake_provider: FakeProvider) -> None:
     with urllib.request.urlopen(fake_provider.base_url + "/healthz", timeout=5) as answer:
         assert (answer.status, json.loads(answer.read())) == (200, {"status": "ok"})
@@ -715,6 +768,17 @@ def test_healthz_and_unknown_paths(fake_provider: FakeProvider) -> None:
         urllib.request.urlopen(fake_provider.base_url + "/v1/nothing", timeout=5)
     assert raised.value.code == 404
     assert fake_provider.requests[0].path == "/v1/nothing"
+
+
+def test_chunked_request_bodies_are_read(fake_provider: FakeProvider, http_client: httpx2.Client) -> None:
+    def body() -> Iterator[bytes]:
+        yield b'{"model": "gpt-4o", '
+        yield b'"messages": [{"role": "user", "content": "Hello"}]}'
+
+    answer = http_client.post(fake_provider.openai_base_url + "/chat/completions", content=body())
+
+    assert answer.request.headers["transfer-encoding"] == "chunked"
+    assert (answer.status_code, answer.json()["usage"]["prompt_tokens"]) == (200, HELLO_TOKENS)
 
 
 def test_cli_serves_healthz_and_stops_on_sigterm() -> None:

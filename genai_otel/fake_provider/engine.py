@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,7 +27,6 @@ from .core import (
     FakeRequest,
     FakeResponse,
     RequestError,
-    compact_json,
     read_options,
 )
 
@@ -151,16 +151,28 @@ class RecordedRequest:
     body: Any
 
 
-class Responder:
-    """Shared state of one fake provider: defaults, request log, unique id seeds."""
+DEFAULT_MAX_RECORDED = 1000
 
-    def __init__(self, defaults: Defaults | None = None, clock: Callable[[], float] = time.time) -> None:
+
+class Responder:
+    """Shared state of one fake provider: defaults, request log, unique id seeds.
+
+    The request log keeps the last `max_recorded` requests (0 keeps none), so a long-running
+    server or benchmark does not grow without bound.
+    """
+
+    def __init__(
+        self,
+        defaults: Defaults | None = None,
+        clock: Callable[[], float] = time.time,
+        max_recorded: int = DEFAULT_MAX_RECORDED,
+    ) -> None:
         self.defaults = defaults or Defaults()
         self._clock = clock
         self._salt = os.urandom(6).hex()
         self._sequence = itertools.count()
         self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
+        self._requests: deque[RecordedRequest] = deque(maxlen=max_recorded)
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -177,7 +189,7 @@ class Responder:
         items = headers.items() if isinstance(headers, Mapping) else headers
         lowered = {name.lower(): value for name, value in items}
         body = _parse_json(raw_body)
-        if path.split("?", 1)[0] not in HEALTH_PATHS:
+        if self._requests.maxlen and path.split("?", 1)[0] not in HEALTH_PATHS:
             with self._lock:
                 self._requests.append(RecordedRequest(method, path, lowered, body))
         request = FakeRequest(method=method, path=path, headers=lowered, body=body, raw_body=raw_body)
@@ -194,4 +206,4 @@ def _parse_json(raw: bytes) -> Any:
         return None
 
 
-__all__ = ["ROUTES", "RecordedRequest", "Responder", "compact_json", "respond"]
+__all__ = ["DEFAULT_MAX_RECORDED", "ROUTES", "RecordedRequest", "Responder", "respond"]

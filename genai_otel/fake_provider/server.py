@@ -21,7 +21,7 @@ from types import FrameType, TracebackType
 from typing import Any, Self
 
 from .core import Defaults, FakeResponse
-from .engine import RecordedRequest, Responder
+from .engine import DEFAULT_MAX_RECORDED, RecordedRequest, Responder
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +101,20 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("fake provider: " + format, *args)
 
-    def _serve(self) -> None:
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            parts = []
+            while size := int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16):
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()  # the CRLF after each chunk
+            while self.rfile.readline().strip():  # trailers, up to the empty line
+                pass
+            return b"".join(parts)
         length = int(self.headers.get("content-length") or 0)
-        raw_body = self.rfile.read(length) if length else b""
+        return self.rfile.read(length) if length else b""
+
+    def _serve(self) -> None:
+        raw_body = self._read_body()
         response = self.server.responder.handle(self.command, self.path, self.headers.items(), raw_body)
         try:
             if response.hang_s is not None:
@@ -185,9 +196,15 @@ class FakeProvider:
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0, ttfc_ms: float = 0
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency_ms: float = 0,
+        ttfc_ms: float = 0,
+        max_recorded: int = DEFAULT_MAX_RECORDED,
     ) -> None:
-        self.responder = Responder(Defaults(latency_ms=latency_ms, ttfc_ms=ttfc_ms))
+        defaults = Defaults(latency_ms=latency_ms, ttfc_ms=ttfc_ms)
+        self.responder = Responder(defaults, max_recorded=max_recorded)
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -247,7 +264,7 @@ class FakeProvider:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """Requests received so far (health checks excluded), oldest first."""
+        """The last `max_recorded` requests received (health checks excluded), oldest first."""
         return self.responder.requests
 
     def clear_requests(self) -> None:
@@ -275,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with FakeProvider(args.host, args.port, args.latency_ms, args.ttfc_ms) as provider:
+        # Nobody can read the request log of the command-line server: keep none.
+        with FakeProvider(args.host, args.port, args.latency_ms, args.ttfc_ms, max_recorded=0) as provider:
             print(f"fake provider listening on {provider.base_url}", flush=True)
             while not stop.wait(0.5):
                 pass

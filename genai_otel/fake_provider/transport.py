@@ -19,7 +19,7 @@ import anyio
 import httpx2
 
 from .core import Chunk, Defaults, FakeResponse
-from .engine import RecordedRequest, Responder
+from .engine import DEFAULT_MAX_RECORDED, RecordedRequest, Responder
 
 _DROPPED = "peer closed connection without sending complete message body"
 
@@ -73,8 +73,15 @@ class _AsyncBody(httpx2.AsyncByteStream):
 
 
 class _FakeTransportBase:
-    def __init__(self, latency_ms: float = 0, ttfc_ms: float = 0, responder: Responder | None = None) -> None:
-        self.responder = responder or Responder(Defaults(latency_ms=latency_ms, ttfc_ms=ttfc_ms))
+    def __init__(
+        self,
+        latency_ms: float = 0,
+        ttfc_ms: float = 0,
+        responder: Responder | None = None,
+        max_recorded: int = DEFAULT_MAX_RECORDED,
+    ) -> None:
+        defaults = Defaults(latency_ms=latency_ms, ttfc_ms=ttfc_ms)
+        self.responder = responder or Responder(defaults, max_recorded=max_recorded)
 
     @property
     def requests(self) -> list[RecordedRequest]:
