@@ -9,17 +9,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from genai_otel.processors.config import load_config
+from genai_otel.processors.metrics import ALL_LABELS, Registry
+from genai_otel.processors.pipeline import Pipeline
+from genai_otel.processors.pricing import PRICE_TABLE_VERSION, PriceBook, PriceOverrides
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
-
-from genai_otel.processors.config import load_config
-from genai_otel.processors.metrics import ALL_LABELS, Registry
-from genai_otel.processors.pipeline import Pipeline
-from genai_otel.processors.pricing import PRICE_TABLE_VERSION, PriceBook, PriceOverrides
 
 # 2025-07-01T12:00:00Z, after o3's 2025-06-10 price cut
 T_2025_07_01 = 1_751_371_200 * 10**9
@@ -109,7 +108,9 @@ def run(pipeline: Pipeline, payload: bytes) -> bytes:
     return pipeline.process(payload, blocks)
 
 
-def enrich_one(attributes: dict[str, Any], pipeline: Pipeline | None = None, **span_options: Any) -> dict[str, Any]:
+def enrich_one(
+    attributes: dict[str, Any], pipeline: Pipeline | None = None, **span_options: Any
+) -> dict[str, Any]:
     """Run one span through a pipeline; return the forwarded span's attributes."""
     pipeline = pipeline or make_pipeline()
     scope = span_options.pop("scope", "test.scope")

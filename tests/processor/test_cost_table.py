@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from genai_otel.instrumentation import semconv as sc
 
 from .helpers import T_2025_01_01, T_2025_07_01, T_2026_11_01, enrich_one
@@ -19,7 +18,12 @@ CR, CW = sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, sc.GEN_AI_USAGE_CACHE_WRITE_IN
 
 
 def chat(provider: str, model: str, **extra: Any) -> dict[str, Any]:
-    return {sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: provider, sc.GEN_AI_REQUEST_MODEL: model, **extra}
+    return {
+        sc.GEN_AI_OPERATION_NAME: "chat",
+        sc.GEN_AI_PROVIDER_NAME: provider,
+        sc.GEN_AI_REQUEST_MODEL: model,
+        **extra,
+    }
 
 
 CASES = [

@@ -107,7 +107,9 @@ def test_labels_outside_the_allow_list_are_aggregated_away() -> None:
 
     pipeline = make_pipeline(allowed=[label for label in ALL_LABELS if label != sc.LABEL_MODEL])
     for model in ("gpt-4o", "gpt-4o-mini"):
-        run(pipeline, make_request([make_span({sc.GEN_AI_PROVIDER_NAME: "openai", sc.GEN_AI_REQUEST_MODEL: model,
-                                                IN: 1, OUT: 1})]))  # fmt: skip
+        attributes = {sc.GEN_AI_PROVIDER_NAME: "openai", sc.GEN_AI_REQUEST_MODEL: model, IN: 1, OUT: 1}
+        run(pipeline, make_request([make_span(attributes)]))
     requests = samples(pipeline.registry.expose(openmetrics=False), sc.PROM_LLM_REQUESTS)
-    assert requests == {'{service="checkout",provider="openai",operation="unknown",status="ok",error_type=""}': "2"}
+    assert requests == {
+        '{service="checkout",provider="openai",operation="unknown",status="ok",error_type=""}': "2"
+    }

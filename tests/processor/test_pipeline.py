@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from genai_otel.instrumentation import semconv as sc
 
 from .helpers import (
@@ -24,7 +23,9 @@ IN, OUT = sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS
 
 def test_non_genai_spans_are_forwarded_byte_for_byte() -> None:
     pipeline = make_pipeline()
-    payload = make_request([make_span({"http.request.method": "GET", "url.full": "https://x/gen_ai."}, name="GET")])
+    payload = make_request(
+        [make_span({"http.request.method": "GET", "url.full": "https://x/gen_ai."}, name="GET")]
+    )
 
     assert run(pipeline, payload) is payload
     assert pipeline.registry.received == {"genai": 0, "other": 1}
@@ -37,7 +38,9 @@ def test_untouched_spans_keep_their_bytes_next_to_an_enriched_one() -> None:
     out_plain, out_genai = spans_of(run(pipeline, make_request([plain, genai])))
 
     assert out_plain.SerializeToString() == plain.SerializeToString()
-    assert attributes_of(out_genai)[sc.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(10 * 2.5e-6 + 5 * 10e-6, abs=1e-9)
+    assert attributes_of(out_genai)[sc.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(
+        10 * 2.5e-6 + 5 * 10e-6, abs=1e-9
+    )
     assert out_genai.trace_id == genai.trace_id and out_genai.name == genai.name
 
 
@@ -125,8 +128,8 @@ def test_provider_reported_cost_amount_is_kept_and_nothing_is_added() -> None:
 
 def test_enrichment_is_idempotent() -> None:
     pipeline = make_pipeline()
-    once = run(pipeline, make_request([make_span({sc.GEN_AI_PROVIDER_NAME: "openai",
-                                                   sc.GEN_AI_REQUEST_MODEL: "gpt-4o", IN: 10, OUT: 5})]))  # fmt: skip
+    attributes = {sc.GEN_AI_PROVIDER_NAME: "openai", sc.GEN_AI_REQUEST_MODEL: "gpt-4o", IN: 10, OUT: 5}
+    once = run(pipeline, make_request([make_span(attributes)]))
     twice = run(make_pipeline(), once)
     assert twice == once
 
@@ -188,7 +191,11 @@ def test_successful_call_without_usage_is_unpriced_but_a_failed_one_is_not() -> 
 def test_agent_and_tool_spans_are_not_counted_as_model_calls() -> None:
     pipeline = make_pipeline()
     payload = make_request(
-        [make_span({sc.GEN_AI_OPERATION_NAME: "invoke_agent", sc.GEN_AI_REQUEST_MODEL: "gpt-4o", IN: 10, OUT: 5})]
+        [
+            make_span(
+                {sc.GEN_AI_OPERATION_NAME: "invoke_agent", sc.GEN_AI_REQUEST_MODEL: "gpt-4o", IN: 10, OUT: 5}
+            )
+        ]
     )
     assert run(pipeline, payload) is payload
     assert pipeline.registry.received == {"genai": 0, "other": 1}
@@ -199,8 +206,14 @@ def test_evaluation_events_feed_the_quality_histogram() -> None:
     span = make_span(
         {sc.GEN_AI_PROVIDER_NAME: "openai", sc.GEN_AI_REQUEST_MODEL: "gpt-4o", IN: 1, OUT: 1},
         events=[
-            (sc.EVENT_EVALUATION_RESULT, {sc.GEN_AI_EVALUATION_NAME: "relevance", sc.GEN_AI_EVALUATION_SCORE_VALUE: 8.5}),
-            (sc.EVENT_EVALUATION_RESULT, {sc.GEN_AI_EVALUATION_NAME: "relevance", sc.GEN_AI_EVALUATION_SCORE_VALUE: 11.0}),
+            (
+                sc.EVENT_EVALUATION_RESULT,
+                {sc.GEN_AI_EVALUATION_NAME: "relevance", sc.GEN_AI_EVALUATION_SCORE_VALUE: 8.5},
+            ),
+            (
+                sc.EVENT_EVALUATION_RESULT,
+                {sc.GEN_AI_EVALUATION_NAME: "relevance", sc.GEN_AI_EVALUATION_SCORE_VALUE: 11.0},
+            ),
         ],
     )
     run(pipeline, make_request([span]))

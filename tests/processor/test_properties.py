@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from genai_prices import Usage, calc_price
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors.normalise import Normaliser
 from genai_otel.processors.pricing import PriceBook, compute_cost, to_usd
+from genai_prices import Usage, calc_price
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from .helpers import attributes_of, make_pipeline, make_request, make_span, run, spans_of
 
@@ -47,7 +46,12 @@ def test_compiled_price_equals_genai_prices(model: tuple[str, str, str], usage: 
     assert not isinstance(rates, str)
     cost = compute_cost(rates, *usage)
     expected = calc_price(
-        Usage(input_tokens=usage[0], output_tokens=usage[1], cache_read_tokens=usage[2], cache_write_tokens=usage[3]),
+        Usage(
+            input_tokens=usage[0],
+            output_tokens=usage[1],
+            cache_read_tokens=usage[2],
+            cache_write_tokens=usage[3],
+        ),
         name,
         provider_id=table_id,
         genai_request_timestamp=datetime.fromtimestamp(start_ns / 1e9, tz=UTC),
@@ -57,7 +61,9 @@ def test_compiled_price_equals_genai_prices(model: tuple[str, str, str], usage: 
 
 @SETTINGS
 @given(model=st.sampled_from(MODELS), usage=usages(), extra=st.integers(1, 50_000), which=st.integers(0, 3))
-def test_cost_is_non_negative_and_monotone_in_tokens(model: tuple, usage: tuple, extra: int, which: int) -> None:
+def test_cost_is_non_negative_and_monotone_in_tokens(
+    model: tuple, usage: tuple, extra: int, which: int
+) -> None:
     rates = PriceBook().rates(model[0], model[1], "", 1_751_371_200 * 10**9, "")
     assert not isinstance(rates, str)
     before = compute_cost(rates, *usage)
@@ -131,7 +137,9 @@ spans_attributes = st.dictionaries(attribute_keys, attribute_values, max_size=12
 plausible = st.fixed_dictionaries(
     {
         sc.GEN_AI_PROVIDER_NAME: st.sampled_from(["openai", "anthropic", "gcp.gemini", "acme"]),
-        sc.GEN_AI_REQUEST_MODEL: st.sampled_from(["gpt-4o", "claude-3-5-haiku-latest", "gemini-2.5-pro", "x"]),
+        sc.GEN_AI_REQUEST_MODEL: st.sampled_from(
+            ["gpt-4o", "claude-3-5-haiku-latest", "gemini-2.5-pro", "x"]
+        ),
         sc.GEN_AI_USAGE_INPUT_TOKENS: st.integers(0, 10**6),
         sc.GEN_AI_USAGE_OUTPUT_TOKENS: st.integers(0, 10**5),
     }
