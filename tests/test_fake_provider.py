@@ -20,7 +20,7 @@ import openai
 import pydantic
 import pytest
 from anthropic.types import RawMessageDeltaEvent, RawMessageStartEvent, ToolUseBlock
-from openai.types.responses import ResponseCompletedEvent
+from openai.types.responses import ResponseCompletedEvent, ResponseFunctionToolCall, ResponseIncompleteEvent
 
 from genai_otel.fake_provider import (
     AsyncFakeTransport,
@@ -365,6 +365,29 @@ def test_responses_stream_helper_with_reasoning_model(oai: openai.OpenAI) -> Non
     assert final.usage.output_tokens == 3 * DEFAULT_OUTPUT
 
 
+def test_responses_truncated_stream_ends_with_incomplete_event(oai: openai.OpenAI) -> None:
+    events = list(oai.responses.create(model="gpt-4.1", input="Hello", max_output_tokens=3, stream=True))
+
+    last = events[-1]
+    assert isinstance(last, ResponseIncompleteEvent)
+    assert last.response.incomplete_details is not None
+    assert last.response.incomplete_details.reason == "max_output_tokens"
+    assert (last.response.output_text, last.response.usage and last.response.usage.output_tokens) == (
+        "the fox ran",
+        3,
+    )
+
+
+def test_responses_function_tool_call(oai: openai.OpenAI) -> None:
+    tool: Any = {"type": "function", "name": "lookup", "parameters": WEATHER_TOOL["function"]["parameters"]}
+    with oai.responses.stream(model="gpt-4.1", input="Hello", tools=[tool]) as stream:
+        final = stream.get_final_response()
+
+    (call,) = final.output
+    assert isinstance(call, ResponseFunctionToolCall)
+    assert (call.name, json.loads(call.arguments)) == ("lookup", {"city": "", "unit": "c"})
+
+
 def test_responses_parse(oai: openai.OpenAI) -> None:
     response = oai.responses.parse(model="gpt-4.1", input="Hello", text_format=Forecast)
 
@@ -570,7 +593,7 @@ def test_hang_ends_in_client_timeout(oai: openai.OpenAI, claude: anthropic.Anthr
         claude.with_options(timeout=0.2).messages.create(
             model="claude-haiku-4-5", max_tokens=10, messages=HELLO, extra_headers=hang
         )
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # not the server's 30 s bound
 
 
 def test_stream_break_raises_mid_iteration(oai: openai.OpenAI, claude: anthropic.Anthropic) -> None:
@@ -621,7 +644,7 @@ def test_ttfc_and_latency_headers_delay_the_stream_and_the_answer(oai: openai.Op
         model="gpt-4o",
         messages=HELLO,
         stream=True,
-        extra_headers={"x-fake-ttfc-ms": "150", "x-fake-latency-ms": "300"},
+        extra_headers={"x-fake-ttfc-ms": "100", "x-fake-latency-ms": "400"},
     )
     next(iter(stream))
     first_chunk = time.monotonic() - started
@@ -630,9 +653,11 @@ def test_ttfc_and_latency_headers_delay_the_stream_and_the_answer(oai: openai.Op
     oai.chat.completions.create(model="gpt-4o", messages=HELLO, extra_headers={"x-fake-latency-ms": "150"})
     plain = time.monotonic() - started - total
 
-    assert 0.15 <= first_chunk < 0.28
-    assert 0.3 <= total < 0.5
-    assert 0.15 <= plain < 0.3
+    # Lower bounds are exact (the server sleeps); upper bounds only catch gross errors on a busy machine.
+    assert 0.1 <= first_chunk < 1.5
+    assert 0.4 <= total < 2.5
+    assert total - first_chunk >= 0.2  # the other chunks follow over 0.3 s: streamed incrementally
+    assert 0.15 <= plain < 1.5
 
 
 def test_server_defaults_apply_when_no_header_is_given(http_client: httpx2.Client) -> None:
@@ -642,7 +667,7 @@ def test_server_defaults_apply_when_no_header_is_given(http_client: httpx2.Clien
         )
         started = time.monotonic()
         oai.chat.completions.create(model="gpt-4o", messages=HELLO)
-        assert 0.12 <= time.monotonic() - started < 0.3
+        assert 0.12 <= time.monotonic() - started < 1.5
 
 
 # --- in-process transports --------------------------------------------------------------------
