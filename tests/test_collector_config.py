@@ -81,7 +81,10 @@ def test_builder_manifest_pins_every_component_to_the_collector_version() -> Non
     for module in modules:
         path, version = module.split()
         assert version == "v${COLLECTOR_VERSION}", module
-        assert re.match(r"^(go\.opentelemetry\.io/collector|github\.com/open-telemetry/opentelemetry-collector-contrib)/", path)
+        assert re.match(
+            r"^(go\.opentelemetry\.io/collector|github\.com/open-telemetry/opentelemetry-collector-contrib)/",
+            path,
+        )
 
 
 def test_every_component_the_config_uses_is_in_the_manifest() -> None:
@@ -118,3 +121,42 @@ def test_tail_sampling_keeps_errors_slow_expensive_and_unpriced_calls() -> None:
     models = [p["and"]["and_sub_policy"][0]["string_attribute"]["key"] for p in strata]
     assert set(models) == {"gen_ai.request.model"}
     assert all(p["and"]["and_sub_policy"][1]["type"] == "probabilistic" for p in strata)
+
+
+def _render_prometheus(tmp_path: Path, values: dict[str, str]) -> Path:
+    from genai_otel.stack.runner import PROMETHEUS_TEMPLATE, render_template
+
+    return render_template(PROMETHEUS_TEMPLATE, values, tmp_path / "prometheus.yml")
+
+
+def test_rendered_prometheus_config_passes_promtool_locally_and_for_compose(tmp_path: Path) -> None:
+    promtool = _binary_or_skip("promtool")
+    local = LocalStack(tmp_path / "run", ports=configured_ports(), build_missing=False).prometheus_values()
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]["config-init"]
+    compose_values = {**compose["environment"], "RULES_DIR": str(REPO_ROOT / "prometheus" / "rules")}
+    for values in (local, compose_values):
+        config = _render_prometheus(tmp_path, values)
+        result = subprocess.run(
+            [str(promtool), "check", "config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    rendered = yaml.safe_load(config.read_text())
+    jobs = {job["job_name"]: job["static_configs"][0]["targets"] for job in rendered["scrape_configs"]}
+    assert jobs["genai-otel-processor"] == ["processor:9464"]
+    assert jobs["otel-collector"] == ["collector:8888"]
+
+
+def test_alertmanager_config_passes_amtool() -> None:
+    amtool = _binary_or_skip("amtool")
+    result = subprocess.run(
+        [str(amtool), "check-config", str(REPO_ROOT / "prometheus" / "alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

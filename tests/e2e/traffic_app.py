@@ -64,13 +64,13 @@ def main(output: str) -> None:
     for i in range(5):
         requests.append((f"mini-{i}", "gpt-4o-mini", chat("gpt-4o-mini")))
     requests.append(("mini-stream", "gpt-4o-mini", stream("gpt-4o-mini")))
-    requests.append(("claude-0", "claude-sonnet-4-0", message("claude-sonnet-4-0")))
+    requests.append(("claude-0", "claude-sonnet-4-5", message("claude-sonnet-4-5")))
     for scenario in ("rate_limit", "server_error", "content_filter"):
         headers = {"x-fake-scenario": scenario}
         requests.append((f"error-{scenario}", "gpt-4o-mini", chat("gpt-4o-mini", extra_headers=headers)))
     headers = {"x-fake-scenario": "overloaded"}
     requests.append(
-        ("error-overloaded", "claude-sonnet-4-0", message("claude-sonnet-4-0", extra_headers=headers))
+        ("error-overloaded", "claude-sonnet-4-5", message("claude-sonnet-4-5", extra_headers=headers))
     )
 
     records = []

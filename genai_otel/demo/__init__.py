@@ -1,0 +1,4 @@
+"""Demo traffic for the local stack.
+
+`app` runs under opentelemetry-instrument; `run` is `genai-otel demo`.
+"""
