@@ -39,6 +39,8 @@ class _Server(ThreadingHTTPServer):
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._wake_reader, self._wake_writer = socket.socketpair()
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
     def serve_until_stopped(self) -> None:
