@@ -1,0 +1,248 @@
+"""Processor throughput: GenAI spans per processor CPU-second, and its peak memory.
+
+    .venv/bin/python benchmarks/bench_processor.py [--requests 200] [--spans 512]
+
+Starts the real processor (`genai-otel processor`, a child process) forwarding to an OTLP
+sink in this process, sends realistic ExportTraceServiceRequests over gRPC on 127.0.0.1
+(512 spans each: a quarter HTTP/DB spans, the rest GenAI spans from several providers,
+models, instrumentations, users and features, some with errors or cache tokens), waits until
+the sink has every span, and reads the processor's own CPU time (utime + stime from /proc)
+and peak RSS (VmHWM). A second figure times the pipeline alone in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+CALLS = [
+    ("openai", "gpt-4o", "chat"),
+    ("openai", "gpt-4o-mini", "chat"),
+    ("openai", "o3", "chat"),
+    ("anthropic", "claude-sonnet-4-5", "chat"),
+    ("anthropic", "claude-3-5-haiku-latest", "chat"),
+    ("gcp.gemini", "gemini-2.5-pro", "generate_content"),
+    ("aws.bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0", "chat"),
+    ("openai", "text-embedding-3-small", "embeddings"),
+]
+
+
+def _kv(key: str, value: object) -> KeyValue:
+    if isinstance(value, bool):
+        return KeyValue(key=key, value=AnyValue(bool_value=value))
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    if isinstance(value, float):
+        return KeyValue(key=key, value=AnyValue(double_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
+
+
+def build_request(rng: random.Random, spans: int) -> bytes:
+    request = ExportTraceServiceRequest()
+    now = time.time_ns()
+    per_resource = spans // 4
+    for r in range(4):
+        resource_spans = request.resource_spans.add()
+        resource_spans.resource.attributes.extend([_kv("service.name", f"svc-{r}"), _kv("host.name", "h1")])
+        scope = resource_spans.scope_spans.add()
+        scope.scope.name = ("genai_otel.instrumentation.openai", "opentelemetry.instrumentation.openai")[
+            r % 2
+        ]
+        for i in range(per_resource):
+            span = scope.spans.add(
+                trace_id=rng.randbytes(16),
+                span_id=rng.randbytes(8),
+                parent_span_id=rng.randbytes(8),
+                start_time_unix_nano=now - rng.randrange(10**10),
+                kind=3,
+            )
+            span.end_time_unix_nano = span.start_time_unix_nano + rng.randrange(10**8, 5 * 10**9)
+            if i % 4 == 0:  # a quarter: ordinary HTTP/DB spans
+                span.name = "GET /api/orders"
+                span.attributes.extend(
+                    _kv(k, v)
+                    for k, v in (
+                        ("http.request.method", "GET"),
+                        ("http.route", "/api/orders"),
+                        ("http.response.status_code", 200),
+                        ("server.address", "orders.internal"),
+                        ("url.full", f"https://orders.internal/api/orders/{rng.randrange(10**6)}"),
+                        ("network.protocol.version", "1.1"),
+                    )
+                )
+                span.status.code = 0
+                continue
+            provider, model, operation = CALLS[rng.randrange(len(CALLS))]
+            inp = rng.randrange(50, 20_000)
+            attributes: dict[str, object] = {
+                "gen_ai.operation.name": operation,
+                "gen_ai.request.model": model,
+                "gen_ai.response.model": model,
+                "gen_ai.response.id": f"resp-{rng.randrange(10**12)}",
+                "gen_ai.response.finish_reasons": "stop",
+                "server.address": "api.example.com",
+                "server.port": 443,
+                "gen_ai.request.temperature": 0.7,
+                "gen_ai.request.max_tokens": 1024,
+                "user.id": f"user-{rng.randrange(300)}",
+                "genai_otel.feature": f"feature-{rng.randrange(12)}",
+            }
+            if r % 2:  # OpenLLMetry-style spelling
+                attributes |= {"gen_ai.system": provider, "llm.request.type": "chat",
+                               "gen_ai.usage.prompt_tokens": inp}  # fmt: skip
+            else:
+                attributes |= {"gen_ai.provider.name": provider, "gen_ai.usage.input_tokens": inp}
+            if operation != "embeddings":
+                attributes["gen_ai.usage.output_tokens"] = rng.randrange(1, 2000)
+                attributes["gen_ai.response.time_to_first_chunk"] = rng.random()
+            if rng.random() < 0.3:
+                attributes["gen_ai.usage.cache_read.input_tokens"] = inp // 2
+            if rng.random() < 0.03:
+                attributes["error.type"] = "RateLimitError"
+                span.status.code = 2
+            span.name = f"{operation} {model}"
+            span.attributes.extend(_kv(k, v) for k, v in attributes.items())
+    return request.SerializeToString()
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.spans = 0
+
+    async def export(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        self.spans += sum(len(ss.spans) for rs in ExportTraceServiceRequest.FromString(request).resource_spans
+                          for ss in rs.scope_spans)  # fmt: skip
+        return b""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def end_to_end(payloads: list[bytes], genai_per_request: int, requests: int) -> None:
+    sink = Sink()
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", -1)])
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(
+            "opentelemetry.proto.collector.trace.v1.TraceService",
+            {"Export": grpc.unary_unary_rpc_method_handler(sink.export)}),)
+    )  # fmt: skip
+    sink_port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    port, metrics_port = _free_port(), _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "genai_otel", "processor", "--listen", f"127.0.0.1:{port}",
+         "--metrics-listen", f"127.0.0.1:{metrics_port}", "--forward-endpoint", f"127.0.0.1:{sink_port}",
+         "--set", "log_level=WARNING"],
+    )  # fmt: skip
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await asyncio.wait_for(channel.channel_ready(), 30)
+            export = channel.unary_unary(EXPORT)
+            await export(payloads[0])  # warm up: imports, price resolution
+            while sink.spans < len(payloads[0]) and sink.spans < 512:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)
+            sink.spans = 0
+            cpu_before = _cpu_seconds(process.pid)
+            wall = time.perf_counter()
+            sent = 0
+            for i in range(requests):
+                while True:
+                    try:
+                        await export(payloads[i % len(payloads)])
+                        break
+                    except grpc.aio.AioRpcError as err:
+                        if err.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                            raise
+                        await asyncio.sleep(0.01)
+                sent += 1
+            total_spans = sent * 512
+            while sink.spans < total_spans:
+                await asyncio.sleep(0.01)
+            cpu = _cpu_seconds(process.pid) - cpu_before
+            wall = time.perf_counter() - wall
+            genai = sent * genai_per_request
+            print(
+                f"end to end: {sent} requests x 512 spans ({genai} GenAI spans) forwarded in {wall:.2f} s wall"
+            )
+            print(f"  processor CPU {cpu:.2f} s -> {genai / cpu:,.0f} GenAI spans per processor CPU-second")
+            print(f"  ({total_spans / cpu:,.0f} spans of all kinds per CPU-second)")
+            print(f"  processor peak RSS {_peak_rss_mib(process.pid):.1f} MiB")
+    finally:
+        process.terminate()
+        process.wait(30)
+        await server.stop(0)
+
+
+def pipeline_only(payloads: list[bytes], genai_per_request: int, requests: int) -> None:
+    import tracemalloc
+
+    from genai_otel.processors.config import load_config
+    from genai_otel.processors.service import Processor
+
+    processor = Processor(load_config(environ={}))
+    pipeline = processor.pipeline
+    for payload in payloads:  # warm the price caches
+        pipeline.process(payload, pipeline.split(payload)[0])
+    started = time.process_time()
+    for i in range(requests):
+        payload = payloads[i % len(payloads)]
+        blocks, _ = pipeline.split(payload)
+        pipeline.process(payload, blocks)
+    cpu = time.process_time() - started
+    tracemalloc.start()
+    for payload in payloads:
+        pipeline.process(payload, pipeline.split(payload)[0])
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"pipeline only (no gRPC): {requests * genai_per_request / cpu:,.0f} GenAI spans per CPU-second;"
+          f" peak traced allocation per request {peak / len(payloads) / 1024:.0f} KiB")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--spans", type=int, default=512)
+    args = parser.parse_args()
+    rng = random.Random(7)
+    payloads = [build_request(rng, args.spans) for _ in range(8)]
+    genai_per_request = args.spans - args.spans // 4
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; request size {len(payloads[0]) / 1024:.0f} KiB"
+    )
+    pipeline_only(payloads, genai_per_request, args.requests)
+    asyncio.run(end_to_end(payloads, genai_per_request, args.requests))
+
+
+if __name__ == "__main__":
+    main()
