@@ -224,7 +224,7 @@ def pipeline_alerts(spec: Spec) -> list[Alert]:
             f"{rec.DROPPED_RATE5M} > 0",
             _pending(spec, "GenAIOtelProcessorSpansDropped", "5m"),
             "The processor is dropping spans: metrics undercount",
-            "{{ $labels.job }} drops {{ $value | humanize }} spans/s (reason: {{ $labels.reason }}).",
+            '{{ $labels.job }} drops {{ $value | printf "%.3g" }} spans/s (reason: {{ $labels.reason }}).',
         ),
         Alert(
             "GenAIOtelProcessorInvalidSpans",
@@ -242,7 +242,8 @@ def pipeline_alerts(spec: Spec) -> list[Alert]:
             f"{rec.EXPORT_FAILURES_RATE5M} > 0",
             _pending(spec, "GenAIOtelProcessorExportFailing", "10m"),
             "The processor cannot forward enriched spans: traces are missing",
-            "{{ $labels.job }}: {{ $value | humanize }} export failures/s (reason: {{ $labels.reason }}).",
+            '{{ $labels.job }}: {{ $value | printf "%.3g" }} export failures/s '
+            "(reason: {{ $labels.reason }}).",
         ),
         Alert(
             "GenAIOtelProcessorRejectingRequests",
@@ -250,7 +251,7 @@ def pipeline_alerts(spec: Spec) -> list[Alert]:
             f"{rec.REJECTED_RATE5M} > 0",
             _pending(spec, "GenAIOtelProcessorRejectingRequests", "10m"),
             "The processor pushes back on the collector",
-            "{{ $labels.job }} rejects {{ $value | humanize }} export requests/s "
+            '{{ $labels.job }} rejects {{ $value | printf "%.3g" }} export requests/s '
             "(reason: {{ $labels.reason }}).",
         ),
         Alert(
