@@ -1,0 +1,177 @@
+"""CPU the instrumentation adds per OpenAI chat call: none vs genai-otel vs the official one.
+
+One process, one thread, the fake provider's in-process `httpx2` transport (no sockets), a
+real SDK `TracerProvider` with a `BatchSpanProcessor` to an exporter that drops spans, and
+a real `MeterProvider` (in-memory reader). Blocks of calls alternate between the modes
+(none, genai-otel, official) so drift hits all alike; each figure is the median over blocks.
+
+    .venv/bin/python benchmarks/bench_instrumentation.py [--calls 25] [--blocks 60]
+
+Per call it reports the calling thread's CPU (`time.thread_time`: the application's hot
+path; the batch exporter's thread is not counted) and what each instrumentation adds over
+none, as the median of per-block differences (short blocks, rotating order, so load from
+other processes hits every mode alike). A calibration line gives the CPU of one bare SDK
+span and one histogram record on the machine, to compare figures across machines.
+The official instrumentation is the
+`opentelemetry-instrumentation-genai-openai` package (the `bench` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import httpx2
+import openai
+from genai_otel.instrumentation.openai import OpenAIInstrumentor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from genai_otel.fake_provider import FakeTransport
+
+MESSAGES = [{"role": "user", "content": "Summarise the benchmark in one sentence."}]
+
+
+class DroppingExporter(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+class Mode:
+    def __init__(self, name: str, on: Callable[[], None], off: Callable[[], None]) -> None:
+        self.name, self.on, self.off = name, on, off
+
+
+def _modes(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> list[Mode]:
+    providers = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
+    modes = [
+        Mode("none", lambda: None, lambda: None),
+        Mode(
+            "genai-otel",
+            lambda: OpenAIInstrumentor().instrument(**providers),
+            lambda: OpenAIInstrumentor().uninstrument(),
+        ),
+    ]
+    try:
+        from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor as Official
+    except ImportError:
+        print("official instrumentation not installed (pip install '.[bench]'); skipping it", file=sys.stderr)
+    else:
+        modes.append(
+            Mode(
+                "official",
+                lambda: Official().instrument(skip_dep_check=True, **providers),
+                lambda: Official().uninstrument(),
+            )
+        )
+    return modes
+
+
+def _chat(client: openai.OpenAI) -> None:
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+
+
+def _chat_stream(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,  # type: ignore[arg-type]
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    for _ in stream:
+        pass
+
+
+def _block(call: Callable[[openai.OpenAI], None], client: openai.OpenAI, calls: int) -> float:
+    """CPU of the calling thread per call, in µs."""
+    gc.collect()
+    start = time.thread_time()
+    for _ in range(calls):
+        call(client)
+    return (time.thread_time() - start) / calls * 1e6
+
+
+def _calibration(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> tuple[float, float]:
+    """CPU of one bare SDK span (start+end) and one histogram record here: the machine's scale."""
+    tracer = tracer_provider.get_tracer("calibration")
+    histogram = meter_provider.get_meter("calibration").create_histogram("calibration")
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "server.port": 1}
+    count = 5000
+    start = time.thread_time()
+    for _ in range(count):
+        tracer.start_span("calibration").end()
+    span_us = (time.thread_time() - start) / count * 1e6
+    start = time.thread_time()
+    for _ in range(count):
+        histogram.record(1.0, attributes)
+    return span_us, (time.thread_time() - start) / count * 1e6
+
+
+def run(calls: int, blocks: int) -> tuple[dict[str, dict[str, tuple[float, float]]], tuple[float, float]]:
+    """Per call type and mode: (median thread µs per call, median added µs over none in the same block)."""
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(DroppingExporter()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    modes = _modes(tracer_provider, meter_provider)
+    results: dict[str, dict[str, tuple[float, float]]] = {}
+    for label, call in (("chat", _chat), ("chat_stream", _chat_stream)):
+        per_call: dict[str, list[float]] = {mode.name: [] for mode in modes}
+        added: dict[str, list[float]] = {mode.name: [] for mode in modes}
+        client = _client()
+        for block in range(blocks + 1):  # block 0 warms every mode up and is discarded
+            if block % 20 == 0:  # the transport records requests: do not let them pile up
+                client.close()
+                client = _client()
+            order = modes[block % len(modes) :] + modes[: block % len(modes)]
+            sample: dict[str, float] = {}
+            for mode in order:
+                mode.on()
+                try:
+                    sample[mode.name] = _block(call, client, calls)
+                finally:
+                    mode.off()
+            if block:
+                for name, value in sample.items():
+                    per_call[name].append(value)
+                    added[name].append(value - sample["none"])
+        client.close()
+        results[label] = {
+            name: (statistics.median(per_call[name]), statistics.median(added[name])) for name in per_call
+        }
+    calibration = _calibration(tracer_provider, meter_provider)
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+    return results, calibration
+
+
+def _client() -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url="http://fake/v1",
+        api_key="bench",
+        max_retries=0,
+        http_client=httpx2.Client(transport=FakeTransport()),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--calls", type=int, default=25, help="calls per mode per block (default 25)")
+    parser.add_argument("--blocks", type=int, default=60, help="measured blocks (default 60)")
+    args = parser.parse_args(argv)
+    results, (span_us, record_us) = run(args.calls, args.blocks)
+    print(f"{'call':<12} {'mode':<11} {'CPU µs/call':>12} {'added µs':>9}")
+    for label, modes in results.items():
+        for name, (per_call_us, added_us) in modes.items():
+            print(f"{label:<12} {name:<11} {per_call_us:>12.1f} {added_us:>+9.1f}")
+    print(f"machine scale: bare SDK span start+end {span_us:.1f} µs, one histogram record {record_us:.1f} µs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
