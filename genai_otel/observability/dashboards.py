@@ -289,6 +289,11 @@ def quality(spec: Spec) -> list[Panel]:
     ]  # fmt: skip
 
 
+def _collector(counter: str) -> str:
+    """A collector counter whichever way its telemetry is exposed (with or without `_total`)."""
+    return f'{{__name__=~"otelcol_{counter}(_total)?"}}'
+
+
 def pipeline(spec: Spec) -> list[Panel]:
     lost = "0 when nothing was lost"
     return [
@@ -317,8 +322,8 @@ def pipeline(spec: Spec) -> list[Panel]:
            q(f'sum by (reason) ({rec.REJECTED_RATE5M}) or vector(0)', "rejected {{reason}}")),
         _p("timeseries", "Collector spans accepted and refused", "short",
            "Spans per second the collector's receivers accepted and refused.",
-           q("sum(rate(otelcol_receiver_accepted_spans_total[5m]))", "accepted"),
-           q("sum(rate(otelcol_receiver_refused_spans_total[5m])) or vector(0)", "refused")),
+           q(f"sum(rate({_collector('receiver_accepted_spans')}[5m]))", "accepted"),
+           q(f"sum(rate({_collector('receiver_refused_spans')}[5m])) or vector(0)", "refused")),
     ]  # fmt: skip
 
 
