@@ -302,9 +302,7 @@ class LocalStack:
             except build.BuildError as error:
                 raise StackError(str(error)) from error
         else:
-            binaries = {
-                role: build.binary(role) for role in ("collector", "jaeger", "prometheus", "alertmanager")
-            }
+            binaries = {role: build.binary(role) for role in roles}
             absent = [str(path) for path in binaries.values() if not path.exists()]
             if absent:
                 raise StackError(f"missing binaries (run scripts/build-components): {', '.join(absent)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -103,8 +104,7 @@ def pipeline(
 
 
 def _base_env() -> dict[str, str]:
-    import os
-
+    """This process's environment minus OTEL_* settings: the app gets exactly the stack's."""
     return {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "PYTEST_"))}
 
 
