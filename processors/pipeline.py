@@ -17,23 +17,22 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from .metrics import STATUS_ERROR, STATUS_OK, Registry
 from .normalise import GenAICall, InvalidReason, InvalidSpan, Normaliser, finite_number
 from .pricing import QUANTA_PER_USD, Cost, PriceBook, UnpricedReason, compute_cost, to_usd
+from .scan import RequestScanner, ResourceEntry
 from .wire import (
     STATUS_CODE_ERROR,
     DoubleAttributeEncoder,
     KeyScanner,
-    ResourceBlock,
-    ScopeBlock,
     WireError,
     encode_string_attribute,
     encode_varint,
     span_facts,
-    split_request,
 )
 
 logger = logging.getLogger(__name__)
 
 EVALUATION_EVENT: Final = sc.EVENT_EVALUATION_RESULT.encode()
 UNKNOWN_SERVICE: Final = "unknown_service"
+Scanned = tuple[list[ResourceEntry], int]  # from RequestScanner.split
 
 _COST_AMOUNT = DoubleAttributeEncoder(sc.GEN_AI_USAGE_COST_AMOUNT)
 _COST_INPUT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_INPUT)
@@ -59,51 +58,53 @@ class Pipeline:
         prices: PriceBook,
         max_tokens: int = 100_000_000,
         max_value_length: int = 256,
+        accelerated: bool | None = None,
     ) -> None:
         from .normalise import SCANNED_KEYS
 
         self.registry = registry
         self.prices = prices
         self.normaliser = Normaliser(max_tokens=max_tokens, max_value_length=max_value_length)
-        self.span_scanner = KeyScanner(SCANNED_KEYS)
+        self.scanner = RequestScanner(SCANNED_KEYS, EVALUATION_EVENT, accelerated)
+        self.span_scanner = self.scanner.span_scanner
         self.resource_scanner = KeyScanner([sc.SERVICE_NAME], tag=0x0A)
         self._table_attr: dict[str, bytes] = {}
         self._unpriced_attr: dict[str, bytes] = {}
 
-    @staticmethod
-    def split(data: bytes) -> tuple[list[ResourceBlock], int]:
-        """Raises WireError for a malformed request."""
-        return split_request(data)
+    def split(self, data: bytes) -> tuple[Scanned, int]:
+        """(what `process` needs, span count); raises WireError for a malformed request."""
+        scanned = self.scanner.split(data)
+        return scanned, scanned[1]
 
     # -- per request ----------------------------------------------------------------------
-    def process(self, data: bytes, blocks: list[ResourceBlock]) -> bytes:
+    def process(self, data: bytes, scanned: Scanned) -> bytes:
         registry = self.registry
         received = registry.received
         scan = self.span_scanner.scan
         find = data.find
-        genai = other = 0
-        modified_any = False
-        for block in blocks:
+        genai = other = examined = 0
+        additions: dict[int, bytes] = {}
+        resources, span_count = scanned
+        for _, _, _, resource, scopes in resources:
             service = UNKNOWN_SERVICE
-            if block.resource is not None:
-                value = self.resource_scanner.scan(data, *block.resource).get(sc.SERVICE_NAME)
+            if resource is not None:
+                value = self.resource_scanner.scan(data, *resource).get(sc.SERVICE_NAME)
                 if isinstance(value, str) and value:
                     service = value
-            for _, _, _, scope in block.fields:
-                if scope is None:
-                    continue
-                scope_name = scope.scope_name
-                for index, (_, start, end, is_span) in enumerate(scope.fields):
-                    if not is_span:
-                        continue
-                    attrs = scan(data, start, end)
-                    has_evaluation = find(EVALUATION_EVENT, start, end) >= 0
-                    if not attrs and not has_evaluation:
-                        other += 1
-                        continue
+            for _, _, _, scope_name, spans in scopes:
+                for field_start, start, end, found, facts, mentions_evaluation in spans:
+                    examined += 1
+                    if found is None:  # the C walk left this span to the Python scanner
+                        attrs = scan(data, start, end)
+                        has_evaluation = find(EVALUATION_EVENT, start, end) >= 0
+                        if not attrs and not has_evaluation:
+                            other += 1
+                            continue
+                    else:
+                        attrs, has_evaluation = found, mentions_evaluation
                     try:
                         added, is_genai = self._span(
-                            data, start, end, attrs, scope_name, service, has_evaluation
+                            data, start, end, attrs, facts, scope_name, service, has_evaluation
                         )
                     except Exception:  # never let one span take the request down
                         logger.debug("span processing failed", exc_info=True)
@@ -114,13 +115,12 @@ class Pipeline:
                     else:
                         other += 1
                     if added:
-                        scope.additions[index] = added
-                        modified_any = True
+                        additions[field_start] = added
         received["genai"] += genai
-        received["other"] += other
-        if not modified_any:
+        received["other"] += other + span_count - examined
+        if not additions:
             return data
-        return _assemble(data, blocks)
+        return _assemble(data, resources, additions)
 
     # -- per span -------------------------------------------------------------------------
     def _span(  # noqa: PLR0917 - the hot path: positional calls are cheaper
@@ -129,16 +129,19 @@ class Pipeline:
         start: int,
         end: int,
         attrs: dict[str, object],
+        facts: tuple[bytes, int, int, int] | None,
         scope_name: str,
         service: str,
         has_evaluation: bool,
     ) -> tuple[bytes, bool]:
         registry = self.registry
-        try:
-            trace_id, start_ns, end_ns, status_code = span_facts(data, start, end)
-        except (WireError, IndexError):
-            registry.count(registry.invalid, InvalidReason.MALFORMED_SPAN)
-            return b"", bool(attrs)
+        if facts is None:
+            try:
+                facts = span_facts(data, start, end)
+            except (WireError, IndexError):
+                registry.count(registry.invalid, InvalidReason.MALFORMED_SPAN)
+                return b"", bool(attrs)
+        trace_id, start_ns, end_ns, status_code = facts
         call: GenAICall | None = None
         if attrs:
             try:
@@ -324,46 +327,42 @@ class Pipeline:
             )
 
 
-def _assemble(data: bytes, blocks: list[ResourceBlock]) -> bytes:
+def _assemble(data: bytes, resources: list[ResourceEntry], additions: dict[int, bytes]) -> bytes:
+    """The request with `additions` (span field start -> encoded attributes) appended to their spans.
+
+    Untouched bytes are copied in runs; only the length prefixes of the enclosing ResourceSpans,
+    ScopeSpans and Span messages are rewritten.
+    """
     out: list[bytes] = []
     copy_from = 0  # start of a pending run of untouched bytes
-    for block in blocks:
-        if not any(scope is not None and scope.additions for _, _, _, scope in block.fields):
-            continue  # stays in the pending run
-        out.append(data[copy_from : block.start])
+    for rs_start, rs_payload, rs_end, _, scopes in resources:
         parts: list[bytes] = []
-        for field_start, _, payload_end, scope in block.fields:
-            if scope is None or not scope.additions:
-                parts.append(data[field_start:payload_end])
-            else:
-                parts += _scope_parts(data, scope)
-        size = sum(len(p) for p in parts)
-        out.append(b"\n" + encode_varint(size))
+        pos = rs_payload
+        for scope_start, scope_payload, scope_end, _, spans in scopes:
+            scope_parts: list[bytes] = []
+            scope_pos = scope_payload
+            for span_start, start, end, _, _, _ in spans:
+                added = additions.get(span_start)
+                if added is None:
+                    continue
+                scope_parts.append(data[scope_pos:span_start])
+                scope_parts.append(b"\x12" + encode_varint(end - start + len(added)))
+                scope_parts.append(data[start:end])
+                scope_parts.append(added)
+                scope_pos = end
+            if not scope_parts:
+                continue
+            scope_parts.append(data[scope_pos:scope_end])
+            parts.append(data[pos:scope_start])
+            parts.append(b"\x12" + encode_varint(sum(len(p) for p in scope_parts)))
+            parts += scope_parts
+            pos = scope_end
+        if not parts:
+            continue
+        parts.append(data[pos:rs_end])
+        out.append(data[copy_from:rs_start])
+        out.append(b"\n" + encode_varint(sum(len(p) for p in parts)))
         out += parts
-        copy_from = block.end
+        copy_from = rs_end
     out.append(data[copy_from:])
     return b"".join(out)
-
-
-def _scope_parts(data: bytes, scope: ScopeBlock) -> list[bytes]:
-    parts: list[bytes] = []
-    additions = scope.additions
-    run_start = -1
-    run_end = -1
-    for index, (field_start, payload_start, payload_end, _) in enumerate(scope.fields):
-        added = additions.get(index)
-        if added is None:
-            if run_start < 0:
-                run_start = field_start
-            run_end = payload_end
-            continue
-        if run_start >= 0:
-            parts.append(data[run_start:run_end])
-            run_start = -1
-        parts.append(b"\x12" + encode_varint(payload_end - payload_start + len(added)))
-        parts.append(data[payload_start:payload_end])
-        parts.append(added)
-    if run_start >= 0:
-        parts.append(data[run_start:run_end])
-    size = sum(len(p) for p in parts)
-    return [b"\x12" + encode_varint(size), *parts]

@@ -1,0 +1,97 @@
+"""One walk of an export request down to the spans the pipeline must look at.
+
+`RequestScanner.split(data)` returns ``(resources, span_count)``:
+
+* resources: ``[(field start, payload start, payload end, resource range | None, scopes)]``,
+  only ResourceSpans holding spans of interest;
+* scopes: ``[(field start, payload start, payload end, scope name, spans)]``, likewise;
+* spans: ``[(field start, payload start, payload end, attrs, facts, has_evaluation)]`` for every
+  span carrying a scanned attribute key or the evaluation event. ``attrs`` is the
+  `wire.KeyScanner.scan` dict, or None when the caller must scan the span itself; ``facts`` is
+  the `wire.span_facts` tuple, or None when the caller must compute it (and see its errors).
+
+Two implementations give identical results: the C extension `_wirescan` (a walk in C that
+skips spans with no known key at memchr speed) and the pure-Python one below, built on
+`wire`. The C one is used when it imports, unless ``GENAI_OTEL_PROCESSOR_PURE_PYTHON`` is set
+to a non-empty value other than ``0``; both raise `WireError` for the same malformed requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Final
+
+from .wire import UNSUPPORTED, KeyScanner, WireError, decode_any_value, split_request
+
+logger = logging.getLogger(__name__)
+
+PURE_PYTHON_ENV: Final = "GENAI_OTEL_PROCESSOR_PURE_PYTHON"
+
+SpanEntry = tuple[int, int, int, "dict[str, object] | None", "tuple[bytes, int, int, int] | None", bool]
+ScopeEntry = tuple[int, int, int, str, list[SpanEntry]]
+ResourceEntry = tuple[int, int, int, "tuple[int, int] | None", list[ScopeEntry]]
+
+_accelerator: Any
+try:
+    from . import _wirescan as _accelerator  # type: ignore[attr-defined, no-redef]
+except ImportError:  # no compiler when installed: the pure-Python walk, same results
+    _accelerator = None
+
+
+def accelerated_available() -> bool:
+    return _accelerator is not None
+
+
+def use_accelerated() -> bool:
+    """The C walk is used: it imported, and the environment does not force the fallback."""
+    return _accelerator is not None and os.environ.get(PURE_PYTHON_ENV, "") in ("", "0")
+
+
+class RequestScanner:
+    def __init__(self, keys: list[str], evaluation_event: bytes, accelerated: bool | None = None) -> None:
+        self.keys = tuple(keys)
+        self.evaluation_event = evaluation_event
+        self.accelerated = use_accelerated() if accelerated is None else accelerated
+        if self.accelerated and _accelerator is None:
+            raise RuntimeError("the _wirescan extension is not built")
+        self.span_scanner = KeyScanner(list(self.keys))
+        self._table = (
+            _accelerator.make_table(self.keys, evaluation_event, WireError, UNSUPPORTED, decode_any_value)
+            if self.accelerated
+            else None
+        )
+
+    def split(self, data: bytes) -> tuple[list[ResourceEntry], int]:
+        """Raises WireError for a malformed request."""
+        if self._table is not None:
+            result: tuple[list[ResourceEntry], int] = _accelerator.split(data, self._table)
+            return result
+        return self.split_python(data)
+
+    def split_python(self, data: bytes) -> tuple[list[ResourceEntry], int]:
+        blocks, span_count = split_request(data)
+        scan = self.span_scanner.scan
+        find = data.find
+        event = self.evaluation_event
+        resources: list[ResourceEntry] = []
+        for block in blocks:
+            scopes: list[ScopeEntry] = []
+            for field_start, payload_start, payload_end, scope in block.fields:
+                if scope is None:
+                    continue
+                spans: list[SpanEntry] = []
+                for span_field_start, start, end, is_span in scope.fields:
+                    if not is_span:
+                        continue
+                    attrs = scan(data, start, end)
+                    has_evaluation = find(event, start, end) >= 0
+                    if attrs or has_evaluation:
+                        spans.append((span_field_start, start, end, attrs, None, has_evaluation))
+                if spans:
+                    scopes.append((field_start, payload_start, payload_end, scope.scope_name, spans))
+            if scopes:
+                # block.start is the ResourceSpans tag; its payload follows the tag and length.
+                payload_start = block.fields[0][0] if block.fields else block.end
+                resources.append((block.start, payload_start, block.end, block.resource, scopes))
+        return resources, span_count

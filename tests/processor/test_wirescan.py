@@ -1,0 +1,264 @@
+"""The C request walk (`_wirescan`) and the pure-Python one give identical results.
+
+Both paths run on the same bytes: the extracted span data (attributes, facts, evaluation flag),
+the forwarded bytes and every recorded metric must be equal, on realistic requests, on
+hypothesis-generated spans and on malformed or unusual encodings.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from genai_otel.instrumentation import semconv as sc
+from genai_otel.processors import scan as scan_module
+from genai_otel.processors.normalise import SCANNED_KEYS
+from genai_otel.processors.pipeline import EVALUATION_EVENT, Pipeline
+from genai_otel.processors.scan import PURE_PYTHON_ENV, RequestScanner
+from genai_otel.processors.wire import WireError, span_facts
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .helpers import make_pipeline, make_request, make_span
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(
+    not scan_module.accelerated_available(), reason="the _wirescan extension is not built"
+)
+
+
+def _scanners() -> tuple[RequestScanner, RequestScanner]:
+    return (
+        RequestScanner(SCANNED_KEYS, EVALUATION_EVENT, accelerated=True),
+        RequestScanner(SCANNED_KEYS, EVALUATION_EVENT, accelerated=False),
+    )
+
+
+def _resolved(scanned: tuple[list[Any], int], data: bytes) -> tuple[list[Any], int]:
+    """The scan with every deferred part computed the Python way, for comparison."""
+    scanner = RequestScanner(SCANNED_KEYS, EVALUATION_EVENT, accelerated=False)
+    resources, count = scanned
+    out = []
+    for rs_start, rs_payload, rs_end, resource, scopes in resources:
+        out_scopes = []
+        for field_start, payload_start, payload_end, name, spans in scopes:
+            out_spans = []
+            for span_start, start, end, found, given_facts, mentions_evaluation in spans:
+                attrs, has_evaluation = found, mentions_evaluation
+                if attrs is None:
+                    attrs = scanner.span_scanner.scan(data, start, end)
+                    has_evaluation = data.find(EVALUATION_EVENT, start, end) >= 0
+                    if not attrs and not has_evaluation:
+                        continue
+                facts: object = given_facts
+                if facts is None:
+                    try:
+                        facts = span_facts(data, start, end)
+                    except Exception as exc:  # the same failure either way
+                        facts = type(exc).__name__
+                out_spans.append((span_start, start, end, attrs, facts, has_evaluation))
+            if out_spans:
+                out_scopes.append((field_start, payload_start, payload_end, name, out_spans))
+        if out_scopes:
+            out.append((rs_start, rs_payload, rs_end, resource, out_scopes))
+    return out, count
+
+
+def assert_same_scan(data: bytes) -> None:
+    fast, slow = _scanners()
+    try:
+        expected = slow.split(data)
+    except WireError:
+        with pytest.raises(WireError):
+            fast.split(data)
+        return
+    # repr: a NaN attribute value must compare equal to itself
+    assert repr(_resolved(fast.split(data), data)) == repr(_resolved(expected, data))
+
+
+def _registry_state(pipeline: Pipeline) -> dict[str, Any]:
+    r = pipeline.registry
+    return {
+        "exposition": r.expose(openmetrics=True),
+        "received": dict(r.received),
+        "invalid": dict(r.invalid),
+    }
+
+
+def assert_same_processing(data: bytes) -> bytes:
+    results = []
+    for accelerated in (True, False):
+        pipeline = make_pipeline()
+        pipeline.scanner = RequestScanner(SCANNED_KEYS, EVALUATION_EVENT, accelerated=accelerated)
+        scanned, count = pipeline.split(data)
+        results.append((pipeline.process(data, scanned), count, _registry_state(pipeline)))
+    assert results[0] == results[1]
+    return results[0][0]
+
+
+def _bench_requests() -> list[bytes]:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_processor import build_request  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    rng = random.Random(3)
+    return [build_request(rng, 64) for _ in range(3)]
+
+
+def test_benchmark_requests_scan_and_process_identically() -> None:
+    for data in _bench_requests():
+        assert_same_scan(data)
+        forwarded = assert_same_processing(data)
+        assert forwarded != data  # GenAI spans were enriched
+
+
+def test_evaluation_events_status_messages_and_legacy_names_process_identically() -> None:
+    spans = [
+        make_span(
+            {"gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o", "gen_ai.usage.prompt_tokens": 10},
+            error=True,
+        ),
+        make_span(
+            {"http.route": "/x"},
+            events=[
+                (
+                    sc.EVENT_EVALUATION_RESULT,
+                    {"gen_ai.evaluation.name": "rel", "gen_ai.evaluation.score.value": 8.0},
+                )
+            ],
+        ),
+        make_span({"gen_ai.provider.name": "anthropic", "gen_ai.usage.input_tokens": [1, 2]}),
+        make_span({"gen_ai.operation.name": "chat", "gen_ai.response.finish_reasons": ["stop", "length"]}),
+    ]
+    spans[0].status.message = "rate limited: retry in 2 s"
+    spans[3].flags = 0x301
+    data = make_request(spans, scope="com.anthropic.sdk.python")
+    assert_same_scan(data)
+    assert_same_processing(data)
+
+
+def _kv(key: bytes, value: bytes) -> bytes:
+    body = b"\x0a" + bytes((len(key),)) + key + b"\x12" + bytes((len(value),)) + value
+    return b"\x4a" + bytes((len(body),)) + body
+
+
+def _frame(tag: int, payload: bytes) -> bytes:
+    out = bytearray((tag,))
+    size = len(payload)
+    while size >= 0x80:
+        out.append(size & 0x7F | 0x80)
+        size >>= 7
+    out.append(size)
+    return bytes(out) + payload
+
+
+def _request_of_span_bytes(span: bytes) -> bytes:
+    return _frame(0x0A, _frame(0x12, _frame(0x12, span)))
+
+
+@pytest.mark.parametrize(
+    "span",
+    [
+        # no end time: the exact walk decides
+        b"\x0a\x02ab" + _kv(b"gen_ai.request.model", b"\x0a\x02m1"),
+        # attributes before the header: a non-canonical producer
+        _kv(b"gen_ai.request.model", b"\x0a\x02m1") + b"\x39" + bytes(8) + b"\x41" + struct.pack("<Q", 5),
+        # a truncated interior: the span is counted malformed either way
+        _kv(b"gen_ai.request.model", b"\x0a\x02m1") + b"\x39\x01",
+        # a key framed inside a string value
+        b"\x2a\x20" + _kv(b"gen_ai.system", b"\x0a\x02xy") + b"\x00" * 15,
+        # a varint wider than 64 bits as an int value
+        _kv(b"gen_ai.usage.input_tokens", b"\x18" + b"\xff" * 9 + b"\x7f"),
+        # a double cut short, an empty value, a bytes value
+        _kv(b"gen_ai.usage.cost.amount", b"\x21\x00\x00")
+        + _kv(b"error.type", b"")
+        + _kv(b"user.id", b"\x3a\x01z"),
+        # 'z' bytes near the tail that are not a status
+        _kv(b"gen_ai.request.model", b"\x0a\x05zzzzz") + b"\x41" + bytes(8),
+    ],
+)
+def test_unusual_span_encodings_process_identically(span: bytes) -> None:
+    data = _request_of_span_bytes(span)
+    assert_same_scan(data)
+    assert_same_processing(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x0a\xff\xff\x03garbage",
+        b"\x0a\x05\x12\x03\x12\x05a",
+        b"\x0a\x04\x12\x02\x0a\x05",
+        b"\x0a\x03\x00\x01\x02",
+        b"\x08" + b"\xff" * 11,
+        b"\x0a\x02\x12\x00\x0b",
+        b"\x0a\x0b\x12\x09\x0a\x07\x0a\x05\x0a\x03abc",
+    ],
+)
+def test_malformed_requests_fail_identically(data: bytes) -> None:
+    assert_same_scan(data)
+
+
+values = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.booleans(),
+    st.lists(st.text(max_size=5), max_size=3),
+)
+keys = st.sampled_from([*SCANNED_KEYS, "http.route", "gen_ai.response.id", sc.SERVICE_NAME])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spans=st.lists(
+        st.tuples(
+            st.dictionaries(keys, values, max_size=8),
+            st.booleans(),
+            st.text(max_size=20),
+            st.integers(0, 2**64 - 1),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    scope=st.sampled_from(["test.scope", "openlit.otel.tracing", "com.anthropic.sdk.python"]),
+)
+def test_generated_spans_scan_and_process_identically(
+    spans: list[tuple[dict[str, Any], bool, str, int]], scope: str
+) -> None:
+    built = []
+    for attributes, error, message, flags in spans:
+        span = make_span(attributes, error=error)
+        if message:
+            span.status.message = message
+        span.flags = flags & 0xFFFFFFFF
+        built.append(span)
+    data = make_request(built, scope=scope)
+    assert_same_scan(data)
+    assert_same_processing(data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(max_size=80))
+def test_arbitrary_bytes_scan_identically(data: bytes) -> None:
+    assert_same_scan(data)
+    assert_same_scan(_request_of_span_bytes(data))
+
+
+def test_environment_forces_the_pure_python_walk() -> None:
+    code = "from genai_otel.processors.scan import use_accelerated; print(use_accelerated())"
+    env = {**os.environ, PURE_PYTHON_ENV: "1"}
+    forced = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    env.pop(PURE_PYTHON_ENV)
+    default = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd="/"
+    )
+    assert (forced.stdout.strip(), default.stdout.strip()) == ("False", "True")
