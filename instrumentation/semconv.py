@@ -328,3 +328,5 @@ PROM_PROCESSOR_QUEUE_DEPTH: Final = "genai_otel_processor_queue_spans"  # gauge
 PROM_PROCESSOR_QUEUE_CAPACITY: Final = "genai_otel_processor_queue_capacity_spans"  # gauge
 PROM_PROCESSOR_SERIES_OVERFLOW: Final = "genai_otel_processor_label_overflow_total"  # {label}
 PROM_PROCESSOR_PRICE_TABLE_INFO: Final = "genai_otel_processor_price_table_info"  # {version} 1
+# {accelerated="true"|"false"} 1: whether the C request walk (_wirescan) is in use
+PROM_PROCESSOR_INFO: Final = "genai_otel_processor_info"

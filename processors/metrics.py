@@ -144,6 +144,7 @@ class Registry:
         allowed = set(allowed_labels)
         self.exemplars = exemplars
         self.price_table = price_table
+        self.accelerated = False  # set by the pipeline that records here
         self.limiters = {
             name: LabelLimiter(name, label_limits.get(name, 1000), name in allowed) for name in ALL_LABELS
         }
@@ -496,3 +497,5 @@ class _Writer:
         )
         self._family(sc.PROM_PROCESSOR_PRICE_TABLE_INFO, "gauge", "The price table in use.")
         self.lines.append(f'{sc.PROM_PROCESSOR_PRICE_TABLE_INFO}{{version="{_escape(r.price_table)}"}} 1')
+        self._family(sc.PROM_PROCESSOR_INFO, "gauge", "Processor build (accelerated: C request walk in use).")
+        self.lines.append(f'{sc.PROM_PROCESSOR_INFO}{{accelerated="{str(r.accelerated).lower()}"}} 1')

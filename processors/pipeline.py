@@ -67,6 +67,7 @@ class Pipeline:
         self.normaliser = Normaliser(max_tokens=max_tokens, max_value_length=max_value_length)
         self.scanner = RequestScanner(SCANNED_KEYS, EVALUATION_EVENT, accelerated)
         self.span_scanner = self.scanner.span_scanner
+        registry.accelerated = self.scanner.accelerated
         self.resource_scanner = KeyScanner([sc.SERVICE_NAME], tag=0x0A)
         self._table_attr: dict[str, bytes] = {}
         self._unpriced_attr: dict[str, bytes] = {}

@@ -35,6 +35,7 @@ from .forwarder import RETRY_INFO_KEY, STATUS_DETAILS_KEY, Forwarder
 from .metrics import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Registry
 from .pipeline import Pipeline
 from .pricing import PRICE_TABLE_VERSION, PriceBook, PriceOverrides
+from .scan import PURE_PYTHON_ENV, accelerated_available
 from .wire import WireError
 
 logger = logging.getLogger(__name__)
@@ -178,6 +179,13 @@ class Processor:
             self.port,
             self.metrics_port,
             self.config.forward.endpoint,
+        )
+        logger.info(
+            "request walk: %s",
+            "accelerated (C extension _wirescan)"
+            if self.pipeline.scanner.accelerated
+            else "pure Python (the _wirescan extension is %s)"
+            % ("disabled by " + PURE_PYTHON_ENV if accelerated_available() else "not built"),
         )
 
     async def stop(self) -> None:

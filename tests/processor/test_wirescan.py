@@ -262,3 +262,15 @@ def test_environment_forces_the_pure_python_walk() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd="/"
     )
     assert (forced.stdout.strip(), default.stdout.strip()) == ("False", "True")
+
+
+def test_metrics_say_which_walk_is_in_use() -> None:
+    from .helpers import samples
+
+    for accelerated in (True, False):
+        pipeline = make_pipeline()
+        registry = pipeline.registry
+        Pipeline(registry, pipeline.prices, accelerated=accelerated)
+        text = registry.expose(openmetrics=False)
+        expected = "true" if accelerated else "false"
+        assert samples(text, sc.PROM_PROCESSOR_INFO) == {f'{{accelerated="{expected}"}}': "1"}
