@@ -92,6 +92,9 @@ SCANNED_KEYS: Final = sorted(
 )
 
 
+_OPERATION, _PROVIDER, _SYSTEM, _REQUEST_TYPE, _REQUEST_MODEL, _RESPONSE_MODEL = MARKER_KEYS
+
+
 class InvalidReason:
     """Reasons a span's GenAI data is rejected (label of genai_otel_processor_spans_invalid_total)."""
 
@@ -254,6 +257,8 @@ class Normaliser:
         value = attrs.get(key)
         if value is None:
             return ""
+        if type(value) is str and len(value) <= self.max_value_length:
+            return value  # the common case, decided in one test
         if type(value) is not str:
             if value is UNSUPPORTED or isinstance(value, list):
                 raise InvalidSpan(InvalidReason.VALUE_TYPE)
@@ -270,7 +275,14 @@ class Normaliser:
 
     def normalise(self, attrs: dict[str, object], scope_name: str, status_error: bool) -> GenAICall | None:
         """The call the span describes, None if it is not a model call; raises InvalidSpan."""
-        if not any(k in attrs for k in MARKER_KEYS):
+        if not (
+            _OPERATION in attrs
+            or _PROVIDER in attrs
+            or _SYSTEM in attrs
+            or _REQUEST_TYPE in attrs
+            or _REQUEST_MODEL in attrs
+            or _RESPONSE_MODEL in attrs
+        ):
             return None
         operation = self._text(attrs, sc.GEN_AI_OPERATION_NAME)
         if not operation:

@@ -9,6 +9,7 @@ request refused for backpressure and retried by the collector is counted once.
 from __future__ import annotations
 
 import logging
+import struct
 from typing import Final
 
 from genai_otel.instrumentation import semconv as sc
@@ -16,7 +17,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from .metrics import STATUS_ERROR, STATUS_OK, Registry
 from .normalise import GenAICall, InvalidReason, InvalidSpan, Normaliser, finite_number
-from .pricing import QUANTA_PER_USD, Cost, PriceBook, UnpricedReason, compute_cost, to_usd
+from .pricing import QUANTA_PER_USD, Cost, PriceBook, UnpricedReason, compute_cost
 from .scan import RequestScanner, ResourceEntry
 from .wire import (
     STATUS_CODE_ERROR,
@@ -45,6 +46,27 @@ _SOURCE_LOCAL = encode_string_attribute(sc.GEN_AI_USAGE_COST_SOURCE, sc.CostSour
 _SOURCE_PROVIDER = encode_string_attribute(sc.GEN_AI_USAGE_COST_SOURCE, sc.CostSource.PROVIDER)
 
 
+def _cost_packer(table: str) -> tuple[struct.Struct, bytes, bytes, bytes, bytes, bytes, bytes]:
+    """One struct that writes every cost attribute of a priced span: fixed framing, six doubles.
+
+    Same bytes as encoding each attribute on its own, in the same order: amount, currency,
+    source, price table, then the breakdown and the cache savings.
+    """
+    fixed = (
+        _COST_AMOUNT.prefix,
+        _CURRENCY
+        + _SOURCE_LOCAL
+        + encode_string_attribute(sc.GENAI_OTEL_COST_PRICE_TABLE, table)
+        + _COST_INPUT.prefix,
+        _COST_OUTPUT.prefix,
+        _COST_CACHE_READ.prefix,
+        _COST_CACHE_WRITE.prefix,
+        _COST_SAVINGS.prefix,
+    )
+    layout = "<" + "".join(f"{len(part)}sd" for part in fixed)
+    return (struct.Struct(layout), *fixed)
+
+
 def _int_attribute(key: str, value: int) -> bytes:
     from .wire import encode_int_attribute
 
@@ -71,6 +93,8 @@ class Pipeline:
         self.resource_scanner = KeyScanner([sc.SERVICE_NAME], tag=0x0A)
         self._table_attr: dict[str, bytes] = {}
         self._unpriced_attr: dict[str, bytes] = {}
+        self._provider_attr: dict[str, bytes] = {}
+        self._cost_packers: dict[str, tuple[struct.Struct, bytes, bytes, bytes, bytes, bytes, bytes]] = {}
 
     def split(self, data: bytes) -> tuple[Scanned, int]:
         """(what `process` needs, span count); raises WireError for a malformed request."""
@@ -231,39 +255,50 @@ class Pipeline:
         return self._enrichment(call, cost, unpriced, reported_quanta)
 
     def _enrichment(self, call: GenAICall, cost: Cost | None, unpriced: str, reported_quanta: int) -> bytes:
-        parts: list[bytes] = []
         if cost is not None:
-            table = self._table_attr.get(cost.table)
-            if table is None:
-                table = self._table_attr[cost.table] = encode_string_attribute(
-                    sc.GENAI_OTEL_COST_PRICE_TABLE, cost.table
-                )
-            parts += (
-                _COST_AMOUNT(to_usd(cost.total)),
-                _CURRENCY,
-                _SOURCE_LOCAL,
-                table,
-                _COST_INPUT(to_usd(cost.input)),
-                _COST_OUTPUT(to_usd(cost.output)),
-                _COST_CACHE_READ(to_usd(cost.cache_read)),
-                _COST_CACHE_WRITE(to_usd(cost.cache_write)),
-                _COST_SAVINGS(to_usd(cost.savings)),
+            packer = self._cost_packers.get(cost.table)
+            if packer is None:
+                packer = self._cost_packers[cost.table] = _cost_packer(cost.table)
+            struct_, p0, p1, p2, p3, p4, p5 = packer
+            usd = 1.0 / QUANTA_PER_USD
+            added = struct_.pack(
+                p0,
+                (cost.input + cost.output + cost.cache_read + cost.cache_write) * usd,
+                p1,
+                cost.input * usd,
+                p2,
+                cost.output * usd,
+                p3,
+                cost.cache_read * usd,
+                p4,
+                cost.cache_write * usd,
+                p5,
+                cost.savings * usd,
             )
+            if not call.missing_current_names:
+                return added
+            parts = [added]
         elif unpriced:
             attr = self._unpriced_attr.get(unpriced)
             if attr is None:
                 attr = self._unpriced_attr[unpriced] = encode_string_attribute(
                     sc.GENAI_OTEL_COST_UNPRICED_REASON, unpriced
                 )
-            parts.append(attr)
+            parts = [attr]
+        else:
+            parts = []
         for key in call.missing_current_names:
             parts.append(self._current_name(call, key))
         return b"".join(parts)
 
-    @staticmethod
-    def _current_name(call: GenAICall, key: str) -> bytes:
+    def _current_name(self, call: GenAICall, key: str) -> bytes:
         if key == sc.GEN_AI_PROVIDER_NAME:
-            return encode_string_attribute(key, call.provider)
+            cached = self._provider_attr.get(call.provider)
+            if cached is None:
+                if len(self._provider_attr) >= 1024:
+                    self._provider_attr.clear()
+                cached = self._provider_attr[call.provider] = encode_string_attribute(key, call.provider)
+            return cached
         if key == sc.GENAI_OTEL_ERROR_CATEGORY:
             return encode_string_attribute(key, call.error_category)
         if key == sc.GEN_AI_USAGE_COST_AMOUNT:  # OpenLIT's cost, restated under the proposal's names
