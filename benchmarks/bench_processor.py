@@ -1,6 +1,7 @@
 """Processor throughput: GenAI spans per processor CPU-second, and its peak memory.
 
     .venv/bin/python benchmarks/bench_processor.py [--requests 200] [--spans 512]
+    GENAI_OTEL_PROCESSOR_PURE_PYTHON=1 .venv/bin/python benchmarks/bench_processor.py  # the fallback
 
 Starts the real processor (`genai-otel processor`, a child process) forwarding to an OTLP
 sink in this process, sends realistic ExportTraceServiceRequests over gRPC on 127.0.0.1
@@ -235,7 +236,11 @@ def main() -> None:
     rng = random.Random(7)
     payloads = [build_request(rng, args.spans) for _ in range(8)]
     genai_per_request = args.spans - args.spans // 4
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; request {len(payloads[0]) // 1024} KiB")
+    from genai_otel.processors.scan import PURE_PYTHON_ENV, use_accelerated
+
+    walk = "C extension _wirescan" if use_accelerated() else f"pure Python ({PURE_PYTHON_ENV} or not built)"
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; request {len(payloads[0]) // 1024} KiB;"
+          f" request walk: {walk}; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     pipeline_only(payloads, genai_per_request, args.requests)
     asyncio.run(end_to_end(payloads, genai_per_request, args.requests))
 
