@@ -90,6 +90,8 @@ class Pipeline:
         self.scanner = RequestScanner(SCANNED_KEYS, EVALUATION_EVENT, accelerated)
         self.span_scanner = self.scanner.span_scanner
         registry.accelerated = self.scanner.accelerated
+        fast = self.normaliser.accelerated() if self.scanner.accelerated else None
+        self._normalise = fast or self.normaliser.normalise
         self.resource_scanner = KeyScanner([sc.SERVICE_NAME], tag=0x0A)
         self._table_attr: dict[str, bytes] = {}
         self._unpriced_attr: dict[str, bytes] = {}
@@ -170,7 +172,7 @@ class Pipeline:
         call: GenAICall | None = None
         if attrs:
             try:
-                call = self.normaliser.normalise(attrs, scope_name, status_code == STATUS_CODE_ERROR)
+                call = self._normalise(attrs, scope_name, status_code == STATUS_CODE_ERROR)
             except InvalidSpan as exc:
                 registry.count(registry.invalid, exc.reason)
                 return b"", True
