@@ -22,6 +22,7 @@ from .scan import RequestScanner, ResourceEntry
 from .wire import (
     STATUS_CODE_ERROR,
     DoubleAttributeEncoder,
+    IntAttributeEncoder,
     KeyScanner,
     WireError,
     encode_string_attribute,
@@ -41,6 +42,8 @@ _COST_OUTPUT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_OUTPUT)
 _COST_CACHE_READ = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_CACHE_READ)
 _COST_CACHE_WRITE = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_CACHE_WRITE)
 _COST_SAVINGS = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_CACHE_SAVINGS)
+_INPUT_TOKENS = IntAttributeEncoder(sc.GEN_AI_USAGE_INPUT_TOKENS)
+_OUTPUT_TOKENS = IntAttributeEncoder(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
 _CURRENCY = encode_string_attribute(sc.GEN_AI_USAGE_COST_CURRENCY, sc.COST_CURRENCY_USD)
 _SOURCE_LOCAL = encode_string_attribute(sc.GEN_AI_USAGE_COST_SOURCE, sc.CostSource.LOCAL)
 _SOURCE_PROVIDER = encode_string_attribute(sc.GEN_AI_USAGE_COST_SOURCE, sc.CostSource.PROVIDER)
@@ -305,9 +308,11 @@ class Pipeline:
             return encode_string_attribute(key, call.error_category)
         if key == sc.GEN_AI_USAGE_COST_AMOUNT:  # OpenLIT's cost, restated under the proposal's names
             return _COST_AMOUNT(call.reported_cost or 0.0) + _CURRENCY + _SOURCE_PROVIDER
+        if key == sc.GEN_AI_USAGE_INPUT_TOKENS:
+            return _INPUT_TOKENS(call.input_tokens)
+        if key == sc.GEN_AI_USAGE_OUTPUT_TOKENS:
+            return _OUTPUT_TOKENS(call.output_tokens)
         value = {
-            sc.GEN_AI_USAGE_INPUT_TOKENS: call.input_tokens,
-            sc.GEN_AI_USAGE_OUTPUT_TOKENS: call.output_tokens,
             sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: call.cache_read_tokens,
             sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: call.cache_write_tokens,
             sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: call.reasoning_tokens,

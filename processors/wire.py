@@ -373,6 +373,26 @@ class DoubleAttributeEncoder:
         return self.prefix + _DOUBLE.pack(value)
 
 
+class IntAttributeEncoder:
+    """Pre-built framing for one int-valued key: encoding is a cached header plus the varint.
+
+    Same bytes as `encode_int_attribute`; the header depends only on the varint's length.
+    """
+
+    __slots__ = ("headers",)
+
+    def __init__(self, key: str) -> None:
+        # headers[n]: everything before the 0x18 tag of a value whose varint takes n bytes
+        self.headers = [b""] + [
+            encode_int_attribute(key, 1 << (7 * (size - 1)) if size > 1 else 0)[: -(size + 1)]
+            for size in range(1, 11)
+        ]
+
+    def __call__(self, value: int) -> bytes:
+        varint = encode_varint(value & 0xFFFFFFFFFFFFFFFF)
+        return self.headers[len(varint)] + b"\x18" + varint
+
+
 def read_fixed64(data: bytes, pos: int) -> int:
     return int(_FIXED64.unpack_from(data, pos)[0])
 

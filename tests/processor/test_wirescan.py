@@ -321,3 +321,44 @@ def test_c_normaliser_matches_the_python_normaliser(
     assert _outcome(fast, attrs, scope, status_error) == _outcome(
         normaliser.normalise, attrs, scope, status_error
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.sampled_from(["gen_ai.usage.input_tokens", "k", "x" * 140]),
+    value=st.integers(-(2**63), 2**64 - 1),
+)
+def test_cached_int_framing_encodes_like_the_plain_encoder(key: str, value: int) -> None:
+    from genai_otel.processors.wire import IntAttributeEncoder, encode_int_attribute
+
+    assert IntAttributeEncoder(key)(value) == encode_int_attribute(key, value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(quanta=st.lists(st.integers(0, 2**60), min_size=5, max_size=5), table=st.text(max_size=150))
+def test_packed_cost_attributes_encode_like_one_by_one(quanta: list[int], table: str) -> None:
+    from genai_otel.processors import pipeline as p
+    from genai_otel.processors.pricing import to_usd
+    from genai_otel.processors.wire import encode_string_attribute
+
+    packer, *fixed = p._cost_packer(table)
+    usd = 1.0 / (1 << 32)
+    inp, out, read, write, savings = quanta
+    packed = packer.pack(
+        fixed[0], (inp + out + read + write) * usd, fixed[1], inp * usd, fixed[2], out * usd,
+        fixed[3], read * usd, fixed[4], write * usd, fixed[5], savings * usd,
+    )  # fmt: skip
+    one_by_one = b"".join(
+        (
+            p._COST_AMOUNT(to_usd(inp + out + read + write)),
+            p._CURRENCY,
+            p._SOURCE_LOCAL,
+            encode_string_attribute(sc.GENAI_OTEL_COST_PRICE_TABLE, table),
+            p._COST_INPUT(to_usd(inp)),
+            p._COST_OUTPUT(to_usd(out)),
+            p._COST_CACHE_READ(to_usd(read)),
+            p._COST_CACHE_WRITE(to_usd(write)),
+            p._COST_SAVINGS(to_usd(savings)),
+        )
+    )
+    assert packed == one_by_one
