@@ -1241,11 +1241,174 @@ fail:
 #undef K
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * assemble(data, resources, additions): pipeline._assemble in one pass over the modified spans
+ * (the same bytes: untouched runs copied, length prefixes of modified ResourceSpans, ScopeSpans
+ * and Span messages rewritten, each addition appended to its span).
+ */
+static inline Py_ssize_t
+put_varint(uint8_t *out, uint64_t v)
+{
+    Py_ssize_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v & 0x7F) | 0x80;
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+/* The new payload size of one scope (or -1 when it has no addition); *ok = 0 on a bad entry. */
+static Py_ssize_t
+scope_size(PyObject *scope, PyObject *additions, int *ok)
+{
+    PyObject *spans = PyTuple_GET_ITEM(scope, 4);
+    Py_ssize_t payload = PyLong_AsSsize_t(PyTuple_GET_ITEM(scope, 1));
+    Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(scope, 2));
+    Py_ssize_t size = end - payload;
+    int touched = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(spans); i++) {
+        PyObject *span = PyList_GET_ITEM(spans, i);
+        PyObject *added = PyDict_GetItemWithError(additions, PyTuple_GET_ITEM(span, 0));
+        if (added == NULL) {
+            if (PyErr_Occurred())
+                *ok = 0;
+            continue;
+        }
+        Py_ssize_t span_start = PyLong_AsSsize_t(PyTuple_GET_ITEM(span, 0));
+        Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(span, 1));
+        Py_ssize_t stop = PyLong_AsSsize_t(PyTuple_GET_ITEM(span, 2));
+        Py_ssize_t length = stop - start + PyBytes_GET_SIZE(added);
+        size += 1 + varint_size((uint64_t)length) + PyBytes_GET_SIZE(added) - (start - span_start);
+        touched = 1;
+    }
+    return touched ? size : -1;
+}
+
+static PyObject *
+wirescan_assemble(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3 || !PyBytes_Check(args[0]) || !PyList_Check(args[1]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "assemble(data, resources, additions)");
+        return NULL;
+    }
+    PyObject *data = args[0], *resources = args[1], *additions = args[2];
+    const uint8_t *d = (const uint8_t *)PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    int ok = 1;
+    /* Pass 1: sizes. */
+    Py_ssize_t total = n;
+    for (Py_ssize_t r = 0; r < PyList_GET_SIZE(resources); r++) {
+        PyObject *rs = PyList_GET_ITEM(resources, r);
+        PyObject *scopes = PyTuple_GET_ITEM(rs, 4);
+        Py_ssize_t rs_start = PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 0));
+        Py_ssize_t rs_payload = PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 1));
+        Py_ssize_t rs_end = PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 2));
+        Py_ssize_t rs_size = rs_end - rs_payload;
+        int touched = 0;
+        for (Py_ssize_t s = 0; s < PyList_GET_SIZE(scopes); s++) {
+            PyObject *scope = PyList_GET_ITEM(scopes, s);
+            Py_ssize_t size = scope_size(scope, additions, &ok);
+            if (size < 0)
+                continue;
+            Py_ssize_t sc_start = PyLong_AsSsize_t(PyTuple_GET_ITEM(scope, 0));
+            Py_ssize_t sc_end = PyLong_AsSsize_t(PyTuple_GET_ITEM(scope, 2));
+            rs_size += 1 + varint_size((uint64_t)size) + size - (sc_end - sc_start);
+            touched = 1;
+        }
+        if (touched)
+            total += 1 + varint_size((uint64_t)rs_size) + rs_size - (rs_end - rs_start);
+    }
+    if (!ok || PyErr_Occurred())
+        return NULL;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, total);
+    if (result == NULL)
+        return NULL;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
+    Py_ssize_t w = 0, copy_from = 0;
+#define COPY(from, to)                                                                             \
+    do {                                                                                           \
+        memcpy(out + w, d + (from), (size_t)((to) - (from)));                                      \
+        w += (to) - (from);                                                                        \
+    } while (0)
+    /* Pass 2: bytes. */
+    for (Py_ssize_t r = 0; r < PyList_GET_SIZE(resources); r++) {
+        PyObject *rs = PyList_GET_ITEM(resources, r);
+        PyObject *scopes = PyTuple_GET_ITEM(rs, 4);
+        Py_ssize_t rs_start = PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 0));
+        Py_ssize_t rs_payload = PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 1));
+        Py_ssize_t rs_end = PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 2));
+        Py_ssize_t rs_size = rs_end - rs_payload;
+        int touched = 0;
+        for (Py_ssize_t s = 0; s < PyList_GET_SIZE(scopes); s++) {
+            PyObject *scope = PyList_GET_ITEM(scopes, s);
+            Py_ssize_t size = scope_size(scope, additions, &ok);
+            if (size < 0)
+                continue;
+            Py_ssize_t sc_start = PyLong_AsSsize_t(PyTuple_GET_ITEM(scope, 0));
+            Py_ssize_t sc_end = PyLong_AsSsize_t(PyTuple_GET_ITEM(scope, 2));
+            rs_size += 1 + varint_size((uint64_t)size) + size - (sc_end - sc_start);
+            touched = 1;
+        }
+        if (!touched)
+            continue;
+        COPY(copy_from, rs_start);
+        out[w++] = 0x0A;
+        w += put_varint(out + w, (uint64_t)rs_size);
+        Py_ssize_t pos = rs_payload;
+        for (Py_ssize_t s = 0; s < PyList_GET_SIZE(scopes); s++) {
+            PyObject *scope = PyList_GET_ITEM(scopes, s);
+            Py_ssize_t size = scope_size(scope, additions, &ok);
+            if (size < 0)
+                continue;
+            Py_ssize_t sc_start = PyLong_AsSsize_t(PyTuple_GET_ITEM(scope, 0));
+            Py_ssize_t sc_payload = PyLong_AsSsize_t(PyTuple_GET_ITEM(scope, 1));
+            Py_ssize_t sc_end = PyLong_AsSsize_t(PyTuple_GET_ITEM(scope, 2));
+            COPY(pos, sc_start);
+            out[w++] = 0x12;
+            w += put_varint(out + w, (uint64_t)size);
+            Py_ssize_t scope_pos = sc_payload;
+            PyObject *spans = PyTuple_GET_ITEM(scope, 4);
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(spans); i++) {
+                PyObject *span = PyList_GET_ITEM(spans, i);
+                PyObject *added = PyDict_GetItem(additions, PyTuple_GET_ITEM(span, 0));
+                if (added == NULL)
+                    continue;
+                Py_ssize_t span_start = PyLong_AsSsize_t(PyTuple_GET_ITEM(span, 0));
+                Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(span, 1));
+                Py_ssize_t stop = PyLong_AsSsize_t(PyTuple_GET_ITEM(span, 2));
+                COPY(scope_pos, span_start);
+                out[w++] = 0x12;
+                w += put_varint(out + w, (uint64_t)(stop - start + PyBytes_GET_SIZE(added)));
+                COPY(start, stop);
+                memcpy(out + w, PyBytes_AS_STRING(added), (size_t)PyBytes_GET_SIZE(added));
+                w += PyBytes_GET_SIZE(added);
+                scope_pos = stop;
+            }
+            COPY(scope_pos, sc_end);
+            pos = sc_end;
+        }
+        COPY(pos, rs_end);
+        copy_from = rs_end;
+    }
+    COPY(copy_from, n);
+#undef COPY
+    if (w != total) {
+        Py_DECREF(result);
+        PyErr_SetString(PyExc_SystemError, "assemble: size mismatch");
+        return NULL;
+    }
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"make_table", wirescan_make_table, METH_VARARGS,
      "make_table(keys, eval_name, wire_error, unsupported, decode_other) -> table"},
     {"split", (PyCFunction)(void (*)(void))wirescan_split, METH_FASTCALL,
      "split(data, table) -> (resources, span_count); raises wire_error when malformed"},
+    {"assemble", (PyCFunction)(void (*)(void))wirescan_assemble, METH_FASTCALL,
+     "assemble(data, resources, additions) -> bytes: the request with additions appended"},
     {"normalise", (PyCFunction)(void (*)(void))wirescan_normalise, METH_FASTCALL,
      "normalise(context, attrs, scope_name, status_error) -> GenAICall | None"},
     {NULL, NULL, 0, NULL},

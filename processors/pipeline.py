@@ -18,7 +18,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from .metrics import STATUS_ERROR, STATUS_OK, Registry
 from .normalise import GenAICall, InvalidReason, InvalidSpan, Normaliser, finite_number
 from .pricing import QUANTA_PER_USD, Cost, PriceBook, UnpricedReason, compute_cost
-from .scan import RequestScanner, ResourceEntry
+from .scan import RequestScanner, ResourceEntry, _accelerator
 from .wire import (
     STATUS_CODE_ERROR,
     DoubleAttributeEncoder,
@@ -95,6 +95,7 @@ class Pipeline:
         registry.accelerated = self.scanner.accelerated
         fast = self.normaliser.accelerated() if self.scanner.accelerated else None
         self._normalise = fast or self.normaliser.normalise
+        self._assemble = _accelerator.assemble if self.scanner.accelerated else _assemble
         self.resource_scanner = KeyScanner([sc.SERVICE_NAME], tag=0x0A)
         self._table_attr: dict[str, bytes] = {}
         self._unpriced_attr: dict[str, bytes] = {}
@@ -150,7 +151,7 @@ class Pipeline:
         received["other"] += other + span_count - examined
         if not additions:
             return data
-        return _assemble(data, resources, additions)
+        return self._assemble(data, resources, additions)
 
     # -- per span -------------------------------------------------------------------------
     def _span(  # noqa: PLR0917 - the hot path: positional calls are cheaper
