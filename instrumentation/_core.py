@@ -25,6 +25,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 logger = logging.getLogger(__name__)
 
+try:  # both provider SDKs build their responses with pydantic
+    from pydantic import BaseModel as _PydanticModel
+except ImportError:  # pragma: no cover - neither SDK installed
+    _PydanticModel = None  # type: ignore[assignment,misc]
+
 VERSION = "0.1.0"
 _CLIENT = SpanKind.CLIENT
 _ERROR_STATUS = StatusCode.ERROR
@@ -405,13 +410,72 @@ def strings(value: Any) -> list[str] | None:
     return None
 
 
+# Base URL object -> (that URL, server.address, server.port). Keyed by id(): holding the URL
+# keeps its id from being reused, and a client given a new base URL gets a new URL object.
+_SERVERS: dict[int, tuple[Any, str | None, int | None]] = {}
+_SERVERS_MAX = 256
+
+
 def server_of(client: Any) -> tuple[str | None, int | None]:
     """(server.address, server.port) of an SDK client's base URL."""
-    url = getattr(client, "base_url", None)
-    if url is None:
+    if client is None:
         return None, None
-    port = url.port or (443 if url.scheme == "https" else 80)
-    return url.host or None, port
+    # The clients keep the URL in `_base_url`; their public `base_url` property returns it
+    # but costs an import statement per read (openai 3.x), so it is only the fallback.
+    url = getattr(client, "__dict__", _NO_DICT).get("_base_url")
+    if url is None:
+        url = getattr(client, "base_url", None)
+        if url is None:
+            return None, None
+    known = _SERVERS.get(id(url))
+    if known is not None and known[0] is url:
+        return known[1], known[2]
+    address: str | None = url.host or None
+    port: int | None = url.port or (443 if url.scheme == "https" else 80)
+    if len(_SERVERS) >= _SERVERS_MAX:
+        _SERVERS.clear()
+    _SERVERS[id(url)] = (url, address, port)
+    return address, port
+
+
+_NO_DICT: dict[str, Any] = {}
+
+
+def http_response_of(result: Any) -> Any:
+    """`result.http_response` (the SDKs' raw-response wrappers keep it there), else None.
+
+    Same answer as ``getattr(result, "http_response", None)``, without its cost on the common
+    result, a pydantic model lacking the attribute: there ``getattr`` goes through pydantic's
+    ``__getattr__``, which builds an exception (the dearest step of a whole instrumented call).
+    """
+    instance_dict = getattr(result, "__dict__", None)
+    if instance_dict is not None and "http_response" in instance_dict:
+        return instance_dict["http_response"]
+    kind = type(result)
+    only_extra = _ONLY_EXTRA.get(kind)
+    if only_extra is None:
+        only_extra = _only_extra_could_hold_http_response(kind)
+        if len(_ONLY_EXTRA) < _TYPES_MAX:
+            _ONLY_EXTRA[kind] = only_extra
+    if only_extra:
+        extra = result.__pydantic_extra__
+        return extra.get("http_response") if extra else None
+    return getattr(result, "http_response", None)
+
+
+_ONLY_EXTRA: dict[type, bool] = {}
+_TYPES_MAX = 1024
+
+
+def _only_extra_could_hold_http_response(kind: type) -> bool:
+    """A pydantic model type without `http_response` as field or class attribute: its
+    instances' `__getattr__` finds the name only among extra fields (it is not private:
+    no leading underscore)."""
+    if _PydanticModel is None or not issubclass(kind, _PydanticModel):
+        return False
+    return not any("http_response" in vars(klass) for klass in kind.__mro__) and (
+        "http_response" not in kind.model_fields
+    )
 
 
 def wrap(module: str, name: str, wrapper: Callable[..., Any]) -> bool:

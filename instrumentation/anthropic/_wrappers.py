@@ -17,6 +17,7 @@ from genai_otel.instrumentation._core import (
     Telemetry,
     classify_exception,
     get,
+    http_response_of,
     number,
     record_input_content,
     server_of,
@@ -197,7 +198,7 @@ def _finish(call: Call, result: Any, stream: bool, is_async: bool) -> Any:
     """Ends the span of a plain result, or hands a stream to a proxy. Never raises."""
     try:
         capture = call.telemetry.captures_content
-        if getattr(result, "http_response", None) is not None:  # with_raw_response / streaming_response
+        if http_response_of(result) is not None:  # with_raw_response / streaming_response
             if not stream and type(result).__name__ == "LegacyAPIResponse":
                 call.end(message_outcome(result.parse(), capture))
             else:

@@ -16,6 +16,7 @@ from genai_otel.instrumentation._core import (
     Outcome,
     Telemetry,
     get,
+    http_response_of,
     number,
     record_input_content,
     server_of,
@@ -135,7 +136,7 @@ def _finisher(outcome_of: Any, accumulator_of: Any, is_async: bool) -> Any:
 
     def finish(call: Call, result: Any, kwargs: dict[str, Any]) -> Any:
         capture = call.telemetry.captures_content
-        raw = getattr(result, "http_response", None) is not None
+        raw = http_response_of(result) is not None
         if kwargs.get("stream") is True:
             if raw:  # a raw HTTP response whose body the application reads itself
                 call.end(None)
