@@ -10,7 +10,11 @@ a real `MeterProvider` (in-memory reader). Blocks of calls alternate between the
 Per call it reports the calling thread's CPU (`time.thread_time`: the application's hot
 path; the batch exporter's thread is not counted) and what each instrumentation adds over
 none, as the median of per-block differences (short blocks, rotating order, so load from
-other processes hits every mode alike). A calibration line gives the CPU of one bare SDK
+other processes hits every mode alike). The "sdk floor" row is the OpenTelemetry SDK's own
+cost of exactly the telemetry one instrumented call emits (the same span name, kind and
+attributes, current while the call runs, and the same histogram records), replayed without
+any instrumentation code in the same blocks: what no instrumentation emitting these spans
+and metrics through this SDK can avoid. A calibration line gives the CPU of one bare SDK
 span and one histogram record on the machine, to compare figures across machines.
 The official instrumentation is the
 `opentelemetry-instrumentation-genai-openai` package (the `bench` extra).
@@ -24,17 +28,29 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx2
 import openai
+from genai_otel.instrumentation import semconv
 from genai_otel.instrumentation.openai import OpenAIInstrumentor
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from genai_otel.fake_provider import FakeTransport
 
+FLOOR = "sdk floor"
 MESSAGES = [{"role": "user", "content": "Summarise the benchmark in one sentence."}]
 
 
@@ -88,6 +104,75 @@ def _chat_stream(client: openai.OpenAI) -> None:
         pass
 
 
+# Span attributes known when the call starts (the rest are set when it ends).
+_REQUEST_KEYS = (
+    semconv.GEN_AI_OPERATION_NAME,
+    semconv.GEN_AI_PROVIDER_NAME,
+    semconv.SERVER_ADDRESS,
+    semconv.SERVER_PORT,
+)
+_HISTOGRAMS = {
+    semconv.METRIC_CLIENT_TOKEN_USAGE: ("{token}", semconv.TOKEN_USAGE_BUCKETS),
+    semconv.METRIC_CLIENT_OPERATION_DURATION: ("s", semconv.DURATION_BUCKETS),
+    semconv.METRIC_CLIENT_TIME_TO_FIRST_CHUNK: ("s", semconv.TIME_TO_FIRST_CHUNK_BUCKETS),
+}
+
+
+class SdkFloor:
+    """Replays, through the SDK alone, the telemetry genai-otel emits for one call of a kind."""
+
+    def __init__(
+        self,
+        call: Callable[[openai.OpenAI], None],
+        tracer_provider: TracerProvider,
+        meter_provider: MeterProvider,
+    ) -> None:
+        exporter = InMemorySpanExporter()
+        capture_tracer_provider = TracerProvider()
+        capture_tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+        reader = InMemoryMetricReader()
+        OpenAIInstrumentor().instrument(
+            tracer_provider=capture_tracer_provider, meter_provider=MeterProvider(metric_readers=[reader])
+        )
+        client = _client()
+        try:
+            call(client)
+        finally:
+            OpenAIInstrumentor().uninstrument()
+            client.close()
+        (span,) = exporter.get_finished_spans()
+        attributes = dict(span.attributes or {})
+        self.name = span.name
+        self.request = {
+            key: value
+            for key, value in attributes.items()
+            if key in _REQUEST_KEYS or key.startswith("gen_ai.request.")
+        }
+        self.response = {key: value for key, value in attributes.items() if key not in self.request}
+        self.tracer = tracer_provider.get_tracer("sdk-floor")
+        meter = meter_provider.get_meter("sdk-floor")
+        self.records: list[tuple[Any, float, dict[str, Any]]] = []
+        data = reader.get_metrics_data()
+        assert data is not None
+        for metric in data.resource_metrics[0].scope_metrics[0].metrics:
+            unit, buckets = _HISTOGRAMS[metric.name]
+            histogram = meter.create_histogram(
+                metric.name, unit=unit, explicit_bucket_boundaries_advisory=buckets
+            )
+            for point in metric.data.data_points:
+                assert isinstance(point, HistogramDataPoint) and point.count == 1
+                self.records.append((histogram, point.sum, dict(point.attributes)))
+
+    def once(self, _client: openai.OpenAI) -> None:
+        span = self.tracer.start_span(self.name, kind=SpanKind.CLIENT, attributes=self.request)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        otel_context.detach(token)
+        span.set_attributes(self.response)
+        span.end()
+        for histogram, value, attributes in self.records:
+            histogram.record(value, attributes)
+
+
 def _block(call: Callable[[openai.OpenAI], None], client: openai.OpenAI, calls: int) -> float:
     """CPU of the calling thread per call, in µs."""
     gc.collect()
@@ -121,8 +206,10 @@ def run(calls: int, blocks: int) -> tuple[dict[str, dict[str, tuple[float, float
     modes = _modes(tracer_provider, meter_provider)
     results: dict[str, dict[str, tuple[float, float]]] = {}
     for label, call in (("chat", _chat), ("chat_stream", _chat_stream)):
-        per_call: dict[str, list[float]] = {mode.name: [] for mode in modes}
-        added: dict[str, list[float]] = {mode.name: [] for mode in modes}
+        floor = SdkFloor(call, tracer_provider, meter_provider)
+        names = [mode.name for mode in modes] + [FLOOR]
+        per_call: dict[str, list[float]] = {name: [] for name in names}
+        added: dict[str, list[float]] = {name: [] for name in names}
         client = _client()
         for block in range(blocks + 1):  # block 0 warms every mode up and is discarded
             if block % 20 == 0:  # the transport records requests: do not let them pile up
@@ -136,10 +223,11 @@ def run(calls: int, blocks: int) -> tuple[dict[str, dict[str, tuple[float, float
                     sample[mode.name] = _block(call, client, calls)
                 finally:
                     mode.off()
+            sample[FLOOR] = _block(floor.once, client, calls)
             if block:
                 for name, value in sample.items():
                     per_call[name].append(value)
-                    added[name].append(value - sample["none"])
+                    added[name].append(value if name == FLOOR else value - sample["none"])
         client.close()
         results[label] = {
             name: (statistics.median(per_call[name]), statistics.median(added[name])) for name in per_call
@@ -169,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     for label, modes in results.items():
         for name, (per_call_us, added_us) in modes.items():
             print(f"{label:<12} {name:<11} {per_call_us:>12.1f} {added_us:>+9.1f}")
+    for label, modes in results.items():
+        ours, floor = modes["genai-otel"][1], modes[FLOOR][1]
+        print(
+            f"{label}: genai-otel adds {ours:.1f} µs/call, of which {floor:.1f} µs is the SDK floor"
+            f" and {ours - floor:.1f} µs genai-otel's own code"
+        )
     print(f"machine scale: bare SDK span start+end {span_us:.1f} µs, one histogram record {record_us:.1f} µs")
     return 0
 
