@@ -27,7 +27,7 @@ import gc
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx2
@@ -47,6 +47,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AnyValue
 
 from genai_otel.fake_provider import FakeTransport
 
@@ -94,9 +95,9 @@ def _chat(client: openai.OpenAI) -> None:
 
 
 def _chat_stream(client: openai.OpenAI) -> None:
-    stream = client.chat.completions.create(
+    stream = client.chat.completions.create(  # type: ignore[call-overload]
         model="gpt-4o-mini",
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=MESSAGES,
         stream=True,
         stream_options={"include_usage": True},
     )
@@ -151,7 +152,7 @@ class SdkFloor:
         self.response = {key: value for key, value in attributes.items() if key not in self.request}
         self.tracer = tracer_provider.get_tracer("sdk-floor")
         meter = meter_provider.get_meter("sdk-floor")
-        self.records: list[tuple[Any, float, dict[str, Any]]] = []
+        self.records: list[tuple[Any, float, Mapping[str, AnyValue]]] = []
         data = reader.get_metrics_data()
         assert data is not None
         for metric in data.resource_metrics[0].scope_metrics[0].metrics:
@@ -161,7 +162,7 @@ class SdkFloor:
             )
             for point in metric.data.data_points:
                 assert isinstance(point, HistogramDataPoint) and point.count == 1
-                self.records.append((histogram, point.sum, dict(point.attributes)))
+                self.records.append((histogram, point.sum, point.attributes or {}))
 
     def once(self, _client: openai.OpenAI) -> None:
         span = self.tracer.start_span(self.name, kind=SpanKind.CLIENT, attributes=self.request)
@@ -186,7 +187,11 @@ def _calibration(tracer_provider: TracerProvider, meter_provider: MeterProvider)
     """CPU of one bare SDK span (start+end) and one histogram record here: the machine's scale."""
     tracer = tracer_provider.get_tracer("calibration")
     histogram = meter_provider.get_meter("calibration").create_histogram("calibration")
-    attributes = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "server.port": 1}
+    attributes: dict[str, AnyValue] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "server.port": 1,
+    }
     count = 5000
     start = time.thread_time()
     for _ in range(count):
