@@ -1,17 +1,24 @@
-"""What the demo does not send, for the live dashboard test: judge scores and unpriced calls.
+"""What the demo does not send, for the live dashboard test: judge scores, unpriced calls and a
+burst of rate-limited calls.
 
 Run as `opentelemetry-instrument python tests/e2e/dashboard_extras_app.py` with the demo's
 environment. Records LLM-as-judge evaluations of the demo's models (the quality dashboard reads
-them) and calls a model no price table knows (the cost dashboard's unpriced panel).
+them), calls a model no price table knows (the cost dashboard's unpriced panel), and makes one
+model fail often enough for the error-rate alert: the demo's own errors are spread over many
+model/error-type series, and the first increment of a new counter series is no increase to
+Prometheus's rate(), so a handful of scattered errors may never show as an error ratio.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import openai
 from genai_otel.instrumentation.evaluation import record_evaluation
 
+RATE_LIMITED_MODEL = "gpt-4o-mini"
+RATE_LIMITED_CALLS = 20
 PROMPT: Any = [{"role": "user", "content": "Rate this answer."}]
 JUDGED = (("openai", "gpt-4o-mini", 8.5), ("openai", "gpt-4o", 6.0), ("anthropic", "claude-sonnet-4-0", 9.0))
 
@@ -22,6 +29,16 @@ def main() -> None:
         for provider, model, score in JUDGED:
             record_evaluation("helpfulness", score, provider=provider, model=model)
         client.chat.completions.create(model="acme-mystery-1", messages=PROMPT)
+    for _ in range(RATE_LIMITED_CALLS):
+        try:
+            client.chat.completions.create(
+                model=RATE_LIMITED_MODEL, messages=PROMPT, extra_headers={"x-fake-scenario": "rate_limit"}
+            )
+        except openai.RateLimitError:
+            pass
+        else:
+            raise AssertionError("the fake provider did not rate-limit the call")
+        time.sleep(0.5)  # spread over several scrapes: each one is an increase of the error counter
 
 
 if __name__ == "__main__":
