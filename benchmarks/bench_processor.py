@@ -1,7 +1,7 @@
 """Processor throughput: GenAI spans per processor CPU-second, and its peak memory.
 
     .venv/bin/python benchmarks/bench_processor.py [--requests 200] [--spans 512]
-    GENAI_OTEL_PROCESSOR_PURE_PYTHON=1 .venv/bin/python benchmarks/bench_processor.py  # the fallback
+    GENAI_OTEL_PURE_PYTHON=1 .venv/bin/python benchmarks/bench_processor.py  # the fallback
 
 Starts the real processor (`genai-otel processor`, a child process) forwarding to an OTLP
 sink in this process, sends realistic ExportTraceServiceRequests over gRPC on 127.0.0.1

@@ -12,7 +12,7 @@
 
 Two implementations give identical results: the C extension `_wirescan` (a walk in C that
 skips spans with no known key at memchr speed) and the pure-Python one below, built on
-`wire`. The C one is used when it imports, unless ``GENAI_OTEL_PROCESSOR_PURE_PYTHON`` is set
+`wire`. The C one is used when it imports, unless ``GENAI_OTEL_PURE_PYTHON`` is set
 to a non-empty value other than ``0``; both raise `WireError` for the same malformed requests.
 """
 
@@ -26,7 +26,7 @@ from .wire import UNSUPPORTED, KeyScanner, WireError, decode_any_value, split_re
 
 logger = logging.getLogger(__name__)
 
-PURE_PYTHON_ENV: Final = "GENAI_OTEL_PROCESSOR_PURE_PYTHON"
+PURE_PYTHON_ENV: Final = "GENAI_OTEL_PURE_PYTHON"
 
 SpanEntry = tuple[int, int, int, "dict[str, object] | None", "tuple[bytes, int, int, int] | None", bool]
 ScopeEntry = tuple[int, int, int, str, list[SpanEntry]]

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors import scan as scan_module
+from genai_otel.processors.config import ENV_PREFIX, load_config
 from genai_otel.processors.normalise import SCANNED_KEYS, GenAICall, InvalidSpan, Normaliser
 from genai_otel.processors.pipeline import EVALUATION_EVENT, Pipeline
 from genai_otel.processors.pricing import PriceBook
@@ -265,6 +266,9 @@ def test_environment_forces_the_pure_python_walk() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd="/"
     )
     assert (forced.stdout.strip(), default.stdout.strip()) == ("False", "True")
+    # outside the processor's config namespace: a processor starts with it set
+    assert not PURE_PYTHON_ENV.startswith(ENV_PREFIX)
+    assert load_config(environ={PURE_PYTHON_ENV: "1"}).listen == load_config(environ={}).listen
 
 
 def test_metrics_say_which_walk_is_in_use() -> None:
