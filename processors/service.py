@@ -181,8 +181,8 @@ class Processor:
             self.config.forward.endpoint,
         )
         logger.info(
-            "request walk: %s",
-            "accelerated (C extension _wirescan)"
+            "hot path: %s",
+            "accelerated (C extension _wirescan: request walk, normaliser, re-assembly)"
             if self.pipeline.scanner.accelerated
             else "pure Python (the _wirescan extension is %s)"
             % ("disabled by " + PURE_PYTHON_ENV if accelerated_available() else "not built"),
