@@ -1402,11 +1402,91 @@ wirescan_assemble(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * observe(histogram, value, trace_id, timestamp): metrics.Histogram.observe for a float value
+ * (bisect_left over the float bounds, the same comparisons); any other value goes back to the
+ * Python method.
+ */
+static PyObject *s_bounds, *s_counts, *s_sum, *s_count, *s_exemplars, *s_observe, *one;
+
+static PyObject *
+wirescan_observe(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "observe(histogram, value, trace_id, timestamp)");
+        return NULL;
+    }
+    PyObject *h = args[0], *value = args[1];
+    PyObject *bounds = NULL, *counts = NULL, *sum = NULL, *count = NULL, *exemplars = NULL;
+    PyObject *result = NULL;
+    if (!PyFloat_CheckExact(value))
+        return PyObject_CallMethodObjArgs(h, s_observe, value, args[2], args[3], NULL);
+    double x = PyFloat_AS_DOUBLE(value);
+    if ((bounds = PyObject_GetAttr(h, s_bounds)) == NULL || !PyTuple_CheckExact(bounds))
+        goto done;
+    Py_ssize_t lo = 0, hi = PyTuple_GET_SIZE(bounds);
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        PyObject *bound = PyTuple_GET_ITEM(bounds, mid);
+        if (!PyFloat_CheckExact(bound)) {
+            Py_CLEAR(bounds);
+            return PyObject_CallMethodObjArgs(h, s_observe, value, args[2], args[3], NULL);
+        }
+        if (PyFloat_AS_DOUBLE(bound) < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if ((counts = PyObject_GetAttr(h, s_counts)) == NULL || !PyList_CheckExact(counts))
+        goto done;
+    PyObject *old = PyList_GET_ITEM(counts, lo);
+    PyObject *bumped = PyNumber_Add(old, one);
+    if (bumped == NULL)
+        goto done;
+    PyList_SetItem(counts, lo, bumped);
+    if ((sum = PyObject_GetAttr(h, s_sum)) == NULL)
+        goto done;
+    Py_SETREF(sum, PyNumber_Add(sum, value));
+    if (sum == NULL || PyObject_SetAttr(h, s_sum, sum) < 0)
+        goto done;
+    if ((count = PyObject_GetAttr(h, s_count)) == NULL)
+        goto done;
+    Py_SETREF(count, PyNumber_Add(count, one));
+    if (count == NULL || PyObject_SetAttr(h, s_count, count) < 0)
+        goto done;
+    if ((exemplars = PyObject_GetAttr(h, s_exemplars)) == NULL)
+        goto done;
+    int keep = PyObject_IsTrue(args[2]);
+    if (keep < 0)
+        goto done;
+    if (exemplars != Py_None && keep) {
+        if (!PyList_CheckExact(exemplars))
+            goto done;
+        PyObject *exemplar = PyTuple_Pack(3, args[2], value, args[3]);
+        if (exemplar == NULL || PyList_SetItem(exemplars, lo, exemplar) < 0) /* steals */
+            goto done;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    if (result == NULL && !PyErr_Occurred())
+        PyErr_SetString(PyExc_TypeError, "observe: not a metrics.Histogram");
+    Py_XDECREF(bounds);
+    Py_XDECREF(counts);
+    Py_XDECREF(sum);
+    Py_XDECREF(count);
+    Py_XDECREF(exemplars);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"make_table", wirescan_make_table, METH_VARARGS,
      "make_table(keys, eval_name, wire_error, unsupported, decode_other) -> table"},
     {"split", (PyCFunction)(void (*)(void))wirescan_split, METH_FASTCALL,
      "split(data, table) -> (resources, span_count); raises wire_error when malformed"},
+    {"observe", (PyCFunction)(void (*)(void))wirescan_observe, METH_FASTCALL,
+     "observe(histogram, value, trace_id, timestamp): metrics.Histogram.observe"},
     {"assemble", (PyCFunction)(void (*)(void))wirescan_assemble, METH_FASTCALL,
      "assemble(data, resources, additions) -> bytes: the request with additions appended"},
     {"normalise", (PyCFunction)(void (*)(void))wirescan_normalise, METH_FASTCALL,
@@ -1422,5 +1502,12 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__wirescan(void)
 {
+    if ((s_bounds = PyUnicode_InternFromString("bounds")) == NULL ||
+        (s_counts = PyUnicode_InternFromString("counts")) == NULL ||
+        (s_sum = PyUnicode_InternFromString("sum")) == NULL ||
+        (s_count = PyUnicode_InternFromString("count")) == NULL ||
+        (s_exemplars = PyUnicode_InternFromString("exemplars")) == NULL ||
+        (s_observe = PyUnicode_InternFromString("observe")) == NULL || (one = PyLong_FromLong(1)) == NULL)
+        return NULL;
     return PyModule_Create(&module_def);
 }

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from genai_otel.instrumentation import semconv as sc
@@ -144,7 +144,8 @@ class Registry:
         allowed = set(allowed_labels)
         self.exemplars = exemplars
         self.price_table = price_table
-        self.accelerated = False  # set by the pipeline that records here
+        self.accelerated = False  # set by the pipeline that records here (use_accelerated)
+        self._observe: Callable[[Histogram, float, bytes, float], None] = Histogram.observe
         self.limiters = {
             name: LabelLimiter(name, label_limits.get(name, 1000), name in allowed) for name in ALL_LABELS
         }
@@ -166,6 +167,11 @@ class Registry:
         self.export_failures: dict[str, int] = {}
         self.queue_spans = 0
         self.queue_capacity = 0
+
+    def use_accelerated(self, observe: Callable[[Histogram, float, bytes, float], None] | None) -> None:
+        """Record histogram observations with the C extension's `observe` (None: the Python method)."""
+        self.accelerated = observe is not None
+        self._observe = observe or Histogram.observe
 
     # -- recording ---------------------------------------------------------------------
     def labels(self, service: str, provider: str, model: str, operation: str) -> tuple[str, str, str, str]:
@@ -206,6 +212,7 @@ class Registry:
         ttfc_s: float | None,
         end_s: float,
     ) -> None:
+        observe = self._observe
         key = (status, self.limiters[sc.LABEL_ERROR_TYPE](error_type) if error_type else "")
         requests = stats.requests
         requests[key] = requests.get(key, 0) + 1
@@ -220,17 +227,17 @@ class Registry:
             histogram = stats.duration.get(status)
             if histogram is None:
                 histogram = stats.duration[status] = Histogram(sc.DURATION_BUCKETS, self.exemplars)
-            histogram.observe(duration_s, trace_id, end_s)
+            observe(histogram, duration_s, trace_id, end_s)
         if ttfc_s is not None:
             if stats.ttfc is None:
                 stats.ttfc = Histogram(sc.TIME_TO_FIRST_CHUNK_BUCKETS, self.exemplars)
-            stats.ttfc.observe(ttfc_s, trace_id, end_s)
+            observe(stats.ttfc, ttfc_s, trace_id, end_s)
         if tokens is not None and tokens[1] > 0 and duration_s is not None:
             generating = duration_s - (ttfc_s or 0.0)
             if generating > 0:
                 if stats.tps is None:
                     stats.tps = Histogram(sc.OUTPUT_TOKENS_PER_SECOND_BUCKETS, self.exemplars)
-                stats.tps.observe(tokens[1] / generating, trace_id, end_s)
+                observe(stats.tps, tokens[1] / generating, trace_id, end_s)
         if cost is not None:
             total = cost.input + cost.output + cost.cache_read + cost.cache_write
             stats.cost += total
@@ -243,7 +250,7 @@ class Registry:
             if stats.cost_per_request is None:
                 stats.cost_per_request = Histogram(sc.COST_PER_REQUEST_BUCKETS, self.exemplars)
             usd = total / QUANTA_PER_USD
-            stats.cost_per_request.observe(usd, trace_id, end_s)
+            observe(stats.cost_per_request, usd, trace_id, end_s)
             if self.exemplars and trace_id:
                 stats.cost_exemplar = (trace_id, usd, end_s)
             if user:

@@ -92,7 +92,7 @@ class Pipeline:
         self.normaliser = Normaliser(max_tokens=max_tokens, max_value_length=max_value_length)
         self.scanner = RequestScanner(SCANNED_KEYS, EVALUATION_EVENT, accelerated)
         self.span_scanner = self.scanner.span_scanner
-        registry.accelerated = self.scanner.accelerated
+        registry.use_accelerated(_accelerator.observe if self.scanner.accelerated else None)
         fast = self.normaliser.accelerated() if self.scanner.accelerated else None
         self._normalise = fast or self.normaliser.normalise
         self._assemble = _accelerator.assemble if self.scanner.accelerated else _assemble

@@ -366,3 +366,28 @@ def test_packed_cost_attributes_encode_like_one_by_one(quanta: list[int], table:
         )
     )
     assert packed == one_by_one
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    observations=st.lists(
+        st.tuples(
+            st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 10**6)),
+            st.sampled_from([b"", b"\x01" * 16]),
+        ),
+        max_size=20,
+    ),
+    exemplars=st.booleans(),
+)
+def test_c_histogram_observe_matches_the_python_method(
+    observations: list[tuple[float, bytes]], exemplars: bool
+) -> None:
+    from genai_otel.processors.metrics import Histogram
+
+    python, c = (Histogram(sc.DURATION_BUCKETS, exemplars) for _ in range(2))
+    for value, trace_id in observations:
+        python.observe(value, trace_id, 12.5)
+        scan_module._accelerator.observe(c, value, trace_id, 12.5)
+    assert repr((c.counts, c.sum, c.count, c.exemplars)) == repr(
+        (python.counts, python.sum, python.count, python.exemplars)
+    )
