@@ -1429,11 +1429,18 @@ wirescan_observe(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     while (lo < hi) {
         Py_ssize_t mid = (lo + hi) / 2;
         PyObject *bound = PyTuple_GET_ITEM(bounds, mid);
-        if (!PyFloat_CheckExact(bound)) {
+        double b;
+        if (PyFloat_CheckExact(bound))
+            b = PyFloat_AS_DOUBLE(bound);
+        else if (PyLong_CheckExact(bound) && (b = PyLong_AsDouble(bound)) > -9007199254740992.0 &&
+                 b < 9007199254740992.0)
+            ; /* a small int bound: exact as a double, so the comparison is Python's */
+        else {
+            PyErr_Clear();
             Py_CLEAR(bounds);
             return PyObject_CallMethodObjArgs(h, s_observe, value, args[2], args[3], NULL);
         }
-        if (PyFloat_AS_DOUBLE(bound) < x)
+        if (b < x)
             lo = mid + 1;
         else
             hi = mid;

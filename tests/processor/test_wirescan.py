@@ -384,7 +384,8 @@ def test_c_histogram_observe_matches_the_python_method(
 ) -> None:
     from genai_otel.processors.metrics import Histogram
 
-    python, c = (Histogram(sc.DURATION_BUCKETS, exemplars) for _ in range(2))
+    bounds = (*sc.DURATION_BUCKETS, 100, 2**60)  # int bounds too, one past exact doubles
+    python, c = (Histogram(bounds, exemplars) for _ in range(2))
     for value, trace_id in observations:
         python.observe(value, trace_id, 12.5)
         scan_module._accelerator.observe(c, value, trace_id, 12.5)
