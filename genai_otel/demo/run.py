@@ -40,6 +40,9 @@ def app_environment(
         "OTEL_LOGS_EXPORTER": "none",
         "OTEL_METRIC_EXPORT_INTERVAL": "5000",
         "OTEL_BSP_SCHEDULE_DELAY": "500",
+        # The official OpenTelemetry OpenAI instrumentation, when installed next to ours (its entry
+        # point is "openai"), would trace every call a second time and double its cost.
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai",
         "OPENAI_BASE_URL": provider_url + "/v1",
         "OPENAI_API_KEY": "fake-key",
         "ANTHROPIC_BASE_URL": provider_url,

@@ -6,11 +6,16 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from genai_otel.stack.query import get_json, wait_for
 from genai_otel.stack.runner import free_ports
+
+
+def prometheus_targets(prometheus_url: str) -> list[dict[str, Any]]:
+    return list(get_json(prometheus_url + "/api/v1/targets")["data"]["activeTargets"])
 
 
 def _stack(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -52,10 +57,15 @@ def test_up_status_down_on_ports_from_the_environment(
         assert all(info["healthy"] for info in services.values()), services
         pids = {name: int(info["pid"]) for name, info in services.items()}
 
-        # Prometheus scrapes the processor and the collector from the rendered template
-        with urllib.request.urlopen(report["prometheus_url"] + "/api/v1/targets", timeout=10) as response:
-            targets = json.load(response)["data"]["activeTargets"]
-        scraped = {target["labels"]["job"]: target["scrapeUrl"] for target in targets}
+        # Prometheus scrapes the processor and the collector from the rendered template (its
+        # target discovery publishes the static targets within about 5 s of start-up)
+        def targets() -> list[dict[str, Any]] | None:
+            found = prometheus_targets(report["prometheus_url"])
+            return found or None
+
+        scraped = {
+            target["labels"]["job"]: target["scrapeUrl"] for target in wait_for(targets, what="targets")
+        }
         assert scraped["genai-otel-processor"] == report["processor_metrics_url"]
         assert scraped["otel-collector"] == f"http://127.0.0.1:{ports['COLLECTOR_TELEMETRY_PORT']}/metrics"
 
