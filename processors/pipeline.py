@@ -15,8 +15,8 @@ from typing import Final
 from genai_otel.instrumentation import semconv as sc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from .metrics import STATUS_ERROR, STATUS_OK, Registry
-from .normalise import GenAICall, InvalidReason, InvalidSpan, Normaliser, finite_number
+from .metrics import OTHER, STATUS_ERROR, STATUS_OK, Registry, SeriesStats
+from .normalise import UNKNOWN, GenAICall, InvalidReason, InvalidSpan, Normaliser, finite_number
 from .pricing import QUANTA_PER_USD, Cost, PriceBook, UnpricedReason, compute_cost
 from .scan import RequestScanner, ResourceEntry, _accelerator
 from .wire import (
@@ -100,6 +100,8 @@ class Pipeline:
         self._table_attr: dict[str, bytes] = {}
         self._unpriced_attr: dict[str, bytes] = {}
         self._provider_attr: dict[str, bytes] = {}
+        # raw (service, provider, model, operation) -> capped labels and their SeriesStats
+        self._series: dict[tuple[str, str, str, str], tuple[tuple[str, str, str, str], SeriesStats]] = {}
         self._cost_packers: dict[str, tuple[struct.Struct, bytes, bytes, bytes, bytes, bytes, bytes]] = {}
 
     def split(self, data: bytes) -> tuple[Scanned, int]:
@@ -198,8 +200,17 @@ class Pipeline:
 
     def _call(self, call: GenAICall, service: str, trace_id: bytes, start_ns: int, end_ns: int) -> bytes:
         registry = self.registry
-        labels = registry.labels(service, call.provider, call.model, call.operation)
-        stats = registry.stats(labels)
+        raw = (service, call.provider, call.request_model or call.response_model or UNKNOWN, call.operation)
+        series = self._series.get(raw)
+        if series is None:
+            labels = registry.labels(*raw)
+            stats = registry.stats(labels)
+            if OTHER not in labels:  # as the registry's own cache: overflowing values stay counted
+                if len(self._series) >= 100_000:
+                    self._series.clear()
+                self._series[raw] = (labels, stats)
+        else:
+            labels, stats = series
         duration: float | None = (end_ns - start_ns) / 1e9
         if end_ns < start_ns or start_ns == 0:
             registry.count(registry.invalid, InvalidReason.NEGATIVE_DURATION)
