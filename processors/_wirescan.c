@@ -1487,11 +1487,257 @@ done:
     return result;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * record_call(ctx, stats, service_label, status, error_type, tokens, cost, user, feature,
+ *             trace_id, duration_s, ttfc_s, end_s): metrics.Registry.record_call, statement for
+ * statement, with Python's own number protocol for every sum and quotient (so the results are
+ * the same objects' values). ctx is the tuple built by Registry.accelerated_record_call.
+ */
+enum {
+    R_ERROR_LIMITER, R_USER_LIMITER, R_FEATURE_LIMITER, R_HISTOGRAM, R_DURATION_BUCKETS,
+    R_TTFC_BUCKETS, R_TPS_BUCKETS, R_COST_BUCKETS, R_EXEMPLARS, R_QUANTA, R_USER_COST,
+    R_FEATURE_COST, R_CONTEXT_SIZE
+};
+static PyObject *a_requests, *a_tokens, *a_duration, *a_ttfc, *a_tps, *a_cost, *a_breakdown,
+    *a_savings, *a_cost_per_request, *a_cost_exemplar, *a_input, *a_output, *a_cache_read,
+    *a_cache_write, *empty_str, *zero, *zero_float;
+
+static int
+add_to_item(PyObject *dict, PyObject *key, PyObject *amount)
+{
+    PyObject *old = PyDict_GetItemWithError(dict, key);
+    if (old == NULL && PyErr_Occurred())
+        return -1;
+    PyObject *sum = PyNumber_Add(old ? old : zero, amount);
+    if (sum == NULL)
+        return -1;
+    int rc = PyDict_SetItem(dict, key, sum);
+    Py_DECREF(sum);
+    return rc;
+}
+
+static int
+add_to_list(PyObject *list, Py_ssize_t index, PyObject *amount)
+{
+    PyObject *sum = PyNumber_Add(PyList_GET_ITEM(list, index), amount);
+    if (sum == NULL)
+        return -1;
+    return PyList_SetItem(list, index, sum);
+}
+
+static int
+add_to_attr(PyObject *obj, PyObject *name, PyObject *amount)
+{
+    PyObject *old = PyObject_GetAttr(obj, name);
+    if (old == NULL)
+        return -1;
+    PyObject *sum = PyNumber_Add(old, amount);
+    Py_DECREF(old);
+    if (sum == NULL)
+        return -1;
+    int rc = PyObject_SetAttr(obj, name, sum);
+    Py_DECREF(sum);
+    return rc;
+}
+
+/* getattr(stats, name), created as Histogram(bounds, exemplars) when None. New reference. */
+static PyObject *
+histogram_attr(PyObject *ctx, PyObject *stats, PyObject *name, int bounds)
+{
+    PyObject *h = PyObject_GetAttr(stats, name);
+    if (h == NULL || h != Py_None)
+        return h;
+    Py_DECREF(h);
+    h = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(ctx, R_HISTOGRAM), PyTuple_GET_ITEM(ctx, bounds),
+                                     PyTuple_GET_ITEM(ctx, R_EXEMPLARS), NULL);
+    if (h == NULL)
+        return NULL;
+    if (PyObject_SetAttr(stats, name, h) < 0) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    return h;
+}
+
+static int
+observe_into(PyObject *h, PyObject *value, PyObject *trace_id, PyObject *end_s)
+{
+    PyObject *args[4] = {h, value, trace_id, end_s};
+    PyObject *r = wirescan_observe(NULL, args, 4);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+static PyObject *
+wirescan_record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 13 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != R_CONTEXT_SIZE) {
+        PyErr_SetString(PyExc_TypeError, "record_call(context, stats, ... 12 arguments)");
+        return NULL;
+    }
+    PyObject *ctx = args[0], *stats = args[1], *service_label = args[2], *status = args[3];
+    PyObject *error_type = args[4], *tokens = args[5], *cost = args[6], *user = args[7];
+    PyObject *feature = args[8], *trace_id = args[9], *duration_s = args[10], *ttfc_s = args[11];
+    PyObject *end_s = args[12];
+    PyObject *key = NULL, *requests = NULL, *counts = NULL, *durations = NULL, *h = NULL;
+    PyObject *generating = NULL, *rate = NULL, *total = NULL, *usd = NULL, *tmp = NULL;
+    PyObject *label = NULL, *result = NULL;
+    int rc;
+
+    /* key = (status, limiter(error_type) if error_type else "") */
+    rc = PyObject_IsTrue(error_type);
+    if (rc < 0)
+        goto done;
+    if (rc)
+        label = PyObject_CallOneArg(PyTuple_GET_ITEM(ctx, R_ERROR_LIMITER), error_type);
+    else {
+        label = empty_str;
+        Py_INCREF(label);
+    }
+    if (label == NULL || (key = PyTuple_Pack(2, status, label)) == NULL)
+        goto done;
+    if ((requests = PyObject_GetAttr(stats, a_requests)) == NULL || add_to_item(requests, key, one) < 0)
+        goto done;
+    if (tokens != Py_None) {
+        if ((counts = PyObject_GetAttr(stats, a_tokens)) == NULL)
+            goto done;
+        for (Py_ssize_t i = 0; i < 5; i++)
+            if (add_to_list(counts, i, PyTuple_GET_ITEM(tokens, i)) < 0)
+                goto done;
+    }
+    if (duration_s != Py_None) {
+        if ((durations = PyObject_GetAttr(stats, a_duration)) == NULL)
+            goto done;
+        h = PyDict_GetItemWithError(durations, status);
+        if (h == NULL) {
+            if (PyErr_Occurred())
+                goto done;
+            h = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(ctx, R_HISTOGRAM),
+                                             PyTuple_GET_ITEM(ctx, R_DURATION_BUCKETS),
+                                             PyTuple_GET_ITEM(ctx, R_EXEMPLARS), NULL);
+            if (h == NULL || PyDict_SetItem(durations, status, h) < 0)
+                goto done;
+        }
+        else
+            Py_INCREF(h);
+        if (observe_into(h, duration_s, trace_id, end_s) < 0)
+            goto done;
+        Py_CLEAR(h);
+    }
+    if (ttfc_s != Py_None) {
+        if ((h = histogram_attr(ctx, stats, a_ttfc, R_TTFC_BUCKETS)) == NULL ||
+            observe_into(h, ttfc_s, trace_id, end_s) < 0)
+            goto done;
+        Py_CLEAR(h);
+    }
+    if (tokens != Py_None && duration_s != Py_None) {
+        PyObject *output = PyTuple_GET_ITEM(tokens, 1);
+        rc = PyObject_RichCompareBool(output, zero, Py_GT);
+        if (rc < 0)
+            goto done;
+        if (rc) {
+            rc = PyObject_IsTrue(ttfc_s);
+            if (rc < 0)
+                goto done;
+            generating = PyNumber_Subtract(duration_s, rc ? ttfc_s : zero_float);
+            if (generating == NULL)
+                goto done;
+            rc = PyObject_RichCompareBool(generating, zero, Py_GT);
+            if (rc < 0)
+                goto done;
+            if (rc) {
+                if ((h = histogram_attr(ctx, stats, a_tps, R_TPS_BUCKETS)) == NULL ||
+                    (rate = PyNumber_TrueDivide(output, generating)) == NULL ||
+                    observe_into(h, rate, trace_id, end_s) < 0)
+                    goto done;
+                Py_CLEAR(h);
+            }
+        }
+    }
+    if (cost != Py_None) {
+        PyObject *parts[4] = {a_input, a_output, a_cache_read, a_cache_write};
+        PyObject *values[4] = {NULL, NULL, NULL, NULL};
+        int failed = 0;
+        for (int i = 0; i < 4 && !failed; i++)
+            failed = (values[i] = PyObject_GetAttr(cost, parts[i])) == NULL;
+        if (!failed) {
+            total = PyNumber_Add(values[0], values[1]);
+            for (int i = 2; i < 4 && total != NULL; i++)
+                Py_SETREF(total, PyNumber_Add(total, values[i]));
+            failed = total == NULL || add_to_attr(stats, a_cost, total) < 0;
+        }
+        if (!failed) {
+            Py_CLEAR(counts);
+            failed = (counts = PyObject_GetAttr(stats, a_breakdown)) == NULL;
+            for (int i = 0; i < 4 && !failed; i++)
+                failed = add_to_list(counts, i, values[i]) < 0;
+        }
+        for (int i = 0; i < 4; i++)
+            Py_XDECREF(values[i]);
+        if (failed)
+            goto done;
+        if ((tmp = PyObject_GetAttr(cost, a_savings)) == NULL || add_to_attr(stats, a_savings, tmp) < 0)
+            goto done;
+        if ((h = histogram_attr(ctx, stats, a_cost_per_request, R_COST_BUCKETS)) == NULL ||
+            (usd = PyNumber_TrueDivide(total, PyTuple_GET_ITEM(ctx, R_QUANTA))) == NULL ||
+            observe_into(h, usd, trace_id, end_s) < 0)
+            goto done;
+        Py_CLEAR(h);
+        int exemplars = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, R_EXEMPLARS));
+        int has_trace = PyObject_IsTrue(trace_id);
+        if (exemplars < 0 || has_trace < 0)
+            goto done;
+        if (exemplars && has_trace) {
+            PyObject *exemplar = PyTuple_Pack(3, trace_id, usd, end_s);
+            if (exemplar == NULL)
+                goto done;
+            rc = PyObject_SetAttr(stats, a_cost_exemplar, exemplar);
+            Py_DECREF(exemplar);
+            if (rc < 0)
+                goto done;
+        }
+        PyObject *who[2] = {user, feature};
+        int limiters[2] = {R_USER_LIMITER, R_FEATURE_LIMITER};
+        int tables[2] = {R_USER_COST, R_FEATURE_COST};
+        for (int i = 0; i < 2; i++) {
+            rc = PyObject_IsTrue(who[i]);
+            if (rc < 0)
+                goto done;
+            if (!rc)
+                continue;
+            Py_CLEAR(label);
+            Py_CLEAR(key);
+            if ((label = PyObject_CallOneArg(PyTuple_GET_ITEM(ctx, limiters[i]), who[i])) == NULL ||
+                (key = PyTuple_Pack(2, service_label, label)) == NULL ||
+                add_to_item(PyTuple_GET_ITEM(ctx, tables[i]), key, total) < 0)
+                goto done;
+        }
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(key);
+    Py_XDECREF(requests);
+    Py_XDECREF(counts);
+    Py_XDECREF(durations);
+    Py_XDECREF(h);
+    Py_XDECREF(generating);
+    Py_XDECREF(rate);
+    Py_XDECREF(total);
+    Py_XDECREF(usd);
+    Py_XDECREF(tmp);
+    Py_XDECREF(label);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"make_table", wirescan_make_table, METH_VARARGS,
      "make_table(keys, eval_name, wire_error, unsupported, decode_other) -> table"},
     {"split", (PyCFunction)(void (*)(void))wirescan_split, METH_FASTCALL,
      "split(data, table) -> (resources, span_count); raises wire_error when malformed"},
+    {"record_call", (PyCFunction)(void (*)(void))wirescan_record_call, METH_FASTCALL,
+     "record_call(context, stats, ...): metrics.Registry.record_call"},
     {"observe", (PyCFunction)(void (*)(void))wirescan_observe, METH_FASTCALL,
      "observe(histogram, value, trace_id, timestamp): metrics.Histogram.observe"},
     {"assemble", (PyCFunction)(void (*)(void))wirescan_assemble, METH_FASTCALL,
@@ -1515,6 +1761,21 @@ PyInit__wirescan(void)
         (s_count = PyUnicode_InternFromString("count")) == NULL ||
         (s_exemplars = PyUnicode_InternFromString("exemplars")) == NULL ||
         (s_observe = PyUnicode_InternFromString("observe")) == NULL || (one = PyLong_FromLong(1)) == NULL)
+        return NULL;
+    struct {
+        PyObject **slot;
+        const char *name;
+    } names[] = {
+        {&a_requests, "requests"},   {&a_tokens, "tokens"},         {&a_duration, "duration"},
+        {&a_ttfc, "ttfc"},           {&a_tps, "tps"},               {&a_cost, "cost"},
+        {&a_breakdown, "breakdown"}, {&a_savings, "savings"},       {&a_cost_per_request, "cost_per_request"},
+        {&a_cost_exemplar, "cost_exemplar"}, {&a_input, "input"},   {&a_output, "output"},
+        {&a_cache_read, "cache_read"}, {&a_cache_write, "cache_write"}, {&empty_str, ""},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
+            return NULL;
+    if ((zero = PyLong_FromLong(0)) == NULL || (zero_float = PyFloat_FromDouble(0.0)) == NULL)
         return NULL;
     return PyModule_Create(&module_def);
 }

@@ -17,6 +17,7 @@ overflow counter says when it happens).
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Callable, Iterable
 from typing import Final
@@ -172,6 +173,24 @@ class Registry:
         """Record histogram observations with the C extension's `observe` (None: the Python method)."""
         self.accelerated = observe is not None
         self._observe = observe or Histogram.observe
+
+    def accelerated_record_call(self, record_call: Callable[..., None]) -> Callable[..., None]:
+        """`record_call` as the C extension runs it: the same arguments, the same effects."""
+        context = (
+            self.limiters[sc.LABEL_ERROR_TYPE],
+            self.limiters[sc.LABEL_USER],
+            self.limiters[sc.LABEL_FEATURE],
+            Histogram,
+            sc.DURATION_BUCKETS,
+            sc.TIME_TO_FIRST_CHUNK_BUCKETS,
+            sc.OUTPUT_TOKENS_PER_SECOND_BUCKETS,
+            sc.COST_PER_REQUEST_BUCKETS,
+            self.exemplars,
+            QUANTA_PER_USD,
+            self.user_cost,
+            self.feature_cost,
+        )
+        return functools.partial(record_call, context)
 
     # -- recording ---------------------------------------------------------------------
     def labels(self, service: str, provider: str, model: str, operation: str) -> tuple[str, str, str, str]:

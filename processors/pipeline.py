@@ -93,6 +93,11 @@ class Pipeline:
         self.scanner = RequestScanner(SCANNED_KEYS, EVALUATION_EVENT, accelerated)
         self.span_scanner = self.scanner.span_scanner
         registry.use_accelerated(_accelerator.observe if self.scanner.accelerated else None)
+        self._record_call = (
+            registry.accelerated_record_call(_accelerator.record_call)
+            if self.scanner.accelerated
+            else registry.record_call
+        )
         fast = self.normaliser.accelerated() if self.scanner.accelerated else None
         self._normalise = fast or self.normaliser.normalise
         self._assemble = _accelerator.assemble if self.scanner.accelerated else _assemble
@@ -249,7 +254,7 @@ class Pipeline:
                     call.cache_write_tokens,
                 )
         error = call.error
-        registry.record_call(
+        self._record_call(
             stats,
             labels[0],
             STATUS_ERROR if error else STATUS_OK,
