@@ -22,6 +22,7 @@ import random
 import signal
 import sys
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -214,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s demo %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the summary
+    # the fake provider serves any model name; the SDK's model end-of-life notices are noise here
+    warnings.filterwarnings("ignore", message="The model .* is deprecated", category=DeprecationWarning)
 
     stop = False
 
