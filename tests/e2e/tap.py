@@ -1,4 +1,5 @@
-"""An OTLP gRPC tee: records every span passing through, then forwards the request unchanged.
+"""An OTLP gRPC tee: records every span passing through, then forwards the request unchanged
+(or, without a next hop, only records: a stand-in receiver).
 
 Placed between the processor and the collector's enriched receiver, it sees every priced span,
 including those tail sampling later keeps out of Jaeger.
@@ -15,20 +16,23 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 
 class OtlpTap(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, forward_to: str) -> None:
-        self._channel = grpc.insecure_channel(forward_to)
-        self._next = trace_service_pb2_grpc.TraceServiceStub(self._channel)
+    def __init__(self, forward_to: str | None, port: int = 0) -> None:
+        """Forward to `forward_to` (host:port), or only record when it is None."""
+        self._channel = grpc.insecure_channel(forward_to) if forward_to else None
+        self._next = trace_service_pb2_grpc.TraceServiceStub(self._channel) if self._channel else None
         self._lock = threading.Lock()
         self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self._server)
-        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
 
     def Export(
         self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
     ) -> trace_service_pb2.ExportTraceServiceResponse:
         with self._lock:
             self.requests.append(request)
+        if self._next is None:
+            return trace_service_pb2.ExportTraceServiceResponse()
         return self._next.Export(request, timeout=10)  # type: ignore[no-any-return]
 
     def spans(self) -> list[tuple[str, dict[str, Any], Any]]:
@@ -51,7 +55,8 @@ class OtlpTap(trace_service_pb2_grpc.TraceServiceServicer):
 
     def stop(self) -> None:
         self._server.stop(grace=2).wait()
-        self._channel.close()
+        if self._channel is not None:
+            self._channel.close()
 
 
 def _value(value: Any) -> Any:
