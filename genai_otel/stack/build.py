@@ -234,7 +234,8 @@ def _build_through_wrapper(
     # Upstream's checksums pin the whole dependency graph, as a plain `go install` would; they also
     # spare checksum-database lookups, which a module mirror may not answer for older versions.
     (build_dir / "go.sum").write_text(upstream_sums, encoding="utf-8")
-    env = {"GOFLAGS": "-mod=mod"}
+    # the wrapper has no go.sum entries of its own yet: let go resolve them (keeping the user's flags)
+    env = {"GOFLAGS": " ".join(filter(None, (os.environ.get("GOFLAGS", ""), "-mod=mod")))}
     packages = [f"{module}/{path}@{version}" for path in commands.values()]
     _run([_go(), "get", *packages], cwd=build_dir, env=env, step=f"go get {module}@{version}")
     for role, path in commands.items():
