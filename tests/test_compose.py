@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from genai_otel.stack import build
 from genai_otel.stack.env import REPO_ROOT, read_env_file
 
 ENV = read_env_file()
@@ -178,3 +184,65 @@ def test_prometheus_template_has_a_value_for_every_placeholder() -> None:
     from genai_otel.stack.runner import LocalStack
 
     assert placeholders == set(LocalStack(Path("/tmp/unused")).prometheus_values())
+
+
+# --- the compose specification's reference loader (what `docker compose config` runs) --------------
+
+COMPOSE_CHECK = REPO_ROOT / "tests" / "compose_check"
+
+
+@pytest.fixture(scope="session")
+def compose_check() -> Path:
+    """tests/compose_check built once per source version and cached like the stack's binaries."""
+    source = (COMPOSE_CHECK / "go.mod").read_bytes() + (COMPOSE_CHECK / "main.go").read_bytes()
+    binary = build.bin_dir() / f"compose-check-{hashlib.sha256(source).hexdigest()[:12]}"
+    if not os.access(binary, os.X_OK):
+        go = shutil.which("go")
+        if go is None:
+            if os.environ.get("CI") == "true":
+                pytest.fail("Go is needed to build tests/compose_check in CI")
+            pytest.skip("Go is not installed: cannot build tests/compose_check")
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        partial = binary.with_name(binary.name + ".partial")
+        subprocess.run([go, "build", "-o", str(partial), "."], cwd=COMPOSE_CHECK, check=True, timeout=600)
+        partial.replace(binary)
+    return binary
+
+
+def _load_compose(compose_check: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    # .env must be the only source of its variables, as on a machine where nobody exported them
+    clean = {key: value for key, value in os.environ.items() if key not in ENV}
+    return subprocess.run(
+        [str(compose_check), str(REPO_ROOT)],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_compose_file_loads_with_the_reference_loader(compose_check: Path) -> None:
+    result = _load_compose(compose_check, GRAFANA_ADMIN_PASSWORD="not-a-default")
+    assert result.returncode == 0, result.stderr
+    project = json.loads(result.stdout)
+    services = project["services"]
+    assert set(services) == set(SERVICES)
+    for name, (repository, tag) in PINNED_IMAGES.items():
+        assert services[name]["image"] == f"{repository}:{tag}"
+    for name, expected in PUBLISHED.items():
+        published = {int(port["published"]): port["target"] for port in services[name].get("ports", [])}
+        assert published == {int(ENV[variable]): target for variable, target in expected.items()}, name
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            if volume["type"] == "bind":
+                assert Path(volume["source"]).exists(), (name, volume["source"])
+                assert volume.get("read_only") is True, (name, volume["source"])
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "not-a-default"
+    assert services["processor"]["build"]["args"]["PYTHON_VERSION"] == ENV["PYTHON_VERSION"]
+
+
+def test_compose_refuses_to_start_grafana_without_an_admin_password(compose_check: Path) -> None:
+    result = _load_compose(compose_check)
+    assert result.returncode == 1
+    assert "required variable GRAFANA_ADMIN_PASSWORD is missing a value" in result.stderr
