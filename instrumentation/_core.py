@@ -157,20 +157,20 @@ class Outcome:
 class Call:
     """One SDK call: its span, its clock and its metric attributes; ends exactly once."""
 
-    __slots__ = ("_token", "first_chunk_at", "metric_attributes", "open", "span", "start", "telemetry")
+    __slots__ = ("_token", "first_chunk_at", "metric_base", "open", "span", "start", "telemetry")
 
     def __init__(
         self,
         telemetry: Telemetry,
         name: str,
         attributes: dict[str, Any],
-        metric_attributes: dict[str, Any],
+        metric_base: tuple[Any, ...],
     ) -> None:
         attribution = current_attributes()
         if attribution:
             attributes.update(attribution)
         self.telemetry = telemetry
-        self.metric_attributes = metric_attributes
+        self.metric_base = metric_base
         self.span = telemetry.tracer.start_span(name, kind=_CLIENT, attributes=attributes)
         self._token: object | None = otel_context.attach(trace.set_span_in_context(self.span))
         self.first_chunk_at: float | None = None
@@ -191,54 +191,86 @@ class Call:
         if not self.open:
             return
         self.open = False
+        span = self.span
         try:
-            self._end(outcome, error)
+            elapsed = perf_counter() - self.start
+            attributes: dict[str, Any] = {}
+            error_type: str | None = None
+            category: str | None = None
+            if error is not None:
+                error_type, category = classify_exception(error)
+            elif outcome is not None and outcome.refused:
+                error_type = category = ErrorCategory.CONTENT_FILTER.value
+            response_model = None
+            if outcome is not None:
+                _outcome_attributes(outcome, attributes)
+                response_model = outcome.response_model or None
+            if self.first_chunk_at is not None:
+                ttfc = self.first_chunk_at - self.start
+                attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
+            if error_type is not None:
+                attributes[semconv.ERROR_TYPE] = error_type
+                attributes[semconv.GENAI_OTEL_ERROR_CATEGORY] = category
+                span.set_status(Status(_ERROR_STATUS, error_type))
+            telemetry = self.telemetry
+            if outcome is not None and outcome.output_messages is not None and telemetry.captures_content:
+                record_output_content(telemetry, span, outcome.output_messages)
+            span.set_attributes(attributes)
+            span.end()
+
+            labels = _metric_attributes(self.metric_base, response_model, error_type)
+            telemetry.duration.record(elapsed, labels[0])
+            if self.first_chunk_at is not None:
+                telemetry.time_to_first_chunk.record(ttfc, labels[0])
+            if outcome is not None:
+                if outcome.input_tokens is not None:
+                    telemetry.token_usage.record(outcome.input_tokens, labels[1])
+                if outcome.output_tokens is not None:
+                    telemetry.token_usage.record(outcome.output_tokens, labels[2])
         except Exception:
             logger.debug("could not record a GenAI call", exc_info=True)
-            self.span.end()
+            span.end()
 
-    def _end(self, outcome: Outcome | None, error: BaseException | None) -> None:
-        elapsed = perf_counter() - self.start
-        span = self.span
-        attributes: dict[str, Any] = {}
-        metric_attributes = self.metric_attributes
-        error_type: str | None = None
-        category: str | None = None
-        if error is not None:
-            error_type, category = classify_exception(error)
-        elif outcome is not None and outcome.refused:
-            error_type = category = ErrorCategory.CONTENT_FILTER.value
-        if outcome is not None:
-            _outcome_attributes(outcome, attributes)
-            if outcome.response_model:
-                metric_attributes[semconv.GEN_AI_RESPONSE_MODEL] = outcome.response_model
-        if self.first_chunk_at is not None:
-            ttfc = self.first_chunk_at - self.start
-            attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
-        if error_type is not None:
-            attributes[semconv.ERROR_TYPE] = error_type
-            attributes[semconv.GENAI_OTEL_ERROR_CATEGORY] = category
-            metric_attributes[semconv.ERROR_TYPE] = error_type
-            span.set_status(Status(_ERROR_STATUS, error_type))
-        telemetry = self.telemetry
-        if outcome is not None and outcome.output_messages is not None and telemetry.captures_content:
-            record_output_content(telemetry, span, outcome.output_messages)
-        span.set_attributes(attributes)
-        span.end()
 
-        telemetry.duration.record(elapsed, metric_attributes)
-        if self.first_chunk_at is not None:
-            telemetry.time_to_first_chunk.record(ttfc, metric_attributes)
-        if outcome is not None:
-            if outcome.input_tokens is not None:
-                input_attributes = dict(metric_attributes)
-                input_attributes[semconv.GEN_AI_TOKEN_TYPE] = "input"
-                telemetry.token_usage.record(outcome.input_tokens, input_attributes)
-            if outcome.output_tokens is not None:
-                # A fresh dict per record: the SDK keeps the dict of a new series as its labels.
-                output_attributes = dict(metric_attributes)
-                output_attributes[semconv.GEN_AI_TOKEN_TYPE] = "output"
-                telemetry.token_usage.record(outcome.output_tokens, output_attributes)
+# Metric attribute sets, built once per distinct set and reused: (operation, provider, request
+# model, server address, server port, response model, error type) -> the attributes of the
+# duration (and time-to-first-chunk) record, of the input-token and of the output-token record.
+# Never mutated after they are built, so handing the same dicts to the SDK again is safe.
+_MetricAttributes = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
+_METRIC_ATTRIBUTES: dict[tuple[Any, ...], _MetricAttributes] = {}
+_METRIC_ATTRIBUTES_MAX = 1024  # beyond it (a runaway label set) build per call; never grow
+
+
+def _metric_attributes(
+    base: tuple[Any, ...], response_model: str | None, error_type: str | None
+) -> _MetricAttributes:
+    key = (*base, response_model, error_type)
+    known = _METRIC_ATTRIBUTES.get(key)
+    if known is not None:
+        return known
+    operation, provider, model, server_address, server_port = base
+    common: dict[str, Any] = {
+        semconv.GEN_AI_OPERATION_NAME: operation,
+        semconv.GEN_AI_PROVIDER_NAME: provider,
+    }
+    if model:
+        common[semconv.GEN_AI_REQUEST_MODEL] = model
+    if server_address:
+        common[semconv.SERVER_ADDRESS] = server_address
+        if server_port:
+            common[semconv.SERVER_PORT] = server_port
+    if response_model:
+        common[semconv.GEN_AI_RESPONSE_MODEL] = response_model
+    if error_type is not None:
+        common[semconv.ERROR_TYPE] = error_type
+    built = (
+        common,
+        {**common, semconv.GEN_AI_TOKEN_TYPE: "input"},
+        {**common, semconv.GEN_AI_TOKEN_TYPE: "output"},
+    )
+    if len(_METRIC_ATTRIBUTES) < _METRIC_ATTRIBUTES_MAX:
+        _METRIC_ATTRIBUTES[key] = built
+    return built
 
 
 def _outcome_attributes(outcome: Outcome, attributes: dict[str, Any]) -> None:
@@ -275,19 +307,17 @@ def start_call(
     request_attributes: dict[str, Any],
 ) -> Call:
     """Starts the span `{operation} {model}` with the conventional request attributes."""
-    metric_attributes: dict[str, Any] = {
-        semconv.GEN_AI_OPERATION_NAME: operation,
-        semconv.GEN_AI_PROVIDER_NAME: telemetry.provider,
-    }
+    request_attributes[semconv.GEN_AI_OPERATION_NAME] = operation
+    request_attributes[semconv.GEN_AI_PROVIDER_NAME] = telemetry.provider
     if model:
-        metric_attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+        request_attributes[semconv.GEN_AI_REQUEST_MODEL] = model
     if server_address:
-        metric_attributes[semconv.SERVER_ADDRESS] = server_address
+        request_attributes[semconv.SERVER_ADDRESS] = server_address
         if server_port:
-            metric_attributes[semconv.SERVER_PORT] = server_port
-    request_attributes.update(metric_attributes)
+            request_attributes[semconv.SERVER_PORT] = server_port
     name = f"{operation} {model}" if model else operation
-    return Call(telemetry, name, request_attributes, metric_attributes.copy())
+    base = (operation, telemetry.provider, model, server_address, server_port)
+    return Call(telemetry, name, request_attributes, base)
 
 
 # --------------------------------------------------------------------------------------
