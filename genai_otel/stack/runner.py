@@ -121,6 +121,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _runs(pid: int, program: object) -> bool:
+    """Whether `pid` still runs `program` (its argv[0]); True when that cannot be told."""
+    if not isinstance(program, str):
+        return True
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
+    except OSError:
+        return True
+    return argv0 == program
+
+
 def _log_tail(path: Path, lines: int = 25) -> str:
     try:
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
@@ -274,16 +285,24 @@ class LocalStack:
         except (OSError, ValueError):
             return {}
 
-    def running_pids(self) -> dict[str, int]:
+    def _started_pids(self) -> dict[str, int]:
+        """Pids from the state file that still run the program this folder started (a pid can be
+        reused by an unrelated process after a reboot: such a pid is never signalled)."""
         state = self._read_state()
-        pids = state.get("pids", {})
-        assert isinstance(pids, dict)
-        return {name: int(pid) for name, pid in pids.items() if _alive(int(pid))}
+        pids, programs = state.get("pids", {}), state.get("programs", {})
+        assert isinstance(pids, dict) and isinstance(programs, dict)
+        return {
+            name: int(pid)
+            for name, pid in pids.items()
+            if _alive(int(pid)) and _runs(int(pid), programs.get(name))
+        }
+
+    def running_pids(self) -> dict[str, int]:
+        return self._started_pids()
 
     def _roles_needed(self) -> list[str]:
-        component_of = {"jaeger": "jaeger", "alertmanager": "alertmanager", "collector": "collector"}
-        component_of["prometheus"] = "prometheus"
-        return [component_of[name] for name in self.services if name in component_of]
+        # every service but the processor (Python, installed with this package) is a built binary
+        return [name for name in self.services if name != "processor"]
 
     def start(self, timeout: float = 90.0) -> dict[str, str]:
         """Build what is missing, start every service, wait until each is healthy; return endpoints."""
@@ -311,10 +330,12 @@ class LocalStack:
         if "prometheus" in self.services:
             render_template(PROMETHEUS_TEMPLATE, self.prometheus_values(), self.run_dir / "prometheus.yml")
         pids: dict[str, int] = {}
+        self._programs: dict[str, str] = {}
         self._write_state(pids)
         try:
             for name, spec in self._specs(binaries).items():
                 pids[name] = self._spawn(spec)
+                self._programs[name] = spec.command[0]
                 self._write_state(pids)
                 self._wait_healthy(spec, pids[name], deadline=time.monotonic() + timeout)
                 print(f"  {name:<13} up (pid {pids[name]})", file=sys.stderr, flush=True)
@@ -351,17 +372,20 @@ class LocalStack:
         )
 
     def _write_state(self, pids: Mapping[str, int]) -> None:
-        state = {"pids": dict(pids), "ports": self.ports, "host": self.host, "endpoints": self.endpoints()}
+        state = {
+            "pids": dict(pids),
+            "programs": dict(getattr(self, "_programs", {})),
+            "ports": self.ports,
+            "host": self.host,
+            "endpoints": self.endpoints(),
+        }
         tmp = self._state_path().with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
         tmp.replace(self._state_path())
 
     def stop(self, grace: float = 15.0) -> list[str]:
         """Stop the process groups this run folder started (processor first, so it drains)."""
-        state = self._read_state()
-        pids_obj = state.get("pids", {})
-        assert isinstance(pids_obj, dict)
-        pids = {name: int(pid) for name, pid in pids_obj.items()}
+        pids = self._started_pids()
         stopped: list[str] = []
         # reverse start order: senders stop before what they send to, so queues drain
         for name in sorted(pids, key=lambda n: -SERVICES.index(n) if n in SERVICES else 0):
@@ -380,6 +404,7 @@ class LocalStack:
             # the group may outlive its leader (a child that ignored the leader's exit)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+        for name in SERVICES:
             with contextlib.suppress(FileNotFoundError):
                 (self.run_dir / f"{name}.pid").unlink()
         with contextlib.suppress(FileNotFoundError):
@@ -393,13 +418,12 @@ class LocalStack:
             assert isinstance(ports, dict)
             self.ports = {key: int(value) for key, value in ports.items()}
             self.host = str(state.get("host", self.host))
-        pids_obj = state.get("pids", {})
-        assert isinstance(pids_obj, dict)
+        running_pids = self._started_pids()
         specs = self._specs(dict.fromkeys(("collector", "jaeger", "prometheus", "alertmanager"), Path()))
         services: dict[str, dict[str, object]] = {}
         for name, spec in specs.items():
-            pid = pids_obj.get(name)
-            running = pid is not None and _alive(int(pid))
+            pid = running_pids.get(name)
+            running = pid is not None
             services[name] = {
                 "pid": pid,
                 "running": running,
