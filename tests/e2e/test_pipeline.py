@@ -133,6 +133,11 @@ def test_prometheus_cost_equals_the_cost_on_every_span_sent_including_sampled_ou
         on_spans, in_prometheus = wait_for(settled, timeout=45, what="prometheus cost equal to span costs")
     except TimeoutError:
         spans = pipeline.genai_spans()
+        priced = [attributes for attributes, _ in spans if COST in attributes]
+        assert priced, (
+            f"none of the {len(spans)} GenAI spans the processor forwarded carries {COST}; does it read "
+            "the collector's encoding (protobuf fields may come in any order)?"
+        )
         pytest.fail(
             f"{len(spans)} GenAI spans (expected {calls}), span cost sum "
             f"{math.fsum(a.get(COST, 0.0) for a, _ in spans)!r}, prometheus {_prometheus_cost(pipeline)!r}"
