@@ -21,7 +21,7 @@ import pytest
 
 from genai_otel.demo.run import app_environment, instrumented_command
 from genai_otel.fake_provider import FakeProvider
-from genai_otel.stack.query import jaeger_trace, prometheus_scalar, span_tags, wait_for
+from genai_otel.stack.query import jaeger_trace, prometheus_query, prometheus_scalar, span_tags, wait_for
 from genai_otel.stack.runner import LocalStack, free_ports
 from tests.e2e.tap import OtlpTap
 
@@ -193,3 +193,17 @@ def test_every_error_trace_is_in_jaeger(pipeline: PipelineRun) -> None:
         genai = [s for s in trace["spans"] if "gen_ai.operation.name" in span_tags(s)]
         assert genai, record["name"]
         assert all("error.type" in span_tags(s) for s in genai), record["name"]
+
+
+def test_application_sdk_metrics_reach_prometheus_through_the_collector(pipeline: PipelineRun) -> None:
+    calls = sum(2 if record["name"] == "gpt-4o-tools" else 1 for record in pipeline.records)
+    prometheus = pipeline.stack.endpoints()["prometheus_url"]
+
+    def operations() -> float | None:
+        series = prometheus_query(prometheus, "gen_ai_client_operation_duration_seconds_count")
+        ours = [s for s in series if SERVICE in s["metric"].values()]
+        total = sum(float(s["value"][1]) for s in ours)
+        return total if total >= calls else None
+
+    # one duration point per GenAI call, failed calls included (the SDK's gen_ai.client metrics)
+    assert wait_for(operations, timeout=30, what="app SDK metrics in Prometheus") == calls
