@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from genai_otel.stack.query import jaeger_trace, span_tags, wait_for
 from genai_otel.stack.runner import LocalStack, free_ports
@@ -144,3 +145,25 @@ def test_every_service_process_is_gone_after_stop(
     for pid in pids.values():
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_late_span_of_a_kept_trace_follows_the_trace_into_jaeger(sampling_stack: LocalStack) -> None:
+    sent = _send(sampling_stack, {"late": {"model": "gpt-4o"}})
+    jaeger = sampling_stack.endpoints()["jaeger_url"]
+    first = wait_for(lambda: jaeger_trace(jaeger, sent["late"]), what="kept trace in Jaeger")
+    (root,) = [s for s in first["spans"] if s["operationName"] == "handle late"]
+
+    endpoint = f"127.0.0.1:{sampling_stack.ports['COLLECTOR_ENRICHED_OTLP_PORT']}"
+    provider = TracerProvider(resource=Resource.create({"service.name": SERVICE}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True)))
+    parent = SpanContext(int(sent["late"], 16), int(root["spanID"], 16), True, TraceFlags(TraceFlags.SAMPLED))
+    context = trace.set_span_in_context(NonRecordingSpan(parent))
+    provider.get_tracer("e2e").start_span("late follow-up", context=context).end()
+    provider.shutdown()
+
+    def has_late_span() -> dict[str, object] | None:
+        current = jaeger_trace(jaeger, sent["late"])
+        names = {s["operationName"] for s in current["spans"]} if current else set()
+        return current if "late follow-up" in names else None
+
+    assert len(wait_for(has_late_span, what="late span in Jaeger")["spans"]) == 3  # type: ignore[arg-type]
