@@ -319,6 +319,71 @@ scan_attributes(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, Py_ssi
     return 0;
 }
 
+
+/* KeyScanner.scan_fields for span attributes (field 9): any field order, in the span and in
+ * each KeyValue; a malformed span yields no attributes. Returns 0, or -1 with an exception. */
+static int
+scan_attribute_fields(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, Py_ssize_t start,
+                      Py_ssize_t end, PyObject *found)
+{
+    Py_ssize_t pos = start;
+    Field f, g;
+    while (pos < end) {
+        if (next_field(d, n, &pos, end, &f) < 0)
+            goto malformed;
+        if (!IS(f, 9, 2))
+            continue;
+        Py_ssize_t key_start = -1, key_stop = -1, value_start = f.stop, value_stop = f.stop;
+        Py_ssize_t inner = f.start;
+        while (inner < f.stop) {
+            if (next_field(d, n, &inner, f.stop, &g) < 0)
+                goto malformed;
+            if (IS(g, 1, 2)) {
+                key_start = g.start;
+                key_stop = g.stop;
+            }
+            else if (IS(g, 2, 2)) {
+                value_start = g.start;
+                value_stop = g.stop;
+            }
+        }
+        if (key_start < 0)
+            continue;
+        Py_ssize_t klen = key_stop - key_start;
+        if (klen > MAX_KEY_LEN)
+            continue;
+        Key *match = NULL;
+        for (Py_ssize_t i = t->by_len_start[klen]; i < t->by_len_start[klen + 1]; i++) {
+            if (memcmp(t->keys[i].bytes, d + key_start, (size_t)klen) == 0) {
+                match = &t->keys[i];
+                break;
+            }
+        }
+        if (match == NULL)
+            continue;
+        int present = PyDict_Contains(found, match->name);
+        if (present < 0)
+            return -1;
+        if (present)
+            continue;
+        int undecided = 0;
+        PyObject *value = decode_value(t, data, d, n, value_start, value_stop, &undecided);
+        if (value == NULL) {
+            if (!undecided)
+                return -1;
+            return 1;
+        }
+        int rc = PyDict_SetItem(found, match->name, value);
+        Py_DECREF(value);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+malformed:
+    PyDict_Clear(found);
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Span header facts (wire.span_facts). Returns 0 with facts, 1 when undecided.
  */
@@ -493,7 +558,10 @@ visit_span(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, Py_ssize_t 
     PyObject *attrs = PyDict_New();
     if (attrs == NULL)
         return -1;
-    int rc = scan_attributes(t, data, d, n, start, end, attrs);
+    /* A span not in field-number order (the collector writes fields in reverse) is walked. */
+    int rc = (start < end && d[start] != 0x0A)
+                 ? scan_attribute_fields(t, data, d, n, start, end, attrs)
+                 : scan_attributes(t, data, d, n, start, end, attrs);
     if (rc < 0) {
         Py_DECREF(attrs);
         return -1;

@@ -127,6 +127,8 @@ class Pipeline:
             service = UNKNOWN_SERVICE
             if resource is not None:
                 value = self.resource_scanner.scan(data, *resource).get(sc.SERVICE_NAME)
+                if value is None:  # not in field-number order (the collector's encoding)
+                    value = self.resource_scanner.scan_fields(data, *resource).get(sc.SERVICE_NAME)
                 if isinstance(value, str) and value:
                     service = value
             for _, _, _, scope_name, spans in scopes:

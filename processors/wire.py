@@ -249,14 +249,19 @@ class KeyScanner:
         for key in encoded:
             if len(key) >= 0x80:
                 raise ValueError(f"attribute key too long for the scanner: {key!r}")
+        self._keys = {k: k.decode() for k in encoded}
         alternatives = b"|".join(re.escape(bytes((len(k),)) + k) for k in encoded)
         self.pattern = re.compile(b"\\n(" + alternatives + b")\\x12", re.DOTALL)
 
     def scan(self, data: bytes, start: int, end: int) -> dict[str, object]:
         """Attribute values by key (first occurrence wins); values are str, int, float or bool.
 
-        Array, map and bytes values decode to the `UNSUPPORTED` marker.
+        Array, map and bytes values decode to the `UNSUPPORTED` marker. A span whose first byte
+        is not the trace id's tag was not written in field-number order (the collector writes
+        fields, KeyValue's included, in reverse): it is read with `scan_fields`.
         """
+        if self.tag == TAG_SPAN_ATTRIBUTE and start < end and data[start] != TAG_LEN_1:
+            return self.scan_fields(data, start, end)
         found: dict[str, object] = {}
         tag = self.tag
         for match in self.pattern.finditer(data, start, end):
@@ -288,6 +293,34 @@ class KeyScanner:
             if key in found:
                 continue
             found[key] = decode_any_value(data, value_start, value_end)
+        return found
+
+    def scan_fields(self, data: bytes, start: int, end: int) -> dict[str, object]:
+        """Like `scan`, by walking the message's fields: any field order, in the message and in
+        each KeyValue. A malformed message yields no attributes.
+        """
+        found: dict[str, object] = {}
+        number_wanted = self.tag >> 3
+        keys = self._keys
+        try:
+            for number, wire_type, fstart, fend in iter_fields(data, start, end):
+                if number != number_wanted or wire_type != 2:
+                    continue
+                key_range: tuple[int, int] | None = None
+                value_start = value_end = fend
+                for inner, inner_type, istart, iend in iter_fields(data, fstart, fend):
+                    if inner == 1 and inner_type == 2:
+                        key_range = (istart, iend)
+                    elif inner == 2 and inner_type == 2:
+                        value_start, value_end = istart, iend
+                if key_range is None:
+                    continue
+                key = keys.get(data[key_range[0] : key_range[1]])
+                if key is None or key in found:
+                    continue
+                found[key] = decode_any_value(data, value_start, value_end)
+        except WireError:
+            return {}
         return found
 
 

@@ -27,7 +27,7 @@ from genai_otel.processors.wire import UNSUPPORTED, WireError, span_facts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .helpers import make_pipeline, make_request, make_span
+from .helpers import attributes_of, make_pipeline, make_request, make_span, spans_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -392,3 +392,62 @@ def test_c_histogram_observe_matches_the_python_method(
     assert repr((c.counts, c.sum, c.count, c.exemplars)) == repr(
         (python.counts, python.sum, python.count, python.exemplars)
     )
+
+
+def _reversed(data: bytes, start: int, end: int, path: tuple[int, ...]) -> bytes:
+    """data[start:end] re-encoded with every message's fields in reverse order, as the collector
+    writes them (request > ResourceSpans > Resource/ScopeSpans > KeyValue/Span > KeyValue)."""
+    from genai_otel.processors.wire import iter_fields
+
+    nested = {
+        (): {1},
+        (1,): {1, 2},
+        (1, 1): {1},
+        (1, 2): {2},
+        (1, 2, 2): {9},
+        (1, 1, 1): set(),
+        (1, 2, 2, 9): set(),
+    }
+    parts = []
+    for number, wire_type, fstart, fend in iter_fields(data, start, end):
+        if wire_type == 2 and number in nested.get(path, set()):
+            payload = _reversed(data, fstart, fend, (*path, number))
+            parts.append(_frame((number << 3) | 2, payload))
+        elif wire_type == 2:
+            parts.append(_frame((number << 3) | 2, data[fstart:fend]))
+        else:
+            tag = (number << 3) | wire_type
+            parts.append(bytes((tag,)) if tag < 0x80 else bytes((tag & 0x7F | 0x80, tag >> 7)))
+            parts[-1] += data[fstart:fend]
+    return b"".join(reversed(parts))
+
+
+def test_collector_field_order_is_recognised_and_processed_like_field_number_order() -> None:
+    spans = [
+        make_span(
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.usage.input_tokens": 100,
+                "gen_ai.usage.output_tokens": 20,
+                "user.id": "u1",
+            },
+        ),
+        make_span({"http.route": "/orders"}),
+    ]
+    canonical = make_request(spans, service="checkout")
+    reversed_order = _reversed(canonical, 0, len(canonical), ())
+    assert reversed_order != canonical and len(reversed_order) == len(canonical)
+    expositions = []
+    for data in (canonical, reversed_order):
+        assert_same_scan(data)
+        assert_same_processing(data)
+        pipeline = make_pipeline()
+        scanned, _ = pipeline.split(data)
+        forwarded = pipeline.process(data, scanned)
+        (priced,) = [s for s in spans_of(forwarded) if "gen_ai.request.model" in attributes_of(s)]
+        assert attributes_of(priced)["gen_ai.usage.cost.source"] == "local"
+        expositions.append(pipeline.registry.expose(openmetrics=True))
+    assert expositions[0] == expositions[1]
+    assert 'service="checkout"' in expositions[1]
