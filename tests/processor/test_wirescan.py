@@ -451,3 +451,21 @@ def test_collector_field_order_is_recognised_and_processed_like_field_number_ord
         expositions.append(pipeline.registry.expose(openmetrics=True))
     assert expositions[0] == expositions[1]
     assert 'service="checkout"' in expositions[1]
+
+
+def test_a_request_encoded_by_the_real_collector_is_priced() -> None:
+    """Bytes captured from otelcol 0.159.0's OTLP exporter (fields in reverse order)."""
+    data = (Path(__file__).parent / "data" / "collector-0.159.0-reversed-fields.bin").read_bytes()
+    assert_same_scan(data)
+    assert_same_processing(data)
+    pipeline = make_pipeline()
+    scanned, _ = pipeline.split(data)
+    (span,) = spans_of(pipeline.process(data, scanned))
+    attributes = attributes_of(span)
+    assert attributes["gen_ai.request.model"] == "gpt-4o"
+    assert attributes["gen_ai.usage.cost.source"] == "local"
+    assert attributes["gen_ai.usage.cost.currency"] == "USD"
+    # gpt-4o: $2.50 per million input tokens, $10 per million output tokens; costs are held on
+    # a 2**-32 USD grid (so sums stay exact in floating point), hence the tolerance.
+    assert abs(attributes["gen_ai.usage.cost.amount"] - (100 * 2.5 + 20 * 10) / 1e6) < 2**-32
+    assert 'service="dbg"' in pipeline.registry.expose(openmetrics=True)
