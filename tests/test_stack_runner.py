@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from genai_otel.stack.query import wait_for
 from genai_otel.stack.runner import PORT_KEYS, LocalStack, StackError, free_ports, render_template
 
 
@@ -31,6 +32,8 @@ def test_stop_never_signals_a_pid_now_running_another_program(tmp_path: Path) ->
 
 def test_stop_signals_the_process_group_it_started(tmp_path: Path) -> None:
     started = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    # as `genai-otel stack down` sees it from another process: once the program runs
+    wait_for(lambda: Path(f"/proc/{started.pid}/cmdline").read_bytes().startswith(b"sleep\0") or None)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     state = {"pids": {"jaeger": started.pid}, "programs": {"jaeger": "sleep"}}

@@ -163,6 +163,9 @@ class LocalStack:
     processor_forward_endpoint: str | None = None
     build_missing: bool = True
     services: tuple[str, ...] = SERVICES
+    # pids this object spawned and their programs (argv[0]), also written to the state file
+    _spawned: set[int] = field(default_factory=set, init=False, repr=False)
+    _programs: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir).resolve()
@@ -291,10 +294,11 @@ class LocalStack:
         state = self._read_state()
         pids, programs = state.get("pids", {}), state.get("programs", {})
         assert isinstance(pids, dict) and isinstance(programs, dict)
+        spawned = self._spawned  # ours for sure, even before their exec
         return {
             name: int(pid)
             for name, pid in pids.items()
-            if _alive(int(pid)) and _runs(int(pid), programs.get(name))
+            if _alive(int(pid)) and (int(pid) in spawned or _runs(int(pid), programs.get(name)))
         }
 
     def running_pids(self) -> dict[str, int]:
@@ -330,7 +334,7 @@ class LocalStack:
         if "prometheus" in self.services:
             render_template(PROMETHEUS_TEMPLATE, self.prometheus_values(), self.run_dir / "prometheus.yml")
         pids: dict[str, int] = {}
-        self._programs: dict[str, str] = {}
+        self._programs.clear()
         self._write_state(pids)
         try:
             for name, spec in self._specs(binaries).items():
@@ -357,6 +361,7 @@ class LocalStack:
                 start_new_session=True,  # its own process group: `stop` reaches its children too
             )
         (self.run_dir / f"{spec.name}.pid").write_text(f"{proc.pid}\n", encoding="utf-8")
+        self._spawned.add(proc.pid)
         return proc.pid
 
     def _wait_healthy(self, spec: ServiceSpec, pid: int, deadline: float) -> None:
@@ -374,7 +379,7 @@ class LocalStack:
     def _write_state(self, pids: Mapping[str, int]) -> None:
         state = {
             "pids": dict(pids),
-            "programs": dict(getattr(self, "_programs", {})),
+            "programs": dict(self._programs),
             "ports": self.ports,
             "host": self.host,
             "endpoints": self.endpoints(),
