@@ -60,16 +60,21 @@ def record_evaluation(
         attributes[semconv.GEN_AI_RESPONSE_ID] = response_id
     if explanation is not None and content_capture_from_env() is not ContentCapture.NO_CONTENT:
         attributes[semconv.GEN_AI_EVALUATION_EXPLANATION] = explanation[: content_max_length_from_env()]
+    # The judged call: on the event itself too, because the span the event lands on is usually
+    # the application's own (the GenAI span has ended by the time a judge has scored it), and the
+    # processor labels the quality metric with the event's provider and model.
+    judged: dict[str, Any] = {}
+    if provider is not None:
+        judged[semconv.GEN_AI_PROVIDER_NAME] = provider
+    if model is not None:
+        judged[semconv.GEN_AI_REQUEST_MODEL] = model
+    attributes.update(judged)
 
     current = trace.get_current_span()
     if current.is_recording():
         current.add_event(semconv.EVENT_EVALUATION_RESULT, attributes)
         return
-    span_attributes: dict[str, Any] = {}
-    if provider is not None:
-        span_attributes[semconv.GEN_AI_PROVIDER_NAME] = provider
-    if model is not None:
-        span_attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+    span_attributes: dict[str, Any] = dict(judged)
     tracer = trace.get_tracer(semconv.GENAI_OTEL_SCOPE_EVALUATION, VERSION, tracer_provider)
     span = tracer.start_span(f"evaluate {name}", kind=SpanKind.INTERNAL, attributes=span_attributes)
     span.add_event(semconv.EVENT_EVALUATION_RESULT, attributes)

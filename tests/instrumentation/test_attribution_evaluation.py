@@ -122,6 +122,21 @@ def test_evaluation_without_a_span_starts_a_short_internal_one(otel: Otel, monke
     assert event.attributes[semconv.GEN_AI_EVALUATION_EXPLANATION] == "cites the source"
 
 
+def test_evaluation_inside_an_application_span_names_the_judged_call(otel: Otel) -> None:
+    tracer = otel.tracer_provider.get_tracer("app")
+    with tracer.start_as_current_span("handle request"):
+        record_evaluation("helpfulness", 7.5, provider="anthropic", model="claude-sonnet-4-5")
+    (span,) = otel.spans()
+    assert span.name == "handle request"
+    (event,) = span.events
+    assert dict(event.attributes or {}) == {
+        semconv.GEN_AI_EVALUATION_NAME: "helpfulness",
+        semconv.GEN_AI_EVALUATION_SCORE_VALUE: 7.5,
+        semconv.GEN_AI_PROVIDER_NAME: "anthropic",
+        semconv.GEN_AI_REQUEST_MODEL: "claude-sonnet-4-5",
+    }
+
+
 @pytest.mark.parametrize("score", [-0.1, 10.5, float("nan")])
 def test_evaluation_scores_outside_0_to_10_are_refused(otel: Otel, score: float) -> None:
     with pytest.raises(ValueError, match=r"0\.0-10\.0"):
