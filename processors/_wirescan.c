@@ -1568,14 +1568,23 @@ enum {
 };
 static PyObject *a_requests, *a_tokens, *a_duration, *a_ttfc, *a_tps, *a_cost, *a_breakdown,
     *a_savings, *a_cost_per_request, *a_cost_exemplar, *a_input, *a_output, *a_cache_read,
-    *a_cache_write, *empty_str, *zero, *zero_float;
+    *a_cache_write, *empty_str, *zero, *zero_float, *a_stamps, *a_stamp;
 
+/* dict[key] += amount; a new key of a metrics.Counts table is stamped created first. */
 static int
 add_to_item(PyObject *dict, PyObject *key, PyObject *amount)
 {
     PyObject *old = PyDict_GetItemWithError(dict, key);
-    if (old == NULL && PyErr_Occurred())
-        return -1;
+    if (old == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        if (!PyDict_CheckExact(dict)) {
+            PyObject *r = PyObject_CallMethodOneArg(dict, a_stamp, key);
+            if (r == NULL)
+                return -1;
+            Py_DECREF(r);
+        }
+    }
     PyObject *sum = PyNumber_Add(old ? old : zero, amount);
     if (sum == NULL)
         return -1;
@@ -1591,6 +1600,24 @@ add_to_list(PyObject *list, Py_ssize_t index, PyObject *amount)
     if (sum == NULL)
         return -1;
     return PyList_SetItem(list, index, sum);
+}
+
+/* SeriesStats: stamp series `index` created when it is not yet and `value` is non-zero. */
+static int
+stamp_when_nonzero(PyObject *stats, PyObject *stamps, Py_ssize_t index, PyObject *value)
+{
+    if (PyList_GET_ITEM(stamps, index) != Py_None)
+        return 0;
+    int rc = PyObject_IsTrue(value);
+    if (rc <= 0)
+        return rc;
+    PyObject *i = PyLong_FromSsize_t(index);
+    if (i == NULL)
+        return -1;
+    PyObject *r = PyObject_CallMethodOneArg(stats, a_stamp, i);
+    Py_DECREF(i);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
 }
 
 static int
@@ -1650,7 +1677,7 @@ wirescan_record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *end_s = args[12];
     PyObject *key = NULL, *requests = NULL, *counts = NULL, *durations = NULL, *h = NULL;
     PyObject *generating = NULL, *rate = NULL, *total = NULL, *usd = NULL, *tmp = NULL;
-    PyObject *label = NULL, *result = NULL;
+    PyObject *label = NULL, *result = NULL, *stamps = NULL;
     int rc;
 
     /* key = (status, limiter(error_type) if error_type else "") */
@@ -1667,11 +1694,20 @@ wirescan_record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     if ((requests = PyObject_GetAttr(stats, a_requests)) == NULL || add_to_item(requests, key, one) < 0)
         goto done;
+    if ((stamps = PyObject_GetAttr(stats, a_stamps)) == NULL)
+        goto done;
+    if (!PyList_CheckExact(stamps) || PyList_GET_SIZE(stamps) != 7) {
+        PyErr_SetString(PyExc_TypeError, "record_call: SeriesStats.stamps is not a list of 7");
+        goto done;
+    }
     if (tokens != Py_None) {
         if ((counts = PyObject_GetAttr(stats, a_tokens)) == NULL)
             goto done;
         for (Py_ssize_t i = 0; i < 5; i++)
             if (add_to_list(counts, i, PyTuple_GET_ITEM(tokens, i)) < 0)
+                goto done;
+        for (Py_ssize_t i = 2; i < 5; i++)
+            if (stamp_when_nonzero(stats, stamps, i, PyList_GET_ITEM(counts, i)) < 0)
                 goto done;
     }
     if (duration_s != Py_None) {
@@ -1740,6 +1776,9 @@ wirescan_record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             failed = (counts = PyObject_GetAttr(stats, a_breakdown)) == NULL;
             for (int i = 0; i < 4 && !failed; i++)
                 failed = add_to_list(counts, i, values[i]) < 0;
+            /* any(breakdown): one stamp for the four series */
+            for (int i = 0; i < 4 && !failed && PyList_GET_ITEM(stamps, 5) == Py_None; i++)
+                failed = stamp_when_nonzero(stats, stamps, 5, PyList_GET_ITEM(counts, i)) < 0;
         }
         for (int i = 0; i < 4; i++)
             Py_XDECREF(values[i]);
@@ -1747,6 +1786,12 @@ wirescan_record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         if ((tmp = PyObject_GetAttr(cost, a_savings)) == NULL || add_to_attr(stats, a_savings, tmp) < 0)
             goto done;
+        if (PyList_GET_ITEM(stamps, 6) == Py_None) {
+            Py_CLEAR(tmp);
+            if ((tmp = PyObject_GetAttr(stats, a_savings)) == NULL ||
+                stamp_when_nonzero(stats, stamps, 6, tmp) < 0)
+                goto done;
+        }
         if ((h = histogram_attr(ctx, stats, a_cost_per_request, R_COST_BUCKETS)) == NULL ||
             (usd = PyNumber_TrueDivide(total, PyTuple_GET_ITEM(ctx, R_QUANTA))) == NULL ||
             observe_into(h, usd, trace_id, end_s) < 0)
@@ -1796,6 +1841,7 @@ done:
     Py_XDECREF(usd);
     Py_XDECREF(tmp);
     Py_XDECREF(label);
+    Py_XDECREF(stamps);
     return result;
 }
 
@@ -1839,6 +1885,7 @@ PyInit__wirescan(void)
         {&a_breakdown, "breakdown"}, {&a_savings, "savings"},       {&a_cost_per_request, "cost_per_request"},
         {&a_cost_exemplar, "cost_exemplar"}, {&a_input, "input"},   {&a_output, "output"},
         {&a_cache_read, "cache_read"}, {&a_cache_write, "cache_write"}, {&empty_str, ""},
+        {&a_stamps, "stamps"},       {&a_stamp, "stamp"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)

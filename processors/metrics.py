@@ -12,6 +12,13 @@ that evicts a user would move that user's past cost into `other` and break `rate
 exact sum over users. The trade-off: a heavy user who first appears after the cap is full
 is reported as `other` until the processor restarts (caps are sized for that, and the
 overflow counter says when it happens).
+
+Every counter and histogram series remembers when it was created (the registry's clock, unix
+seconds), written as the OpenMetrics `_created` sample: a Prometheus that ingests created
+timestamps as zeros then counts the first increment of a new series, which `rate()` otherwise
+misses (an error that happens once per model would never show). A series exposed only once it
+is non-zero (cache and reasoning tokens, cost breakdown, savings) is created when it first
+becomes non-zero. The classic text format has no `_created` samples.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from __future__ import annotations
 import bisect
 import functools
 import math
-from collections.abc import Callable, Iterable
-from typing import Final
+import time
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any, Final
 
 from genai_otel.instrumentation import semconv as sc
 
@@ -55,11 +63,39 @@ OPENMETRICS_CONTENT_TYPE: Final = "application/openmetrics-text; version=1.0.0; 
 TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class Histogram:
-    __slots__ = ("bounds", "count", "counts", "exemplars", "sum")
+Clock = Callable[[], float]
 
-    def __init__(self, bounds: tuple[float, ...], exemplars: bool) -> None:
+
+class Counts(dict[Any, int]):
+    """A table of counter series (key -> count) that remembers when each key was created."""
+
+    __slots__ = ("clock", "created")
+
+    def __init__(self, clock: Clock, *initial: Hashable) -> None:
+        super().__init__()
+        self.clock = clock
+        self.created: dict[Any, float] = {}
+        for key in initial:
+            self.add(key, 0)
+
+    def stamp(self, key: Hashable) -> None:
+        """Record `key` as created now (the C extension calls this before inserting a key)."""
+        self.created[key] = self.clock()
+
+    def add(self, key: Hashable, n: int) -> None:
+        old = self.get(key)
+        if old is None:
+            self.stamp(key)
+            old = 0
+        self[key] = old + n
+
+
+class Histogram:
+    __slots__ = ("bounds", "count", "counts", "created", "exemplars", "sum")
+
+    def __init__(self, bounds: tuple[float, ...], exemplars: bool, created: float = 0.0) -> None:
         self.bounds = bounds
+        self.created = created
         self.counts = [0] * (len(bounds) + 1)
         self.sum = 0.0
         self.count = 0
@@ -76,24 +112,36 @@ class Histogram:
             self.exemplars[index] = (trace_id, value, timestamp)
 
 
+# SeriesStats.stamps: when each series exposed only once non-zero was created
+STAMP_BREAKDOWN: Final = 5  # 0-4: TOKEN_TYPES
+STAMP_SAVINGS: Final = 6
+
+
 class SeriesStats:
     """Everything recorded for one (service, provider, model, operation)."""
 
     __slots__ = (
         "breakdown",
+        "clock",
         "cost",
         "cost_exemplar",
         "cost_per_request",
+        "created",
         "duration",
         "requests",
         "savings",
+        "stamps",
         "tokens",
         "tps",
         "ttfc",
     )
 
-    def __init__(self, exemplars: bool) -> None:
-        self.requests: dict[tuple[str, str], int] = {}
+    def __init__(self, exemplars: bool, clock: Clock = time.time) -> None:
+        self.clock = clock
+        self.created = clock()
+        # input and output tokens are exposed from the start; the rest once non-zero
+        self.stamps: list[float | None] = [self.created, self.created, None, None, None, None, None]
+        self.requests = Counts(clock)
         self.tokens = [0, 0, 0, 0, 0]
         self.cost = 0  # quanta
         self.breakdown = [0, 0, 0, 0]  # quanta, COST_TYPES order
@@ -104,18 +152,24 @@ class SeriesStats:
         self.cost_per_request: Histogram | None = None
         self.tps: Histogram | None = None
 
+    def stamp(self, index: int) -> None:
+        """Record series `index` of `stamps` as created now (it just became non-zero)."""
+        self.stamps[index] = self.clock()
+
 
 class LabelLimiter:
     """Admits the first `limit` distinct values of one label; later ones become `other`."""
 
-    __slots__ = ("admitted", "allowed", "limit", "name", "overflow")
+    __slots__ = ("admitted", "allowed", "clock", "limit", "name", "overflow", "overflow_created")
 
-    def __init__(self, name: str, limit: int, allowed: bool) -> None:
+    def __init__(self, name: str, limit: int, allowed: bool, clock: Clock = time.time) -> None:
         self.name = name
         self.limit = limit
         self.allowed = allowed
+        self.clock = clock
         self.admitted: set[str] = set()
         self.overflow = 0
+        self.overflow_created = 0.0
 
     def __call__(self, value: str) -> str:
         if not self.allowed:
@@ -125,6 +179,8 @@ class LabelLimiter:
         if len(self.admitted) < self.limit:
             self.admitted.add(value)
             return value
+        if not self.overflow:
+            self.overflow_created = self.clock()
         self.overflow += 1
         return OTHER
 
@@ -141,31 +197,36 @@ class Registry:
         top_features: int,
         exemplars: bool,
         price_table: str,
+        clock: Clock = time.time,
     ) -> None:
+        """`clock`: unix seconds, for the `_created` samples (tests pass a fixed one)."""
         allowed = set(allowed_labels)
+        self.clock = clock
+        self.created = clock()
         self.exemplars = exemplars
         self.price_table = price_table
         self.accelerated = False  # set by the pipeline that records here (use_accelerated)
         self._observe: Callable[[Histogram, float, bytes, float], None] = Histogram.observe
         self.limiters = {
-            name: LabelLimiter(name, label_limits.get(name, 1000), name in allowed) for name in ALL_LABELS
+            name: LabelLimiter(name, label_limits.get(name, 1000), name in allowed, clock)
+            for name in ALL_LABELS
         }
         self.limiters[sc.LABEL_USER].limit = top_users
         self.limiters[sc.LABEL_FEATURE].limit = top_features
         self._allowed = allowed
         self.series: dict[tuple[str, str, str, str], SeriesStats] = {}
         self._label_cache: dict[tuple[str, str, str, str], tuple[str, str, str, str]] = {}
-        self.unpriced: dict[tuple[str, str, str], int] = {}
-        self.user_cost: dict[tuple[str, str], int] = {}
-        self.feature_cost: dict[tuple[str, str], int] = {}
+        self.unpriced = Counts(clock)
+        self.user_cost = Counts(clock)
+        self.feature_cost = Counts(clock)
         self.quality: dict[tuple[str, str, str, str], Histogram] = {}
         # health
-        self.received = {"genai": 0, "other": 0}
-        self.forwarded = 0
-        self.invalid: dict[str, int] = {}
-        self.dropped: dict[str, int] = {}
-        self.rejected: dict[str, int] = {}
-        self.export_failures: dict[str, int] = {}
+        self.received = Counts(clock, "genai", "other")
+        self.forwarded = 0  # created with the registry
+        self.invalid = Counts(clock)
+        self.dropped = Counts(clock)
+        self.rejected = Counts(clock)
+        self.export_failures = Counts(clock)
         self.queue_spans = 0
         self.queue_capacity = 0
 
@@ -180,7 +241,7 @@ class Registry:
             self.limiters[sc.LABEL_ERROR_TYPE],
             self.limiters[sc.LABEL_USER],
             self.limiters[sc.LABEL_FEATURE],
-            Histogram,
+            self.histogram,
             sc.DURATION_BUCKETS,
             sc.TIME_TO_FIRST_CHUNK_BUCKETS,
             sc.OUTPUT_TOKENS_PER_SECOND_BUCKETS,
@@ -193,6 +254,9 @@ class Registry:
         return functools.partial(record_call, context)
 
     # -- recording ---------------------------------------------------------------------
+    def histogram(self, bounds: tuple[float, ...], exemplars: bool) -> Histogram:
+        return Histogram(bounds, exemplars, self.clock())
+
     def labels(self, service: str, provider: str, model: str, operation: str) -> tuple[str, str, str, str]:
         raw = (service, provider, model, operation)
         capped = self._label_cache.get(raw)
@@ -213,7 +277,7 @@ class Registry:
     def stats(self, labels: tuple[str, str, str, str]) -> SeriesStats:
         stats = self.series.get(labels)
         if stats is None:
-            stats = self.series[labels] = SeriesStats(self.exemplars)
+            stats = self.series[labels] = SeriesStats(self.exemplars, self.clock)
         return stats
 
     def record_call(  # noqa: PLR0917 - the hot path: positional calls are cheaper
@@ -233,8 +297,7 @@ class Registry:
     ) -> None:
         observe = self._observe
         key = (status, self.limiters[sc.LABEL_ERROR_TYPE](error_type) if error_type else "")
-        requests = stats.requests
-        requests[key] = requests.get(key, 0) + 1
+        stats.requests.add(key, 1)
         if tokens is not None:
             counts = stats.tokens
             counts[0] += tokens[0]
@@ -242,20 +305,24 @@ class Registry:
             counts[2] += tokens[2]
             counts[3] += tokens[3]
             counts[4] += tokens[4]
+            stamps = stats.stamps
+            for index in (2, 3, 4):
+                if stamps[index] is None and counts[index]:
+                    stats.stamp(index)
         if duration_s is not None:
             histogram = stats.duration.get(status)
             if histogram is None:
-                histogram = stats.duration[status] = Histogram(sc.DURATION_BUCKETS, self.exemplars)
+                histogram = stats.duration[status] = self.histogram(sc.DURATION_BUCKETS, self.exemplars)
             observe(histogram, duration_s, trace_id, end_s)
         if ttfc_s is not None:
             if stats.ttfc is None:
-                stats.ttfc = Histogram(sc.TIME_TO_FIRST_CHUNK_BUCKETS, self.exemplars)
+                stats.ttfc = self.histogram(sc.TIME_TO_FIRST_CHUNK_BUCKETS, self.exemplars)
             observe(stats.ttfc, ttfc_s, trace_id, end_s)
         if tokens is not None and tokens[1] > 0 and duration_s is not None:
             generating = duration_s - (ttfc_s or 0.0)
             if generating > 0:
                 if stats.tps is None:
-                    stats.tps = Histogram(sc.OUTPUT_TOKENS_PER_SECOND_BUCKETS, self.exemplars)
+                    stats.tps = self.histogram(sc.OUTPUT_TOKENS_PER_SECOND_BUCKETS, self.exemplars)
                 observe(stats.tps, tokens[1] / generating, trace_id, end_s)
         if cost is not None:
             total = cost.input + cost.output + cost.cache_read + cost.cache_write
@@ -265,19 +332,21 @@ class Registry:
             breakdown[1] += cost.output
             breakdown[2] += cost.cache_read
             breakdown[3] += cost.cache_write
+            if stats.stamps[STAMP_BREAKDOWN] is None and any(breakdown):
+                stats.stamp(STAMP_BREAKDOWN)
             stats.savings += cost.savings
+            if stats.stamps[STAMP_SAVINGS] is None and stats.savings:
+                stats.stamp(STAMP_SAVINGS)
             if stats.cost_per_request is None:
-                stats.cost_per_request = Histogram(sc.COST_PER_REQUEST_BUCKETS, self.exemplars)
+                stats.cost_per_request = self.histogram(sc.COST_PER_REQUEST_BUCKETS, self.exemplars)
             usd = total / QUANTA_PER_USD
             observe(stats.cost_per_request, usd, trace_id, end_s)
             if self.exemplars and trace_id:
                 stats.cost_exemplar = (trace_id, usd, end_s)
             if user:
-                user_key = (service_label, self.limiters[sc.LABEL_USER](user))
-                self.user_cost[user_key] = self.user_cost.get(user_key, 0) + total
+                self.user_cost.add((service_label, self.limiters[sc.LABEL_USER](user)), total)
             if feature:
-                feature_key = (service_label, self.limiters[sc.LABEL_FEATURE](feature))
-                self.feature_cost[feature_key] = self.feature_cost.get(feature_key, 0) + total
+                self.feature_cost.add((service_label, self.limiters[sc.LABEL_FEATURE](feature)), total)
 
     def record_reported_cost(
         self, stats: SeriesStats, quanta: int, user: str, feature: str, service: str
@@ -285,18 +354,15 @@ class Registry:
         """A cost the span already carried (provider-reported): totals, no breakdown."""
         stats.cost += quanta
         if stats.cost_per_request is None:
-            stats.cost_per_request = Histogram(sc.COST_PER_REQUEST_BUCKETS, self.exemplars)
+            stats.cost_per_request = self.histogram(sc.COST_PER_REQUEST_BUCKETS, self.exemplars)
         stats.cost_per_request.observe(quanta / QUANTA_PER_USD, b"", 0.0)
         if user:
-            key = (service, self.limiters[sc.LABEL_USER](user))
-            self.user_cost[key] = self.user_cost.get(key, 0) + quanta
+            self.user_cost.add((service, self.limiters[sc.LABEL_USER](user)), quanta)
         if feature:
-            key = (service, self.limiters[sc.LABEL_FEATURE](feature))
-            self.feature_cost[key] = self.feature_cost.get(key, 0) + quanta
+            self.feature_cost.add((service, self.limiters[sc.LABEL_FEATURE](feature)), quanta)
 
     def record_unpriced(self, provider: str, model: str, reason: str) -> None:
-        key = (provider, model, reason)
-        self.unpriced[key] = self.unpriced.get(key, 0) + 1
+        self.unpriced.add((provider, model, reason), 1)
 
     def record_score(  # noqa: PLR0917
         self,
@@ -311,11 +377,11 @@ class Registry:
         key = (service, provider, model, self.limiters[sc.LABEL_EVALUATION](evaluation))
         histogram = self.quality.get(key)
         if histogram is None:
-            histogram = self.quality[key] = Histogram(sc.QUALITY_SCORE_BUCKETS, self.exemplars)
+            histogram = self.quality[key] = self.histogram(sc.QUALITY_SCORE_BUCKETS, self.exemplars)
         histogram.observe(score, trace_id, end_s)
 
-    def count(self, table: dict[str, int], reason: str, n: int = 1) -> None:
-        table[reason] = table.get(reason, 0) + n
+    def count(self, table: Counts, reason: str, n: int = 1) -> None:
+        table.add(reason, n)
 
     # -- exposition --------------------------------------------------------------------
     def expose(self, openmetrics: bool) -> str:
@@ -332,6 +398,10 @@ def _number(value: float | int) -> str:
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
     return repr(value)
+
+
+def _timestamp(seconds: float) -> str:
+    return f"{seconds:.3f}"
 
 
 def _usd(quanta: int) -> str:
@@ -369,6 +439,23 @@ class _Writer:
     ) -> None:
         self.lines.append(f"{name}{self._labels(names, values)} {value}{ex}")
 
+    def _counter(  # noqa: PLR0917
+        self,
+        name: str,
+        names: tuple[str, ...],
+        values: tuple[str, ...],
+        value: str,
+        created: float,
+        ex: str = "",
+    ) -> None:
+        self._counter_text(name, self._labels(names, values), value, created, ex)
+
+    def _counter_text(self, name: str, labels: str, value: str, created: float, ex: str = "") -> None:
+        """One counter series: its `_total` sample and, in OpenMetrics, its `_created` sample."""
+        self.lines.append(f"{name}{labels} {value}{ex}")
+        if self.om:
+            self.lines.append(f"{name[: -len('_total')]}_created{labels} {_timestamp(created)}")
+
     def _histogram(
         self,
         name: str,
@@ -386,6 +473,8 @@ class _Writer:
             )
         self._sample(f"{name}_sum", names, values, sum_text if sum_text is not None else _number(h.sum))
         self._sample(f"{name}_count", names, values, str(h.count))
+        if self.om:
+            self._sample(f"{name}_created", names, values, _timestamp(h.created))
 
     def render(self) -> str:
         r = self.r
@@ -394,44 +483,64 @@ class _Writer:
 
         self._family(sc.PROM_LLM_REQUESTS, "counter", "GenAI model calls, by outcome.")
         for labels, stats in series:
-            for (status, error_type), n in sorted(stats.requests.items()):
-                self._sample(
+            requests = stats.requests
+            for key, n in sorted(requests.items()):
+                self._counter(
                     sc.PROM_LLM_REQUESTS,
                     (*base, sc.LABEL_STATUS, sc.LABEL_ERROR_TYPE),
-                    (*labels, status, error_type),
+                    (*labels, *key),
                     str(n),
+                    requests.created[key],
                 )
         self._family(
             sc.PROM_LLM_TOKENS, "counter", "Tokens; input includes cache, output includes reasoning."
         )
         for labels, stats in series:
-            for token_type, n in zip(TOKEN_TYPES, stats.tokens, strict=True):
+            for token_type, n, created in zip(TOKEN_TYPES, stats.tokens, stats.stamps, strict=False):
                 if n or token_type in ("input", "output"):
-                    self._sample(
-                        sc.PROM_LLM_TOKENS, (*base, sc.LABEL_TOKEN_TYPE), (*labels, token_type), str(n)
+                    self._counter(
+                        sc.PROM_LLM_TOKENS,
+                        (*base, sc.LABEL_TOKEN_TYPE),
+                        (*labels, token_type),
+                        str(n),
+                        stats.created if created is None else created,
                     )
         self._family(sc.PROM_LLM_COST, "counter", "Cost of priced calls in USD.")
         for labels, stats in series:
             if stats.cost_per_request is not None:
-                self._sample(
-                    sc.PROM_LLM_COST, base, labels, _usd(stats.cost), self._exemplar(stats.cost_exemplar)
+                self._counter(
+                    sc.PROM_LLM_COST,
+                    base,
+                    labels,
+                    _usd(stats.cost),
+                    stats.cost_per_request.created,
+                    self._exemplar(stats.cost_exemplar),
                 )
         self._family(sc.PROM_LLM_COST_BREAKDOWN, "counter", "Locally priced cost in USD by token type.")
         for labels, stats in series:
             if any(stats.breakdown):
+                created = stats.stamps[STAMP_BREAKDOWN]
                 for cost_type, quanta in zip(COST_TYPES, stats.breakdown, strict=True):
-                    self._sample(
+                    self._counter(
                         sc.PROM_LLM_COST_BREAKDOWN,
                         (*base, sc.LABEL_COST_TYPE),
                         (*labels, cost_type),
                         _usd(quanta),
+                        stats.created if created is None else created,
                     )
         self._family(
             sc.PROM_LLM_CACHE_SAVINGS, "counter", "USD saved by cache reads against the input price."
         )
         for labels, stats in series:
             if stats.savings:
-                self._sample(sc.PROM_LLM_CACHE_SAVINGS, base[:3], labels[:3], _usd(stats.savings))
+                created = stats.stamps[STAMP_SAVINGS]
+                self._counter(
+                    sc.PROM_LLM_CACHE_SAVINGS,
+                    base[:3],
+                    labels[:3],
+                    _usd(stats.savings),
+                    stats.created if created is None else created,
+                )
         self._family(sc.PROM_LLM_REQUEST_DURATION, "histogram", "Model call duration in seconds.")
         for labels, stats in series:
             for status, h in sorted(stats.duration.items()):
@@ -455,27 +564,33 @@ class _Writer:
             if stats.tps is not None:
                 self._histogram(sc.PROM_LLM_OUTPUT_TOKENS_PER_SECOND, base, labels, stats.tps)
         self._family(sc.PROM_LLM_UNPRICED_REQUESTS, "counter", "Calls that could not be priced, by reason.")
-        for (provider, model, reason), n in sorted(r.unpriced.items()):
-            self._sample(
+        for key, n in sorted(r.unpriced.items()):
+            self._counter(
                 sc.PROM_LLM_UNPRICED_REQUESTS,
                 (sc.LABEL_PROVIDER, sc.LABEL_MODEL, sc.LABEL_REASON),
-                (provider, model, reason),
+                key,
                 str(n),
+                r.unpriced.created[key],
             )
         self._family(sc.PROM_LLM_USER_COST, "counter", "Cost in USD per user (top-N, the rest as other).")
-        for (service, user), quanta in sorted(r.user_cost.items()):
-            self._sample(
-                sc.PROM_LLM_USER_COST, (sc.LABEL_SERVICE, sc.LABEL_USER), (service, user), _usd(quanta)
+        for key, quanta in sorted(r.user_cost.items()):
+            self._counter(
+                sc.PROM_LLM_USER_COST,
+                (sc.LABEL_SERVICE, sc.LABEL_USER),
+                key,
+                _usd(quanta),
+                r.user_cost.created[key],
             )
         self._family(
             sc.PROM_LLM_FEATURE_COST, "counter", "Cost in USD per feature (top-N, the rest as other)."
         )
-        for (service, feature), quanta in sorted(r.feature_cost.items()):
-            self._sample(
+        for key, quanta in sorted(r.feature_cost.items()):
+            self._counter(
                 sc.PROM_LLM_FEATURE_COST,
                 (sc.LABEL_SERVICE, sc.LABEL_FEATURE),
-                (service, feature),
+                key,
                 _usd(quanta),
+                r.feature_cost.created[key],
             )
         self._family(sc.PROM_LLM_QUALITY_SCORE, "histogram", "Evaluation scores on a 0-10 scale.")
         for labels, h in sorted(r.quality.items(), key=lambda item: item[0]):
@@ -485,41 +600,42 @@ class _Writer:
             self.lines.append("# EOF")
         return "\n".join(self.lines) + "\n"
 
-    def _health_counter(self, name: str, help_: str, label: str, table: dict[str, int]) -> None:
+    def _health_counter(
+        self, name: str, help_: str, label: str, table: dict[str, int], created: dict[str, float]
+    ) -> None:
         self._family(name, "counter", help_)
         for value, n in sorted(table.items()):
-            self.lines.append(f'{name}{{{label}="{_escape(value)}"}} {n}')
+            self._counter_text(name, f'{{{label}="{_escape(value)}"}}', str(n), created[value])
 
     def _health(self) -> None:
         r = self.r
-        self._health_counter(sc.PROM_PROCESSOR_SPANS_RECEIVED, "Spans accepted, by kind.", "kind", r.received)
+        self._health_counter(
+            sc.PROM_PROCESSOR_SPANS_RECEIVED,
+            "Spans accepted, by kind.",
+            "kind",
+            r.received,
+            r.received.created,
+        )
         self._family(sc.PROM_PROCESSOR_SPANS_FORWARDED, "counter", "Spans the next hop acknowledged.")
-        self.lines.append(f"{sc.PROM_PROCESSOR_SPANS_FORWARDED} {r.forwarded}")
-        self._health_counter(
-            sc.PROM_PROCESSOR_SPANS_INVALID,
-            "GenAI spans forwarded unchanged, by reason.",
-            "reason",
-            r.invalid,
-        )
-        self._health_counter(
-            sc.PROM_PROCESSOR_SPANS_DROPPED, "Accepted spans never forwarded, by reason.", "reason", r.dropped
-        )
-        self._health_counter(
-            sc.PROM_PROCESSOR_REQUESTS_REJECTED, "Export requests refused, by reason.", "reason", r.rejected
-        )
-        self._health_counter(
-            sc.PROM_PROCESSOR_EXPORT_FAILURES,
-            "Failed forwarding attempts, by reason.",
-            "reason",
-            r.export_failures,
-        )
+        self._counter_text(sc.PROM_PROCESSOR_SPANS_FORWARDED, "", str(r.forwarded), r.created)
+        for name, help_, table in (
+            (sc.PROM_PROCESSOR_SPANS_INVALID, "GenAI spans forwarded unchanged, by reason.", r.invalid),
+            (sc.PROM_PROCESSOR_SPANS_DROPPED, "Accepted spans never forwarded, by reason.", r.dropped),
+            (sc.PROM_PROCESSOR_REQUESTS_REJECTED, "Export requests refused, by reason.", r.rejected),
+            (sc.PROM_PROCESSOR_EXPORT_FAILURES, "Failed forwarding attempts, by reason.", r.export_failures),
+        ):
+            self._health_counter(name, help_, "reason", table, table.created)
         self._family(sc.PROM_PROCESSOR_QUEUE_DEPTH, "gauge", "Spans accepted and not yet forwarded.")
         self.lines.append(f"{sc.PROM_PROCESSOR_QUEUE_DEPTH} {r.queue_spans}")
         self._family(sc.PROM_PROCESSOR_QUEUE_CAPACITY, "gauge", "Queue capacity in spans.")
         self.lines.append(f"{sc.PROM_PROCESSOR_QUEUE_CAPACITY} {r.queue_capacity}")
-        overflow = {name: lim.overflow for name, lim in r.limiters.items() if lim.overflow}
+        limiters = [lim for lim in r.limiters.values() if lim.overflow]
         self._health_counter(
-            sc.PROM_PROCESSOR_SERIES_OVERFLOW, "Label values replaced by other, by label.", "label", overflow
+            sc.PROM_PROCESSOR_SERIES_OVERFLOW,
+            "Label values replaced by other, by label.",
+            "label",
+            {lim.name: lim.overflow for lim in limiters},
+            {lim.name: lim.overflow_created for lim in limiters},
         )
         self._family(sc.PROM_PROCESSOR_PRICE_TABLE_INFO, "gauge", "The price table in use.")
         self.lines.append(f'{sc.PROM_PROCESSOR_PRICE_TABLE_INFO}{{version="{_escape(r.price_table)}"}} 1')

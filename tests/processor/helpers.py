@@ -90,7 +90,20 @@ def spans_of(payload: bytes) -> list[Span]:
     return [span for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
 
 
+class StepClock:
+    """A wall clock for `_created` samples that starts at `start` and moves `step` per reading."""
+
+    def __init__(self, start: float = 1_700_000_000.0, step: float = 0.25) -> None:
+        self.now = start - step
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
 def make_pipeline(overrides: PriceOverrides | None = None, **label_options: Any) -> Pipeline:
+    """A pipeline on a fresh registry whose clock is a StepClock (label_options["clock"])."""
     config = load_config(environ={})
     registry = Registry(
         label_limits=label_options.get("label_limits", config.labels.max_values),
@@ -99,6 +112,7 @@ def make_pipeline(overrides: PriceOverrides | None = None, **label_options: Any)
         top_features=label_options.get("top_features", config.labels.top_features),
         exemplars=label_options.get("exemplars", True),
         price_table=PRICE_TABLE_VERSION,
+        clock=label_options.get("clock") or StepClock(),
     )
     return Pipeline(registry, PriceBook(overrides))
 

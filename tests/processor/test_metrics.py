@@ -113,3 +113,146 @@ def test_labels_outside_the_allow_list_are_aggregated_away() -> None:
     assert requests == {
         '{service="checkout",provider="openai",operation="unknown",status="ok",error_type=""}': "2"
     }
+
+
+class _SetClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+_ERROR_SPAN = {
+    sc.GEN_AI_OPERATION_NAME: "chat",
+    sc.GEN_AI_PROVIDER_NAME: "openai",
+    sc.GEN_AI_REQUEST_MODEL: "gpt-4o",
+    sc.ERROR_TYPE: "openai.RateLimitError",
+}
+
+
+def test_openmetrics_exposition_exact_with_created_samples() -> None:
+    clock = _SetClock(1_750_000_000.0)
+    pipeline = make_pipeline(exemplars=False, clock=clock)
+    clock.now = 1_750_000_100.125
+    run(pipeline, make_request([make_span(_ERROR_SPAN, duration_s=0.1, error=True)]))
+    labels = BASE + ',status="error"'
+    buckets = "\n".join(
+        f"llm_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}"
+        for le, n in [("0.01", 0), ("0.02", 0), ("0.04", 0), ("0.08", 0), ("0.16", 1), ("0.32", 1),
+                      ("0.64", 1), ("1.28", 1), ("2.56", 1), ("5.12", 1), ("10.24", 1), ("20.48", 1),
+                      ("40.96", 1), ("81.92", 1), ("+Inf", 1)]
+    )  # fmt: skip
+    empty_families = "\n".join(
+        f"# HELP {name} {help_}\n# TYPE {name} {kind}"
+        for name, kind, help_ in [
+            ("llm_cost_usd", "counter", "Cost of priced calls in USD."),
+            ("llm_cost_breakdown_usd", "counter", "Locally priced cost in USD by token type."),
+            ("llm_cache_savings_usd", "counter", "USD saved by cache reads against the input price."),
+        ]
+    )
+    assert (
+        pipeline.registry.expose(openmetrics=True)
+        == f"""\
+# HELP llm_requests GenAI model calls, by outcome.
+# TYPE llm_requests counter
+llm_requests_total{{{labels},error_type="rate_limit"}} 1
+llm_requests_created{{{labels},error_type="rate_limit"}} 1750000100.125
+# HELP llm_tokens Tokens; input includes cache, output includes reasoning.
+# TYPE llm_tokens counter
+llm_tokens_total{{{BASE},token_type="input"}} 0
+llm_tokens_created{{{BASE},token_type="input"}} 1750000100.125
+llm_tokens_total{{{BASE},token_type="output"}} 0
+llm_tokens_created{{{BASE},token_type="output"}} 1750000100.125
+{empty_families}
+# HELP llm_request_duration_seconds Model call duration in seconds.
+# TYPE llm_request_duration_seconds histogram
+{buckets}
+llm_request_duration_seconds_sum{{{labels}}} 0.1
+llm_request_duration_seconds_count{{{labels}}} 1
+llm_request_duration_seconds_created{{{labels}}} 1750000100.125
+# HELP llm_time_to_first_chunk_seconds Time to the first streamed chunk in seconds.
+# TYPE llm_time_to_first_chunk_seconds histogram
+# HELP llm_cost_per_request_usd Cost of one priced call in USD.
+# TYPE llm_cost_per_request_usd histogram
+# HELP llm_output_tokens_per_second Output tokens per generating second.
+# TYPE llm_output_tokens_per_second histogram
+# HELP llm_unpriced_requests Calls that could not be priced, by reason.
+# TYPE llm_unpriced_requests counter
+# HELP llm_user_cost_usd Cost in USD per user (top-N, the rest as other).
+# TYPE llm_user_cost_usd counter
+# HELP llm_feature_cost_usd Cost in USD per feature (top-N, the rest as other).
+# TYPE llm_feature_cost_usd counter
+# HELP llm_quality_score Evaluation scores on a 0-10 scale.
+# TYPE llm_quality_score histogram
+# HELP genai_otel_processor_spans_received Spans accepted, by kind.
+# TYPE genai_otel_processor_spans_received counter
+genai_otel_processor_spans_received_total{{kind="genai"}} 1
+genai_otel_processor_spans_received_created{{kind="genai"}} 1750000000.000
+genai_otel_processor_spans_received_total{{kind="other"}} 0
+genai_otel_processor_spans_received_created{{kind="other"}} 1750000000.000
+# HELP genai_otel_processor_spans_forwarded Spans the next hop acknowledged.
+# TYPE genai_otel_processor_spans_forwarded counter
+genai_otel_processor_spans_forwarded_total 0
+genai_otel_processor_spans_forwarded_created 1750000000.000
+# HELP genai_otel_processor_spans_invalid GenAI spans forwarded unchanged, by reason.
+# TYPE genai_otel_processor_spans_invalid counter
+# HELP genai_otel_processor_spans_dropped Accepted spans never forwarded, by reason.
+# TYPE genai_otel_processor_spans_dropped counter
+# HELP genai_otel_processor_requests_rejected Export requests refused, by reason.
+# TYPE genai_otel_processor_requests_rejected counter
+# HELP genai_otel_processor_export_failures Failed forwarding attempts, by reason.
+# TYPE genai_otel_processor_export_failures counter
+# HELP genai_otel_processor_queue_spans Spans accepted and not yet forwarded.
+# TYPE genai_otel_processor_queue_spans gauge
+genai_otel_processor_queue_spans 0
+# HELP genai_otel_processor_queue_capacity_spans Queue capacity in spans.
+# TYPE genai_otel_processor_queue_capacity_spans gauge
+genai_otel_processor_queue_capacity_spans 0
+# HELP genai_otel_processor_label_overflow Label values replaced by other, by label.
+# TYPE genai_otel_processor_label_overflow counter
+# HELP genai_otel_processor_price_table_info The price table in use.
+# TYPE genai_otel_processor_price_table_info gauge
+genai_otel_processor_price_table_info{{version="genai-prices 0.2.3"}} 1
+# HELP genai_otel_processor_info Processor build (accelerated: C request walk in use).
+# TYPE genai_otel_processor_info gauge
+genai_otel_processor_info{{accelerated="{str(pipeline.scanner.accelerated).lower()}"}} 1
+# EOF
+"""
+    )
+
+
+def test_a_series_created_later_carries_its_own_created_time_and_classic_text_has_none() -> None:
+    clock = _SetClock(1_750_000_000.0)
+    pipeline = make_pipeline(top_users=1, clock=clock)
+    ok = {**_ERROR_SPAN, IN: 1000, OUT: 10, sc.USER_ID: "u1"}
+    del ok[sc.ERROR_TYPE]
+    run(pipeline, make_request([make_span(ok)]))
+    clock.now = 1_750_003_600.5  # an hour later: the first rate-limit error, a cache read, a new user
+    later = [make_span(_ERROR_SPAN, error=True),
+             make_span({**ok, sc.USER_ID: "u2", sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 500})]  # fmt: skip
+    run(pipeline, make_request(later))
+    registry = pipeline.registry
+    om = registry.expose(openmetrics=True)
+    assert samples(om, "llm_requests_created") == {
+        "{" + BASE + ',status="error",error_type="rate_limit"}': "1750003600.500",
+        "{" + BASE + ',status="ok",error_type=""}': "1750000000.000",
+    }
+    assert samples(om, "llm_tokens_created") == {
+        "{" + BASE + ',token_type="input"}': "1750000000.000",
+        "{" + BASE + ',token_type="output"}': "1750000000.000",
+        "{" + BASE + ',token_type="cache_read"}': "1750003600.500",
+    }
+    assert samples(om, "llm_cache_savings_usd_created") == {
+        '{service="checkout",provider="openai",model="gpt-4o"}': "1750003600.500"
+    }
+    assert samples(om, "llm_user_cost_usd_created") == {
+        '{service="checkout",user="u1"}': "1750000000.000",
+        '{service="checkout",user="other"}': "1750003600.500",
+    }
+    assert samples(om, "genai_otel_processor_label_overflow_created") == {'{label="user"}': "1750003600.500"}
+    assert samples(om, "llm_request_duration_seconds_created") == {
+        "{" + BASE + ',status="error"}': "1750003600.500",
+        "{" + BASE + ',status="ok"}': "1750000000.000",
+    }
+    assert "_created" not in registry.expose(openmetrics=False)
