@@ -16,6 +16,7 @@ import yaml
 
 from genai_otel.stack import build
 from genai_otel.stack.env import REPO_ROOT, read_env_file
+from genai_otel.stack.runner import PROMETHEUS_FEATURE_FLAGS
 
 ENV = read_env_file()
 COMPOSE: dict[str, Any] = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
@@ -246,3 +247,10 @@ def test_compose_refuses_to_start_grafana_without_an_admin_password(compose_chec
     result = _load_compose(compose_check)
     assert result.returncode == 1
     assert "required variable GRAFANA_ADMIN_PASSWORD is missing a value" in result.stderr
+
+
+def test_prometheus_runs_with_the_same_feature_flags_as_the_local_stack() -> None:
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    command = compose["services"]["prometheus"]["command"]
+    features = [flag for flag in command if flag.startswith("--enable-feature=")]
+    assert features == list(PROMETHEUS_FEATURE_FLAGS)

@@ -5,7 +5,8 @@
 It calls the real `openai` and `anthropic` SDKs; the SDKs read OPENAI_BASE_URL / ANTHROPIC_BASE_URL
 (pointing at `genai-otel fake-provider`) and OPENAI_API_KEY / ANTHROPIC_API_KEY. The mix covers
 several models, streams, a tool-calling loop, reasoning and cached tokens, provider errors, slow
-calls, several users and features, and a batch job that overruns the daily cost budget. Each
+calls, several users and features, LLM-as-judge scores, a self-hosted model with no public price,
+and a batch job that overruns the daily cost budget. Each
 interaction is one trace: an application span with the GenAI calls as its children.
 
 Environment: DEMO_SEED (default 7), DEMO_RATE (interactions per second, default 4),
@@ -34,6 +35,7 @@ import openai
 from opentelemetry import trace
 
 from genai_otel.instrumentation.attribution import attribution
+from genai_otel.instrumentation.evaluation import record_evaluation
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer("genai_otel.demo")
@@ -167,6 +169,37 @@ def slow(clients: Clients, rng: random.Random) -> None:
     )
 
 
+# Typical judge scores per model (mean, spread): the fake provider cannot judge, so the demo's
+# judge makes a real judge call (its cost shows up under the "quality-judge" feature) and draws
+# the score from these; a real application parses the judge model's answer instead.
+JUDGE_SCORES = {"gpt-4o": (8.4, 0.8), "gpt-4o-mini": (7.2, 1.2), "claude-sonnet-4-5": (8.8, 0.6)}
+
+
+def judged_answer(clients: Clients, rng: random.Random) -> None:
+    """An answer, then an LLM-as-judge call scoring it; the score goes on the trace."""
+    model = rng.choice(tuple(JUDGE_SCORES))
+    if model.startswith("claude"):
+        answer_id = clients.anthropic.messages.create(model=model, max_tokens=256, messages=PROMPT).id
+        provider = "anthropic"
+    else:
+        answer_id = clients.openai.chat.completions.create(model=model, messages=PROMPT).id
+        provider = "openai"
+    with attribution(feature="quality-judge"):
+        clients.openai.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "Score the answer from 0 to 10 for helpfulness."}],
+        )
+    mean, spread = JUDGE_SCORES[model]
+    score = min(10.0, max(0.0, round(rng.gauss(mean, spread), 1)))
+    record_evaluation("helpfulness", score, response_id=answer_id, provider=provider, model=model)
+
+
+def self_hosted(clients: Clients, rng: random.Random) -> None:
+    """A fine-tuned model on the team's own servers: no public price, so it is reported unpriced
+    (add it to the processor's price overrides to price it)."""
+    clients.openai.chat.completions.create(model="acme-support-llama-8b", messages=PROMPT)
+
+
 def budget_burner(clients: Clients, rng: random.Random) -> None:
     """A nightly export job writing a million-token prompt cache: about $19 per call on Opus."""
     clients.anthropic.messages.create(
@@ -190,6 +223,8 @@ MIX: tuple[tuple[Interaction, str, int], ...] = (
     (anthropic_error, "search-summary", 3),
     (stream_break, "support-chat", 1),
     (slow, "code-review", 1),
+    (judged_answer, "support-chat", 6),
+    (self_hosted, "support-chat", 2),
 )
 
 

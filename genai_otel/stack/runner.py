@@ -39,6 +39,9 @@ JAEGER_CONFIG = REPO_ROOT / "collector-config" / "jaeger.yaml"
 PROMETHEUS_TEMPLATE = REPO_ROOT / "prometheus" / "prometheus.yml"
 ALERTMANAGER_CONFIG = REPO_ROOT / "prometheus" / "alertmanager.yml"
 RULES_DIR = REPO_ROOT / "prometheus" / "rules"
+# Exemplars link metrics to traces; created-timestamp ingestion makes the first increment of a new
+# counter series count in rate() (the processor exposes `_created` samples). Compose uses the same.
+PROMETHEUS_FEATURE_FLAGS = ("--enable-feature=exemplar-storage,created-timestamp-zero-ingestion",)
 DEFAULT_RUN_DIR = REPO_ROOT / "run"
 STATE_FILE = "stack.json"
 
@@ -258,7 +261,7 @@ class LocalStack:
                 f"--config.file={run / 'prometheus.yml'}",
                 f"--storage.tsdb.path={run / 'prometheus-data'}",
                 f"--web.listen-address={self._addr('PROMETHEUS_PORT')}",
-                "--enable-feature=exemplar-storage",
+                *PROMETHEUS_FEATURE_FLAGS,
                 "--web.enable-lifecycle",
             ],
             {},
