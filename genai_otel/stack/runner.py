@@ -166,6 +166,9 @@ class LocalStack:
     processor_forward_endpoint: str | None = None
     build_missing: bool = True
     services: tuple[str, ...] = SERVICES
+    # the rules Prometheus loads and the Alertmanager config (tests render variants of both)
+    rules_dir: Path = RULES_DIR
+    alertmanager_config: Path = ALERTMANAGER_CONFIG
     # pids this object spawned and their programs (argv[0]), also written to the state file
     _spawned: set[int] = field(default_factory=set, init=False, repr=False)
     _programs: dict[str, str] = field(default_factory=dict, init=False, repr=False)
@@ -212,7 +215,7 @@ class LocalStack:
             "alertmanager",
             [
                 str(binaries.get("alertmanager", "")),
-                f"--config.file={ALERTMANAGER_CONFIG}",
+                f"--config.file={self.alertmanager_config}",
                 f"--storage.path={run / 'alertmanager-data'}",
                 f"--web.listen-address={self._addr('ALERTMANAGER_PORT')}",
                 f"--web.external-url={self._url('ALERTMANAGER_PORT')}",
@@ -272,7 +275,7 @@ class LocalStack:
     def prometheus_values(self) -> dict[str, str]:
         return {
             "SCRAPE_INTERVAL": self.scrape_interval,
-            "RULES_DIR": str(RULES_DIR),
+            "RULES_DIR": str(self.rules_dir),
             "PROCESSOR_METRICS_TARGET": self._addr("PROCESSOR_METRICS_PORT"),
             "COLLECTOR_PROMETHEUS_EXPORTER_TARGET": self._addr("COLLECTOR_PROMETHEUS_EXPORTER_PORT"),
             "COLLECTOR_TELEMETRY_TARGET": self._addr("COLLECTOR_TELEMETRY_PORT"),

@@ -17,7 +17,7 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,7 +31,7 @@ from genai_otel.observability import dashboards, rules
 from genai_otel.observability.alertmanager import render_config
 from genai_otel.observability.spec import load_spec
 from genai_otel.stack.query import get_json, prometheus_query, wait_for
-from genai_otel.stack.runner import LocalStack, ServiceSpec, free_ports
+from genai_otel.stack.runner import LocalStack, free_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -86,27 +86,6 @@ class Webhook:
 
 
 @dataclass
-class StackWithRules(LocalStack):
-    """The local stack reading a rendered rules folder and Alertmanager config instead of the repo's."""
-
-    rules_dir: Path = Path()
-    alertmanager_config: Path = Path()
-
-    def prometheus_values(self) -> dict[str, str]:
-        return {**super().prometheus_values(), "RULES_DIR": str(self.rules_dir)}
-
-    def _specs(self, binaries: Mapping[str, Path]) -> dict[str, ServiceSpec]:
-        specs = super()._specs(binaries)
-        if "alertmanager" in specs:
-            command = specs["alertmanager"].command
-            specs["alertmanager"].command = [
-                f"--config.file={self.alertmanager_config}" if arg.startswith("--config.file=") else arg
-                for arg in command
-            ]
-        return specs
-
-
-@dataclass
 class LiveRun:
     prometheus: str
     webhook: Webhook
@@ -131,7 +110,7 @@ def live(
     for name, content in rules.rule_files(spec).items():
         (rules_dir / name).write_text(content, encoding="utf-8")
     with Webhook() as webhook:
-        stack = StackWithRules(
+        stack = LocalStack(
             tmp / "run",
             ports=free_ports(),
             build_missing=False,
