@@ -1663,16 +1663,13 @@ observe_into(PyObject *h, PyObject *value, PyObject *trace_id, PyObject *end_s)
     return r == NULL ? -1 : 0;
 }
 
+/* args as record_call's, with the Cost given as its five values (input, output, cache_read,
+ * cache_write, savings; borrowed) or NULL. */
 static PyObject *
-wirescan_record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+record_core(PyObject *const *args, PyObject *const *cost)
 {
-    (void)module;
-    if (nargs != 13 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != R_CONTEXT_SIZE) {
-        PyErr_SetString(PyExc_TypeError, "record_call(context, stats, ... 12 arguments)");
-        return NULL;
-    }
     PyObject *ctx = args[0], *stats = args[1], *service_label = args[2], *status = args[3];
-    PyObject *error_type = args[4], *tokens = args[5], *cost = args[6], *user = args[7];
+    PyObject *error_type = args[4], *tokens = args[5], *user = args[7];
     PyObject *feature = args[8], *trace_id = args[9], *duration_s = args[10], *ttfc_s = args[11];
     PyObject *end_s = args[12];
     PyObject *key = NULL, *requests = NULL, *counts = NULL, *durations = NULL, *h = NULL;
@@ -1759,13 +1756,10 @@ wirescan_record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
         }
     }
-    if (cost != Py_None) {
-        PyObject *parts[4] = {a_input, a_output, a_cache_read, a_cache_write};
-        PyObject *values[4] = {NULL, NULL, NULL, NULL};
+    if (cost != NULL) {
+        PyObject *const *values = cost;
         int failed = 0;
-        for (int i = 0; i < 4 && !failed; i++)
-            failed = (values[i] = PyObject_GetAttr(cost, parts[i])) == NULL;
-        if (!failed) {
+        {
             total = PyNumber_Add(values[0], values[1]);
             for (int i = 2; i < 4 && total != NULL; i++)
                 Py_SETREF(total, PyNumber_Add(total, values[i]));
@@ -1780,11 +1774,7 @@ wirescan_record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             for (int i = 0; i < 4 && !failed && PyList_GET_ITEM(stamps, 5) == Py_None; i++)
                 failed = stamp_when_nonzero(stats, stamps, 5, PyList_GET_ITEM(counts, i)) < 0;
         }
-        for (int i = 0; i < 4; i++)
-            Py_XDECREF(values[i]);
-        if (failed)
-            goto done;
-        if ((tmp = PyObject_GetAttr(cost, a_savings)) == NULL || add_to_attr(stats, a_savings, tmp) < 0)
+        if (failed || add_to_attr(stats, a_savings, values[4]) < 0)
             goto done;
         if (PyList_GET_ITEM(stamps, 6) == Py_None) {
             Py_CLEAR(tmp);
@@ -1845,6 +1835,213 @@ done:
     return result;
 }
 
+static PyObject *
+wirescan_record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 13 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != R_CONTEXT_SIZE) {
+        PyErr_SetString(PyExc_TypeError, "record_call(context, stats, ... 12 arguments)");
+        return NULL;
+    }
+    PyObject *cost = args[6];
+    if (cost == Py_None)
+        return record_core(args, NULL);
+    PyObject *names[5] = {a_input, a_output, a_cache_read, a_cache_write, a_savings};
+    PyObject *values[5] = {NULL, NULL, NULL, NULL, NULL};
+    PyObject *result = NULL;
+    int i;
+    for (i = 0; i < 5; i++)
+        if ((values[i] = PyObject_GetAttr(cost, names[i])) == NULL)
+            break;
+    if (i == 5)
+        result = record_core(args, values);
+    for (i = 0; i < 5; i++)
+        Py_XDECREF(values[i]);
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * priced_call(context, stats, service_label, status, error_type, call, trace_id, duration_s,
+ *             end_s, rates, prefixes) -> bytes | None
+ *
+ * Pipeline._call for a call priced from a compiled Rates: pricing.compute_cost (the same double
+ * operations in the same order, so the same quanta), Registry.record_call with that cost, and
+ * the cost attributes as pipeline._cost_packer writes them (`prefixes`: its six byte strings).
+ * None, with nothing recorded, when a value is not of the expected exact type (the caller then
+ * takes the Python path).
+ */
+static PyObject *c_input_tokens, *c_output_tokens, *c_cache_read_tokens, *c_cache_write_tokens,
+    *c_reasoning_tokens, *c_user, *c_feature, *c_ttfc, *r_base, *r_tiers, *r_multiplier;
+
+static int
+exact_tokens(PyObject *call, PyObject *name, long long *out, PyObject **keep)
+{
+    PyObject *v = PyObject_GetAttr(call, name);
+    if (v == NULL)
+        return -1;
+    *keep = v;
+    if (!PyLong_CheckExact(v))
+        return 1;
+    int overflow = 0;
+    *out = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || *out < 0 || *out > (1LL << 53))
+        return 1;
+    return 0;
+}
+
+static int
+rate_values(PyObject *tuple, double out[5])
+{
+    if (!PyTuple_CheckExact(tuple) || PyTuple_GET_SIZE(tuple) != 5)
+        return 1;
+    for (int i = 0; i < 5; i++) {
+        PyObject *v = PyTuple_GET_ITEM(tuple, i);
+        if (!PyFloat_CheckExact(v))
+            return 1;
+        out[i] = PyFloat_AS_DOUBLE(v);
+    }
+    return 0;
+}
+
+static inline uint8_t *
+put_double(uint8_t *p, double value)
+{
+    PyFloat_Pack8(value, (char *)p, 1); /* struct's "<d" */
+    return p + 8;
+}
+
+static inline int
+quanta_of(double rounded, long long *out)
+{
+    if (!(rounded < 9.0e18 && rounded > -9.0e18))
+        return 1;
+    *out = (long long)rounded; /* int(): truncation toward zero */
+    return 0;
+}
+
+static PyObject *
+wirescan_priced_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 11 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != R_CONTEXT_SIZE ||
+        !PyTuple_CheckExact(args[10]) || PyTuple_GET_SIZE(args[10]) != 6) {
+        PyErr_SetString(PyExc_TypeError, "priced_call(context, stats, ... 10 arguments)");
+        return NULL;
+    }
+    PyObject *call = args[5], *rates = args[9], *prefixes = args[10];
+    PyObject *attrs[8] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    PyObject *rate_objs[3] = {NULL, NULL, NULL};
+    PyObject *tokens = NULL, *values[5] = {NULL, NULL, NULL, NULL, NULL}, *result = NULL;
+    PyObject *names[5] = {c_input_tokens, c_output_tokens, c_cache_read_tokens, c_cache_write_tokens,
+                          c_reasoning_tokens};
+    long long n[5];
+    double rate[5], m;
+    int rc = 0;
+
+    for (int i = 0; i < 5 && rc == 0; i++)
+        rc = exact_tokens(call, names[i], &n[i], &attrs[i]);
+    if (rc < 0)
+        goto done;
+    if (rc > 0 || n[2] + n[3] > n[0])
+        goto fallback;
+    if ((rate_objs[0] = PyObject_GetAttr(rates, r_base)) == NULL ||
+        (rate_objs[1] = PyObject_GetAttr(rates, r_tiers)) == NULL ||
+        (rate_objs[2] = PyObject_GetAttr(rates, r_multiplier)) == NULL)
+        goto done;
+    if (!PyTuple_CheckExact(rate_objs[1]) || !PyFloat_CheckExact(rate_objs[2]))
+        goto fallback;
+    /* Rates.for_input: the first tier whose threshold the input exceeds, else the base */
+    PyObject *chosen = rate_objs[0];
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(rate_objs[1]); i++) {
+        PyObject *tier = PyTuple_GET_ITEM(rate_objs[1], i);
+        if (!PyTuple_CheckExact(tier) || PyTuple_GET_SIZE(tier) != 2 ||
+            !PyLong_CheckExact(PyTuple_GET_ITEM(tier, 0)))
+            goto fallback;
+        int overflow = 0;
+        long long threshold = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(tier, 0), &overflow);
+        if (overflow)
+            goto fallback;
+        if (n[0] > threshold) {
+            chosen = PyTuple_GET_ITEM(tier, 1);
+            break;
+        }
+    }
+    if (rate_values(chosen, rate))
+        goto fallback;
+    for (Py_ssize_t i = 0; i < 6; i++)
+        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(prefixes, i)))
+            goto fallback;
+    /* pricing.compute_cost, operation for operation (volatile: no fused multiply-add, each step
+     * rounds as Python's does) */
+    m = PyFloat_AS_DOUBLE(rate_objs[2]) * 4294967296.0;
+    {
+        volatile double uncached = (double)(n[0] - n[2] - n[3]);
+        volatile double t_in = uncached * rate[0];
+        t_in = t_in + rate[4];
+        t_in = t_in * m + 0.5;
+        volatile double t_out = (double)n[1] * rate[1];
+        t_out = t_out * m + 0.5;
+        volatile double t_cr = (double)n[2] * rate[2];
+        t_cr = t_cr * m + 0.5;
+        volatile double t_cw = (double)n[3] * rate[3];
+        t_cw = t_cw * m + 0.5;
+        long long q[5] = {0, 0, 0, 0, 0};
+        if (quanta_of(t_in, &q[0]) || quanta_of(t_out, &q[1]) || quanta_of(t_cr, &q[2]) ||
+            quanta_of(t_cw, &q[3]))
+            goto fallback;
+        if (rate[0] > rate[2]) {
+            volatile double t_sv = (double)n[2] * (rate[0] - rate[2]);
+            t_sv = t_sv * m + 0.5;
+            if (quanta_of(t_sv, &q[4]))
+                goto fallback;
+        }
+        for (int i = 0; i < 5; i++)
+            if ((values[i] = PyLong_FromLongLong(q[i])) == NULL)
+                goto done;
+        if ((tokens = PyTuple_Pack(5, attrs[0], attrs[1], attrs[2], attrs[3], attrs[4])) == NULL ||
+            (attrs[5] = PyObject_GetAttr(call, c_user)) == NULL ||
+            (attrs[6] = PyObject_GetAttr(call, c_feature)) == NULL ||
+            (attrs[7] = PyObject_GetAttr(call, c_ttfc)) == NULL)
+            goto done;
+        PyObject *record_args[13] = {args[0], args[1],  args[2],  args[3], args[4], tokens,  Py_None,
+                                     attrs[5], attrs[6], args[6], args[7], attrs[7], args[8]};
+        PyObject *recorded = record_core(record_args, values);
+        if (recorded == NULL)
+            goto done;
+        Py_DECREF(recorded);
+        /* pipeline._cost_packer's layout: prefix, double, ... six times */
+        Py_ssize_t size = 6 * 8;
+        for (Py_ssize_t i = 0; i < 6; i++)
+            size += PyBytes_GET_SIZE(PyTuple_GET_ITEM(prefixes, i));
+        if ((result = PyBytes_FromStringAndSize(NULL, size)) == NULL)
+            goto done;
+        uint8_t *p = (uint8_t *)PyBytes_AS_STRING(result);
+        const double usd = 1.0 / 4294967296.0;
+        double amounts[6] = {(double)(q[0] + q[1] + q[2] + q[3]) * usd, (double)q[0] * usd,
+                             (double)q[1] * usd, (double)q[2] * usd, (double)q[3] * usd,
+                             (double)q[4] * usd};
+        for (Py_ssize_t i = 0; i < 6; i++) {
+            PyObject *prefix = PyTuple_GET_ITEM(prefixes, i);
+            memcpy(p, PyBytes_AS_STRING(prefix), (size_t)PyBytes_GET_SIZE(prefix));
+            p += PyBytes_GET_SIZE(prefix);
+            p = put_double(p, amounts[i]);
+        }
+    }
+    goto done;
+fallback:
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    for (int i = 0; i < 8; i++)
+        Py_XDECREF(attrs[i]);
+    for (int i = 0; i < 3; i++)
+        Py_XDECREF(rate_objs[i]);
+    for (int i = 0; i < 5; i++)
+        Py_XDECREF(values[i]);
+    Py_XDECREF(tokens);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"make_table", wirescan_make_table, METH_VARARGS,
      "make_table(keys, eval_name, wire_error, unsupported, decode_other) -> table"},
@@ -1852,6 +2049,8 @@ static PyMethodDef methods[] = {
      "split(data, table) -> (resources, span_count); raises wire_error when malformed"},
     {"record_call", (PyCFunction)(void (*)(void))wirescan_record_call, METH_FASTCALL,
      "record_call(context, stats, ...): metrics.Registry.record_call"},
+    {"priced_call", (PyCFunction)(void (*)(void))wirescan_priced_call, METH_FASTCALL,
+     "priced_call(context, stats, ...): Pipeline._call for a call priced from compiled rates"},
     {"observe", (PyCFunction)(void (*)(void))wirescan_observe, METH_FASTCALL,
      "observe(histogram, value, trace_id, timestamp): metrics.Histogram.observe"},
     {"assemble", (PyCFunction)(void (*)(void))wirescan_assemble, METH_FASTCALL,
@@ -1886,6 +2085,11 @@ PyInit__wirescan(void)
         {&a_cost_exemplar, "cost_exemplar"}, {&a_input, "input"},   {&a_output, "output"},
         {&a_cache_read, "cache_read"}, {&a_cache_write, "cache_write"}, {&empty_str, ""},
         {&a_stamps, "stamps"},       {&a_stamp, "stamp"},
+        {&c_input_tokens, "input_tokens"}, {&c_output_tokens, "output_tokens"},
+        {&c_cache_read_tokens, "cache_read_tokens"}, {&c_cache_write_tokens, "cache_write_tokens"},
+        {&c_reasoning_tokens, "reasoning_tokens"}, {&c_user, "user"}, {&c_feature, "feature"},
+        {&c_ttfc, "time_to_first_chunk"}, {&r_base, "base"}, {&r_tiers, "tiers"},
+        {&r_multiplier, "multiplier"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)

@@ -235,7 +235,7 @@ class Registry:
         self.accelerated = observe is not None
         self._observe = observe or Histogram.observe
 
-    def accelerated_record_call(self, record_call: Callable[..., None]) -> Callable[..., None]:
+    def accelerated_record_call(self, record_call: Callable[..., Any]) -> Callable[..., Any]:
         """`record_call` as the C extension runs it: the same arguments, the same effects."""
         context = (
             self.limiters[sc.LABEL_ERROR_TYPE],

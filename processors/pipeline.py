@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from functools import partial
 from typing import Final
 
 from genai_otel.instrumentation import semconv as sc
@@ -17,7 +18,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from .metrics import OTHER, STATUS_ERROR, STATUS_OK, Registry, SeriesStats
 from .normalise import UNKNOWN, GenAICall, InvalidReason, InvalidSpan, Normaliser, finite_number
-from .pricing import QUANTA_PER_USD, Cost, PriceBook, UnpricedReason, compute_cost
+from .pricing import QUANTA_PER_USD, Cost, PriceBook, Rates, UnpricedReason, compute_cost
 from .scan import RequestScanner, ResourceEntry, _accelerator
 from .wire import (
     STATUS_CODE_ERROR,
@@ -98,6 +99,10 @@ class Pipeline:
             if self.scanner.accelerated
             else registry.record_call
         )
+        # priced calls in one C step: cost, metrics, cost attributes (None: the Python path)
+        self._priced_call = (
+            registry.accelerated_record_call(_accelerator.priced_call) if self.scanner.accelerated else None
+        )
         fast = self.normaliser.accelerated() if self.scanner.accelerated else None
         self._normalise = fast or self.normaliser.normalise
         self._assemble = _accelerator.assemble if self.scanner.accelerated else _assemble
@@ -108,6 +113,7 @@ class Pipeline:
         # raw (service, provider, model, operation) -> capped labels and their SeriesStats
         self._series: dict[tuple[str, str, str, str], tuple[tuple[str, str, str, str], SeriesStats]] = {}
         self._cost_packers: dict[str, tuple[struct.Struct, bytes, bytes, bytes, bytes, bytes, bytes]] = {}
+        self._prefix_cache: dict[str, tuple[bytes, ...]] = {}
 
     def split(self, data: bytes) -> tuple[Scanned, int]:
         """(what `process` needs, span count); raises WireError for a malformed request."""
@@ -222,6 +228,51 @@ class Pipeline:
         if end_ns < start_ns or start_ns == 0:
             registry.count(registry.invalid, InvalidReason.NEGATIVE_DURATION)
             duration = None
+        cost: Cost | None = None
+        unpriced = ""
+        reported_quanta = -1
+        error = call.error
+        if call.reported_cost is not None:
+            reported_quanta = int(call.reported_cost * QUANTA_PER_USD + 0.5)
+        elif not call.has_usage:
+            if not error:  # a failed call without usage is not billed: nothing to price
+                unpriced = UnpricedReason.NO_USAGE
+        else:
+            rates = self.prices.rates(
+                call.provider, call.request_model, call.response_model, start_ns, call.service_tier
+            )
+            if type(rates) is str:
+                unpriced = rates
+            else:
+                assert isinstance(rates, Rates)
+                if self._priced_call is not None:  # cost, metrics and cost attributes in C
+                    added = self._priced_call(
+                        stats,
+                        labels[0],
+                        STATUS_ERROR if error else STATUS_OK,
+                        call.error_category if error else "",
+                        call,
+                        trace_id,
+                        duration,
+                        end_ns / 1e9,
+                        rates,
+                        self._prefixes(rates.table),
+                    )
+                    if added is not None:
+                        if call.already_enriched:
+                            return b""
+                        if call.missing_current_names:
+                            return b"".join(
+                                [added, *map(partial(self._current_name, call), call.missing_current_names)]
+                            )
+                        return added
+                cost = compute_cost(
+                    rates,
+                    call.input_tokens,
+                    call.output_tokens,
+                    call.cache_read_tokens,
+                    call.cache_write_tokens,
+                )
         tokens = (
             (
                 call.input_tokens,
@@ -233,29 +284,6 @@ class Pipeline:
             if call.has_usage
             else None
         )
-        cost: Cost | None = None
-        unpriced = ""
-        reported_quanta = -1
-        if call.reported_cost is not None:
-            reported_quanta = int(call.reported_cost * QUANTA_PER_USD + 0.5)
-        elif not call.has_usage:
-            if not call.error:  # a failed call without usage is not billed: nothing to price
-                unpriced = UnpricedReason.NO_USAGE
-        else:
-            rates = self.prices.rates(
-                call.provider, call.request_model, call.response_model, start_ns, call.service_tier
-            )
-            if type(rates) is str:
-                unpriced = rates
-            else:
-                cost = compute_cost(
-                    rates,  # type: ignore[arg-type]
-                    call.input_tokens,
-                    call.output_tokens,
-                    call.cache_read_tokens,
-                    call.cache_write_tokens,
-                )
-        error = call.error
         self._record_call(
             stats,
             labels[0],
@@ -278,12 +306,22 @@ class Pipeline:
             return b""
         return self._enrichment(call, cost, unpriced, reported_quanta)
 
+    def _packer(self, table: str) -> tuple[struct.Struct, bytes, bytes, bytes, bytes, bytes, bytes]:
+        packer = self._cost_packers.get(table)
+        if packer is None:
+            packer = self._cost_packers[table] = _cost_packer(table)
+        return packer
+
+    def _prefixes(self, table: str) -> tuple[bytes, ...]:
+        """The cost attributes' fixed bytes for `table`, as priced_call writes them."""
+        prefixes = self._prefix_cache.get(table)
+        if prefixes is None:
+            prefixes = self._prefix_cache[table] = self._packer(table)[1:]
+        return prefixes
+
     def _enrichment(self, call: GenAICall, cost: Cost | None, unpriced: str, reported_quanta: int) -> bytes:
         if cost is not None:
-            packer = self._cost_packers.get(cost.table)
-            if packer is None:
-                packer = self._cost_packers[cost.table] = _cost_packer(cost.table)
-            struct_, p0, p1, p2, p3, p4, p5 = packer
+            struct_, p0, p1, p2, p3, p4, p5 = self._packer(cost.table)
             usd = 1.0 / QUANTA_PER_USD
             added = struct_.pack(
                 p0,

@@ -469,3 +469,69 @@ def test_a_request_encoded_by_the_real_collector_is_priced() -> None:
     # a 2**-32 USD grid (so sums stay exact in floating point), hence the tolerance.
     assert abs(attributes["gen_ai.usage.cost.amount"] - (100 * 2.5 + 20 * 10) / 1e6) < 2**-32
     assert 'service="dbg"' in pipeline.registry.expose(openmetrics=True)
+
+
+_RATE = st.floats(0, 1e-3, allow_nan=False)
+_RATES = st.tuples(_RATE, _RATE, _RATE, _RATE, st.floats(0, 0.1, allow_nan=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tokens=st.lists(st.integers(0, 10**8), min_size=5, max_size=5),
+    base=_RATES,
+    tier=st.one_of(st.none(), st.tuples(st.integers(0, 10**6), _RATES)),
+    multiplier=st.floats(0.01, 2.0, allow_nan=False),
+    user=st.sampled_from(["", "u1"]),
+    error=st.booleans(),
+)
+def test_c_priced_call_matches_compute_cost_record_call_and_packing(  # noqa: PLR0917
+    tokens: list[int],
+    base: tuple[float, float, float, float, float],
+    tier: tuple[int, tuple[float, float, float, float, float]] | None,
+    multiplier: float,
+    user: str,
+    error: bool,
+) -> None:
+    """priced_call = compute_cost + Registry.record_call + the packed cost attributes, exactly."""
+    from genai_otel.processors.pricing import Rates, compute_cost
+
+    inp, out, cache_read, cache_write, reasoning = tokens
+    inp += cache_read + cache_write  # input includes cache tokens
+    rates = Rates(base, (tier,) if tier else (), "table t", multiplier)
+    call = GenAICall(
+        provider="openai", operation="chat", request_model="m", response_model="m",
+        input_tokens=inp, output_tokens=out, cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write, reasoning_tokens=reasoning, has_usage=True, error=error,
+        error_category="rate_limit" if error else "", user=user, feature="f",
+        time_to_first_chunk=0.5, service_tier="", reported_cost=None, reported_cost_source="",
+        already_enriched=False,
+    )  # fmt: skip
+    results = []
+    for accelerated in (True, False):
+        pipeline = Pipeline(make_pipeline().registry, PriceBook(), accelerated=True)
+        registry = pipeline.registry
+        stats = registry.stats(("s", "openai", "m", "chat"))
+        status, error_type = ("error", "rate_limit") if error else ("ok", "")
+        if accelerated:
+            record = registry.accelerated_record_call(scan_module._accelerator.priced_call)
+            added = record(
+                stats,
+                "s",
+                status,
+                error_type,
+                call,
+                b"t" * 16,
+                2.0,
+                9.0,
+                rates,
+                pipeline._prefixes("table t"),
+            )
+        else:
+            cost = compute_cost(rates, inp, out, cache_read, cache_write)
+            counts = (inp, out, cache_read, cache_write, reasoning)
+            registry.record_call(
+                stats, "s", status, error_type, counts, cost, user, "f", b"t" * 16, 2.0, 0.5, 9.0
+            )
+            added = pipeline._enrichment(call, cost, "", -1)
+        results.append((added, registry.expose(openmetrics=True)))
+    assert results[0] == results[1]
