@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--forever", action="store_true", help="run until SIGINT/SIGTERM")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s demo %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the summary
+    for client_logger in ("httpx", "httpx2"):  # one line per request drowns the summary
+        logging.getLogger(client_logger).setLevel(logging.WARNING)
     # the fake provider serves any model name; the SDK's model end-of-life notices are noise here
     warnings.filterwarnings("ignore", message="The model .* is deprecated", category=DeprecationWarning)
 
