@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_processor.py [--requests 200] [--spans 512]
     GENAI_OTEL_PURE_PYTHON=1 .venv/bin/python benchmarks/bench_processor.py  # the fallback
+    .venv/bin/python benchmarks/bench_processor.py --instructions  # callgrind, deterministic
 
 Starts the real processor (`genai-otel processor`, a child process) forwarding to an OTLP
 sink in this process, sends realistic ExportTraceServiceRequests over gRPC on 127.0.0.1
@@ -9,6 +10,10 @@ sink in this process, sends realistic ExportTraceServiceRequests over gRPC on 12
 models, instrumentations, users and features, some with errors or cache tokens), waits until
 the sink has every span, and reads the processor's own CPU time (utime + stime from /proc)
 and peak RSS (VmHWM). A second figure times the pipeline alone in this process.
+
+`--instructions` counts the pipeline's instructions per GenAI span under valgrind's callgrind
+instead (two runs of the pipeline alone, 4 and 24 requests after the warm-up; the difference
+over 20 requests), a figure a shared, noisy machine does not move.
 """
 
 from __future__ import annotations
@@ -203,7 +208,7 @@ async def end_to_end(payloads: list[bytes], genai_per_request: int, requests: in
         await server.stop(0)
 
 
-def pipeline_only(payloads: list[bytes], genai_per_request: int, requests: int) -> None:
+def pipeline_only(payloads: list[bytes], genai_per_request: int, requests: int, memory: bool = True) -> None:
     import tracemalloc
 
     from genai_otel.processors.config import load_config
@@ -219,6 +224,8 @@ def pipeline_only(payloads: list[bytes], genai_per_request: int, requests: int) 
         blocks, _ = pipeline.split(payload)
         pipeline.process(payload, blocks)
     cpu = time.process_time() - started
+    if not memory:
+        return
     tracemalloc.start()
     for payload in payloads:
         pipeline.process(payload, pipeline.split(payload)[0])
@@ -228,14 +235,44 @@ def pipeline_only(payloads: list[bytes], genai_per_request: int, requests: int) 
           f" peak traced allocation per request {peak / len(payloads) / 1024:.0f} KiB")  # fmt: skip
 
 
+def _callgrind_instructions(requests: int) -> int:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "callgrind.out"
+        subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
+             "--pipeline-only", "--requests", str(requests)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        for line in out.read_text().splitlines():
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1])
+    raise RuntimeError("callgrind wrote no totals")
+
+
+def instructions(genai_per_request: int) -> None:
+    counts = {n: _callgrind_instructions(n) for n in (4, 24)}
+    per_span = (counts[24] - counts[4]) / (20 * genai_per_request)
+    print(f"pipeline instructions per GenAI span (callgrind, 20 requests): {per_span:,.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--spans", type=int, default=512)
+    parser.add_argument("--instructions", action="store_true", help="callgrind instruction counts")
+    parser.add_argument("--pipeline-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     rng = random.Random(7)
     payloads = [build_request(rng, args.spans) for _ in range(8)]
     genai_per_request = args.spans - args.spans // 4
+    if args.pipeline_only:
+        pipeline_only(payloads, genai_per_request, args.requests, memory=False)
+        return
+    if args.instructions:
+        instructions(genai_per_request)
+        return
     from genai_otel.processors.scan import PURE_PYTHON_ENV, use_accelerated
 
     walk = "C extension _wirescan" if use_accelerated() else f"pure Python ({PURE_PYTHON_ENV} or not built)"

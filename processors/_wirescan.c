@@ -1602,6 +1602,34 @@ add_to_list(PyObject *list, Py_ssize_t index, PyObject *amount)
     return PyList_SetItem(list, index, sum);
 }
 
+/* LabelLimiter.__call__(value): an admitted value of an allowed label is itself; anything else
+ * (a new value to admit, an overflow, a disallowed label) is the Python method's. New reference. */
+static PyObject *a_allowed, *a_admitted;
+
+static PyObject *
+limit(PyObject *limiter, PyObject *value)
+{
+    PyObject *allowed = PyObject_GetAttr(limiter, a_allowed);
+    if (allowed == NULL)
+        return NULL;
+    int fast = allowed == Py_True;
+    Py_DECREF(allowed);
+    if (fast) {
+        PyObject *admitted = PyObject_GetAttr(limiter, a_admitted);
+        if (admitted == NULL)
+            return NULL;
+        int rc = PySet_CheckExact(admitted) ? PySet_Contains(admitted, value) : 0;
+        Py_DECREF(admitted);
+        if (rc < 0)
+            return NULL;
+        if (rc) {
+            Py_INCREF(value);
+            return value;
+        }
+    }
+    return PyObject_CallOneArg(limiter, value);
+}
+
 /* SeriesStats: stamp series `index` created when it is not yet and `value` is non-zero. */
 static int
 stamp_when_nonzero(PyObject *stats, PyObject *stamps, Py_ssize_t index, PyObject *value)
@@ -1682,7 +1710,7 @@ record_core(PyObject *const *args, PyObject *const *cost)
     if (rc < 0)
         goto done;
     if (rc)
-        label = PyObject_CallOneArg(PyTuple_GET_ITEM(ctx, R_ERROR_LIMITER), error_type);
+        label = limit(PyTuple_GET_ITEM(ctx, R_ERROR_LIMITER), error_type);
     else {
         label = empty_str;
         Py_INCREF(label);
@@ -1811,7 +1839,7 @@ record_core(PyObject *const *args, PyObject *const *cost)
                 continue;
             Py_CLEAR(label);
             Py_CLEAR(key);
-            if ((label = PyObject_CallOneArg(PyTuple_GET_ITEM(ctx, limiters[i]), who[i])) == NULL ||
+            if ((label = limit(PyTuple_GET_ITEM(ctx, limiters[i]), who[i])) == NULL ||
                 (key = PyTuple_Pack(2, service_label, label)) == NULL ||
                 add_to_item(PyTuple_GET_ITEM(ctx, tables[i]), key, total) < 0)
                 goto done;
@@ -1920,14 +1948,8 @@ quanta_of(double rounded, long long *out)
 }
 
 static PyObject *
-wirescan_priced_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+priced_core(PyObject *const *args)
 {
-    (void)module;
-    if (nargs != 11 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != R_CONTEXT_SIZE ||
-        !PyTuple_CheckExact(args[10]) || PyTuple_GET_SIZE(args[10]) != 6) {
-        PyErr_SetString(PyExc_TypeError, "priced_call(context, stats, ... 10 arguments)");
-        return NULL;
-    }
     PyObject *call = args[5], *rates = args[9], *prefixes = args[10];
     PyObject *attrs[8] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     PyObject *rate_objs[3] = {NULL, NULL, NULL};
@@ -2042,6 +2064,167 @@ done:
     return result;
 }
 
+static PyObject *
+wirescan_priced_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 11 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != R_CONTEXT_SIZE ||
+        !PyTuple_CheckExact(args[10]) || PyTuple_GET_SIZE(args[10]) != 6) {
+        PyErr_SetString(PyExc_TypeError, "priced_call(context, stats, ... 10 arguments)");
+        return NULL;
+    }
+    return priced_core(args);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * fast_call(context, call, service, facts) -> bytes | None
+ *
+ * Pipeline._call when everything it needs was seen before: the series of (service, provider,
+ * model, operation) in the pipeline's cache, the call's compiled Rates in the price book's
+ * caches, the cost attributes' prefixes for that table; a call with usage, no reported cost and
+ * a valid duration. Then priced_call, and b"" for a span already enriched. None, with nothing
+ * recorded, otherwise: Pipeline._call does it (and fills the caches).
+ * context: (record_call context, series cache, resolved cache, prefix cache, Rates, unknown).
+ */
+enum { F_RECORD, F_SERIES, F_RESOLVED, F_PREFIXES, F_RATES_TYPE, F_UNKNOWN, F_CONTEXT_SIZE };
+static PyObject *g_provider, *g_operation, *g_request_model, *g_response_model, *g_error,
+    *g_error_category, *g_has_usage, *g_reported_cost, *g_service_tier, *g_already_enriched,
+    *g_time_of_day, *g_rates, *g_table, *s_ok, *s_error, *ns_minute, *ns_day;
+
+static PyObject *
+wirescan_fast_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != F_CONTEXT_SIZE ||
+        !PyTuple_CheckExact(args[3]) || PyTuple_GET_SIZE(args[3]) != 4) {
+        PyErr_SetString(PyExc_TypeError, "fast_call(context, call, service, facts)");
+        return NULL;
+    }
+    PyObject *ctx = args[0], *call = args[1], *service = args[2], *facts = args[3];
+    PyObject *g[10] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    PyObject *names[10] = {g_provider, g_operation, g_request_model, g_response_model, g_error,
+                           g_error_category, g_has_usage, g_reported_cost, g_service_tier,
+                           g_already_enriched};
+    PyObject *raw = NULL, *key = NULL, *bucket = NULL, *resolved_rates = NULL, *time_of_day = NULL;
+    PyObject *table = NULL, *duration = NULL, *end_s = NULL, *result = NULL;
+    for (int i = 0; i < 10; i++)
+        if ((g[i] = PyObject_GetAttr(call, names[i])) == NULL)
+            goto done;
+    PyObject *provider = g[0], *operation = g[1], *request_model = g[2], *response_model = g[3];
+    if (g[6] != Py_True || g[7] != Py_None || !PyUnicode_CheckExact(request_model) ||
+        !PyUnicode_CheckExact(response_model) || !PyUnicode_CheckExact(provider) ||
+        !PyUnicode_CheckExact(g[8]))
+        goto fallback;
+    PyObject *trace_id = PyTuple_GET_ITEM(facts, 0);
+    PyObject *start_obj = PyTuple_GET_ITEM(facts, 1), *end_obj = PyTuple_GET_ITEM(facts, 2);
+    if (!PyLong_CheckExact(start_obj) || !PyLong_CheckExact(end_obj))
+        goto fallback;
+    int overflow = 0;
+    long long start_ns = PyLong_AsLongLongAndOverflow(start_obj, &overflow);
+    if (overflow)
+        goto fallback;
+    long long end_ns = PyLong_AsLongLongAndOverflow(end_obj, &overflow);
+    if (overflow || end_ns < start_ns || start_ns == 0)
+        goto fallback;
+    /* the series: raw labels -> (labels, stats) */
+    PyObject *model = PyUnicode_GET_LENGTH(request_model)    ? request_model
+                      : PyUnicode_GET_LENGTH(response_model) ? response_model
+                                                             : PyTuple_GET_ITEM(ctx, F_UNKNOWN);
+    if ((raw = PyTuple_Pack(4, service, provider, model, operation)) == NULL)
+        goto done;
+    PyObject *series = PyDict_GetItemWithError(PyTuple_GET_ITEM(ctx, F_SERIES), raw);
+    if (series == NULL) {
+        if (PyErr_Occurred())
+            goto done;
+        goto fallback;
+    }
+    if (!PyTuple_CheckExact(series) || PyTuple_GET_SIZE(series) != 2 ||
+        !PyTuple_CheckExact(PyTuple_GET_ITEM(series, 0)) || PyTuple_GET_SIZE(PyTuple_GET_ITEM(series, 0)) != 4)
+        goto fallback;
+    /* the rates: PriceBook.rates on its cache hits */
+    if ((key = PyTuple_Pack(3, provider, request_model, response_model)) == NULL)
+        goto done;
+    PyObject *resolved = PyDict_GetItemWithError(PyTuple_GET_ITEM(ctx, F_RESOLVED), key);
+    if (resolved == NULL) {
+        if (PyErr_Occurred())
+            goto done;
+        goto fallback;
+    }
+    if (PyUnicode_Check(resolved))
+        goto fallback;
+    if ((time_of_day = PyObject_GetAttr(resolved, g_time_of_day)) == NULL ||
+        (resolved_rates = PyObject_GetAttr(resolved, g_rates)) == NULL)
+        goto done;
+    if (!PyDict_CheckExact(resolved_rates))
+        goto fallback;
+    int by_minute = PyObject_IsTrue(time_of_day);
+    if (by_minute < 0)
+        goto done;
+    if ((bucket = PyNumber_FloorDivide(start_obj, by_minute ? ns_minute : ns_day)) == NULL)
+        goto done;
+    Py_SETREF(key, PyTuple_Pack(2, bucket, g[8]));
+    if (key == NULL)
+        goto done;
+    PyObject *rates = PyDict_GetItemWithError(resolved_rates, key);
+    if (rates == NULL) {
+        if (PyErr_Occurred())
+            goto done;
+        goto fallback;
+    }
+    if ((PyObject *)Py_TYPE(rates) != PyTuple_GET_ITEM(ctx, F_RATES_TYPE))
+        goto fallback;
+    if ((table = PyObject_GetAttr(rates, g_table)) == NULL)
+        goto done;
+    PyObject *prefixes = PyDict_GetItemWithError(PyTuple_GET_ITEM(ctx, F_PREFIXES), table);
+    if (prefixes == NULL) {
+        if (PyErr_Occurred())
+            goto done;
+        goto fallback;
+    }
+    if (!PyTuple_CheckExact(prefixes) || PyTuple_GET_SIZE(prefixes) != 6)
+        goto fallback;
+    int error = PyObject_IsTrue(g[4]);
+    if (error < 0)
+        goto done;
+    if ((duration = PyFloat_FromDouble((double)(end_ns - start_ns) / 1e9)) == NULL)
+        goto done;
+    double end_d = PyLong_AsDouble(end_obj);
+    if (end_d == -1.0 && PyErr_Occurred())
+        goto done;
+    if ((end_s = PyFloat_FromDouble(end_d / 1e9)) == NULL)
+        goto done;
+    PyObject *priced_args[11] = {PyTuple_GET_ITEM(ctx, F_RECORD),
+                                 PyTuple_GET_ITEM(series, 1),
+                                 PyTuple_GET_ITEM(PyTuple_GET_ITEM(series, 0), 0),
+                                 error ? s_error : s_ok,
+                                 error ? g[5] : empty_str,
+                                 call,
+                                 trace_id,
+                                 duration,
+                                 end_s,
+                                 rates,
+                                 prefixes};
+    result = priced_core(priced_args);
+    if (result != NULL && result != Py_None && g[9] == Py_True)
+        Py_SETREF(result, PyBytes_FromStringAndSize(NULL, 0));
+    goto done;
+fallback:
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    for (int i = 0; i < 10; i++)
+        Py_XDECREF(g[i]);
+    Py_XDECREF(raw);
+    Py_XDECREF(key);
+    Py_XDECREF(bucket);
+    Py_XDECREF(resolved_rates);
+    Py_XDECREF(time_of_day);
+    Py_XDECREF(table);
+    Py_XDECREF(duration);
+    Py_XDECREF(end_s);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"make_table", wirescan_make_table, METH_VARARGS,
      "make_table(keys, eval_name, wire_error, unsupported, decode_other) -> table"},
@@ -2049,6 +2232,8 @@ static PyMethodDef methods[] = {
      "split(data, table) -> (resources, span_count); raises wire_error when malformed"},
     {"record_call", (PyCFunction)(void (*)(void))wirescan_record_call, METH_FASTCALL,
      "record_call(context, stats, ...): metrics.Registry.record_call"},
+    {"fast_call", (PyCFunction)(void (*)(void))wirescan_fast_call, METH_FASTCALL,
+     "fast_call(context, call, service, facts) -> bytes | None: Pipeline._call on cache hits"},
     {"priced_call", (PyCFunction)(void (*)(void))wirescan_priced_call, METH_FASTCALL,
      "priced_call(context, stats, ...): Pipeline._call for a call priced from compiled rates"},
     {"observe", (PyCFunction)(void (*)(void))wirescan_observe, METH_FASTCALL,
@@ -2089,12 +2274,19 @@ PyInit__wirescan(void)
         {&c_cache_read_tokens, "cache_read_tokens"}, {&c_cache_write_tokens, "cache_write_tokens"},
         {&c_reasoning_tokens, "reasoning_tokens"}, {&c_user, "user"}, {&c_feature, "feature"},
         {&c_ttfc, "time_to_first_chunk"}, {&r_base, "base"}, {&r_tiers, "tiers"},
-        {&r_multiplier, "multiplier"},
+        {&r_multiplier, "multiplier"}, {&a_allowed, "allowed"}, {&a_admitted, "admitted"},
+        {&g_provider, "provider"}, {&g_operation, "operation"}, {&g_request_model, "request_model"},
+        {&g_response_model, "response_model"}, {&g_error, "error"}, {&g_error_category, "error_category"},
+        {&g_has_usage, "has_usage"}, {&g_reported_cost, "reported_cost"}, {&g_service_tier, "service_tier"},
+        {&g_already_enriched, "already_enriched"}, {&g_time_of_day, "time_of_day"}, {&g_rates, "rates"},
+        {&g_table, "table"}, {&s_ok, "ok"}, {&s_error, "error"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
             return NULL;
-    if ((zero = PyLong_FromLong(0)) == NULL || (zero_float = PyFloat_FromDouble(0.0)) == NULL)
+    if ((zero = PyLong_FromLong(0)) == NULL || (zero_float = PyFloat_FromDouble(0.0)) == NULL ||
+        (ns_minute = PyLong_FromLongLong(60LL * 1000000000LL)) == NULL ||
+        (ns_day = PyLong_FromLongLong(86400LL * 1000000000LL)) == NULL)
         return NULL;
     return PyModule_Create(&module_def);
 }

@@ -235,9 +235,9 @@ class Registry:
         self.accelerated = observe is not None
         self._observe = observe or Histogram.observe
 
-    def accelerated_record_call(self, record_call: Callable[..., Any]) -> Callable[..., Any]:
-        """`record_call` as the C extension runs it: the same arguments, the same effects."""
-        context = (
+    def record_context(self) -> tuple[object, ...]:
+        """What the C extension's recording functions need from this registry."""
+        return (
             self.limiters[sc.LABEL_ERROR_TYPE],
             self.limiters[sc.LABEL_USER],
             self.limiters[sc.LABEL_FEATURE],
@@ -251,7 +251,10 @@ class Registry:
             self.user_cost,
             self.feature_cost,
         )
-        return functools.partial(record_call, context)
+
+    def accelerated_record_call(self, record_call: Callable[..., Any]) -> Callable[..., Any]:
+        """`record_call` as the C extension runs it: the same arguments, the same effects."""
+        return functools.partial(record_call, self.record_context())
 
     # -- recording ---------------------------------------------------------------------
     def histogram(self, bounds: tuple[float, ...], exemplars: bool) -> Histogram:

@@ -114,6 +114,22 @@ class Pipeline:
         self._series: dict[tuple[str, str, str, str], tuple[tuple[str, str, str, str], SeriesStats]] = {}
         self._cost_packers: dict[str, tuple[struct.Struct, bytes, bytes, bytes, bytes, bytes, bytes]] = {}
         self._prefix_cache: dict[str, tuple[bytes, ...]] = {}
+        # Pipeline._call in C when the series, rates and prefixes are all cached (None: off)
+        self._fast_call = (
+            partial(
+                _accelerator.fast_call,
+                (
+                    registry.record_context(),
+                    self._series,
+                    prices.resolved_cache,
+                    self._prefix_cache,
+                    Rates,
+                    UNKNOWN,
+                ),
+            )
+            if self.scanner.accelerated
+            else None
+        )
 
     def split(self, data: bytes) -> tuple[Scanned, int]:
         """(what `process` needs, span count); raises WireError for a malformed request."""
@@ -129,6 +145,8 @@ class Pipeline:
         genai = other = examined = 0
         additions: dict[int, bytes] = {}
         resources, span_count = scanned
+        fast_call = self._fast_call
+        normalise = self._normalise
         for _, _, _, resource, scopes in resources:
             service = UNKNOWN_SERVICE
             if resource is not None:
@@ -140,6 +158,41 @@ class Pipeline:
             for _, _, _, scope_name, spans in scopes:
                 for field_start, start, end, found, facts, mentions_evaluation in spans:
                     examined += 1
+                    if fast_call is not None and found and facts is not None and not mentions_evaluation:
+                        # the common GenAI span, as _span and _call handle it, without their frames
+                        try:
+                            call = normalise(found, scope_name, facts[3] == STATUS_CODE_ERROR)
+                            if call is None:
+                                other += 1
+                                continue
+                        except InvalidSpan as exc:
+                            registry.count(registry.invalid, exc.reason)
+                            genai += 1
+                            continue
+                        except Exception:  # never let one span take the request down
+                            logger.debug("span processing failed", exc_info=True)
+                            registry.count(registry.invalid, InvalidReason.MALFORMED_SPAN)
+                            genai += 1
+                            continue
+                        genai += 1
+                        try:
+                            added = fast_call(call, service, facts)
+                            if added is None:
+                                added = self._call(call, service, *facts[:3])
+                            elif added and call.missing_current_names:
+                                added = b"".join(
+                                    [
+                                        added,
+                                        *map(partial(self._current_name, call), call.missing_current_names),
+                                    ]
+                                )
+                        except Exception:  # never let one span take the request down
+                            logger.debug("span processing failed", exc_info=True)
+                            registry.count(registry.invalid, InvalidReason.MALFORMED_SPAN)
+                            continue
+                        if added:
+                            additions[field_start] = added
+                        continue
                     if found is None:  # the C walk left this span to the Python scanner
                         attrs = scan(data, start, end)
                         has_evaluation = find(EVALUATION_EVENT, start, end) >= 0
@@ -197,7 +250,13 @@ class Pipeline:
                 return b"", True
         added = b""
         if call is not None:
-            added = self._call(call, service, trace_id, start_ns, end_ns)
+            fast = self._fast_call(call, service, facts) if self._fast_call is not None else None
+            if fast is None:
+                added = self._call(call, service, trace_id, start_ns, end_ns)
+            elif fast and call.missing_current_names:
+                added = b"".join([fast, *map(partial(self._current_name, call), call.missing_current_names)])
+            else:
+                added = fast
         if has_evaluation:
             self._scores(
                 data=data,

@@ -352,6 +352,11 @@ class PriceBook:
         return _rates_from_model_price(model.get_prices(moment, context), PRICE_TABLE_VERSION, multiplier)
 
     # -- the hot path ------------------------------------------------------------------
+    @property
+    def resolved_cache(self) -> dict[tuple[str, str, str], _Resolved | str]:
+        """(provider, request model, response model) -> resolution; the C fast path reads it."""
+        return self._resolved
+
     def rates(
         self, provider_label: str, request_model: str, response_model: str, start_ns: int, tier: str
     ) -> Rates | str:
