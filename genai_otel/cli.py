@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "stack": ("genai_otel.stack.cli", "build, start, stop and inspect the local observability stack"),
     "demo": ("genai_otel.demo.run", "run the local stack with demo traffic flowing through it"),
     "generate": ("genai_otel.generate", "regenerate rules, alerts and dashboards from their sources"),
+    "report": ("genai_otel.report.cli", "cost report from Prometheus, with cheaper-model suggestions"),
     "calibrate": ("genai_otel.quality.cli", "agreement and Cohen's kappa of judge scores vs human labels"),
 }
 
