@@ -113,6 +113,10 @@ class Judge:
         with self._lock:
             return self._rng.random() < self.sample_rate
 
+    def _count(self, outcome: str) -> None:
+        with self._lock:
+            setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+
     def _messages(self, question: str, answer: str) -> list[dict[str, str]]:
         system = (
             "You are a strict evaluator. Score the answer to the question from 0 (useless) to 10 "
@@ -146,17 +150,17 @@ class Judge:
     ) -> float | None:
         """Judges one answer (if sampled) and records the score; returns it, or None if none was recorded."""
         if not self._sampled():
-            self.stats.not_sampled += 1
+            self._count("not_sampled")
             return None
         try:
             reply = self._ask(question, answer)
         except Exception as error:  # the judge must never break the application
-            self.stats.failed += 1
+            self._count("failed")
             logger.debug("judge call to %s failed: %s", self.model, type(error).__name__)
             return None
         value = parse_score(reply)
         if value is None:
-            self.stats.unparseable += 1
+            self._count("unparseable")
             logger.debug("judge %s gave no 0-10 score; skipped", self.model)
             return None
         try:
@@ -170,8 +174,8 @@ class Judge:
                 tracer_provider=self.tracer_provider,
             )
         except Exception as error:  # telemetry never changes behaviour
-            self.stats.failed += 1
+            self._count("failed")
             logger.debug("recording the judge score failed: %s", type(error).__name__)
             return None
-        self.stats.recorded += 1
+        self._count("recorded")
         return value
