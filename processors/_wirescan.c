@@ -2225,7 +2225,107 @@ done:
     return result;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * with_current_names(context, added, call) -> bytes | None
+ *
+ * `added` followed by Pipeline._current_name(call, key) for each of call.missing_current_names,
+ * when every one is the provider (its encoded attribute already in the pipeline's cache) or the
+ * input or output token count; None otherwise (the Python method then does it).
+ * context: (provider key, provider cache, input key, input headers, output key, output headers),
+ * the headers being wire.IntAttributeEncoder.headers.
+ */
+static PyObject *g_missing_current_names;
+
+static int
+append_int_attribute(PyObject *headers, PyObject *value, uint8_t *out, Py_ssize_t *len)
+{
+    if (!PyList_CheckExact(headers) || PyList_GET_SIZE(headers) != 11 || !PyLong_CheckExact(value))
+        return 1;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || v < 0)
+        return 1;
+    uint8_t varint[10];
+    Py_ssize_t size = put_varint(varint, (uint64_t)v);
+    PyObject *header = PyList_GET_ITEM(headers, size);
+    if (!PyBytes_CheckExact(header) || PyBytes_GET_SIZE(header) > 200)
+        return 1;
+    memcpy(out + *len, PyBytes_AS_STRING(header), (size_t)PyBytes_GET_SIZE(header));
+    *len += PyBytes_GET_SIZE(header);
+    out[(*len)++] = 0x18;
+    memcpy(out + *len, varint, (size_t)size);
+    *len += size;
+    return 0;
+}
+
+static PyObject *
+wirescan_with_current_names(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != 6 ||
+        !PyBytes_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "with_current_names(context, added, call)");
+        return NULL;
+    }
+    PyObject *ctx = args[0], *added = args[1], *call = args[2];
+    PyObject *names = NULL, *provider = NULL, *tokens = NULL, *result = NULL;
+    uint8_t *buffer = NULL;
+    if ((names = PyObject_GetAttr(call, g_missing_current_names)) == NULL)
+        goto done;
+    if (!PyTuple_CheckExact(names) || PyTuple_GET_SIZE(names) > 8)
+        goto fallback;
+    Py_ssize_t room = PyBytes_GET_SIZE(added);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++)
+        room += 256 + 1 + 10;
+    PyObject *cached = NULL;
+    if ((buffer = PyMem_Malloc((size_t)room)) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(buffer, PyBytes_AS_STRING(added), (size_t)PyBytes_GET_SIZE(added));
+    Py_ssize_t len = PyBytes_GET_SIZE(added);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        PyObject *key = PyTuple_GET_ITEM(names, i);
+        if (key == PyTuple_GET_ITEM(ctx, 0)) {
+            if (provider == NULL && (provider = PyObject_GetAttr(call, g_provider)) == NULL)
+                goto done;
+            cached = PyDict_GetItemWithError(PyTuple_GET_ITEM(ctx, 1), provider);
+            if (cached == NULL) {
+                if (PyErr_Occurred())
+                    goto done;
+                goto fallback;
+            }
+            if (!PyBytes_CheckExact(cached) || PyBytes_GET_SIZE(cached) > 256)
+                goto fallback;
+            memcpy(buffer + len, PyBytes_AS_STRING(cached), (size_t)PyBytes_GET_SIZE(cached));
+            len += PyBytes_GET_SIZE(cached);
+            continue;
+        }
+        int which = key == PyTuple_GET_ITEM(ctx, 2) ? 3 : key == PyTuple_GET_ITEM(ctx, 4) ? 5 : 0;
+        if (!which)
+            goto fallback;
+        Py_CLEAR(tokens);
+        if ((tokens = PyObject_GetAttr(call, which == 3 ? c_input_tokens : c_output_tokens)) == NULL)
+            goto done;
+        if (append_int_attribute(PyTuple_GET_ITEM(ctx, which), tokens, buffer, &len))
+            goto fallback;
+    }
+    result = PyBytes_FromStringAndSize((const char *)buffer, len);
+    goto done;
+fallback:
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyMem_Free(buffer);
+    Py_XDECREF(names);
+    Py_XDECREF(provider);
+    Py_XDECREF(tokens);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"with_current_names", (PyCFunction)(void (*)(void))wirescan_with_current_names, METH_FASTCALL,
+     "with_current_names(context, added, call) -> bytes | None: added + the current names"},
     {"make_table", wirescan_make_table, METH_VARARGS,
      "make_table(keys, eval_name, wire_error, unsupported, decode_other) -> table"},
     {"split", (PyCFunction)(void (*)(void))wirescan_split, METH_FASTCALL,
@@ -2280,6 +2380,7 @@ PyInit__wirescan(void)
         {&g_has_usage, "has_usage"}, {&g_reported_cost, "reported_cost"}, {&g_service_tier, "service_tier"},
         {&g_already_enriched, "already_enriched"}, {&g_time_of_day, "time_of_day"}, {&g_rates, "rates"},
         {&g_table, "table"}, {&s_ok, "ok"}, {&s_error, "error"},
+        {&g_missing_current_names, "missing_current_names"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)

@@ -130,6 +130,22 @@ class Pipeline:
             if self.scanner.accelerated
             else None
         )
+        # the current names a span lacked, appended in C when all are simple (None: off)
+        self._with_current_names = (
+            partial(
+                _accelerator.with_current_names,
+                (
+                    sc.GEN_AI_PROVIDER_NAME,
+                    self._provider_attr,
+                    sc.GEN_AI_USAGE_INPUT_TOKENS,
+                    _INPUT_TOKENS.headers,
+                    sc.GEN_AI_USAGE_OUTPUT_TOKENS,
+                    _OUTPUT_TOKENS.headers,
+                ),
+            )
+            if self.scanner.accelerated
+            else None
+        )
 
     def split(self, data: bytes) -> tuple[Scanned, int]:
         """(what `process` needs, span count); raises WireError for a malformed request."""
@@ -146,6 +162,7 @@ class Pipeline:
         additions: dict[int, bytes] = {}
         resources, span_count = scanned
         fast_call = self._fast_call
+        with_current_names = self._with_current_names
         normalise = self._normalise
         for _, _, _, resource, scopes in resources:
             service = UNKNOWN_SERVICE
@@ -180,7 +197,8 @@ class Pipeline:
                             if added is None:
                                 added = self._call(call, service, *facts[:3])
                             elif added and call.missing_current_names:
-                                added = b"".join(
+                                named = with_current_names(added, call) if with_current_names else None
+                                added = named or b"".join(
                                     [
                                         added,
                                         *map(partial(self._current_name, call), call.missing_current_names),
