@@ -5,9 +5,18 @@
 
 `genai_otel.processors._wirescan` is an optional C extension (CPython C API only): where no
 compiler is available the install still succeeds and the processor uses its pure-Python walk.
+The build stamps the extension with a digest of its source, which the processor compares with the
+`_wirescan.c` it ships beside, so a stale build (an editable install after a pull) is never used.
 """
 
+import hashlib
+from pathlib import Path
+
 from setuptools import Extension, find_packages, setup
+
+WIRESCAN_SOURCE = Path(__file__).parent / "processors" / "_wirescan.c"
+# Same digest as genai_otel.processors.scan.source_digest().
+WIRESCAN_DIGEST = hashlib.sha256(WIRESCAN_SOURCE.read_bytes()).hexdigest()[:16]
 
 MAPPED = {"genai_otel.instrumentation": "instrumentation", "genai_otel.processors": "processors"}
 
@@ -24,6 +33,7 @@ setup(
             "genai_otel.processors._wirescan",
             ["processors/_wirescan.c"],
             extra_compile_args=["-O2"],
+            define_macros=[("WIRESCAN_SOURCE_DIGEST", f'"{WIRESCAN_DIGEST}"')],
             optional=True,
         )
     ],

@@ -18,8 +18,10 @@ to a non-empty value other than ``0``; both raise `WireError` for the same malfo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from pathlib import Path
 from typing import Any, Final
 
 from .wire import UNSUPPORTED, KeyScanner, WireError, decode_any_value, split_request
@@ -32,11 +34,43 @@ SpanEntry = tuple[int, int, int, "dict[str, object] | None", "tuple[bytes, int, 
 ScopeEntry = tuple[int, int, int, str, list[SpanEntry]]
 ResourceEntry = tuple[int, int, int, "tuple[int, int] | None", list[ScopeEntry]]
 
+WIRESCAN_SOURCE: Final = Path(__file__).with_name("_wirescan.c")
+
+
+def source_digest(source: Path = WIRESCAN_SOURCE) -> str | None:
+    """The digest setup.py stamps into the extension; None where the source is not shipped."""
+    try:
+        return hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def _matching_build(module: Any, expected: str | None) -> Any:
+    """`module` when it was built from the `_wirescan.c` beside it, else None (with a warning).
+
+    An editable install does not recompile after `git pull`: running C code from an older source
+    against newer Python would fail or, worse, count differently. The pure-Python path gives the
+    same results, so a stale build is simply not used.
+    """
+    built = getattr(module, "SOURCE_DIGEST", None)
+    if expected is not None and built != expected:
+        logger.warning(
+            "the compiled _wirescan (source digest %s) is stale against _wirescan.c (%s): "
+            "using the pure-Python walk; reinstall genai-otel to rebuild it",
+            built,
+            expected,
+        )
+        return None
+    return module
+
+
 _accelerator: Any
 try:
     from . import _wirescan as _accelerator  # type: ignore[attr-defined, no-redef]
 except ImportError:  # no compiler when installed: the pure-Python walk, same results
     _accelerator = None
+else:
+    _accelerator = _matching_build(_accelerator, source_digest())
 
 
 def accelerated_available() -> bool:

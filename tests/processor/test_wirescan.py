@@ -535,3 +535,26 @@ def test_c_priced_call_matches_compute_cost_record_call_and_packing(  # noqa: PL
             added = pipeline._enrichment(call, cost, "", -1)
         results.append((added, registry.expose(openmetrics=True)))
     assert results[0] == results[1]
+
+
+def test_a_stale_build_of_the_extension_is_not_used(caplog: pytest.LogCaptureFixture) -> None:
+    class Build:
+        SOURCE_DIGEST = "0123456789abcdef"
+
+    current = scan_module.source_digest()
+    assert current is not None and len(current) == 16
+    assert scan_module._matching_build(Build, "0123456789abcdef") is Build
+    assert scan_module._matching_build(Build, None) is Build  # source not shipped: trust the build
+    with caplog.at_level("WARNING", logger=scan_module.__name__):
+        assert scan_module._matching_build(Build, current) is None
+    assert "stale" in caplog.text and "reinstall genai-otel" in caplog.text
+
+
+def test_the_installed_extension_was_built_from_the_shipped_source() -> None:
+    if not scan_module.accelerated_available():
+        if os.environ.get("CI") == "true":  # CI machines have a compiler: the build must work
+            pytest.fail("the _wirescan extension is not built (or is stale) in CI")
+        pytest.skip("the _wirescan extension is not built here")
+    from genai_otel.processors import _wirescan
+
+    assert scan_module.source_digest() == _wirescan.SOURCE_DIGEST
