@@ -278,6 +278,21 @@ LABEL_FEATURE: Final = "feature"  # bounded top-N, the rest "other"
 LABEL_EVALUATION: Final = "evaluation"  # gen_ai.evaluation.name
 LABEL_REASON: Final = "reason"
 OTHER_LABEL_VALUE: Final = "other"
+# Every label key a derived metric may carry (the processor's allow-list draws from these).
+METRIC_LABEL_KEYS: Final = (
+    LABEL_SERVICE,
+    LABEL_PROVIDER,
+    LABEL_MODEL,
+    LABEL_OPERATION,
+    LABEL_STATUS,
+    LABEL_ERROR_TYPE,
+    LABEL_TOKEN_TYPE,
+    LABEL_COST_TYPE,
+    LABEL_USER,
+    LABEL_FEATURE,
+    LABEL_EVALUATION,
+    LABEL_REASON,
+)
 
 
 class TokenType(StrEnum):

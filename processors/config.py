@@ -19,20 +19,7 @@ from genai_otel.instrumentation import semconv as sc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX: Final = "GENAI_OTEL_PROCESSOR_"
-ALLOWED_LABELS: Final = (
-    sc.LABEL_SERVICE,
-    sc.LABEL_PROVIDER,
-    sc.LABEL_MODEL,
-    sc.LABEL_OPERATION,
-    sc.LABEL_STATUS,
-    sc.LABEL_ERROR_TYPE,
-    sc.LABEL_TOKEN_TYPE,
-    sc.LABEL_COST_TYPE,
-    sc.LABEL_USER,
-    sc.LABEL_FEATURE,
-    sc.LABEL_EVALUATION,
-    sc.LABEL_REASON,
-)
+ALLOWED_LABELS: Final = sc.METRIC_LABEL_KEYS
 
 
 class ConfigError(ValueError):

@@ -45,20 +45,7 @@ TOKEN_TYPES: Final = (
     sc.TokenType.REASONING.value,
 )
 COST_TYPES: Final = ("input", "output", "cache_read", "cache_write")
-ALL_LABELS: Final = (
-    sc.LABEL_SERVICE,
-    sc.LABEL_PROVIDER,
-    sc.LABEL_MODEL,
-    sc.LABEL_OPERATION,
-    sc.LABEL_STATUS,
-    sc.LABEL_ERROR_TYPE,
-    sc.LABEL_TOKEN_TYPE,
-    sc.LABEL_COST_TYPE,
-    sc.LABEL_USER,
-    sc.LABEL_FEATURE,
-    sc.LABEL_EVALUATION,
-    sc.LABEL_REASON,
-)
+ALL_LABELS: Final = sc.METRIC_LABEL_KEYS
 OPENMETRICS_CONTENT_TYPE: Final = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
