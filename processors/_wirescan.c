@@ -22,6 +22,55 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <structmember.h> /* T_OBJECT_EX, READONLY */
+
+/* ---------------------------------------------------------------------------------------------
+ * Attribute access on the processor's __slots__ classes (dataclasses with slots=True, Histogram,
+ * SeriesStats, ...), without the generic machinery: when the type's attribute lookup is the
+ * generic one and `name` resolves (through the type's method cache) to a plain object slot, the
+ * slot is read or written in place. That is exactly what the generic lookup does for a data
+ * descriptor found on the type; anything else (an unset slot, a property, a frozen dataclass's
+ * __setattr__, a read-only member) takes PyObject_GetAttr / PyObject_SetAttr as before.
+ */
+static inline PyMemberDef *
+plain_slot(PyObject *obj, PyObject *name)
+{
+    PyObject *descr = _PyType_Lookup(Py_TYPE(obj), name); /* borrowed */
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type))
+        return NULL;
+    PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
+    return m->type == T_OBJECT_EX && m->flags == 0 ? m : NULL;
+}
+
+static PyObject *
+attr_get(PyObject *obj, PyObject *name)
+{
+    if (Py_TYPE(obj)->tp_getattro == PyObject_GenericGetAttr) {
+        PyMemberDef *m = plain_slot(obj, name);
+        if (m != NULL) {
+            PyObject *v = *(PyObject **)((char *)obj + m->offset);
+            if (v != NULL)
+                return Py_NewRef(v);
+        }
+    }
+    return PyObject_GetAttr(obj, name);
+}
+
+static int
+attr_set(PyObject *obj, PyObject *name, PyObject *value)
+{
+    if (value != NULL && Py_TYPE(obj)->tp_setattro == PyObject_GenericSetAttr) {
+        PyMemberDef *m = plain_slot(obj, name);
+        if (m != NULL) {
+            PyObject **slot = (PyObject **)((char *)obj + m->offset);
+            PyObject *old = *slot;
+            *slot = Py_NewRef(value);
+            Py_XDECREF(old);
+            return 0;
+        }
+    }
+    return PyObject_SetAttr(obj, name, value);
+}
 
 #define MAX_KEY_LEN 127
 
@@ -587,10 +636,23 @@ visit_span(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, Py_ssize_t 
         Py_INCREF(Py_None);
     }
     else if (span_facts(d, n, start, end, &facts) == 0) {
-        facts_obj = Py_BuildValue(
-            "(y#KKK)", (const char *)d + facts.trace_start, facts.trace_stop - facts.trace_start,
-            (unsigned long long)facts.start_ns, (unsigned long long)facts.end_ns,
-            (unsigned long long)facts.status);
+        facts_obj = PyTuple_New(4); /* (trace_id, start_ns, end_ns, status): as "(y#KKK)" */
+        if (facts_obj != NULL) {
+            PyObject *items[4] = {
+                PyBytes_FromStringAndSize((const char *)d + facts.trace_start,
+                                          facts.trace_stop - facts.trace_start),
+                PyLong_FromUnsignedLongLong((unsigned long long)facts.start_ns),
+                PyLong_FromUnsignedLongLong((unsigned long long)facts.end_ns),
+                PyLong_FromUnsignedLongLong((unsigned long long)facts.status)};
+            int ok = 1;
+            for (int i = 0; i < 4; i++) {
+                ok = ok && items[i] != NULL;
+                if (items[i] != NULL)
+                    PyTuple_SET_ITEM(facts_obj, i, items[i]);
+            }
+            if (!ok)
+                Py_CLEAR(facts_obj);
+        }
         if (facts_obj == NULL) {
             Py_DECREF(attrs);
             return -1;
@@ -608,10 +670,25 @@ visit_span(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, Py_ssize_t 
             return -1;
         }
     }
-    PyObject *item = Py_BuildValue("(nnnNNO)", field_start, start, end, attrs, facts_obj,
-                                   has_eval ? Py_True : Py_False);
-    if (item == NULL)
+    /* (field_start, start, end, attrs, facts, has_eval): as "(nnnNNO)" */
+    PyObject *item = PyTuple_New(6);
+    if (item == NULL) {
+        Py_DECREF(attrs);
+        Py_DECREF(facts_obj);
         return -1;
+    }
+    PyTuple_SET_ITEM(item, 3, attrs);
+    PyTuple_SET_ITEM(item, 4, facts_obj);
+    PyTuple_SET_ITEM(item, 5, Py_NewRef(has_eval ? Py_True : Py_False));
+    Py_ssize_t positions[3] = {field_start, start, end};
+    for (int i = 0; i < 3; i++) {
+        PyObject *v = PyLong_FromSsize_t(positions[i]);
+        if (v == NULL) {
+            Py_DECREF(item);
+            return -1;
+        }
+        PyTuple_SET_ITEM(item, i, v);
+    }
     rc = PyList_Append(*spans, item);
     Py_DECREF(item);
     return rc;
@@ -889,6 +966,73 @@ fail:
     Py_XDECREF(t->key_bytes);
     PyMem_Free(t);
     return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * GenAICall(*fields) without running its dataclass __init__ (which only stores each argument in
+ * its slot): the instance is allocated and its slots filled in place. Used only for a class whose
+ * __match_args__ are exactly these fields, each a plain slot, with object's __new__ and no
+ * __post_init__; any other class is called as before.
+ */
+#define CALL_FIELDS 20
+static const char *const call_field_names[CALL_FIELDS] = {
+    "provider", "operation", "request_model", "response_model", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "has_usage", "error",
+    "error_category", "user", "feature", "time_to_first_chunk", "service_tier", "reported_cost",
+    "reported_cost_source", "already_enriched", "missing_current_names"};
+static PyObject *call_checked_type; /* the class the offsets below belong to (a strong reference) */
+static Py_ssize_t call_offsets[CALL_FIELDS];
+
+static int
+check_call_type(PyObject *cls)
+{
+    if (!PyType_Check(cls) || ((PyTypeObject *)cls)->tp_new != PyBaseObject_Type.tp_new)
+        return 0;
+    PyObject *match = PyObject_GetAttrString(cls, "__match_args__");
+    if (match == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int ok = PyTuple_CheckExact(match) && PyTuple_GET_SIZE(match) == CALL_FIELDS;
+    Py_ssize_t offsets[CALL_FIELDS];
+    for (int i = 0; ok && i < CALL_FIELDS; i++) {
+        PyObject *name = PyTuple_GET_ITEM(match, i);
+        ok = PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, call_field_names[i]) == 0;
+        if (ok) {
+            PyObject *descr = _PyType_Lookup((PyTypeObject *)cls, name);
+            PyMemberDef *m = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)
+                                 ? ((PyMemberDescrObject *)descr)->d_member
+                                 : NULL;
+            ok = m != NULL && m->type == T_OBJECT_EX && m->flags == 0;
+            if (ok)
+                offsets[i] = m->offset;
+        }
+    }
+    Py_DECREF(match);
+    if (ok) {
+        int has_post_init = PyObject_HasAttrString(cls, "__post_init__");
+        ok = !has_post_init;
+    }
+    if (ok) {
+        memcpy(call_offsets, offsets, sizeof offsets);
+        Py_INCREF(cls);
+        Py_XSETREF(call_checked_type, cls);
+    }
+    return ok;
+}
+
+static PyObject *
+new_call(PyObject *cls, PyObject *const *fields)
+{
+    if (cls != call_checked_type && !check_call_type(cls))
+        return PyObject_Vectorcall(cls, fields, CALL_FIELDS, NULL);
+    PyTypeObject *type = (PyTypeObject *)cls;
+    PyObject *obj = type->tp_alloc(type, 0);
+    if (obj == NULL)
+        return NULL;
+    for (int i = 0; i < CALL_FIELDS; i++)
+        *(PyObject **)((char *)obj + call_offsets[i]) = Py_NewRef(fields[i]);
+    return obj;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1284,16 +1428,28 @@ wirescan_normalise(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     TAKE(user, first_text(ctx, attrs, K(C_USER_KEYS)));
     TAKE(feature, text_of(ctx, attrs, K(C_FEATURE)));
     TAKE(tier, first_text(ctx, attrs, K(C_TIER_KEYS)));
-    TAKE(tier, PyObject_CallMethod(tier, "lower", NULL));
+    if (PyUnicode_GET_LENGTH(tier)) /* "".lower() is "" */
+        TAKE(tier, PyObject_CallMethod(tier, "lower", NULL));
 
-    result = PyObject_CallFunction(
-        K(C_GENAI_CALL), "OOOOLLLLLOOOOOOOOOOO",
-        PyUnicode_GET_LENGTH(provider) ? provider : K(C_UNKNOWN),
-        PyUnicode_GET_LENGTH(operation) ? operation : K(C_UNKNOWN), request_model, response_model,
-        input_total, output_total, cache_read, cache_write, reasoning,
-        (has_input || has_output) ? Py_True : Py_False, error ? Py_True : Py_False, category, user,
-        feature, ttfc ? ttfc : Py_None, tier, reported ? reported : Py_None, source,
-        already ? Py_True : Py_False, missing);
+    {
+        long long counts[5] = {input_total, output_total, cache_read, cache_write, reasoning};
+        PyObject *numbers[5] = {NULL, NULL, NULL, NULL, NULL};
+        int ok = 1;
+        for (int i = 0; i < 5 && ok; i++)
+            ok = (numbers[i] = PyLong_FromLongLong(counts[i])) != NULL;
+        if (ok) {
+            PyObject *fields[CALL_FIELDS] = {
+                PyUnicode_GET_LENGTH(provider) ? provider : K(C_UNKNOWN),
+                PyUnicode_GET_LENGTH(operation) ? operation : K(C_UNKNOWN), request_model, response_model,
+                numbers[0], numbers[1], numbers[2], numbers[3], numbers[4],
+                (has_input || has_output) ? Py_True : Py_False, error ? Py_True : Py_False, category, user,
+                feature, ttfc ? ttfc : Py_None, tier, reported ? reported : Py_None, source,
+                already ? Py_True : Py_False, missing};
+            result = new_call(K(C_GENAI_CALL), fields);
+        }
+        for (int i = 0; i < 5; i++)
+            Py_XDECREF(numbers[i]);
+    }
 fail:
     Py_XDECREF(operation);
     Py_XDECREF(request_model);
@@ -1495,7 +1651,7 @@ wirescan_observe(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!PyFloat_CheckExact(value))
         return PyObject_CallMethodObjArgs(h, s_observe, value, args[2], args[3], NULL);
     double x = PyFloat_AS_DOUBLE(value);
-    if ((bounds = PyObject_GetAttr(h, s_bounds)) == NULL || !PyTuple_CheckExact(bounds))
+    if ((bounds = attr_get(h, s_bounds)) == NULL || !PyTuple_CheckExact(bounds))
         goto done;
     Py_ssize_t lo = 0, hi = PyTuple_GET_SIZE(bounds);
     while (lo < hi) {
@@ -1517,24 +1673,24 @@ wirescan_observe(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         else
             hi = mid;
     }
-    if ((counts = PyObject_GetAttr(h, s_counts)) == NULL || !PyList_CheckExact(counts))
+    if ((counts = attr_get(h, s_counts)) == NULL || !PyList_CheckExact(counts))
         goto done;
     PyObject *old = PyList_GET_ITEM(counts, lo);
     PyObject *bumped = PyNumber_Add(old, one);
     if (bumped == NULL)
         goto done;
     PyList_SetItem(counts, lo, bumped);
-    if ((sum = PyObject_GetAttr(h, s_sum)) == NULL)
+    if ((sum = attr_get(h, s_sum)) == NULL)
         goto done;
     Py_SETREF(sum, PyNumber_Add(sum, value));
-    if (sum == NULL || PyObject_SetAttr(h, s_sum, sum) < 0)
+    if (sum == NULL || attr_set(h, s_sum, sum) < 0)
         goto done;
-    if ((count = PyObject_GetAttr(h, s_count)) == NULL)
+    if ((count = attr_get(h, s_count)) == NULL)
         goto done;
     Py_SETREF(count, PyNumber_Add(count, one));
-    if (count == NULL || PyObject_SetAttr(h, s_count, count) < 0)
+    if (count == NULL || attr_set(h, s_count, count) < 0)
         goto done;
-    if ((exemplars = PyObject_GetAttr(h, s_exemplars)) == NULL)
+    if ((exemplars = attr_get(h, s_exemplars)) == NULL)
         goto done;
     int keep = PyObject_IsTrue(args[2]);
     if (keep < 0)
@@ -1613,13 +1769,13 @@ static PyObject *a_allowed, *a_admitted;
 static PyObject *
 limit(PyObject *limiter, PyObject *value)
 {
-    PyObject *allowed = PyObject_GetAttr(limiter, a_allowed);
+    PyObject *allowed = attr_get(limiter, a_allowed);
     if (allowed == NULL)
         return NULL;
     int fast = allowed == Py_True;
     Py_DECREF(allowed);
     if (fast) {
-        PyObject *admitted = PyObject_GetAttr(limiter, a_admitted);
+        PyObject *admitted = attr_get(limiter, a_admitted);
         if (admitted == NULL)
             return NULL;
         int rc = PySet_CheckExact(admitted) ? PySet_Contains(admitted, value) : 0;
@@ -1655,14 +1811,14 @@ stamp_when_nonzero(PyObject *stats, PyObject *stamps, Py_ssize_t index, PyObject
 static int
 add_to_attr(PyObject *obj, PyObject *name, PyObject *amount)
 {
-    PyObject *old = PyObject_GetAttr(obj, name);
+    PyObject *old = attr_get(obj, name);
     if (old == NULL)
         return -1;
     PyObject *sum = PyNumber_Add(old, amount);
     Py_DECREF(old);
     if (sum == NULL)
         return -1;
-    int rc = PyObject_SetAttr(obj, name, sum);
+    int rc = attr_set(obj, name, sum);
     Py_DECREF(sum);
     return rc;
 }
@@ -1671,7 +1827,7 @@ add_to_attr(PyObject *obj, PyObject *name, PyObject *amount)
 static PyObject *
 histogram_attr(PyObject *ctx, PyObject *stats, PyObject *name, int bounds)
 {
-    PyObject *h = PyObject_GetAttr(stats, name);
+    PyObject *h = attr_get(stats, name);
     if (h == NULL || h != Py_None)
         return h;
     Py_DECREF(h);
@@ -1679,7 +1835,7 @@ histogram_attr(PyObject *ctx, PyObject *stats, PyObject *name, int bounds)
                                      PyTuple_GET_ITEM(ctx, R_EXEMPLARS), NULL);
     if (h == NULL)
         return NULL;
-    if (PyObject_SetAttr(stats, name, h) < 0) {
+    if (attr_set(stats, name, h) < 0) {
         Py_DECREF(h);
         return NULL;
     }
@@ -1721,16 +1877,16 @@ record_core(PyObject *const *args, PyObject *const *cost)
     }
     if (label == NULL || (key = PyTuple_Pack(2, status, label)) == NULL)
         goto done;
-    if ((requests = PyObject_GetAttr(stats, a_requests)) == NULL || add_to_item(requests, key, one) < 0)
+    if ((requests = attr_get(stats, a_requests)) == NULL || add_to_item(requests, key, one) < 0)
         goto done;
-    if ((stamps = PyObject_GetAttr(stats, a_stamps)) == NULL)
+    if ((stamps = attr_get(stats, a_stamps)) == NULL)
         goto done;
     if (!PyList_CheckExact(stamps) || PyList_GET_SIZE(stamps) != 7) {
         PyErr_SetString(PyExc_TypeError, "record_call: SeriesStats.stamps is not a list of 7");
         goto done;
     }
     if (tokens != Py_None) {
-        if ((counts = PyObject_GetAttr(stats, a_tokens)) == NULL)
+        if ((counts = attr_get(stats, a_tokens)) == NULL)
             goto done;
         for (Py_ssize_t i = 0; i < 5; i++)
             if (add_to_list(counts, i, PyTuple_GET_ITEM(tokens, i)) < 0)
@@ -1740,7 +1896,7 @@ record_core(PyObject *const *args, PyObject *const *cost)
                 goto done;
     }
     if (duration_s != Py_None) {
-        if ((durations = PyObject_GetAttr(stats, a_duration)) == NULL)
+        if ((durations = attr_get(stats, a_duration)) == NULL)
             goto done;
         h = PyDict_GetItemWithError(durations, status);
         if (h == NULL) {
@@ -1799,7 +1955,7 @@ record_core(PyObject *const *args, PyObject *const *cost)
         }
         if (!failed) {
             Py_CLEAR(counts);
-            failed = (counts = PyObject_GetAttr(stats, a_breakdown)) == NULL;
+            failed = (counts = attr_get(stats, a_breakdown)) == NULL;
             for (int i = 0; i < 4 && !failed; i++)
                 failed = add_to_list(counts, i, values[i]) < 0;
             /* any(breakdown): one stamp for the four series */
@@ -1810,7 +1966,7 @@ record_core(PyObject *const *args, PyObject *const *cost)
             goto done;
         if (PyList_GET_ITEM(stamps, 6) == Py_None) {
             Py_CLEAR(tmp);
-            if ((tmp = PyObject_GetAttr(stats, a_savings)) == NULL ||
+            if ((tmp = attr_get(stats, a_savings)) == NULL ||
                 stamp_when_nonzero(stats, stamps, 6, tmp) < 0)
                 goto done;
         }
@@ -1827,7 +1983,7 @@ record_core(PyObject *const *args, PyObject *const *cost)
             PyObject *exemplar = PyTuple_Pack(3, trace_id, usd, end_s);
             if (exemplar == NULL)
                 goto done;
-            rc = PyObject_SetAttr(stats, a_cost_exemplar, exemplar);
+            rc = attr_set(stats, a_cost_exemplar, exemplar);
             Py_DECREF(exemplar);
             if (rc < 0)
                 goto done;
@@ -1883,7 +2039,7 @@ wirescan_record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *result = NULL;
     int i;
     for (i = 0; i < 5; i++)
-        if ((values[i] = PyObject_GetAttr(cost, names[i])) == NULL)
+        if ((values[i] = attr_get(cost, names[i])) == NULL)
             break;
     if (i == 5)
         result = record_core(args, values);
@@ -1908,7 +2064,7 @@ static PyObject *c_input_tokens, *c_output_tokens, *c_cache_read_tokens, *c_cach
 static int
 exact_tokens(PyObject *call, PyObject *name, long long *out, PyObject **keep)
 {
-    PyObject *v = PyObject_GetAttr(call, name);
+    PyObject *v = attr_get(call, name);
     if (v == NULL)
         return -1;
     *keep = v;
@@ -1970,9 +2126,9 @@ priced_core(PyObject *const *args)
         goto done;
     if (rc > 0 || n[2] + n[3] > n[0])
         goto fallback;
-    if ((rate_objs[0] = PyObject_GetAttr(rates, r_base)) == NULL ||
-        (rate_objs[1] = PyObject_GetAttr(rates, r_tiers)) == NULL ||
-        (rate_objs[2] = PyObject_GetAttr(rates, r_multiplier)) == NULL)
+    if ((rate_objs[0] = attr_get(rates, r_base)) == NULL ||
+        (rate_objs[1] = attr_get(rates, r_tiers)) == NULL ||
+        (rate_objs[2] = attr_get(rates, r_multiplier)) == NULL)
         goto done;
     if (!PyTuple_CheckExact(rate_objs[1]) || !PyFloat_CheckExact(rate_objs[2]))
         goto fallback;
@@ -2025,9 +2181,9 @@ priced_core(PyObject *const *args)
             if ((values[i] = PyLong_FromLongLong(q[i])) == NULL)
                 goto done;
         if ((tokens = PyTuple_Pack(5, attrs[0], attrs[1], attrs[2], attrs[3], attrs[4])) == NULL ||
-            (attrs[5] = PyObject_GetAttr(call, c_user)) == NULL ||
-            (attrs[6] = PyObject_GetAttr(call, c_feature)) == NULL ||
-            (attrs[7] = PyObject_GetAttr(call, c_ttfc)) == NULL)
+            (attrs[5] = attr_get(call, c_user)) == NULL ||
+            (attrs[6] = attr_get(call, c_feature)) == NULL ||
+            (attrs[7] = attr_get(call, c_ttfc)) == NULL)
             goto done;
         PyObject *record_args[13] = {args[0], args[1],  args[2],  args[3], args[4], tokens,  Py_None,
                                      attrs[5], attrs[6], args[6], args[7], attrs[7], args[8]};
@@ -2112,7 +2268,7 @@ wirescan_fast_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *raw = NULL, *key = NULL, *bucket = NULL, *resolved_rates = NULL, *time_of_day = NULL;
     PyObject *table = NULL, *duration = NULL, *end_s = NULL, *result = NULL;
     for (int i = 0; i < 10; i++)
-        if ((g[i] = PyObject_GetAttr(call, names[i])) == NULL)
+        if ((g[i] = attr_get(call, names[i])) == NULL)
             goto done;
     PyObject *provider = g[0], *operation = g[1], *request_model = g[2], *response_model = g[3];
     if (g[6] != Py_True || g[7] != Py_None || !PyUnicode_CheckExact(request_model) ||
@@ -2156,8 +2312,8 @@ wirescan_fast_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     if (PyUnicode_Check(resolved))
         goto fallback;
-    if ((time_of_day = PyObject_GetAttr(resolved, g_time_of_day)) == NULL ||
-        (resolved_rates = PyObject_GetAttr(resolved, g_rates)) == NULL)
+    if ((time_of_day = attr_get(resolved, g_time_of_day)) == NULL ||
+        (resolved_rates = attr_get(resolved, g_rates)) == NULL)
         goto done;
     if (!PyDict_CheckExact(resolved_rates))
         goto fallback;
@@ -2177,7 +2333,7 @@ wirescan_fast_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     if ((PyObject *)Py_TYPE(rates) != PyTuple_GET_ITEM(ctx, F_RATES_TYPE))
         goto fallback;
-    if ((table = PyObject_GetAttr(rates, g_table)) == NULL)
+    if ((table = attr_get(rates, g_table)) == NULL)
         goto done;
     PyObject *prefixes = PyDict_GetItemWithError(PyTuple_GET_ITEM(ctx, F_PREFIXES), table);
     if (prefixes == NULL) {
@@ -2274,7 +2430,7 @@ wirescan_with_current_names(PyObject *module, PyObject *const *args, Py_ssize_t 
     PyObject *ctx = args[0], *added = args[1], *call = args[2];
     PyObject *names = NULL, *provider = NULL, *tokens = NULL, *result = NULL;
     uint8_t *buffer = NULL;
-    if ((names = PyObject_GetAttr(call, g_missing_current_names)) == NULL)
+    if ((names = attr_get(call, g_missing_current_names)) == NULL)
         goto done;
     if (!PyTuple_CheckExact(names) || PyTuple_GET_SIZE(names) > 8)
         goto fallback;
@@ -2291,7 +2447,7 @@ wirescan_with_current_names(PyObject *module, PyObject *const *args, Py_ssize_t 
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
         PyObject *key = PyTuple_GET_ITEM(names, i);
         if (key == PyTuple_GET_ITEM(ctx, 0)) {
-            if (provider == NULL && (provider = PyObject_GetAttr(call, g_provider)) == NULL)
+            if (provider == NULL && (provider = attr_get(call, g_provider)) == NULL)
                 goto done;
             cached = PyDict_GetItemWithError(PyTuple_GET_ITEM(ctx, 1), provider);
             if (cached == NULL) {
@@ -2309,7 +2465,7 @@ wirescan_with_current_names(PyObject *module, PyObject *const *args, Py_ssize_t 
         if (!which)
             goto fallback;
         Py_CLEAR(tokens);
-        if ((tokens = PyObject_GetAttr(call, which == 3 ? c_input_tokens : c_output_tokens)) == NULL)
+        if ((tokens = attr_get(call, which == 3 ? c_input_tokens : c_output_tokens)) == NULL)
             goto done;
         if (append_int_attribute(PyTuple_GET_ITEM(ctx, which), tokens, buffer, &len))
             goto fallback;
