@@ -1734,7 +1734,10 @@ static PyObject *a_requests, *a_tokens, *a_duration, *a_ttfc, *a_tps, *a_cost, *
 static int
 add_to_item(PyObject *dict, PyObject *key, PyObject *amount)
 {
-    PyObject *old = PyDict_GetItemWithError(dict, key);
+    Py_hash_t hash = PyObject_Hash(key); /* once, for the lookup and the store */
+    if (hash == -1)
+        return -1;
+    PyObject *old = _PyDict_GetItem_KnownHash(dict, key, hash);
     if (old == NULL) {
         if (PyErr_Occurred())
             return -1;
@@ -1748,7 +1751,7 @@ add_to_item(PyObject *dict, PyObject *key, PyObject *amount)
     PyObject *sum = PyNumber_Add(old ? old : zero, amount);
     if (sum == NULL)
         return -1;
-    int rc = PyDict_SetItem(dict, key, sum);
+    int rc = _PyDict_SetItem_KnownHash(dict, key, sum, hash);
     Py_DECREF(sum);
     return rc;
 }
@@ -1774,6 +1777,8 @@ limit(PyObject *limiter, PyObject *value)
         return NULL;
     int fast = allowed == Py_True;
     Py_DECREF(allowed);
+    if (allowed == Py_False) /* LabelLimiter.__call__: a label not allowed is "" */
+        return PyUnicode_FromStringAndSize(NULL, 0);
     if (fast) {
         PyObject *admitted = attr_get(limiter, a_admitted);
         if (admitted == NULL)
