@@ -80,13 +80,15 @@ def skip_field(data: bytes, pos: int, wire_type: int, end: int) -> int:
     return pos
 
 
-def iter_fields(data: bytes, pos: int, end: int) -> list[tuple[int, int, int, int]]:
-    """All fields of the message in data[pos:end] as (field number, wire type, start, end).
+def walk_fields(data: bytes, pos: int, end: int) -> list[tuple[int, int, int, int, int]]:
+    """All fields of the message in data[pos:end] as
+    (field number, wire type, field start incl. its tag, value start, value end).
 
-    For length-delimited fields start/end delimit the payload; otherwise the raw value bytes.
+    For length-delimited fields the value is the payload (after the length prefix).
     """
     fields = []
     while pos < end:
+        field_start = pos
         tag, pos = read_varint(data, pos)
         number, wire_type = tag >> 3, tag & 7
         if number == 0:
@@ -96,15 +98,18 @@ def iter_fields(data: bytes, pos: int, end: int) -> list[tuple[int, int, int, in
             stop = pos + length
             if stop > end:
                 raise WireError("length-delimited field runs past the end of its message")
-            fields.append((number, 2, pos, stop))
-            pos = stop
         else:
             stop = skip_field(data, pos, wire_type, end)
-            fields.append((number, wire_type, pos, stop))
-            pos = stop
+        fields.append((number, wire_type, field_start, pos, stop))
+        pos = stop
     if pos != end:
         raise WireError("message overruns its length")
     return fields
+
+
+def iter_fields(data: bytes, pos: int, end: int) -> list[tuple[int, int, int, int]]:
+    """All fields of the message in data[pos:end] as (field number, wire type, value start, value end)."""
+    return [(number, kind, start, stop) for number, kind, _, start, stop in walk_fields(data, pos, end)]
 
 
 @dataclass(slots=True)
@@ -148,40 +153,19 @@ def split_request(data: bytes) -> tuple[list[ResourceBlock], int]:
         if stop > end:
             raise WireError("resource_spans runs past the end of the request")
         block = ResourceBlock(start, stop, None)
-        for number, wire_type, fstart, fend in _fields_with_starts(data, pos, stop):
+        for number, wire_type, field_start, value_start, value_end in walk_fields(data, pos, stop):
             if number == 1 and wire_type == 2:
-                block.resource = (fstart[1], fend)
-                block.fields.append((fstart[0], fstart[1], fend, None))
+                block.resource = (value_start, value_end)
+                block.fields.append((field_start, value_start, value_end, None))
             elif number == 2 and wire_type == 2:
-                scope = _split_scope(data, fstart[1], fend)
+                scope = _split_scope(data, value_start, value_end)
                 span_count += sum(1 for f in scope.fields if f[3])
-                block.fields.append((fstart[0], fstart[1], fend, scope))
+                block.fields.append((field_start, value_start, value_end, scope))
             else:
-                block.fields.append((fstart[0], fstart[1], fend, None))
+                block.fields.append((field_start, value_start, value_end, None))
         blocks.append(block)
         pos = stop
     return blocks, span_count
-
-
-def _fields_with_starts(data: bytes, pos: int, end: int) -> list[tuple[int, int, tuple[int, int], int]]:
-    out = []
-    while pos < end:
-        field_start = pos
-        tag, pos = read_varint(data, pos)
-        number, wire_type = tag >> 3, tag & 7
-        if number == 0:
-            raise WireError("field number 0")
-        if wire_type == 2:
-            length, pos = read_varint(data, pos)
-            stop = pos + length
-            if stop > end:
-                raise WireError("length-delimited field runs past the end of its message")
-            out.append((number, 2, (field_start, pos), stop))
-        else:
-            stop = skip_field(data, pos, wire_type, end)
-            out.append((number, wire_type, (field_start, pos), stop))
-        pos = stop
-    return out
 
 
 def _split_scope(data: bytes, pos: int, end: int) -> ScopeBlock:
