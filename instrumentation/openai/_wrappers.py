@@ -166,16 +166,22 @@ def _finish_raw(call: Call, result: Any, outcome_of: Any, capture: bool) -> None
     call.end(outcome_of(parsed, capture))
 
 
-def _usage_chat(outcome: Outcome, usage: Any) -> None:
-    outcome.input_tokens = usage.prompt_tokens
-    outcome.output_tokens = usage.completion_tokens
-    details = getattr(usage, "prompt_tokens_details", None)
+def _read_usage(outcome: Outcome, usage: Any, input_name: str, output_name: str) -> None:
+    """OpenAI usage in either API's spelling: chat (`prompt_tokens`, `completion_tokens`) or
+    responses (`input_tokens`, `output_tokens`), each with its `*_details` breakdown."""
+    outcome.input_tokens = getattr(usage, input_name)
+    outcome.output_tokens = getattr(usage, output_name)
+    details = getattr(usage, f"{input_name}_details", None)
     if details is not None:
         outcome.cache_read_tokens = getattr(details, "cached_tokens", None)
         outcome.cache_write_tokens = getattr(details, "cache_write_tokens", None)
-    details = getattr(usage, "completion_tokens_details", None)
+    details = getattr(usage, f"{output_name}_details", None)
     if details is not None:
         outcome.reasoning_tokens = getattr(details, "reasoning_tokens", None)
+
+
+def _usage_chat(outcome: Outcome, usage: Any) -> None:
+    _read_usage(outcome, usage, "prompt_tokens", "completion_tokens")
 
 
 def _openai_extra(outcome: Outcome, result: Any) -> None:
@@ -270,15 +276,7 @@ def responses_outcome(response: Any, capture: bool) -> Outcome:
         outcome.tool_call_names, outcome.tool_call_ids = names, ids
     usage = response.usage
     if usage is not None:
-        outcome.input_tokens = usage.input_tokens
-        outcome.output_tokens = usage.output_tokens
-        details = getattr(usage, "input_tokens_details", None)
-        if details is not None:
-            outcome.cache_read_tokens = getattr(details, "cached_tokens", None)
-            outcome.cache_write_tokens = getattr(details, "cache_write_tokens", None)
-        details = getattr(usage, "output_tokens_details", None)
-        if details is not None:
-            outcome.reasoning_tokens = getattr(details, "reasoning_tokens", None)
+        _read_usage(outcome, usage, "input_tokens", "output_tokens")
     tier = getattr(response, "service_tier", None)
     if isinstance(tier, str):
         outcome.extra = {semconv.OPENAI_RESPONSE_SERVICE_TIER: tier}
