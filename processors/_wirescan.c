@@ -21,6 +21,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <limits.h>
 #include <string.h>
 #include <structmember.h> /* T_OBJECT_EX, READONLY */
 
@@ -78,6 +79,7 @@ typedef struct {
     PyObject *name; /* str, shared with the caller's key table */
     const char *bytes;
     Py_ssize_t len;
+    int index; /* position in the keys tuple given to make_table */
 } Key;
 
 typedef struct {
@@ -283,11 +285,69 @@ varint_size(uint64_t v)
     return size;
 }
 
-/* KeyScanner.scan over data[start:end] into `found` (first valid occurrence wins).
+/* Where the attribute scans put what they find: a dict of decoded values (the `split` result)
+ * or the raw AnyValue ranges of each key (the lane). The first valid occurrence of a key wins. */
+#define MAX_LANE_KEYS 64
+typedef struct Sink Sink;
+struct Sink {
+    /* 0 stored or already present, -1 with an exception, 1 undecided */
+    int (*add)(Sink *s, Key *k, Py_ssize_t value_start, Py_ssize_t value_end);
+    void (*clear)(Sink *s);
+    Table *t;
+    PyObject *data;
+    const uint8_t *d;
+    Py_ssize_t n;
+    PyObject *found;  /* dict mode */
+    uint64_t present; /* range mode: bit i = key index i found */
+    Py_ssize_t value_start[MAX_LANE_KEYS], value_end[MAX_LANE_KEYS];
+};
+
+static int
+dict_sink_add(Sink *s, Key *k, Py_ssize_t value_start, Py_ssize_t value_end)
+{
+    int present = PyDict_Contains(s->found, k->name);
+    if (present < 0)
+        return -1;
+    if (present)
+        return 0;
+    int undecided = 0;
+    PyObject *value = decode_value(s->t, s->data, s->d, s->n, value_start, value_end, &undecided);
+    if (value == NULL)
+        return undecided ? 1 : -1;
+    int rc = PyDict_SetItem(s->found, k->name, value);
+    Py_DECREF(value);
+    return rc < 0 ? -1 : 0;
+}
+
+static void
+dict_sink_clear(Sink *s)
+{
+    PyDict_Clear(s->found);
+}
+
+static int
+range_sink_add(Sink *s, Key *k, Py_ssize_t value_start, Py_ssize_t value_end)
+{
+    uint64_t bit = (uint64_t)1 << k->index;
+    if (!(s->present & bit)) {
+        s->present |= bit;
+        s->value_start[k->index] = value_start;
+        s->value_end[k->index] = value_end;
+    }
+    return 0;
+}
+
+static void
+range_sink_clear(Sink *s)
+{
+    s->present = 0;
+}
+
+/* KeyScanner.scan over data[start:end] into the sink (first valid occurrence wins).
  * Returns 0, -1 with an exception, or 1 when undecided. */
 static int
-scan_attributes(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, Py_ssize_t start,
-                Py_ssize_t end, PyObject *found)
+scan_attributes(Table *t, const uint8_t *d, Py_ssize_t n, Py_ssize_t start, Py_ssize_t end,
+                Sink *sink)
 {
     const uint8_t attribute_tag = 0x4A;
     Py_ssize_t pos = start;
@@ -355,19 +415,9 @@ scan_attributes(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, Py_ssi
             if (memcmp(d + kv_start - size, prefix, (size_t)size) != 0)
                 continue;
         }
-        int present = PyDict_Contains(found, match->name);
-        if (present < 0)
-            return -1;
-        if (present)
-            continue;
-        int undecided = 0;
-        PyObject *value = decode_value(t, data, d, n, value_start, value_end, &undecided);
-        if (value == NULL)
-            return undecided ? 1 : -1;
-        int rc = PyDict_SetItem(found, match->name, value);
-        Py_DECREF(value);
-        if (rc < 0)
-            return -1;
+        int rc = sink->add(sink, match, value_start, value_end);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
@@ -376,8 +426,8 @@ scan_attributes(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, Py_ssi
 /* KeyScanner.scan_fields for span attributes (field 9): any field order, in the span and in
  * each KeyValue; a malformed span yields no attributes. Returns 0, or -1 with an exception. */
 static int
-scan_attribute_fields(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, Py_ssize_t start,
-                      Py_ssize_t end, PyObject *found)
+scan_attribute_fields(Table *t, const uint8_t *d, Py_ssize_t n, Py_ssize_t start, Py_ssize_t end,
+                      Sink *sink)
 {
     Py_ssize_t pos = start;
     Field f, g;
@@ -414,26 +464,13 @@ scan_attribute_fields(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, 
         }
         if (match == NULL)
             continue;
-        int present = PyDict_Contains(found, match->name);
-        if (present < 0)
-            return -1;
-        if (present)
-            continue;
-        int undecided = 0;
-        PyObject *value = decode_value(t, data, d, n, value_start, value_stop, &undecided);
-        if (value == NULL) {
-            if (!undecided)
-                return -1;
-            return 1;
-        }
-        int rc = PyDict_SetItem(found, match->name, value);
-        Py_DECREF(value);
-        if (rc < 0)
-            return -1;
+        int rc = sink->add(sink, match, value_start, value_stop);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 malformed:
-    PyDict_Clear(found);
+    sink->clear(sink);
     return 0;
 }
 
@@ -611,10 +648,17 @@ visit_span(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, Py_ssize_t 
     PyObject *attrs = PyDict_New();
     if (attrs == NULL)
         return -1;
+    Sink sink;
+    sink.add = dict_sink_add;
+    sink.clear = dict_sink_clear;
+    sink.t = t;
+    sink.data = data;
+    sink.d = d;
+    sink.n = n;
+    sink.found = attrs;
     /* A span not in field-number order (the collector writes fields in reverse) is walked. */
-    int rc = (start < end && d[start] != 0x0A)
-                 ? scan_attribute_fields(t, data, d, n, start, end, attrs)
-                 : scan_attributes(t, data, d, n, start, end, attrs);
+    int rc = (start < end && d[start] != 0x0A) ? scan_attribute_fields(t, d, n, start, end, &sink)
+                                               : scan_attributes(t, d, n, start, end, &sink);
     if (rc < 0) {
         Py_DECREF(attrs);
         return -1;
@@ -719,7 +763,7 @@ scope_name(Table *t, const uint8_t *d, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t 
  * interest. Returns 0, or -1 with an exception. */
 static int
 visit_scope(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, Py_ssize_t scope_field_start,
-            Py_ssize_t pos, Py_ssize_t end, PyObject **scopes, Py_ssize_t *span_count)
+            Py_ssize_t pos, Py_ssize_t end, PyObject **scopes, Py_ssize_t *span_count, int count_only)
 {
     Py_ssize_t payload_start = pos;
     PyObject *name = PyUnicode_FromStringAndSize("", 0);
@@ -748,7 +792,7 @@ visit_scope(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, Py_ssize_t
             }
             Py_ssize_t stop = q + (Py_ssize_t)length;
             (*span_count)++;
-            if (visit_span(t, data, d, n, field_start, q, stop, &spans) < 0)
+            if (!count_only && visit_span(t, data, d, n, field_start, q, stop, &spans) < 0)
                 goto fail;
             pos = stop;
             continue;
@@ -792,10 +836,13 @@ fail:
 static PyObject *
 wirescan_split(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "split(data, table)");
+    if (nargs != 2 && nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "split(data, table[, count_only])");
         return NULL;
     }
+    int count_only = nargs == 3 ? PyObject_IsTrue(args[2]) : 0;
+    if (count_only < 0)
+        return NULL;
     PyObject *data = args[0];
     Table *t = PyCapsule_GetPointer(args[1], CAPSULE_NAME);
     if (t == NULL)
@@ -849,8 +896,8 @@ wirescan_split(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 res_stop = f.stop;
             }
             else if (IS(f, 2, 2)) {
-                if (visit_scope(t, data, d, n, f.field_start, f.start, f.stop, &scopes, &span_count) <
-                    0) {
+                if (visit_scope(t, data, d, n, f.field_start, f.start, f.stop, &scopes, &span_count,
+                                count_only) < 0) {
                     Py_XDECREF(scopes);
                     goto fail;
                 }
@@ -939,6 +986,7 @@ wirescan_make_table(PyObject *module, PyObject *args)
         t->keys[i].name = name;
         t->keys[i].bytes = PyBytes_AS_STRING(encoded);
         t->keys[i].len = PyBytes_GET_SIZE(encoded);
+        t->keys[i].index = (int)i;
         t->nkeys = i + 1;
     }
     qsort(t->keys, (size_t)count, sizeof(Key), key_length_order);
@@ -1630,6 +1678,10 @@ wirescan_assemble(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+typedef struct HistObject HistObject;
+static PyTypeObject HistType;
+static int hist_observe_objects(HistObject *h, PyObject *value, PyObject *trace, PyObject *timestamp);
+
 /* ---------------------------------------------------------------------------------------------
  * observe(histogram, value, trace_id, timestamp): metrics.Histogram.observe for a float value
  * (bisect_left over the float bounds, the same comparisons); any other value goes back to the
@@ -1648,6 +1700,11 @@ wirescan_observe(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *h = args[0], *value = args[1];
     PyObject *bounds = NULL, *counts = NULL, *sum = NULL, *count = NULL, *exemplars = NULL;
     PyObject *result = NULL;
+    if (Py_IS_TYPE(h, &HistType)) {
+        if (hist_observe_objects((HistObject *)h, value, args[2], args[3]) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
     if (!PyFloat_CheckExact(value))
         return PyObject_CallMethodObjArgs(h, s_observe, value, args[2], args[3], NULL);
     double x = PyFloat_AS_DOUBLE(value);
@@ -2488,6 +2545,1690 @@ done:
     return result;
 }
 
+
+/* =============================================================================================
+ * Histogram: metrics.Histogram with its state in C (the same constructor, attributes and
+ * `observe`), so an observation is a binary search and three additions. Registry.histogram
+ * makes these when the extension is in use; the exposition reads the same attributes.
+ */
+typedef struct {
+    PyObject *trace;     /* the trace id given (bytes); NULL: no exemplar in this bucket */
+    PyObject *value_obj; /* the observed object when it came from Python, else NULL */
+    double value;
+    PyObject *ts_obj;    /* likewise for the timestamp */
+    double ts;
+} Exemplar;
+
+struct HistObject {
+    PyObject_HEAD PyObject *bounds; /* tuple */
+    double *b;
+    Py_ssize_t nb;
+    unsigned long long *counts; /* nb + 1 */
+    double sum;
+    unsigned long long count;
+    double created;
+    Exemplar *ex; /* nb + 1; NULL when exemplars are off */
+};
+
+static void
+hist_dealloc(HistObject *h)
+{
+    if (h->ex != NULL) {
+        for (Py_ssize_t i = 0; i <= h->nb; i++) {
+            Py_XDECREF(h->ex[i].trace);
+            Py_XDECREF(h->ex[i].value_obj);
+            Py_XDECREF(h->ex[i].ts_obj);
+        }
+        PyMem_Free(h->ex);
+    }
+    PyMem_Free(h->b);
+    PyMem_Free(h->counts);
+    Py_XDECREF(h->bounds);
+    Py_TYPE(h)->tp_free((PyObject *)h);
+}
+
+static PyObject *
+hist_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"bounds", "exemplars", "created", NULL};
+    PyObject *bounds;
+    int exemplars;
+    double created = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!p|d:Histogram", kwlist, &PyTuple_Type, &bounds,
+                                     &exemplars, &created))
+        return NULL;
+    Py_ssize_t nb = PyTuple_GET_SIZE(bounds);
+    double *b = PyMem_Calloc((size_t)nb + 1, sizeof(double));
+    if (b == NULL)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        PyObject *bound = PyTuple_GET_ITEM(bounds, i);
+        if (PyFloat_CheckExact(bound))
+            b[i] = PyFloat_AS_DOUBLE(bound);
+        else if (PyLong_CheckExact(bound) && (b[i] = PyLong_AsDouble(bound)) > -9007199254740992.0 &&
+                 b[i] < 9007199254740992.0)
+            ; /* exact as a double: the comparisons are Python's */
+        else {
+            PyMem_Free(b);
+            PyErr_Clear();
+            PyErr_SetString(PyExc_TypeError, "Histogram bounds must be floats");
+            return NULL;
+        }
+    }
+    HistObject *h = (HistObject *)type->tp_alloc(type, 0);
+    if (h == NULL) {
+        PyMem_Free(b);
+        return NULL;
+    }
+    h->b = b;
+    h->nb = nb;
+    h->bounds = Py_NewRef(bounds);
+    h->created = created;
+    h->counts = PyMem_Calloc((size_t)nb + 1, sizeof(unsigned long long));
+    h->ex = exemplars ? PyMem_Calloc((size_t)nb + 1, sizeof(Exemplar)) : NULL;
+    if (h->counts == NULL || (exemplars && h->ex == NULL)) {
+        Py_DECREF(h);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)h;
+}
+
+/* bisect.bisect_left(bounds, x): the first bound not below x */
+static inline Py_ssize_t
+hist_index(const HistObject *h, double x)
+{
+    Py_ssize_t lo = 0, hi = h->nb;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (h->b[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Histogram.observe; `trace` is stored when truthy (the caller decided), value_obj/ts_obj may be
+ * NULL (the getters then make floats of value/ts). */
+static inline void
+hist_record(HistObject *h, double x, PyObject *trace, PyObject *value_obj, double ts, PyObject *ts_obj)
+{
+    Py_ssize_t i = hist_index(h, x);
+    h->counts[i]++;
+    h->sum += x;
+    h->count++;
+    if (h->ex != NULL && trace != NULL) {
+        Exemplar *e = &h->ex[i];
+        Py_INCREF(trace);
+        Py_XSETREF(e->trace, trace);
+        Py_XINCREF(value_obj);
+        Py_XSETREF(e->value_obj, value_obj);
+        e->value = x;
+        Py_XINCREF(ts_obj);
+        Py_XSETREF(e->ts_obj, ts_obj);
+        e->ts = ts;
+    }
+}
+
+static int
+hist_observe_objects(HistObject *h, PyObject *value, PyObject *trace, PyObject *timestamp)
+{
+    double x = PyFloat_AsDouble(value);
+    if (x == -1.0 && PyErr_Occurred())
+        return -1;
+    int keep = PyObject_IsTrue(trace);
+    if (keep < 0)
+        return -1;
+    double ts = 0.0;
+    if (keep && h->ex != NULL) {
+        ts = PyFloat_AsDouble(timestamp);
+        if (ts == -1.0 && PyErr_Occurred())
+            return -1;
+    }
+    hist_record(h, x, keep ? trace : NULL, value, ts, timestamp);
+    return 0;
+}
+
+static PyObject *
+hist_observe_method(HistObject *h, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "observe(value, trace_id, timestamp)");
+        return NULL;
+    }
+    if (hist_observe_objects(h, args[0], args[1], args[2]) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hist_get_counts(HistObject *h, void *closure)
+{
+    (void)closure;
+    PyObject *list = PyList_New(h->nb + 1);
+    for (Py_ssize_t i = 0; list != NULL && i <= h->nb; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(h->counts[i]);
+        if (v == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, i, v);
+    }
+    return list;
+}
+
+static PyObject *
+hist_get_sum(HistObject *h, void *closure)
+{
+    (void)closure;
+    return PyFloat_FromDouble(h->sum);
+}
+
+static PyObject *
+hist_get_count(HistObject *h, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(h->count);
+}
+
+static PyObject *
+hist_get_exemplars(HistObject *h, void *closure)
+{
+    (void)closure;
+    if (h->ex == NULL)
+        Py_RETURN_NONE;
+    PyObject *list = PyList_New(h->nb + 1);
+    for (Py_ssize_t i = 0; list != NULL && i <= h->nb; i++) {
+        Exemplar *e = &h->ex[i];
+        PyObject *item;
+        if (e->trace == NULL)
+            item = Py_NewRef(Py_None);
+        else {
+            PyObject *value = e->value_obj ? Py_NewRef(e->value_obj) : PyFloat_FromDouble(e->value);
+            PyObject *ts = e->ts_obj ? Py_NewRef(e->ts_obj) : PyFloat_FromDouble(e->ts);
+            item = value && ts ? PyTuple_Pack(3, e->trace, value, ts) : NULL;
+            Py_XDECREF(value);
+            Py_XDECREF(ts);
+        }
+        if (item == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, i, item);
+    }
+    return list;
+}
+
+static PyGetSetDef hist_getset[] = {
+    {"counts", (getter)hist_get_counts, NULL, "observations per bucket (a copy)", NULL},
+    {"sum", (getter)hist_get_sum, NULL, "sum of the observations", NULL},
+    {"count", (getter)hist_get_count, NULL, "number of observations", NULL},
+    {"exemplars", (getter)hist_get_exemplars, NULL, "last (trace_id, value, timestamp) per bucket",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef hist_members[] = {
+    {"bounds", T_OBJECT_EX, offsetof(HistObject, bounds), READONLY, "upper bounds"},
+    {"created", T_DOUBLE, offsetof(HistObject, created), 0, "unix seconds"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyMethodDef hist_methods[] = {
+    {"observe", (PyCFunction)(void (*)(void))hist_observe_method, METH_FASTCALL,
+     "observe(value, trace_id, timestamp)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject HistType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "genai_otel.processors._wirescan.Histogram",
+    .tp_basicsize = sizeof(HistObject),
+    .tp_dealloc = (destructor)hist_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "metrics.Histogram with its state in C arrays",
+    .tp_methods = hist_methods,
+    .tp_members = hist_members,
+    .tp_getset = hist_getset,
+    .tp_new = hist_new,
+};
+
+/* =============================================================================================
+ * Lane: a whole export request in one call. Every span whose categorical attributes (service,
+ * scope kind, provider, operation, models, service tier, which keys are present) were seen
+ * before is normalised, priced, recorded and enriched here, from the raw attribute bytes, with
+ * the same rules and the same arithmetic as the Python path; any other span (a first sighting,
+ * an error, a reported cost, an evaluation event, a value of an unusual type or out of range)
+ * goes to the Python path through a callback, in request order, and that path teaches the lane
+ * the span's entry when it can. Counters of the series are summed here and added to the
+ * registry's Python objects before each callback and at the end of the request (integer sums:
+ * the same totals); histograms are the C Histogram above, updated in place.
+ */
+enum { K_PRICED = 1, K_UNPRICED = 2, K_OTHER = 3 };
+#define MAX_TIERS 8
+#define MAX_SIGNATURE 4096
+#define MAX_ENTRIES 65536
+
+typedef struct Entry {
+    uint8_t *key;
+    Py_ssize_t key_len;
+    uint64_t hash;
+    int kind;
+    int anthropic_openlit; /* OpenLIT's Anthropic spans: cache tokens always added to input */
+    long long lo, hi;      /* start times [lo, hi) the rates hold for */
+    PyObject *stats, *service_label, *provider_attr;
+    double base[5], tier[MAX_TIERS][5], multiplier;
+    long long threshold[MAX_TIERS];
+    int ntiers;
+    PyObject *prefixes;                 /* priced: the six cost attribute prefixes */
+    PyObject *unpriced_key, *unpriced_attr;
+    PyObject *h_duration, *h_ttfc, *h_tps, *h_cost;
+    /* not yet added to the Python objects */
+    int dirty;
+    long long requests, tokens[5], cost, breakdown[4], savings, unpriced;
+    PyObject *ex_trace;
+    double ex_usd, ex_end;
+    unsigned long long ex_seq; /* when ex_trace was set: flushed in this order (the last wins) */
+    struct Entry *next_dirty;
+} Entry;
+
+enum {
+    L_TABLE, L_CATEGORICAL, L_MARKERS, L_SLOW, L_GROUPS, L_CURRENT, L_USERS, L_FEATURE, L_TTFC,
+    L_MAX_TOKENS, L_MAX_LENGTH, L_EXEMPLARS, L_FACTORY, L_BOUNDS, L_OK_KEY, L_USER_LIMITER,
+    L_FEATURE_LIMITER, L_USER_COST, L_FEATURE_COST, L_UNPRICED, L_HEADERS, L_ANTHROPIC_SCOPE,
+    L_OPENLIT_PREFIX, L_SIZE
+};
+
+typedef struct {
+    PyObject_HEAD PyObject *ctx;
+    Table *t;
+    uint64_t categorical, markers, slow;
+    int group[5][8], ngroup[5], current[5], users[8], nusers, feature, ttfc;
+    long long max_tokens;
+    Py_ssize_t max_length;
+    int exemplars;
+    Entry **slots;
+    Py_ssize_t cap, used;
+    Entry *dirty;
+    unsigned long long seq;
+    long long fast, slow_calls;
+} LaneObject;
+
+static PyTypeObject LaneType;
+
+static void
+entry_free(Entry *e)
+{
+    Py_XDECREF(e->stats);
+    Py_XDECREF(e->service_label);
+    Py_XDECREF(e->provider_attr);
+    Py_XDECREF(e->prefixes);
+    Py_XDECREF(e->unpriced_key);
+    Py_XDECREF(e->unpriced_attr);
+    Py_XDECREF(e->h_duration);
+    Py_XDECREF(e->h_ttfc);
+    Py_XDECREF(e->h_tps);
+    Py_XDECREF(e->h_cost);
+    Py_XDECREF(e->ex_trace);
+    PyMem_Free(e->key);
+    PyMem_Free(e);
+}
+
+static void
+lane_drop_entries(LaneObject *l)
+{
+    for (Py_ssize_t i = 0; i < l->cap; i++)
+        if (l->slots[i] != NULL) {
+            entry_free(l->slots[i]);
+            l->slots[i] = NULL;
+        }
+    l->used = 0;
+    l->dirty = NULL;
+}
+
+static void
+lane_dealloc(LaneObject *l)
+{
+    if (l->slots != NULL) {
+        lane_drop_entries(l);
+        PyMem_Free(l->slots);
+    }
+    Py_XDECREF(l->ctx);
+    Py_TYPE(l)->tp_free((PyObject *)l);
+}
+
+static int
+key_index(Table *t, PyObject *name)
+{
+    if (!PyUnicode_Check(name)) {
+        PyErr_SetString(PyExc_TypeError, "Lane: a key is not a str");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < t->nkeys; i++) {
+        int eq = PyUnicode_Compare(t->keys[i].name, name);
+        if (eq == -1 && PyErr_Occurred())
+            return -1;
+        if (eq == 0)
+            return t->keys[i].index;
+    }
+    PyErr_Format(PyExc_ValueError, "Lane: %R is not a scanned key", name);
+    return -1;
+}
+
+static int
+key_mask(Table *t, PyObject *names, uint64_t *mask)
+{
+    *mask = 0;
+    if (!PyTuple_Check(names)) {
+        PyErr_SetString(PyExc_TypeError, "Lane: keys must be a tuple");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        int k = key_index(t, PyTuple_GET_ITEM(names, i));
+        if (k < 0)
+            return -1;
+        *mask |= (uint64_t)1 << k;
+    }
+    return 0;
+}
+
+static int
+key_list(Table *t, PyObject *names, int *out, int *count, int room)
+{
+    if (!PyTuple_Check(names) || PyTuple_GET_SIZE(names) > room) {
+        PyErr_SetString(PyExc_TypeError, "Lane: a key group is not a short tuple");
+        return -1;
+    }
+    *count = (int)PyTuple_GET_SIZE(names);
+    for (int i = 0; i < *count; i++)
+        if ((out[i] = key_index(t, PyTuple_GET_ITEM(names, i))) < 0)
+            return -1;
+    return 0;
+}
+
+static PyObject *
+lane_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *ctx;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "Lane(context)");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!:Lane", &PyTuple_Type, &ctx))
+        return NULL;
+    if (PyTuple_GET_SIZE(ctx) != L_SIZE) {
+        PyErr_Format(PyExc_TypeError, "Lane: context of %d items expected", L_SIZE);
+        return NULL;
+    }
+    Table *t = PyCapsule_GetPointer(PyTuple_GET_ITEM(ctx, L_TABLE), CAPSULE_NAME);
+    if (t == NULL)
+        return NULL;
+    if (t->nkeys > MAX_LANE_KEYS) {
+        PyErr_SetString(PyExc_ValueError, "Lane: more than 64 scanned keys");
+        return NULL;
+    }
+    LaneObject *l = (LaneObject *)type->tp_alloc(type, 0);
+    if (l == NULL)
+        return NULL;
+    l->ctx = Py_NewRef(ctx);
+    l->t = t;
+    PyObject *groups = PyTuple_GET_ITEM(ctx, L_GROUPS), *current = PyTuple_GET_ITEM(ctx, L_CURRENT);
+    if (key_mask(t, PyTuple_GET_ITEM(ctx, L_CATEGORICAL), &l->categorical) < 0 ||
+        key_mask(t, PyTuple_GET_ITEM(ctx, L_MARKERS), &l->markers) < 0 ||
+        key_mask(t, PyTuple_GET_ITEM(ctx, L_SLOW), &l->slow) < 0)
+        goto fail;
+    if (!PyTuple_Check(groups) || PyTuple_GET_SIZE(groups) != 5 || !PyTuple_Check(current) ||
+        PyTuple_GET_SIZE(current) != 5) {
+        PyErr_SetString(PyExc_TypeError, "Lane: five token groups and five current names");
+        goto fail;
+    }
+    for (int g = 0; g < 5; g++) {
+        if (key_list(t, PyTuple_GET_ITEM(groups, g), l->group[g], &l->ngroup[g], 8) < 0 ||
+            (l->current[g] = key_index(t, PyTuple_GET_ITEM(current, g))) < 0)
+            goto fail;
+    }
+    if (key_list(t, PyTuple_GET_ITEM(ctx, L_USERS), l->users, &l->nusers, 8) < 0 ||
+        (l->feature = key_index(t, PyTuple_GET_ITEM(ctx, L_FEATURE))) < 0 ||
+        (l->ttfc = key_index(t, PyTuple_GET_ITEM(ctx, L_TTFC))) < 0)
+        goto fail;
+    l->max_tokens = PyLong_AsLongLong(PyTuple_GET_ITEM(ctx, L_MAX_TOKENS));
+    l->max_length = PyLong_AsSsize_t(PyTuple_GET_ITEM(ctx, L_MAX_LENGTH));
+    if (PyErr_Occurred())
+        goto fail;
+    if (l->max_tokens < 0 || l->max_tokens >= (1LL << 53) || l->max_length < 0) {
+        PyErr_SetString(PyExc_ValueError, "Lane: token cap must be in [0, 2**53)");
+        goto fail;
+    }
+    if ((l->exemplars = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, L_EXEMPLARS))) < 0)
+        goto fail;
+    PyObject *headers = PyTuple_GET_ITEM(ctx, L_HEADERS), *bounds = PyTuple_GET_ITEM(ctx, L_BOUNDS);
+    if (!PyTuple_Check(headers) || PyTuple_GET_SIZE(headers) != 5 || !PyTuple_Check(bounds) ||
+        PyTuple_GET_SIZE(bounds) != 4) {
+        PyErr_SetString(PyExc_TypeError, "Lane: five header lists and four bucket tuples");
+        goto fail;
+    }
+    for (int g = 0; g < 5; g++) {
+        PyObject *list = PyTuple_GET_ITEM(headers, g);
+        if (!PyList_CheckExact(list) || PyList_GET_SIZE(list) != 11) {
+            PyErr_SetString(PyExc_TypeError, "Lane: headers must be lists of 11 bytes");
+            goto fail;
+        }
+        for (Py_ssize_t i = 0; i < 11; i++)
+            if (!PyBytes_CheckExact(PyList_GET_ITEM(list, i)) ||
+                PyBytes_GET_SIZE(PyList_GET_ITEM(list, i)) > 200) {
+                PyErr_SetString(PyExc_TypeError, "Lane: headers must be lists of 11 bytes");
+                goto fail;
+            }
+    }
+    if (!PyUnicode_Check(PyTuple_GET_ITEM(ctx, L_ANTHROPIC_SCOPE)) ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(ctx, L_OPENLIT_PREFIX))) {
+        PyErr_SetString(PyExc_TypeError, "Lane: scope names must be str");
+        goto fail;
+    }
+    l->cap = 64;
+    if ((l->slots = PyMem_Calloc((size_t)l->cap, sizeof(Entry *))) == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    return (PyObject *)l;
+fail:
+    Py_DECREF(l);
+    return NULL;
+}
+
+static inline uint64_t
+signature_hash(const uint8_t *p, Py_ssize_t len)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)len;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 32;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p + i, (size_t)(len - i));
+    h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
+    h ^= h >> 29;
+    return h;
+}
+
+static Entry *
+lane_find(LaneObject *l, const uint8_t *key, Py_ssize_t len, uint64_t hash)
+{
+    Py_ssize_t mask = l->cap - 1;
+    for (Py_ssize_t i = (Py_ssize_t)(hash & (uint64_t)mask);; i = (i + 1) & mask) {
+        Entry *e = l->slots[i];
+        if (e == NULL)
+            return NULL;
+        if (e->hash == hash && e->key_len == len && memcmp(e->key, key, (size_t)len) == 0)
+            return e;
+    }
+}
+
+/* ---- adding the pending sums to the registry's Python objects ---- */
+static int
+add_long_to_item(PyObject *dict, PyObject *key, long long n)
+{
+    PyObject *amount = PyLong_FromLongLong(n);
+    if (amount == NULL)
+        return -1;
+    int rc = add_to_item(dict, key, amount);
+    Py_DECREF(amount);
+    return rc;
+}
+
+static int
+add_long_to_list(PyObject *list, Py_ssize_t index, long long n)
+{
+    PyObject *amount = PyLong_FromLongLong(n);
+    if (amount == NULL)
+        return -1;
+    int rc = add_to_list(list, index, amount);
+    Py_DECREF(amount);
+    return rc;
+}
+
+static int
+add_long_to_attr(PyObject *obj, PyObject *name, long long n)
+{
+    PyObject *amount = PyLong_FromLongLong(n);
+    if (amount == NULL)
+        return -1;
+    int rc = add_to_attr(obj, name, amount);
+    Py_DECREF(amount);
+    return rc;
+}
+
+static int
+entry_flush(LaneObject *l, Entry *e)
+{
+    PyObject *stats = e->stats, *requests = NULL, *stamps = NULL, *counts = NULL, *tmp = NULL;
+    int rc = -1;
+    if (e->requests) {
+        if ((requests = attr_get(stats, a_requests)) == NULL ||
+            add_long_to_item(requests, PyTuple_GET_ITEM(l->ctx, L_OK_KEY), e->requests) < 0)
+            goto done;
+    }
+    if ((stamps = attr_get(stats, a_stamps)) == NULL)
+        goto done;
+    if (!PyList_CheckExact(stamps) || PyList_GET_SIZE(stamps) != 7) {
+        PyErr_SetString(PyExc_TypeError, "Lane: SeriesStats.stamps is not a list of 7");
+        goto done;
+    }
+    if (e->requests) {
+        if ((counts = attr_get(stats, a_tokens)) == NULL || !PyList_CheckExact(counts) ||
+            PyList_GET_SIZE(counts) != 5) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "Lane: SeriesStats.tokens is not a list of 5");
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < 5; i++)
+            if (add_long_to_list(counts, i, e->tokens[i]) < 0)
+                goto done;
+        for (Py_ssize_t i = 2; i < 5; i++)
+            if (stamp_when_nonzero(stats, stamps, i, PyList_GET_ITEM(counts, i)) < 0)
+                goto done;
+        Py_CLEAR(counts);
+    }
+    if (e->kind == K_PRICED && e->requests) {
+        if (add_long_to_attr(stats, a_cost, e->cost) < 0)
+            goto done;
+        if ((counts = attr_get(stats, a_breakdown)) == NULL || !PyList_CheckExact(counts) ||
+            PyList_GET_SIZE(counts) != 4) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "Lane: SeriesStats.breakdown is not a list of 4");
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < 4; i++)
+            if (add_long_to_list(counts, i, e->breakdown[i]) < 0)
+                goto done;
+        for (int i = 0; i < 4 && PyList_GET_ITEM(stamps, 5) == Py_None; i++)
+            if (stamp_when_nonzero(stats, stamps, 5, PyList_GET_ITEM(counts, i)) < 0)
+                goto done;
+        if (add_long_to_attr(stats, a_savings, e->savings) < 0)
+            goto done;
+        if (PyList_GET_ITEM(stamps, 6) == Py_None) {
+            if ((tmp = attr_get(stats, a_savings)) == NULL ||
+                stamp_when_nonzero(stats, stamps, 6, tmp) < 0)
+                goto done;
+        }
+        if (e->ex_trace != NULL) {
+            PyObject *usd = PyFloat_FromDouble(e->ex_usd), *end = PyFloat_FromDouble(e->ex_end);
+            PyObject *exemplar = usd && end ? PyTuple_Pack(3, e->ex_trace, usd, end) : NULL;
+            Py_XDECREF(usd);
+            Py_XDECREF(end);
+            if (exemplar == NULL)
+                goto done;
+            int set = attr_set(stats, a_cost_exemplar, exemplar);
+            Py_DECREF(exemplar);
+            if (set < 0)
+                goto done;
+        }
+    }
+    if (e->kind == K_UNPRICED && e->unpriced &&
+        add_long_to_item(PyTuple_GET_ITEM(l->ctx, L_UNPRICED), e->unpriced_key, e->unpriced) < 0)
+        goto done;
+    rc = 0;
+done:
+    e->requests = e->cost = e->savings = e->unpriced = 0;
+    memset(e->tokens, 0, sizeof e->tokens);
+    memset(e->breakdown, 0, sizeof e->breakdown);
+    Py_CLEAR(e->ex_trace);
+    e->dirty = 0;
+    Py_XDECREF(requests);
+    Py_XDECREF(stamps);
+    Py_XDECREF(counts);
+    Py_XDECREF(tmp);
+    return rc;
+}
+
+static int
+by_exemplar_order(const void *a, const void *b)
+{
+    const Entry *x = *(Entry *const *)a, *y = *(Entry *const *)b;
+    return (x->ex_seq > y->ex_seq) - (x->ex_seq < y->ex_seq);
+}
+
+/* Adds every pending sum; entries sharing a series set its cost exemplar in the order their
+ * spans came, so the last span's stays, as on the Python path. */
+static int
+lane_flush(LaneObject *l)
+{
+    Py_ssize_t count = 0;
+    for (Entry *e = l->dirty; e != NULL; e = e->next_dirty)
+        count++;
+    if (count == 0)
+        return 0;
+    Entry **order = PyMem_Malloc((size_t)count * sizeof(Entry *));
+    if (order == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t i = 0;
+    for (Entry *e = l->dirty; e != NULL; e = e->next_dirty)
+        order[i++] = e;
+    l->dirty = NULL;
+    qsort(order, (size_t)count, sizeof(Entry *), by_exemplar_order);
+    int rc = 0;
+    for (i = 0; i < count; i++) {
+        order[i]->next_dirty = NULL;
+        if (entry_flush(l, order[i]) < 0 && rc == 0)
+            rc = -1; /* the rest are still added; the first error is reported */
+    }
+    PyMem_Free(order);
+    return rc;
+}
+
+/* stats.<name> as a C Histogram, created (the registry's factory) when None; borrowed into *slot. */
+static int
+entry_histogram(LaneObject *l, Entry *e, PyObject **slot, PyObject *name, int bounds)
+{
+    if (*slot != NULL)
+        return 0;
+    PyObject *h = attr_get(e->stats, name);
+    if (h == NULL)
+        return -1;
+    if (h == Py_None) {
+        Py_DECREF(h);
+        h = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(l->ctx, L_FACTORY),
+                                         PyTuple_GET_ITEM(PyTuple_GET_ITEM(l->ctx, L_BOUNDS), bounds),
+                                         l->exemplars ? Py_True : Py_False, NULL);
+        if (h == NULL || attr_set(e->stats, name, h) < 0) {
+            Py_XDECREF(h);
+            return -1;
+        }
+    }
+    if (!Py_IS_TYPE(h, &HistType)) {
+        Py_DECREF(h);
+        PyErr_SetString(PyExc_TypeError, "Lane: the registry's histograms are not C Histograms");
+        return -1;
+    }
+    *slot = h;
+    return 0;
+}
+
+static int
+entry_duration(LaneObject *l, Entry *e)
+{
+    if (e->h_duration != NULL)
+        return 0;
+    PyObject *durations = attr_get(e->stats, a_duration);
+    if (durations == NULL)
+        return -1;
+    if (!PyDict_CheckExact(durations)) {
+        Py_DECREF(durations);
+        PyErr_SetString(PyExc_TypeError, "Lane: SeriesStats.duration is not a dict");
+        return -1;
+    }
+    PyObject *h = PyDict_GetItemWithError(durations, s_ok);
+    if (h == NULL) {
+        if (PyErr_Occurred()) {
+            Py_DECREF(durations);
+            return -1;
+        }
+        h = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(l->ctx, L_FACTORY),
+                                         PyTuple_GET_ITEM(PyTuple_GET_ITEM(l->ctx, L_BOUNDS), 0),
+                                         l->exemplars ? Py_True : Py_False, NULL);
+        if (h == NULL || PyDict_SetItem(durations, s_ok, h) < 0) {
+            Py_XDECREF(h);
+            Py_DECREF(durations);
+            return -1;
+        }
+    }
+    else
+        Py_INCREF(h);
+    Py_DECREF(durations);
+    if (!Py_IS_TYPE(h, &HistType)) {
+        Py_DECREF(h);
+        PyErr_SetString(PyExc_TypeError, "Lane: the registry's histograms are not C Histograms");
+        return -1;
+    }
+    e->h_duration = h;
+    return 0;
+}
+
+/* ---- one span ---- */
+typedef struct {
+    uint8_t *data;
+    Py_ssize_t len, room;
+} Buffer;
+
+static int
+buffer_reserve(Buffer *b, Py_ssize_t more)
+{
+    if (b->len + more <= b->room)
+        return 0;
+    Py_ssize_t room = b->room ? b->room : 4096;
+    while (room < b->len + more)
+        room *= 2;
+    uint8_t *p = PyMem_Realloc(b->data, (size_t)room);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = p;
+    b->room = room;
+    return 0;
+}
+
+typedef struct {
+    Py_ssize_t field_start, start, end, offset, len;
+    Py_ssize_t scope; /* index into the scope records */
+} Addition;
+
+typedef struct {
+    Py_ssize_t start, payload, end, resource;
+} Region;
+
+typedef struct {
+    Buffer bytes;          /* the appended attribute bytes, back to back */
+    Addition *adds;
+    Py_ssize_t nadds, adds_room;
+    Region *scopes, *resources;
+    Py_ssize_t nscopes, scopes_room, nresources, resources_room;
+} Output;
+
+static int
+grow(void **array, Py_ssize_t *room, Py_ssize_t count, size_t size)
+{
+    if (count < *room)
+        return 0;
+    Py_ssize_t next = *room ? *room * 2 : 16;
+    void *p = PyMem_Realloc(*array, (size_t)next * size);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *array = p;
+    *room = next;
+    return 0;
+}
+
+/* The current walk position, for recording an addition's enclosing regions on first use. */
+typedef struct {
+    Region resource, scope;
+    Py_ssize_t resource_index, scope_index; /* -1 until an addition lands in them */
+} Place;
+
+static int
+output_add(Output *o, Place *p, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end,
+           const uint8_t *bytes, Py_ssize_t len)
+{
+    if (len == 0)
+        return 0;
+    if (p->resource_index < 0) {
+        if (grow((void **)&o->resources, &o->resources_room, o->nresources, sizeof(Region)) < 0)
+            return -1;
+        p->resource_index = o->nresources;
+        o->resources[o->nresources++] = p->resource;
+    }
+    if (p->scope_index < 0) {
+        if (grow((void **)&o->scopes, &o->scopes_room, o->nscopes, sizeof(Region)) < 0)
+            return -1;
+        p->scope_index = o->nscopes;
+        p->scope.resource = p->resource_index;
+        o->scopes[o->nscopes++] = p->scope;
+    }
+    if (grow((void **)&o->adds, &o->adds_room, o->nadds, sizeof(Addition)) < 0)
+        return -1;
+    Addition *a = &o->adds[o->nadds++];
+    a->field_start = field_start;
+    a->start = start;
+    a->end = end;
+    a->scope = p->scope_index;
+    a->offset = o->bytes.len;
+    a->len = len;
+    if (bytes != NULL) { /* NULL: the caller already wrote them at the buffer's end */
+        if (buffer_reserve(&o->bytes, len) < 0)
+            return -1;
+        memcpy(o->bytes.data + o->bytes.len, bytes, (size_t)len);
+    }
+    o->bytes.len += len;
+    return 0;
+}
+
+static void
+output_free(Output *o)
+{
+    PyMem_Free(o->bytes.data);
+    PyMem_Free(o->adds);
+    PyMem_Free(o->scopes);
+    PyMem_Free(o->resources);
+}
+
+/* The request with every addition appended to its span (lengths of the span, its ScopeSpans and
+ * its ResourceSpans rewritten; everything else copied as is). */
+static PyObject *
+output_assemble(Output *o, PyObject *data)
+{
+    const uint8_t *d = (const uint8_t *)PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    Py_ssize_t *scope_size = PyMem_Calloc((size_t)o->nscopes + 1, sizeof(Py_ssize_t));
+    Py_ssize_t *res_size = PyMem_Calloc((size_t)o->nresources + 1, sizeof(Py_ssize_t));
+    PyObject *result = NULL;
+    if (scope_size == NULL || res_size == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t s = 0; s < o->nscopes; s++)
+        scope_size[s] = o->scopes[s].end - o->scopes[s].payload;
+    for (Py_ssize_t i = 0; i < o->nadds; i++) {
+        Addition *a = &o->adds[i];
+        Py_ssize_t length = a->end - a->start + a->len;
+        scope_size[a->scope] += 1 + varint_size((uint64_t)length) + length - (a->end - a->field_start);
+    }
+    for (Py_ssize_t r = 0; r < o->nresources; r++)
+        res_size[r] = o->resources[r].end - o->resources[r].payload;
+    for (Py_ssize_t s = 0; s < o->nscopes; s++) {
+        Region *sc = &o->scopes[s];
+        res_size[sc->resource] +=
+            1 + varint_size((uint64_t)scope_size[s]) + scope_size[s] - (sc->end - sc->start);
+    }
+    Py_ssize_t total = n;
+    for (Py_ssize_t r = 0; r < o->nresources; r++) {
+        Region *rs = &o->resources[r];
+        total += 1 + varint_size((uint64_t)res_size[r]) + res_size[r] - (rs->end - rs->start);
+    }
+    if ((result = PyBytes_FromStringAndSize(NULL, total)) == NULL)
+        goto done;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
+    Py_ssize_t w = 0, copy_from = 0, s = 0, i = 0;
+#define LANE_COPY(from, to)                                                                        \
+    do {                                                                                           \
+        memcpy(out + w, d + (from), (size_t)((to) - (from)));                                      \
+        w += (to) - (from);                                                                        \
+    } while (0)
+    for (Py_ssize_t r = 0; r < o->nresources; r++) {
+        Region *rs = &o->resources[r];
+        LANE_COPY(copy_from, rs->start);
+        out[w++] = 0x0A;
+        w += put_varint(out + w, (uint64_t)res_size[r]);
+        Py_ssize_t pos = rs->payload;
+        for (; s < o->nscopes && o->scopes[s].resource == r; s++) {
+            Region *sc = &o->scopes[s];
+            LANE_COPY(pos, sc->start);
+            out[w++] = 0x12;
+            w += put_varint(out + w, (uint64_t)scope_size[s]);
+            Py_ssize_t scope_pos = sc->payload;
+            for (; i < o->nadds && o->adds[i].scope == s; i++) {
+                Addition *a = &o->adds[i];
+                LANE_COPY(scope_pos, a->field_start);
+                out[w++] = 0x12;
+                w += put_varint(out + w, (uint64_t)(a->end - a->start + a->len));
+                LANE_COPY(a->start, a->end);
+                memcpy(out + w, o->bytes.data + a->offset, (size_t)a->len);
+                w += a->len;
+                scope_pos = a->end;
+            }
+            LANE_COPY(scope_pos, sc->end);
+            pos = sc->end;
+        }
+        LANE_COPY(pos, rs->end);
+        copy_from = rs->end;
+    }
+    LANE_COPY(copy_from, n);
+#undef LANE_COPY
+    if (w != total) {
+        Py_CLEAR(result);
+        PyErr_SetString(PyExc_SystemError, "Lane: assembled size mismatch");
+    }
+done:
+    PyMem_Free(scope_size);
+    PyMem_Free(res_size);
+    return result;
+}
+
+/* A token count as Normaliser._tokens reads the first present key of a group: 1 and *out when
+ * it is a plain int in [0, max]; 0 when the group is absent; -1 when the Python path must judge. */
+static int
+lane_tokens(LaneObject *l, Sink *s, const uint8_t *d, Py_ssize_t n, int g, long long *out)
+{
+    for (int i = 0; i < l->ngroup[g]; i++) {
+        int k = l->group[g][i];
+        if (!(s->present & ((uint64_t)1 << k)))
+            continue;
+        Py_ssize_t p = s->value_start[k];
+        if (p >= s->value_end[k] || d[p] != 0x18)
+            return -1;
+        p++;
+        uint64_t v;
+        int wide;
+        if (read_varint(d, n, &p, &v, &wide) < 0 || wide)
+            return -1;
+        long long count = (long long)v;
+        if (count < 0 || count > l->max_tokens)
+            return -1;
+        *out = count;
+        return 1;
+    }
+    *out = 0;
+    return 0;
+}
+
+/* A text attribute as Normaliser._text would read it: 1 and a new str, 0 when absent, -1 when
+ * the Python path must judge (another type, too long, not exactly framed), -2 on an error. */
+static int
+lane_text(LaneObject *l, Sink *s, const uint8_t *d, Py_ssize_t n, int k, PyObject **out)
+{
+    if (!(s->present & ((uint64_t)1 << k)))
+        return 0;
+    Py_ssize_t p = s->value_start[k], end = s->value_end[k];
+    if (p >= end || d[p] != 0x0A)
+        return -1;
+    p++;
+    uint64_t len;
+    int wide;
+    if (read_varint(d, n, &p, &len, &wide) < 0 || wide || len > (uint64_t)(end - p) ||
+        (Py_ssize_t)len > l->max_length)
+        return -1;
+    *out = PyUnicode_DecodeUTF8((const char *)d + p, (Py_ssize_t)len, "replace");
+    return *out == NULL ? -2 : 1;
+}
+
+static int
+put_int_attribute(LaneObject *l, Buffer *b, int which, long long value)
+{
+    uint8_t varint[10];
+    Py_ssize_t size = put_varint(varint, (uint64_t)value);
+    PyObject *header = PyList_GET_ITEM(PyTuple_GET_ITEM(PyTuple_GET_ITEM(l->ctx, L_HEADERS), which), size);
+    Py_ssize_t hlen = PyBytes_GET_SIZE(header);
+    if (buffer_reserve(b, hlen + 1 + size) < 0)
+        return -1;
+    memcpy(b->data + b->len, PyBytes_AS_STRING(header), (size_t)hlen);
+    b->len += hlen;
+    b->data[b->len++] = 0x18;
+    memcpy(b->data + b->len, varint, (size_t)size);
+    b->len += size;
+    return 0;
+}
+
+static int
+put_bytes(Buffer *b, PyObject *bytes)
+{
+    Py_ssize_t len = PyBytes_GET_SIZE(bytes);
+    if (buffer_reserve(b, len) < 0)
+        return -1;
+    memcpy(b->data + b->len, PyBytes_AS_STRING(bytes), (size_t)len);
+    b->len += len;
+    return 0;
+}
+
+typedef struct {
+    LaneObject *l;
+    PyObject *data, *service_of, *slow;
+    const uint8_t *d;
+    Py_ssize_t n;
+    Output out;
+    Place place;
+    PyObject *scope_name;  /* str */
+    int scope_kind;        /* 1: the Anthropic SDK's scope; 2: an OpenLIT scope */
+    PyObject *service;     /* str, NULL until a span needs it */
+    Py_ssize_t res_start, res_stop; /* the Resource's range (-1: none), for service_of */
+    long long genai, other;
+} Walk;
+
+static int
+walk_service(Walk *w)
+{
+    if (w->service != NULL)
+        return 0;
+    PyObject *found = PyObject_CallFunction(w->service_of, "Onn", w->data, w->res_start, w->res_stop);
+    if (found == NULL)
+        return -1;
+    if (!PyUnicode_Check(found)) {
+        Py_DECREF(found);
+        PyErr_SetString(PyExc_TypeError, "Lane: service_of must return a str");
+        return -1;
+    }
+    w->service = found;
+    return 0;
+}
+
+/* The Python path for one span: flush, then slow(data, entry, scope name, service, signature). */
+static int
+walk_slow(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end, PyObject *signature)
+{
+    LaneObject *l = w->l;
+    PyObject *spans = NULL, *result = NULL;
+    int rc = -1;
+    if (lane_flush(l) < 0 || walk_service(w) < 0)
+        goto done;
+    if (visit_span(l->t, w->data, w->d, w->n, field_start, start, end, &spans) < 0)
+        goto done;
+    if (spans == NULL) { /* neither a known key nor the event after all: an ordinary span */
+        w->other++;
+        rc = 0;
+        goto done;
+    }
+    l->slow_calls++;
+    result = PyObject_CallFunctionObjArgs(w->slow, w->data, PyList_GET_ITEM(spans, 0), w->scope_name,
+                                          w->service, signature ? signature : Py_None, NULL);
+    if (result == NULL)
+        goto done;
+    if (!PyTuple_CheckExact(result) || PyTuple_GET_SIZE(result) != 2 ||
+        !PyBytes_CheckExact(PyTuple_GET_ITEM(result, 0))) {
+        PyErr_SetString(PyExc_TypeError, "Lane: slow must return (bytes, bool)");
+        goto done;
+    }
+    int genai = PyObject_IsTrue(PyTuple_GET_ITEM(result, 1));
+    if (genai < 0)
+        goto done;
+    if (genai)
+        w->genai++;
+    else
+        w->other++;
+    PyObject *added = PyTuple_GET_ITEM(result, 0);
+    rc = output_add(&w->out, &w->place, field_start, start, end, (const uint8_t *)PyBytes_AS_STRING(added),
+                    PyBytes_GET_SIZE(added));
+done:
+    Py_XDECREF(spans);
+    Py_XDECREF(result);
+    return rc;
+}
+
+static int
+sig_put(uint8_t *sig, Py_ssize_t *len, const void *bytes, Py_ssize_t n)
+{
+    if (n > 0xFFFF || *len + 2 + n > MAX_SIGNATURE)
+        return -1;
+    sig[(*len)++] = (uint8_t)(n & 0xFF);
+    sig[(*len)++] = (uint8_t)(n >> 8);
+    memcpy(sig + *len, bytes, (size_t)n);
+    *len += n;
+    return 0;
+}
+
+static int
+walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
+{
+    LaneObject *l = w->l;
+    const uint8_t *d = w->d;
+    Py_ssize_t n = w->n;
+    Sink s;
+    s.add = range_sink_add;
+    s.clear = range_sink_clear;
+    s.present = 0;
+    int rc = (start < end && d[start] != 0x0A) ? scan_attribute_fields(l->t, d, n, start, end, &s)
+                                               : scan_attributes(l->t, d, n, start, end, &s);
+    if (rc < 0)
+        return -1;
+    const char *eval = PyBytes_AS_STRING(l->t->eval_name);
+    int has_eval = memmem(d + start, (size_t)(end - start), eval,
+                          (size_t)PyBytes_GET_SIZE(l->t->eval_name)) != NULL;
+    if (rc == 0 && s.present == 0 && !has_eval) {
+        w->other++;
+        return 0;
+    }
+    if (rc == 1 || has_eval || (s.present & l->slow))
+        return walk_slow(w, field_start, start, end, NULL);
+    if (!(s.present & l->markers)) { /* Normaliser.normalise: not a model call */
+        w->other++;
+        return 0;
+    }
+    Facts facts;
+    if (span_facts(d, n, start, end, &facts) != 0 || facts.status == 2 || facts.start_ns == 0 ||
+        facts.end_ns < facts.start_ns || facts.end_ns > (uint64_t)LLONG_MAX)
+        return walk_slow(w, field_start, start, end, NULL);
+    if (walk_service(w) < 0)
+        return -1;
+    /* the signature: everything the Python path's categorical decisions depend on */
+    uint8_t sig[MAX_SIGNATURE];
+    Py_ssize_t sig_len = 0;
+    Py_ssize_t service_len;
+    const char *service = PyUnicode_AsUTF8AndSize(w->service, &service_len);
+    if (service == NULL)
+        return -1;
+    sig[sig_len++] = (uint8_t)w->scope_kind;
+    memcpy(sig + sig_len, &s.present, 8);
+    sig_len += 8;
+    int fits = sig_put(sig, &sig_len, service, service_len) == 0;
+    for (int k = 0; fits && k < l->t->nkeys; k++)
+        if (((l->categorical & s.present) >> k) & 1)
+            fits = s.value_end[k] - s.value_start[k] <= l->max_length + 16 &&
+                   sig_put(sig, &sig_len, d + s.value_start[k], s.value_end[k] - s.value_start[k]) == 0;
+    if (!fits)
+        return walk_slow(w, field_start, start, end, NULL);
+    uint64_t hash = signature_hash(sig, sig_len);
+    long long start_ns = (long long)facts.start_ns, end_ns = (long long)facts.end_ns;
+    Entry *e = lane_find(l, sig, sig_len, hash);
+    if (e == NULL || start_ns < e->lo || start_ns >= e->hi) {
+        PyObject *signature = PyBytes_FromStringAndSize((const char *)sig, sig_len);
+        if (signature == NULL)
+            return -1;
+        rc = walk_slow(w, field_start, start, end, signature);
+        Py_DECREF(signature);
+        return rc;
+    }
+    if (e->kind == K_OTHER) {
+        w->other++;
+        return 0;
+    }
+    /* Normaliser.normalise on the numbers; anything unusual is the Python path's */
+    long long tok[5];
+    int have[5];
+    for (int g = 0; g < 5; g++)
+        if ((have[g] = lane_tokens(l, &s, d, n, g, &tok[g])) < 0)
+            return walk_slow(w, field_start, start, end, NULL);
+    if (!have[0] && !have[1])
+        return walk_slow(w, field_start, start, end, NULL);
+    long long input = tok[0], output = tok[1], cache_read = tok[2], cache_write = tok[3];
+    long long reasoning = tok[4], cache = cache_read + cache_write;
+    if (cache && (cache > input || e->anthropic_openlit)) {
+        input += cache;
+        if (input > l->max_tokens)
+            return walk_slow(w, field_start, start, end, NULL);
+    }
+    if (reasoning > output)
+        output += reasoning;
+    int has_ttfc = (s.present >> l->ttfc) & 1;
+    double ttfc = 0.0;
+    if (has_ttfc) {
+        Py_ssize_t p = s.value_start[l->ttfc];
+        if (p >= s.value_end[l->ttfc] || d[p] != 0x21 || p + 9 > s.value_end[l->ttfc])
+            return walk_slow(w, field_start, start, end, NULL);
+        ttfc = PyFloat_Unpack8((const char *)d + p + 1, 1);
+        if (!isfinite(ttfc) || ttfc < 0)
+            return walk_slow(w, field_start, start, end, NULL);
+    }
+    long long q[5] = {0, 0, 0, 0, 0};
+    if (e->kind == K_PRICED) {
+        if (cache_read + cache_write > input)
+            return walk_slow(w, field_start, start, end, NULL);
+        const double *rate = e->base;
+        for (int i = 0; i < e->ntiers; i++)
+            if (input > e->threshold[i]) {
+                rate = e->tier[i];
+                break;
+            }
+        /* pricing.compute_cost, operation for operation (as priced_core) */
+        double m = e->multiplier * 4294967296.0;
+        volatile double uncached = (double)(input - cache_read - cache_write);
+        volatile double t_in = uncached * rate[0];
+        t_in = t_in + rate[4];
+        t_in = t_in * m + 0.5;
+        volatile double t_out = (double)output * rate[1];
+        t_out = t_out * m + 0.5;
+        volatile double t_cr = (double)cache_read * rate[2];
+        t_cr = t_cr * m + 0.5;
+        volatile double t_cw = (double)cache_write * rate[3];
+        t_cw = t_cw * m + 0.5;
+        if (quanta_of(t_in, &q[0]) || quanta_of(t_out, &q[1]) || quanta_of(t_cr, &q[2]) ||
+            quanta_of(t_cw, &q[3]))
+            return walk_slow(w, field_start, start, end, NULL);
+        if (rate[0] > rate[2]) {
+            volatile double t_sv = (double)cache_read * (rate[0] - rate[2]);
+            t_sv = t_sv * m + 0.5;
+            if (quanta_of(t_sv, &q[4]))
+                return walk_slow(w, field_start, start, end, NULL);
+        }
+    }
+    PyObject *user = NULL, *feature = NULL;
+    int got = 0;
+    for (int i = 0; i < l->nusers && got == 0; i++)
+        got = lane_text(l, &s, d, n, l->users[i], &user);
+    if (got == -2)
+        return -1;
+    if (got == -1)
+        return walk_slow(w, field_start, start, end, NULL);
+    got = lane_text(l, &s, d, n, l->feature, &feature);
+    if (got < 0) {
+        Py_XDECREF(user);
+        return got == -2 ? -1 : walk_slow(w, field_start, start, end, NULL);
+    }
+    /* everything is decided: record (Registry.record_call) and enrich */
+    PyObject *trace = NULL, *label = NULL, *key = NULL, *total_obj = NULL;
+    rc = -1;
+    if (entry_duration(l, e) < 0 ||
+        (has_ttfc && entry_histogram(l, e, &e->h_ttfc, a_ttfc, 1) < 0) ||
+        (e->kind == K_PRICED && entry_histogram(l, e, &e->h_cost, a_cost_per_request, 3) < 0))
+        goto done;
+    if (l->exemplars && facts.trace_stop > facts.trace_start &&
+        (trace = PyBytes_FromStringAndSize((const char *)d + facts.trace_start,
+                                           facts.trace_stop - facts.trace_start)) == NULL)
+        goto done;
+    double duration = (double)(end_ns - start_ns) / 1e9, end_s = (double)end_ns / 1e9;
+    if (!e->dirty) {
+        e->dirty = 1;
+        e->next_dirty = l->dirty;
+        l->dirty = e;
+    }
+    e->requests++;
+    long long tokens[5] = {input, output, cache_read, cache_write, reasoning};
+    for (int i = 0; i < 5; i++)
+        e->tokens[i] += tokens[i];
+    hist_record((HistObject *)e->h_duration, duration, trace, NULL, end_s, NULL);
+    if (has_ttfc)
+        hist_record((HistObject *)e->h_ttfc, ttfc, trace, NULL, end_s, NULL);
+    if (output > 0) {
+        double generating = duration - ttfc;
+        if (generating > 0) {
+            if (entry_histogram(l, e, &e->h_tps, a_tps, 2) < 0)
+                goto done;
+            hist_record((HistObject *)e->h_tps, (double)output / generating, trace, NULL, end_s, NULL);
+        }
+    }
+    Buffer *b = &w->out.bytes;
+    Py_ssize_t mark = b->len;
+    if (e->kind == K_PRICED) {
+        long long total = q[0] + q[1] + q[2] + q[3];
+        e->cost += total;
+        for (int i = 0; i < 4; i++)
+            e->breakdown[i] += q[i];
+        e->savings += q[4];
+        double usd = (double)total / 4294967296.0;
+        hist_record((HistObject *)e->h_cost, usd, trace, NULL, end_s, NULL);
+        if (trace != NULL) {
+            Py_XSETREF(e->ex_trace, Py_NewRef(trace));
+            e->ex_seq = ++l->seq;
+            e->ex_usd = usd;
+            e->ex_end = end_s;
+        }
+        PyObject *who[2] = {user, feature};
+        int limiters[2] = {L_USER_LIMITER, L_FEATURE_LIMITER}, tables[2] = {L_USER_COST, L_FEATURE_COST};
+        for (int i = 0; i < 2; i++) {
+            if (who[i] == NULL || PyUnicode_GET_LENGTH(who[i]) == 0)
+                continue;
+            if (total_obj == NULL && (total_obj = PyLong_FromLongLong(total)) == NULL)
+                goto done;
+            Py_CLEAR(label);
+            Py_CLEAR(key);
+            if ((label = limit(PyTuple_GET_ITEM(l->ctx, limiters[i]), who[i])) == NULL ||
+                (key = PyTuple_Pack(2, e->service_label, label)) == NULL ||
+                add_to_item(PyTuple_GET_ITEM(l->ctx, tables[i]), key, total_obj) < 0)
+                goto done;
+        }
+        /* pipeline._cost_packer's layout */
+        const double usd_per_quantum = 1.0 / 4294967296.0;
+        double amounts[6] = {(double)total * usd_per_quantum, (double)q[0] * usd_per_quantum,
+                             (double)q[1] * usd_per_quantum, (double)q[2] * usd_per_quantum,
+                             (double)q[3] * usd_per_quantum, (double)q[4] * usd_per_quantum};
+        for (Py_ssize_t i = 0; i < 6; i++) {
+            PyObject *prefix = PyTuple_GET_ITEM(e->prefixes, i);
+            if (put_bytes(b, prefix) < 0 || buffer_reserve(b, 8) < 0)
+                goto done;
+            put_double(b->data + b->len, amounts[i]);
+            b->len += 8;
+        }
+    }
+    else {
+        e->unpriced++;
+        if (put_bytes(b, e->unpriced_attr) < 0)
+            goto done;
+    }
+    /* Pipeline._current_name for each name the span lacked, in Normaliser's order */
+    if (PyBytes_GET_SIZE(e->provider_attr) && put_bytes(b, e->provider_attr) < 0)
+        goto done;
+    long long named[5] = {have[0], have[1], cache_read, cache_write, reasoning};
+    for (int g = 0; g < 5; g++)
+        if (named[g] && !((s.present >> l->current[g]) & 1) && put_int_attribute(l, b, g, tokens[g]) < 0)
+            goto done;
+    Py_ssize_t added = b->len - mark;
+    b->len = mark;
+    if (output_add(&w->out, &w->place, field_start, start, end, NULL, added) < 0)
+        goto done;
+    l->fast++;
+    w->genai++;
+    rc = 0;
+done:
+    Py_XDECREF(user);
+    Py_XDECREF(feature);
+    Py_XDECREF(trace);
+    Py_XDECREF(label);
+    Py_XDECREF(key);
+    Py_XDECREF(total_obj);
+    return rc;
+}
+
+static int
+walk_scope(Walk *w, Py_ssize_t pos, Py_ssize_t end)
+{
+    const uint8_t *d = w->d;
+    Py_ssize_t n = w->n;
+    Table *t = w->l->t;
+    /* the scope's name first (it may follow its spans) */
+    Py_ssize_t q = pos;
+    PyObject *name = NULL;
+    while (q < end) {
+        Field f;
+        if (next_field(d, n, &q, end, &f) < 0) {
+            raise_wire(t, "malformed scope_spans field");
+            goto fail;
+        }
+        if (IS(f, 1, 2)) {
+            PyObject *found = scope_name(t, d, n, f.start, f.stop);
+            if (found == NULL)
+                goto fail;
+            Py_XSETREF(name, found);
+        }
+    }
+    if (name == NULL && (name = PyUnicode_FromStringAndSize("", 0)) == NULL)
+        goto fail;
+    w->scope_name = name;
+    w->scope_kind = 0;
+    int eq = PyUnicode_Compare(name, PyTuple_GET_ITEM(w->l->ctx, L_ANTHROPIC_SCOPE));
+    if (eq == -1 && PyErr_Occurred())
+        goto fail;
+    if (eq == 0)
+        w->scope_kind |= 1;
+    Py_ssize_t starts = PyUnicode_Tailmatch(name, PyTuple_GET_ITEM(w->l->ctx, L_OPENLIT_PREFIX), 0,
+                                            PY_SSIZE_T_MAX, -1);
+    if (starts < 0)
+        goto fail;
+    if (starts)
+        w->scope_kind |= 2;
+    while (pos < end) {
+        Py_ssize_t field_start = pos;
+        Field f;
+        if (next_field(d, n, &pos, end, &f) < 0) {
+            raise_wire(t, "malformed scope_spans field");
+            goto fail;
+        }
+        if (IS(f, 2, 2) && walk_span(w, field_start, f.start, f.stop) < 0)
+            goto fail;
+    }
+    w->scope_name = NULL;
+    Py_DECREF(name);
+    return 0;
+fail:
+    w->scope_name = NULL;
+    Py_XDECREF(name);
+    return -1;
+}
+
+/* process(data, service_of, slow) -> (request to forward, GenAI spans, other spans)
+ * service_of(data, start, stop): the service name of the Resource in data[start:stop] (start -1:
+ * none); slow(data, span entry, scope name, service, signature | None) -> (added bytes, is GenAI).
+ * The request was already validated by split(data, table, True). */
+static PyObject *
+lane_process(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "process(data, service_of, slow)");
+        return NULL;
+    }
+    Walk w;
+    memset(&w, 0, sizeof w);
+    w.l = l;
+    w.data = args[0];
+    w.service_of = args[1];
+    w.slow = args[2];
+    w.d = (const uint8_t *)PyBytes_AS_STRING(w.data);
+    w.n = PyBytes_GET_SIZE(w.data);
+    const uint8_t *d = w.d;
+    Py_ssize_t n = w.n, pos = 0;
+    PyObject *result = NULL, *forward = NULL;
+    while (pos < n) {
+        Py_ssize_t rs_start = pos;
+        uint64_t tag, length;
+        int wide;
+        if (read_varint(d, n, &pos, &tag, &wide) < 0) {
+            raise_wire(l->t, "truncated varint");
+            goto fail;
+        }
+        if (wide || tag != 0x0A) {
+            pos = skip_field(d, n, pos, (int)(tag & 7), n);
+            if (pos < 0) {
+                raise_wire(l->t, "malformed request field");
+                goto fail;
+            }
+            continue;
+        }
+        if (read_length(d, n, &pos, &length) < 0 || (Py_ssize_t)length > n - pos) {
+            raise_wire(l->t, "resource_spans runs past the end of the request");
+            goto fail;
+        }
+        Py_ssize_t payload = pos, stop = pos + (Py_ssize_t)length;
+        Py_ssize_t res_start = -1, res_stop = -1, q = payload;
+        while (q < stop) {
+            Field f;
+            if (next_field(d, n, &q, stop, &f) < 0) {
+                raise_wire(l->t, "malformed resource_spans field");
+                goto fail;
+            }
+            if (IS(f, 1, 2)) {
+                res_start = f.start;
+                res_stop = f.stop;
+            }
+        }
+        w.place.resource.start = rs_start;
+        w.place.resource.payload = payload;
+        w.place.resource.end = stop;
+        w.place.resource.resource = -1;
+        w.place.resource_index = -1;
+        w.res_start = res_start;
+        w.res_stop = res_stop;
+        Py_CLEAR(w.service);
+        q = payload;
+        while (q < stop) {
+            Field f;
+            if (next_field(d, n, &q, stop, &f) < 0) {
+                raise_wire(l->t, "malformed resource_spans field");
+                goto fail;
+            }
+            if (!IS(f, 2, 2))
+                continue;
+            w.place.scope.start = f.field_start;
+            w.place.scope.payload = f.start;
+            w.place.scope.end = f.stop;
+            w.place.scope_index = -1;
+            if (walk_scope(&w, f.start, f.stop) < 0)
+                goto fail;
+        }
+        pos = stop;
+    }
+    if (lane_flush(l) < 0)
+        goto fail;
+    forward = w.out.nadds ? output_assemble(&w.out, w.data) : Py_NewRef(w.data);
+    if (forward == NULL)
+        goto fail;
+    result = Py_BuildValue("(NLL)", forward, w.genai, w.other);
+    goto done;
+fail:
+    if (lane_flush(l) < 0) /* what was recorded stays recorded */
+        PyErr_Clear();
+done:
+    Py_XDECREF(w.service);
+    output_free(&w.out);
+    return result;
+}
+
+static int
+float_tuple(PyObject *tuple, double out[5])
+{
+    if (!PyTuple_CheckExact(tuple) || PyTuple_GET_SIZE(tuple) != 5)
+        return -1;
+    for (int i = 0; i < 5; i++) {
+        if (!PyFloat_CheckExact(PyTuple_GET_ITEM(tuple, i)))
+            return -1;
+        out[i] = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(tuple, i));
+    }
+    return 0;
+}
+
+static int
+lane_insert(LaneObject *l, Entry *e)
+{
+    if (l->used >= MAX_ENTRIES)
+        lane_drop_entries(l); /* bounded: refilled by the Python path */
+    if ((l->used + 1) * 2 > l->cap) {
+        Py_ssize_t cap = l->cap * 2;
+        Entry **slots = PyMem_Calloc((size_t)cap, sizeof(Entry *));
+        if (slots == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < l->cap; i++) {
+            Entry *old = l->slots[i];
+            if (old == NULL)
+                continue;
+            Py_ssize_t j = (Py_ssize_t)(old->hash & (uint64_t)(cap - 1));
+            while (slots[j] != NULL)
+                j = (j + 1) & (cap - 1);
+            slots[j] = old;
+        }
+        PyMem_Free(l->slots);
+        l->slots = slots;
+        l->cap = cap;
+    }
+    Py_ssize_t mask = l->cap - 1;
+    for (Py_ssize_t i = (Py_ssize_t)(e->hash & (uint64_t)mask);; i = (i + 1) & mask) {
+        Entry *old = l->slots[i];
+        if (old == NULL) {
+            l->slots[i] = e;
+            l->used++;
+            return 0;
+        }
+        if (old->hash == e->hash && old->key_len == e->key_len &&
+            memcmp(old->key, e->key, (size_t)e->key_len) == 0) {
+            l->slots[i] = e; /* a new window for the same signature */
+            entry_free(old);
+            return 0;
+        }
+    }
+}
+
+/* learn(signature, kind, ...): what the Python path decided for spans of this signature.
+ *   learn(sig, 3): not a model call.
+ *   learn(sig, 1, stats, service label, lo, hi, provider attr, anthropic_openlit,
+ *         base rates, tiers, multiplier, prefixes): priced for start times in [lo, hi).
+ *   learn(sig, 2, stats, service label, lo, hi, provider attr, anthropic_openlit,
+ *         unpriced key, unpriced attr): unpriced for start times in [lo, hi).
+ * Returns whether it was learned (False when a value is not of the expected type). */
+static PyObject *
+lane_learn(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 2 || !PyBytes_CheckExact(args[0]) || !PyLong_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "learn(signature, kind, ...)");
+        return NULL;
+    }
+    if (lane_flush(l) < 0)
+        return NULL;
+    long kind = PyLong_AsLong(args[1]);
+    Entry *e = PyMem_Calloc(1, sizeof(Entry));
+    if (e == NULL)
+        return PyErr_NoMemory();
+    e->key_len = PyBytes_GET_SIZE(args[0]);
+    e->key = PyMem_Malloc((size_t)e->key_len + 1);
+    if (e->key == NULL) {
+        PyMem_Free(e);
+        return PyErr_NoMemory();
+    }
+    memcpy(e->key, PyBytes_AS_STRING(args[0]), (size_t)e->key_len);
+    e->hash = signature_hash(e->key, e->key_len);
+    e->kind = (int)kind;
+    e->lo = LLONG_MIN;
+    e->hi = LLONG_MAX;
+    if (kind == K_OTHER && nargs == 2)
+        goto learned;
+    if ((kind != K_PRICED || nargs != 12) && (kind != K_UNPRICED || nargs != 10))
+        goto refused;
+    if (!PyUnicode_CheckExact(args[3]) || !PyBytes_CheckExact(args[6]))
+        goto refused;
+    int overflow = 0;
+    e->lo = PyLong_AsLongLongAndOverflow(args[4], &overflow);
+    if (overflow || PyErr_Occurred())
+        goto refused;
+    e->hi = PyLong_AsLongLongAndOverflow(args[5], &overflow);
+    if (overflow || PyErr_Occurred())
+        goto refused;
+    if ((e->anthropic_openlit = PyObject_IsTrue(args[7])) < 0)
+        goto refused;
+    e->stats = Py_NewRef(args[2]);
+    e->service_label = Py_NewRef(args[3]);
+    e->provider_attr = Py_NewRef(args[6]);
+    if (kind == K_PRICED) {
+        PyObject *tiers = args[9], *prefixes = args[11];
+        if (float_tuple(args[8], e->base) < 0 || !PyTuple_CheckExact(tiers) ||
+            PyTuple_GET_SIZE(tiers) > MAX_TIERS || !PyFloat_CheckExact(args[10]) ||
+            !PyTuple_CheckExact(prefixes) || PyTuple_GET_SIZE(prefixes) != 6)
+            goto refused;
+        e->ntiers = (int)PyTuple_GET_SIZE(tiers);
+        for (int i = 0; i < e->ntiers; i++) {
+            PyObject *tier = PyTuple_GET_ITEM(tiers, i);
+            if (!PyTuple_CheckExact(tier) || PyTuple_GET_SIZE(tier) != 2 ||
+                !PyLong_CheckExact(PyTuple_GET_ITEM(tier, 0)))
+                goto refused;
+            e->threshold[i] = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(tier, 0), &overflow);
+            if (overflow || PyErr_Occurred() || float_tuple(PyTuple_GET_ITEM(tier, 1), e->tier[i]) < 0)
+                goto refused;
+        }
+        e->multiplier = PyFloat_AS_DOUBLE(args[10]);
+        for (int i = 0; i < 6; i++)
+            if (!PyBytes_CheckExact(PyTuple_GET_ITEM(prefixes, i)))
+                goto refused;
+        e->prefixes = Py_NewRef(prefixes);
+    }
+    else {
+        if (!PyTuple_CheckExact(args[8]) || !PyBytes_CheckExact(args[9]))
+            goto refused;
+        e->unpriced_key = Py_NewRef(args[8]);
+        e->unpriced_attr = Py_NewRef(args[9]);
+    }
+learned:
+    if (lane_insert(l, e) < 0) {
+        entry_free(e);
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+refused:
+    PyErr_Clear();
+    entry_free(e);
+    Py_RETURN_FALSE;
+}
+
+static PyObject *
+lane_flush_method(LaneObject *l, PyObject *unused)
+{
+    (void)unused;
+    if (lane_flush(l) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+lane_clear(LaneObject *l, PyObject *unused)
+{
+    (void)unused;
+    int rc = lane_flush(l);
+    lane_drop_entries(l);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+lane_get_stats(LaneObject *l, void *closure)
+{
+    (void)closure;
+    return Py_BuildValue("{sLsLsn}", "fast", l->fast, "slow", l->slow_calls, "entries", l->used);
+}
+
+static PyMethodDef lane_methods[] = {
+    {"process", (PyCFunction)(void (*)(void))lane_process, METH_FASTCALL,
+     "process(data, service_of, slow) -> (bytes, genai, other)"},
+    {"learn", (PyCFunction)(void (*)(void))lane_learn, METH_FASTCALL,
+     "learn(signature, kind, ...) -> bool"},
+    {"flush", (PyCFunction)lane_flush_method, METH_NOARGS, "add pending sums to the registry"},
+    {"clear", (PyCFunction)lane_clear, METH_NOARGS, "flush, then forget every entry"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef lane_getset[] = {
+    {"stats", (getter)lane_get_stats, NULL, "{fast, slow, entries}: spans by path, entries held",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject LaneType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "genai_otel.processors._wirescan.Lane",
+    .tp_basicsize = sizeof(LaneObject),
+    .tp_dealloc = (destructor)lane_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "a whole export request in C for spans seen before (see Pipeline)",
+    .tp_methods = lane_methods,
+    .tp_getset = lane_getset,
+    .tp_new = lane_new,
+};
+
 static PyMethodDef methods[] = {
     {"with_current_names", (PyCFunction)(void (*)(void))wirescan_with_current_names, METH_FASTCALL,
      "with_current_names(context, added, call) -> bytes | None: added + the current names"},
@@ -2554,8 +4295,13 @@ PyInit__wirescan(void)
         (ns_minute = PyLong_FromLongLong(60LL * 1000000000LL)) == NULL ||
         (ns_day = PyLong_FromLongLong(86400LL * 1000000000LL)) == NULL)
         return NULL;
+    if (PyType_Ready(&HistType) < 0 || PyType_Ready(&LaneType) < 0)
+        return NULL;
     PyObject *module = PyModule_Create(&module_def);
-    if (module != NULL && PyModule_AddStringConstant(module, "SOURCE_DIGEST", WIRESCAN_SOURCE_DIGEST) < 0) {
+    if (module != NULL &&
+        (PyModule_AddStringConstant(module, "SOURCE_DIGEST", WIRESCAN_SOURCE_DIGEST) < 0 ||
+         PyModule_AddObjectRef(module, "Histogram", (PyObject *)&HistType) < 0 ||
+         PyModule_AddObjectRef(module, "Lane", (PyObject *)&LaneType) < 0)) {
         Py_DECREF(module);
         return NULL;
     }

@@ -194,6 +194,7 @@ class Registry:
         self.price_table = price_table
         self.accelerated = False  # set by the pipeline that records here (use_accelerated)
         self._observe: Callable[[Histogram, float, bytes, float], None] = Histogram.observe
+        self._histogram_type: Callable[[tuple[float, ...], bool, float], Histogram] = Histogram
         self.limiters = {
             name: LabelLimiter(name, label_limits.get(name, 1000), name in allowed, clock)
             for name in ALL_LABELS
@@ -217,10 +218,16 @@ class Registry:
         self.queue_spans = 0
         self.queue_capacity = 0
 
-    def use_accelerated(self, observe: Callable[[Histogram, float, bytes, float], None] | None) -> None:
-        """Record histogram observations with the C extension's `observe` (None: the Python method)."""
+    def use_accelerated(
+        self,
+        observe: Callable[[Histogram, float, bytes, float], None] | None,
+        histogram_type: Callable[[tuple[float, ...], bool, float], Histogram] | None = None,
+    ) -> None:
+        """Record histogram observations with the C extension's `observe` (None: the Python method);
+        `histogram_type`: the extension's Histogram (same attributes, state in C), for new ones."""
         self.accelerated = observe is not None
         self._observe = observe or Histogram.observe
+        self._histogram_type = histogram_type or Histogram
 
     def record_context(self) -> tuple[object, ...]:
         """What the C extension's recording functions need from this registry."""
@@ -245,7 +252,7 @@ class Registry:
 
     # -- recording ---------------------------------------------------------------------
     def histogram(self, bounds: tuple[float, ...], exemplars: bool) -> Histogram:
-        return Histogram(bounds, exemplars, self.clock())
+        return self._histogram_type(bounds, exemplars, self.clock())
 
     def labels(self, service: str, provider: str, model: str, operation: str) -> tuple[str, str, str, str]:
         raw = (service, provider, model, operation)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import struct
 from functools import partial
-from typing import Final
+from typing import Any, Final
 
 from genai_otel.instrumentation import semconv as sc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -19,7 +19,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from .metrics import OTHER, STATUS_ERROR, STATUS_OK, Registry, SeriesStats
 from .normalise import UNKNOWN, GenAICall, InvalidReason, InvalidSpan, Normaliser, finite_number
 from .pricing import QUANTA_PER_USD, Cost, PriceBook, Rates, UnpricedReason, compute_cost
-from .scan import RequestScanner, ResourceEntry, _accelerator
+from .scan import RequestScanner, ResourceEntry, SpanEntry, _accelerator
 from .wire import (
     STATUS_CODE_ERROR,
     DoubleAttributeEncoder,
@@ -36,6 +36,19 @@ logger = logging.getLogger(__name__)
 EVALUATION_EVENT: Final = sc.EVENT_EVALUATION_RESULT.encode()
 UNKNOWN_SERVICE: Final = "unknown_service"
 Scanned = tuple[list[ResourceEntry], int]  # from RequestScanner.split
+# The lane's entry kinds (see _wirescan.c) and the keys that always send a span to Python.
+LANE_PRICED: Final = 1
+LANE_UNPRICED: Final = 2
+LANE_OTHER: Final = 3
+LANE_SLOW_KEYS: Final = (
+    sc.ERROR_TYPE,
+    sc.GENAI_OTEL_ERROR_CATEGORY,
+    sc.GEN_AI_USAGE_COST_AMOUNT,
+    sc.GEN_AI_USAGE_COST_SOURCE,
+    sc.GENAI_OTEL_COST_PRICE_TABLE,
+    sc.GENAI_OTEL_COST_UNPRICED_REASON,
+    sc.OPENLIT_USAGE_COST,
+)
 
 _COST_AMOUNT = DoubleAttributeEncoder(sc.GEN_AI_USAGE_COST_AMOUNT)
 _COST_INPUT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_INPUT)
@@ -93,7 +106,10 @@ class Pipeline:
         self.normaliser = Normaliser(max_tokens=max_tokens, max_value_length=max_value_length)
         self.scanner = RequestScanner(SCANNED_KEYS, EVALUATION_EVENT, accelerated)
         self.span_scanner = self.scanner.span_scanner
-        registry.use_accelerated(_accelerator.observe if self.scanner.accelerated else None)
+        registry.use_accelerated(
+            _accelerator.observe if self.scanner.accelerated else None,
+            _accelerator.Histogram if self.scanner.accelerated else None,
+        )
         self._record_call = (
             registry.accelerated_record_call(_accelerator.record_call)
             if self.scanner.accelerated
@@ -147,14 +163,93 @@ class Pipeline:
             else None
         )
 
+        # the whole request in C for spans whose kind was seen before (None: off)
+        self._lane: Any = self._make_lane() if self.scanner.accelerated and fast is not None else None
+
+    def _make_lane(self) -> Any:
+        from .normalise import (
+            CACHE_READ_KEYS,
+            CACHE_WRITE_KEYS,
+            INPUT_KEYS,
+            MARKER_KEYS,
+            OUTPUT_KEYS,
+            REASONING_KEYS,
+            SERVICE_TIER_KEYS,
+            USER_KEYS,
+        )
+
+        registry = self.registry
+        normaliser = self.normaliser
+        int_headers = [
+            IntAttributeEncoder(key).headers
+            for key in (
+                sc.GEN_AI_USAGE_INPUT_TOKENS,
+                sc.GEN_AI_USAGE_OUTPUT_TOKENS,
+                sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+                sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+                sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+            )
+        ]
+        return _accelerator.Lane(
+            (
+                self.scanner.table,
+                (*MARKER_KEYS, *SERVICE_TIER_KEYS),  # what the categorical decisions read
+                MARKER_KEYS,
+                LANE_SLOW_KEYS,
+                (INPUT_KEYS, OUTPUT_KEYS, CACHE_READ_KEYS, CACHE_WRITE_KEYS, REASONING_KEYS),
+                (
+                    sc.GEN_AI_USAGE_INPUT_TOKENS,
+                    sc.GEN_AI_USAGE_OUTPUT_TOKENS,
+                    sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+                    sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+                    sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+                ),
+                USER_KEYS,
+                sc.GENAI_OTEL_FEATURE,
+                sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+                normaliser.max_tokens,
+                normaliser.max_value_length,
+                registry.exemplars,
+                registry.histogram,
+                (
+                    sc.DURATION_BUCKETS,
+                    sc.TIME_TO_FIRST_CHUNK_BUCKETS,
+                    sc.OUTPUT_TOKENS_PER_SECOND_BUCKETS,
+                    sc.COST_PER_REQUEST_BUCKETS,
+                ),
+                (STATUS_OK, ""),
+                registry.limiters[sc.LABEL_USER],
+                registry.limiters[sc.LABEL_FEATURE],
+                registry.user_cost,
+                registry.feature_cost,
+                registry.unpriced,
+                tuple(int_headers),
+                sc.ANTHROPIC_SDK_SCOPE,
+                sc.OPENLIT_SCOPE_PREFIX,
+            )
+        )
+
+    @property
+    def lane(self) -> Any:
+        """The C lane (None when the extension is not in use); `lane.stats` counts its spans."""
+        return self._lane
+
     def split(self, data: bytes) -> tuple[Scanned, int]:
         """(what `process` needs, span count); raises WireError for a malformed request."""
+        if self._lane is not None:  # only validated and counted here: the lane walks it in process
+            _, count = _accelerator.split(data, self.scanner.table, True)
+            return ([], count), count
         scanned = self.scanner.split(data)
         return scanned, scanned[1]
 
     # -- per request ----------------------------------------------------------------------
     def process(self, data: bytes, scanned: Scanned) -> bytes:
         registry = self.registry
+        if self._lane is not None:
+            forward, genai, other = self._lane.process(data, self._service_of, self._lane_span)
+            registry.received["genai"] += genai
+            registry.received["other"] += other
+            return forward
         received = registry.received
         scan = self.span_scanner.scan
         find = data.find
@@ -238,6 +333,91 @@ class Pipeline:
         if not additions:
             return data
         return self._assemble(data, resources, additions)
+
+    def _service_of(self, data: bytes, start: int, stop: int) -> str:
+        """The service name of the Resource in data[start:stop] (start -1: no Resource)."""
+        if start < 0:
+            return UNKNOWN_SERVICE
+        value = self.resource_scanner.scan(data, start, stop).get(sc.SERVICE_NAME)
+        if value is None:  # not in field-number order (the collector's encoding)
+            value = self.resource_scanner.scan_fields(data, start, stop).get(sc.SERVICE_NAME)
+        return value if isinstance(value, str) and value else UNKNOWN_SERVICE
+
+    def _lane_span(
+        self, data: bytes, entry: SpanEntry, scope_name: str, service: str, signature: bytes | None
+    ) -> tuple[bytes, bool]:
+        """One span the lane left to Python: as `process` handles it; then, given the lane's
+        signature for it, what the lane needs to handle the next such span itself."""
+        _, start, end, found, facts, mentions_evaluation = entry
+        if found is None:  # the C walk left this span to the Python scanner
+            attrs = self.span_scanner.scan(data, start, end)
+            has_evaluation = data.find(EVALUATION_EVENT, start, end) >= 0
+            if not attrs and not has_evaluation:
+                return b"", False
+        else:
+            attrs, has_evaluation = found, mentions_evaluation
+        try:
+            added, is_genai = self._span(data, start, end, attrs, facts, scope_name, service, has_evaluation)
+        except Exception:  # never let one span take the request down
+            logger.debug("span processing failed", exc_info=True)
+            self.registry.count(self.registry.invalid, InvalidReason.MALFORMED_SPAN)
+            return b"", True
+        if signature is not None and facts is not None:
+            try:
+                self._teach(signature, attrs, facts, scope_name, service)
+            except Exception:  # the lane only misses a shortcut
+                logger.debug("lane entry not learned", exc_info=True)
+        return added, is_genai
+
+    def _teach(
+        self,
+        signature: bytes,
+        attrs: dict[str, object],
+        facts: tuple[bytes, int, int, int],
+        scope_name: str,
+        service: str,
+    ) -> None:
+        """Give the lane the outcome of spans with this signature (see _wirescan's lane)."""
+        lane = self._lane
+        call = self._normalise(attrs, scope_name, facts[3] == STATUS_CODE_ERROR)
+        if call is None:
+            lane.learn(signature, LANE_OTHER)
+            return
+        if call.error or not call.has_usage or call.reported_cost is not None or call.already_enriched:
+            return
+        series = self._series.get((service, call.provider, call.model, call.operation))
+        if series is None:  # a label over its cap: the Python path keeps counting the overflow
+            return
+        labels, stats = series
+        start_ns = facts[1]
+        rates = self.prices.rates(
+            call.provider, call.request_model, call.response_model, start_ns, call.service_tier
+        )
+        lo, hi = self.prices.window(call.provider, call.request_model, call.response_model, start_ns)
+        provider_attr = (
+            self._current_name(call, sc.GEN_AI_PROVIDER_NAME)
+            if sc.GEN_AI_PROVIDER_NAME in call.missing_current_names
+            else b""
+        )
+        openlit_anthropic = call.provider == sc.Provider.ANTHROPIC and scope_name.startswith(
+            sc.OPENLIT_SCOPE_PREFIX
+        )
+        common = (stats, labels[0], lo, hi, provider_attr, openlit_anthropic)
+        if type(rates) is str:
+            lane.learn(
+                signature, LANE_UNPRICED, *common, (labels[1], labels[2], rates), self._unpriced_bytes(rates)
+            )
+        else:
+            assert isinstance(rates, Rates)
+            lane.learn(
+                signature,
+                LANE_PRICED,
+                *common,
+                rates.base,
+                rates.tiers,
+                rates.multiplier,
+                self._prefixes(rates.table),
+            )
 
     # -- per span -------------------------------------------------------------------------
     def _span(  # noqa: PLR0917 - the hot path: positional calls are cheaper
@@ -418,17 +598,20 @@ class Pipeline:
                 return added
             parts = [added]
         elif unpriced:
-            attr = self._unpriced_attr.get(unpriced)
-            if attr is None:
-                attr = self._unpriced_attr[unpriced] = encode_string_attribute(
-                    sc.GENAI_OTEL_COST_UNPRICED_REASON, unpriced
-                )
-            parts = [attr]
+            parts = [self._unpriced_bytes(unpriced)]
         else:
             parts = []
         for key in call.missing_current_names:
             parts.append(self._current_name(call, key))
         return b"".join(parts)
+
+    def _unpriced_bytes(self, reason: str) -> bytes:
+        attr = self._unpriced_attr.get(reason)
+        if attr is None:
+            attr = self._unpriced_attr[reason] = encode_string_attribute(
+                sc.GENAI_OTEL_COST_UNPRICED_REASON, reason
+            )
+        return attr
 
     def _current_name(self, call: GenAICall, key: str) -> bytes:
         if key == sc.GEN_AI_PROVIDER_NAME:

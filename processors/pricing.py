@@ -379,5 +379,19 @@ class PriceBook:
             rates = resolved.rates[rate_key] = self._compile(resolved, bucket, tier)
         return rates
 
+    def window(
+        self, provider_label: str, request_model: str, response_model: str, start_ns: int
+    ) -> tuple[int, int]:
+        """The start times [lo, hi) that share `rates(...)`'s answer for this call with `start_ns`:
+        its day (or minute, for prices by time of day); all time when it does not depend on it."""
+        resolved = self._resolved.get((provider_label, request_model, response_model))
+        if not isinstance(resolved, _Resolved):
+            if resolved is None:
+                raise KeyError("window() before rates() for this call")
+            return -(2**63), 2**63 - 1
+        unit = NS_PER_MINUTE if resolved.time_of_day else NS_PER_DAY
+        lo = start_ns // unit * unit
+        return lo, lo + unit
+
     def providers(self) -> Iterable[str]:
         return self._by_id

@@ -96,6 +96,11 @@ class RequestScanner:
             else None
         )
 
+    @property
+    def table(self) -> Any:
+        """The C key table (None on the pure-Python path)."""
+        return self._table
+
     def split(self, data: bytes) -> tuple[list[ResourceEntry], int]:
         """Raises WireError for a malformed request."""
         if self._table is not None:

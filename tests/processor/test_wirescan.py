@@ -97,14 +97,20 @@ def _registry_state(pipeline: Pipeline) -> dict[str, Any]:
     }
 
 
-def assert_same_processing(data: bytes) -> bytes:
+def assert_same_processing(data: bytes, passes: int = 2) -> bytes:
+    """Each pass's forwarded bytes and span count, and the metrics after every pass, are equal.
+
+    The second pass runs through the C lane's learned entries (the first teaches it)."""
     results = []
     for accelerated in (True, False):
         pipeline = Pipeline(make_pipeline().registry, PriceBook(), accelerated=accelerated)
-        scanned, count = pipeline.split(data)
-        results.append((pipeline.process(data, scanned), count, _registry_state(pipeline)))
+        outcome = []
+        for _ in range(passes):
+            scanned, count = pipeline.split(data)
+            outcome.append((pipeline.process(data, scanned), count, _registry_state(pipeline)))
+        results.append(outcome)
     assert results[0] == results[1]
-    return results[0][0]
+    return results[0][0][0]
 
 
 def _bench_requests() -> list[bytes]:
@@ -558,3 +564,102 @@ def test_the_installed_extension_was_built_from_the_shipped_source() -> None:
     from genai_otel.processors import _wirescan
 
     assert scan_module.source_digest() == _wirescan.SOURCE_DIGEST
+
+
+# -- the C lane: whole requests, spans it learned from the Python path ------------------------
+_TOKENS = st.one_of(
+    st.integers(0, 5_000),
+    st.sampled_from([0, 100_000_000, 100_000_001, -1, 2**53]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=3),
+)
+_TEXT = st.one_of(st.text(max_size=12), st.just("u" * 300), st.integers(0, 9), st.booleans())
+
+
+@st.composite
+def _lane_spans(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A few span kinds (categorical attributes), each repeated with varying numbers and texts."""
+    kinds = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {"model": st.sampled_from(["gpt-4o", "claude-sonnet-4-5", "llama-internal", "o3", ""])},
+                optional={
+                    "gen_ai.provider.name": st.sampled_from(["openai", "anthropic", "acme", "gcp.gemini"]),
+                    "gen_ai.system": st.sampled_from(["openai", "Anthropic", "vertex_ai"]),
+                    "gen_ai.operation.name": st.sampled_from(["chat", "embeddings", "execute_tool", ""]),
+                    "llm.request.type": st.sampled_from(["chat", "completion"]),
+                    "openai.response.service_tier": st.sampled_from(["default", "flex", "priority"]),
+                    "legacy": st.booleans(),
+                },
+            ),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    spans = []
+    for _ in range(draw(st.integers(2, 8))):
+        kind = dict(draw(st.sampled_from(kinds)))
+        model, legacy = kind.pop("model"), kind.pop("legacy", False)
+        attributes: dict[str, Any] = {**kind}
+        if model:
+            attributes["gen_ai.request.model"] = model
+        usage = {
+            ("gen_ai.usage.prompt_tokens" if legacy else "gen_ai.usage.input_tokens"): draw(_TOKENS),
+            ("gen_ai.usage.completion_tokens" if legacy else "gen_ai.usage.output_tokens"): draw(_TOKENS),
+            "gen_ai.usage.cache_read.input_tokens": draw(_TOKENS),
+            "gen_ai.usage.cache_creation.input_tokens": draw(_TOKENS),
+            "gen_ai.usage.reasoning.output_tokens": draw(_TOKENS),
+            "gen_ai.response.time_to_first_chunk": draw(st.one_of(st.floats(), st.integers(-1, 3))),
+            "user.id": draw(_TEXT),
+            "genai_otel.feature": draw(_TEXT),
+        }
+        keep = draw(st.lists(st.sampled_from(sorted(usage)), unique=True, min_size=1))
+        attributes |= {key: usage[key] for key in keep}
+        spans.append(attributes)
+    return spans
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spans=_lane_spans(),
+    scope=st.sampled_from(["test.scope", "openlit.otel.tracing", "com.anthropic.sdk.python"]),
+    error=st.lists(st.booleans(), min_size=8, max_size=8),
+)
+def test_the_lane_processes_repeated_span_kinds_like_the_python_path(
+    spans: list[dict[str, Any]], scope: str, error: list[bool]
+) -> None:
+    built = [make_span(a, error=e and i % 3 == 0) for i, (a, e) in enumerate(zip(spans, error, strict=False))]
+    data = make_request(built, scope=scope)
+    assert_same_scan(data)
+    assert_same_processing(data, passes=3)
+
+
+def test_the_lane_handles_learned_spans_itself() -> None:
+    data = _bench_requests()[0]
+    pipeline = Pipeline(make_pipeline().registry, PriceBook(), accelerated=True)
+    assert pipeline.lane is not None
+    pipeline.process(data, pipeline.split(data)[0])
+    first = pipeline.lane.stats
+    genai = pipeline.registry.received["genai"]
+    pipeline.process(data, pipeline.split(data)[0])
+    second = pipeline.lane.stats
+    # once learned, only the error spans (a few percent) go to Python
+    assert second["fast"] - first["fast"] >= genai * 0.9
+    assert second["slow"] - first["slow"] == genai - (second["fast"] - first["fast"])
+    assert second["entries"] == first["entries"] > 0
+    assert Pipeline(make_pipeline().registry, PriceBook(), accelerated=False).lane is None
+
+
+def test_the_lane_relearns_when_a_span_falls_outside_its_price_window() -> None:
+    from .helpers import T_2025_01_01, T_2025_07_01, T_2026_11_01
+
+    attributes = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+                  "openai.response.service_tier": "flex",
+                  "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 80}  # fmt: skip
+    starts = [T_2026_11_01, T_2026_11_01 + 10**9, T_2025_01_01, T_2025_07_01, T_2026_11_01, T_2025_01_01]
+    data = make_request([make_span(attributes, start_ns=start) for start in starts])
+    assert_same_processing(data, passes=2)
+    pipeline = Pipeline(make_pipeline().registry, PriceBook(), accelerated=True)
+    pipeline.process(data, pipeline.split(data)[0])
+    # the second span shares the first one's day; every change of day is a miss that relearns
+    assert pipeline.lane.stats == {"fast": 1, "slow": 5, "entries": 1}
