@@ -2801,7 +2801,7 @@ static PyTypeObject HistType = {
  * registry's Python objects before each callback and at the end of the request (integer sums:
  * the same totals); histograms are the C Histogram above, updated in place.
  */
-enum { K_PRICED = 1, K_UNPRICED = 2, K_OTHER = 3 };
+enum { K_PRICED = 1, K_UNPRICED = 2, K_OTHER = 3, K_NO_COST = 4 /* a failed call without usage */ };
 #define MAX_TIERS 8
 #define MAX_SIGNATURE 4096
 #define MAX_ENTRIES 65536
@@ -2814,6 +2814,7 @@ typedef struct Entry {
     int anthropic_openlit; /* OpenLIT's Anthropic spans: cache tokens always added to input */
     long long lo, hi;      /* start times [lo, hi) the rates hold for */
     PyObject *stats, *service_label, *provider_attr;
+    PyObject *request_key, *status, *error_attr; /* (status, error label), "ok"/"error", bytes */
     double base[5], tier[MAX_TIERS][5], multiplier;
     long long threshold[MAX_TIERS];
     int ntiers;
@@ -2859,6 +2860,9 @@ entry_free(Entry *e)
     Py_XDECREF(e->stats);
     Py_XDECREF(e->service_label);
     Py_XDECREF(e->provider_attr);
+    Py_XDECREF(e->request_key);
+    Py_XDECREF(e->status);
+    Py_XDECREF(e->error_attr);
     Py_XDECREF(e->prefixes);
     Py_XDECREF(e->unpriced_key);
     Py_XDECREF(e->unpriced_attr);
@@ -3105,7 +3109,7 @@ entry_flush(LaneObject *l, Entry *e)
     int rc = -1;
     if (e->requests) {
         if ((requests = attr_get(stats, a_requests)) == NULL ||
-            add_long_to_item(requests, PyTuple_GET_ITEM(l->ctx, L_OK_KEY), e->requests) < 0)
+            add_long_to_item(requests, e->request_key, e->requests) < 0)
             goto done;
     }
     if ((stamps = attr_get(stats, a_stamps)) == NULL)
@@ -3114,7 +3118,7 @@ entry_flush(LaneObject *l, Entry *e)
         PyErr_SetString(PyExc_TypeError, "Lane: SeriesStats.stamps is not a list of 7");
         goto done;
     }
-    if (e->requests) {
+    if (e->requests && e->kind != K_NO_COST) {
         if ((counts = attr_get(stats, a_tokens)) == NULL || !PyList_CheckExact(counts) ||
             PyList_GET_SIZE(counts) != 5) {
             if (!PyErr_Occurred())
@@ -3259,7 +3263,7 @@ entry_duration(LaneObject *l, Entry *e)
         PyErr_SetString(PyExc_TypeError, "Lane: SeriesStats.duration is not a dict");
         return -1;
     }
-    PyObject *h = PyDict_GetItemWithError(durations, s_ok);
+    PyObject *h = PyDict_GetItemWithError(durations, e->status);
     if (h == NULL) {
         if (PyErr_Occurred()) {
             Py_DECREF(durations);
@@ -3268,7 +3272,7 @@ entry_duration(LaneObject *l, Entry *e)
         h = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(l->ctx, L_FACTORY),
                                          PyTuple_GET_ITEM(PyTuple_GET_ITEM(l->ctx, L_BOUNDS), 0),
                                          l->exemplars ? Py_True : Py_False, NULL);
-        if (h == NULL || PyDict_SetItem(durations, s_ok, h) < 0) {
+        if (h == NULL || PyDict_SetItem(durations, e->status, h) < 0) {
             Py_XDECREF(h);
             Py_DECREF(durations);
             return -1;
@@ -3665,7 +3669,7 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
         return 0;
     }
     Facts facts;
-    if (span_facts(d, n, start, end, &facts) != 0 || facts.status == 2 || facts.start_ns == 0 ||
+    if (span_facts(d, n, start, end, &facts) != 0 || facts.start_ns == 0 ||
         facts.end_ns < facts.start_ns || facts.end_ns > (uint64_t)LLONG_MAX)
         return walk_slow(w, field_start, start, end, NULL);
     if (walk_service(w) < 0)
@@ -3677,7 +3681,7 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
     const char *service = PyUnicode_AsUTF8AndSize(w->service, &service_len);
     if (service == NULL)
         return -1;
-    sig[sig_len++] = (uint8_t)w->scope_kind;
+    sig[sig_len++] = (uint8_t)(w->scope_kind | (facts.status == 2 ? 4 : 0));
     memcpy(sig + sig_len, &s.present, 8);
     sig_len += 8;
     int fits = sig_put(sig, &sig_len, service, service_len) == 0;
@@ -3708,7 +3712,7 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
     for (int g = 0; g < 5; g++)
         if ((have[g] = lane_tokens(l, &s, d, n, g, &tok[g])) < 0)
             return walk_slow(w, field_start, start, end, NULL);
-    if (!have[0] && !have[1])
+    if ((!have[0] && !have[1]) != (e->kind == K_NO_COST))
         return walk_slow(w, field_start, start, end, NULL);
     long long input = tok[0], output = tok[1], cache_read = tok[2], cache_write = tok[3];
     long long reasoning = tok[4], cache = cache_read + cache_write;
@@ -3793,12 +3797,14 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
     }
     e->requests++;
     long long tokens[5] = {input, output, cache_read, cache_write, reasoning};
+    if (e->kind == K_NO_COST)
+        memset(tokens, 0, sizeof tokens); /* Registry.record_call: no usage, no token counts */
     for (int i = 0; i < 5; i++)
         e->tokens[i] += tokens[i];
     hist_record((HistObject *)e->h_duration, duration, trace, NULL, end_s, NULL);
     if (has_ttfc)
         hist_record((HistObject *)e->h_ttfc, ttfc, trace, NULL, end_s, NULL);
-    if (output > 0) {
+    if (output > 0 && e->kind != K_NO_COST) {
         double generating = duration - ttfc;
         if (generating > 0) {
             if (entry_histogram(l, e, &e->h_tps, a_tps, 2) < 0)
@@ -3849,7 +3855,7 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
             b->len += 8;
         }
     }
-    else {
+    else if (e->kind == K_UNPRICED) {
         e->unpriced++;
         if (put_bytes(b, e->unpriced_attr) < 0)
             goto done;
@@ -3861,6 +3867,8 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
     for (int g = 0; g < 5; g++)
         if (named[g] && !((s.present >> l->current[g]) & 1) && put_int_attribute(l, b, g, tokens[g]) < 0)
             goto done;
+    if (PyBytes_GET_SIZE(e->error_attr) && put_bytes(b, e->error_attr) < 0)
+        goto done;
     Py_ssize_t added = b->len - mark;
     b->len = mark;
     if (output_add(&w->out, &w->place, field_start, start, end, NULL, added) < 0)
@@ -4088,10 +4096,10 @@ lane_insert(LaneObject *l, Entry *e)
 
 /* learn(signature, kind, ...): what the Python path decided for spans of this signature.
  *   learn(sig, 3): not a model call.
- *   learn(sig, 1, stats, service label, lo, hi, provider attr, anthropic_openlit,
- *         base rates, tiers, multiplier, prefixes): priced for start times in [lo, hi).
- *   learn(sig, 2, stats, service label, lo, hi, provider attr, anthropic_openlit,
- *         unpriced key, unpriced attr): unpriced for start times in [lo, hi).
+ *   learn(sig, kind, stats, service label, lo, hi, provider attr, anthropic_openlit,
+ *         request key, status, error attr, ...) for start times in [lo, hi), then for kind
+ *   1 (priced): base rates, tiers, multiplier, prefixes; 2 (unpriced): unpriced key, unpriced
+ *   attr; 4 (a failed call without usage): nothing.
  * Returns whether it was learned (False when a value is not of the expected type). */
 static PyObject *
 lane_learn(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
@@ -4119,9 +4127,11 @@ lane_learn(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
     e->hi = LLONG_MAX;
     if (kind == K_OTHER && nargs == 2)
         goto learned;
-    if ((kind != K_PRICED || nargs != 12) && (kind != K_UNPRICED || nargs != 10))
+    if ((kind != K_PRICED || nargs != 15) && (kind != K_UNPRICED || nargs != 13) &&
+        (kind != K_NO_COST || nargs != 11))
         goto refused;
-    if (!PyUnicode_CheckExact(args[3]) || !PyBytes_CheckExact(args[6]))
+    if (!PyUnicode_CheckExact(args[3]) || !PyBytes_CheckExact(args[6]) || !PyTuple_CheckExact(args[8]) ||
+        !PyUnicode_CheckExact(args[9]) || !PyBytes_CheckExact(args[10]))
         goto refused;
     int overflow = 0;
     e->lo = PyLong_AsLongLongAndOverflow(args[4], &overflow);
@@ -4135,6 +4145,10 @@ lane_learn(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
     e->stats = Py_NewRef(args[2]);
     e->service_label = Py_NewRef(args[3]);
     e->provider_attr = Py_NewRef(args[6]);
+    e->request_key = Py_NewRef(args[8]);
+    e->status = Py_NewRef(args[9]);
+    e->error_attr = Py_NewRef(args[10]);
+    args += 3; /* the kind's own arguments follow as before */
     if (kind == K_PRICED) {
         PyObject *tiers = args[9], *prefixes = args[11];
         if (float_tuple(args[8], e->base) < 0 || !PyTuple_CheckExact(tiers) ||
@@ -4157,7 +4171,7 @@ lane_learn(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
                 goto refused;
         e->prefixes = Py_NewRef(prefixes);
     }
-    else {
+    else if (kind == K_UNPRICED) {
         if (!PyTuple_CheckExact(args[8]) || !PyBytes_CheckExact(args[9]))
             goto refused;
         e->unpriced_key = Py_NewRef(args[8]);

@@ -40,9 +40,8 @@ Scanned = tuple[list[ResourceEntry], int]  # from RequestScanner.split
 LANE_PRICED: Final = 1
 LANE_UNPRICED: Final = 2
 LANE_OTHER: Final = 3
+LANE_NO_COST: Final = 4
 LANE_SLOW_KEYS: Final = (
-    sc.ERROR_TYPE,
-    sc.GENAI_OTEL_ERROR_CATEGORY,
     sc.GEN_AI_USAGE_COST_AMOUNT,
     sc.GEN_AI_USAGE_COST_SOURCE,
     sc.GENAI_OTEL_COST_PRICE_TABLE,
@@ -193,7 +192,8 @@ class Pipeline:
         return _accelerator.Lane(
             (
                 self.scanner.table,
-                (*MARKER_KEYS, *SERVICE_TIER_KEYS),  # what the categorical decisions read
+                # what the categorical decisions read
+                (*MARKER_KEYS, *SERVICE_TIER_KEYS, sc.ERROR_TYPE, sc.GENAI_OTEL_ERROR_CATEGORY),
                 MARKER_KEYS,
                 LANE_SLOW_KEYS,
                 (INPUT_KEYS, OUTPUT_KEYS, CACHE_READ_KEYS, CACHE_WRITE_KEYS, REASONING_KEYS),
@@ -383,17 +383,24 @@ class Pipeline:
         if call is None:
             lane.learn(signature, LANE_OTHER)
             return
-        if call.error or not call.has_usage or call.reported_cost is not None or call.already_enriched:
+        if call.reported_cost is not None or call.already_enriched or not (call.has_usage or call.error):
             return
         series = self._series.get((service, call.provider, call.model, call.operation))
         if series is None:  # a label over its cap: the Python path keeps counting the overflow
             return
         labels, stats = series
-        start_ns = facts[1]
-        rates = self.prices.rates(
-            call.provider, call.request_model, call.response_model, start_ns, call.service_tier
-        )
-        lo, hi = self.prices.window(call.provider, call.request_model, call.response_model, start_ns)
+        request_key: tuple[str, str] = (STATUS_OK, "")
+        error_attr = b""
+        if call.error:
+            limiter = self.registry.limiters[sc.LABEL_ERROR_TYPE]
+            if not limiter.allowed:
+                request_key = (STATUS_ERROR, "")
+            elif call.error_category in limiter.admitted:
+                request_key = (STATUS_ERROR, call.error_category)
+            else:  # over its cap: the Python path keeps counting the overflow
+                return
+            if sc.GENAI_OTEL_ERROR_CATEGORY in call.missing_current_names:
+                error_attr = self._current_name(call, sc.GENAI_OTEL_ERROR_CATEGORY)
         provider_attr = (
             self._current_name(call, sc.GEN_AI_PROVIDER_NAME)
             if sc.GEN_AI_PROVIDER_NAME in call.missing_current_names
@@ -402,10 +409,26 @@ class Pipeline:
         openlit_anthropic = call.provider == sc.Provider.ANTHROPIC and scope_name.startswith(
             sc.OPENLIT_SCOPE_PREFIX
         )
-        common = (stats, labels[0], lo, hi, provider_attr, openlit_anthropic)
+        common = (stats, labels[0])
+        outcome = (provider_attr, openlit_anthropic, request_key, request_key[0], error_attr)
+        if not call.has_usage:  # a failed call without usage: recorded, never priced
+            lane.learn(signature, LANE_NO_COST, *common, -(2**63), 2**63 - 1, *outcome)
+            return
+        start_ns = facts[1]
+        rates = self.prices.rates(
+            call.provider, call.request_model, call.response_model, start_ns, call.service_tier
+        )
+        lo, hi = self.prices.window(call.provider, call.request_model, call.response_model, start_ns)
         if type(rates) is str:
             lane.learn(
-                signature, LANE_UNPRICED, *common, (labels[1], labels[2], rates), self._unpriced_bytes(rates)
+                signature,
+                LANE_UNPRICED,
+                *common,
+                lo,
+                hi,
+                *outcome,
+                (labels[1], labels[2], rates),
+                self._unpriced_bytes(rates),
             )
         else:
             assert isinstance(rates, Rates)
@@ -413,6 +436,9 @@ class Pipeline:
                 signature,
                 LANE_PRICED,
                 *common,
+                lo,
+                hi,
+                *outcome,
                 rates.base,
                 rates.tiers,
                 rates.multiplier,
