@@ -2827,8 +2827,21 @@ typedef struct Entry {
     PyObject *ex_trace;
     double ex_usd, ex_end;
     unsigned long long ex_seq; /* when ex_trace was set: flushed in this order (the last wins) */
+    int stamped; /* bit i: stats.stamps[i] is known to be set */
     struct Entry *next_dirty;
 } Entry;
+
+/* A user or feature cost series whose label is its own value (admitted): the cost is summed here
+ * and added to the registry's table at the flush. */
+typedef struct Who {
+    uint8_t *key; /* which (0 user, 1 feature), the service label's address, the raw value */
+    Py_ssize_t key_len;
+    uint64_t hash;
+    PyObject *table_key; /* (service label, label) */
+    int which, dirty;
+    long long pending;
+    struct Who *next_dirty;
+} Who;
 
 enum {
     L_TABLE, L_CATEGORICAL, L_MARKERS, L_SLOW, L_GROUPS, L_CURRENT, L_USERS, L_FEATURE, L_TTFC,
@@ -2848,6 +2861,8 @@ typedef struct {
     Entry **slots;
     Py_ssize_t cap, used;
     Entry *dirty;
+    Who **whos, *dirty_whos;
+    Py_ssize_t who_cap, who_used;
     unsigned long long seq;
     long long fast, slow_calls;
 } LaneObject;
@@ -2888,8 +2903,28 @@ lane_drop_entries(LaneObject *l)
 }
 
 static void
+lane_drop_whos(LaneObject *l)
+{
+    for (Py_ssize_t i = 0; i < l->who_cap; i++) {
+        Who *w = l->whos[i];
+        if (w == NULL)
+            continue;
+        Py_XDECREF(w->table_key);
+        PyMem_Free(w->key);
+        PyMem_Free(w);
+        l->whos[i] = NULL;
+    }
+    l->who_used = 0;
+    l->dirty_whos = NULL;
+}
+
+static void
 lane_dealloc(LaneObject *l)
 {
+    if (l->whos != NULL) {
+        lane_drop_whos(l);
+        PyMem_Free(l->whos);
+    }
     if (l->slots != NULL) {
         lane_drop_entries(l);
         PyMem_Free(l->slots);
@@ -3027,7 +3062,9 @@ lane_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         goto fail;
     }
     l->cap = 64;
-    if ((l->slots = PyMem_Calloc((size_t)l->cap, sizeof(Entry *))) == NULL) {
+    l->who_cap = 1024;
+    if ((l->slots = PyMem_Calloc((size_t)l->cap, sizeof(Entry *))) == NULL ||
+        (l->whos = PyMem_Calloc((size_t)l->who_cap, sizeof(Who *))) == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -3195,8 +3232,33 @@ by_exemplar_order(const void *a, const void *b)
 /* Adds every pending sum; entries sharing a series set its cost exemplar in the order their
  * spans came, so the last span's stays, as on the Python path. */
 static int
+lane_flush_whos(LaneObject *l)
+{
+    int rc = 0;
+    while (l->dirty_whos != NULL) {
+        Who *w = l->dirty_whos;
+        l->dirty_whos = w->next_dirty;
+        w->next_dirty = NULL;
+        w->dirty = 0;
+        PyObject *table = PyTuple_GET_ITEM(l->ctx, w->which ? L_FEATURE_COST : L_USER_COST);
+        if (add_long_to_item(table, w->table_key, w->pending) < 0 && rc == 0)
+            rc = -1;
+        w->pending = 0;
+    }
+    return rc;
+}
+
+static int
 lane_flush(LaneObject *l)
 {
+    if (lane_flush_whos(l) < 0) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        int rc = lane_flush(l); /* the entries still get added */
+        PyErr_Restore(type, value, tb);
+        (void)rc;
+        return -1;
+    }
     Py_ssize_t count = 0;
     for (Entry *e = l->dirty; e != NULL; e = e->next_dirty)
         count++;
@@ -3508,26 +3570,6 @@ lane_tokens(LaneObject *l, Sink *s, const uint8_t *d, Py_ssize_t n, int g, long 
     return 0;
 }
 
-/* A text attribute as Normaliser._text would read it: 1 and a new str, 0 when absent, -1 when
- * the Python path must judge (another type, too long, not exactly framed), -2 on an error. */
-static int
-lane_text(LaneObject *l, Sink *s, const uint8_t *d, Py_ssize_t n, int k, PyObject **out)
-{
-    if (!(s->present & ((uint64_t)1 << k)))
-        return 0;
-    Py_ssize_t p = s->value_start[k], end = s->value_end[k];
-    if (p >= end || d[p] != 0x0A)
-        return -1;
-    p++;
-    uint64_t len;
-    int wide;
-    if (read_varint(d, n, &p, &len, &wide) < 0 || wide || len > (uint64_t)(end - p) ||
-        (Py_ssize_t)len > l->max_length)
-        return -1;
-    *out = PyUnicode_DecodeUTF8((const char *)d + p, (Py_ssize_t)len, "replace");
-    return *out == NULL ? -2 : 1;
-}
-
 static int
 put_int_attribute(LaneObject *l, Buffer *b, int which, long long value)
 {
@@ -3639,6 +3681,155 @@ sig_put(uint8_t *sig, Py_ssize_t *len, const void *bytes, Py_ssize_t n)
     memcpy(sig + *len, bytes, (size_t)n);
     *len += n;
     return 0;
+}
+
+/* The raw string of key k when Normaliser._text would take it as is: 1 with its bytes, 0 when
+ * absent, -1 when the Python path must judge. */
+static int
+lane_raw_text(LaneObject *l, Sink *s, const uint8_t *d, Py_ssize_t n, int k, Py_ssize_t *at,
+              Py_ssize_t *len)
+{
+    if (!(s->present & ((uint64_t)1 << k)))
+        return 0;
+    Py_ssize_t p = s->value_start[k], end = s->value_end[k];
+    if (p >= end || d[p] != 0x0A)
+        return -1;
+    p++;
+    uint64_t size;
+    int wide;
+    if (read_varint(d, n, &p, &size, &wide) < 0 || wide || size > (uint64_t)(end - p) ||
+        (Py_ssize_t)size > l->max_length)
+        return -1;
+    *at = p;
+    *len = (Py_ssize_t)size;
+    return 1;
+}
+
+/* Registry.record_call's user_cost/feature_cost.add((service label, limiter(value)), total) */
+static int
+lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *raw, Py_ssize_t len,
+              long long total)
+{
+    uint8_t stack[512];
+    Py_ssize_t key_len = 1 + (Py_ssize_t)sizeof(PyObject *) + len;
+    uint8_t *key = key_len <= (Py_ssize_t)sizeof stack ? stack : PyMem_Malloc((size_t)key_len);
+    if (key == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    key[0] = (uint8_t)which;
+    memcpy(key + 1, &service_label, sizeof(PyObject *));
+    memcpy(key + 1 + sizeof(PyObject *), raw, (size_t)len);
+    uint64_t hash = signature_hash(key, key_len);
+    Py_ssize_t mask = l->who_cap - 1, i = (Py_ssize_t)(hash & (uint64_t)mask);
+    int rc = -1;
+    PyObject *value = NULL, *label = NULL, *table_key = NULL, *amount = NULL;
+    for (;; i = (i + 1) & mask) {
+        Who *found = l->whos[i];
+        if (found == NULL)
+            break;
+        if (found->hash == hash && found->key_len == key_len && memcmp(found->key, key, (size_t)key_len) == 0) {
+            found->pending += total;
+            if (!found->dirty) {
+                found->dirty = 1;
+                found->next_dirty = l->dirty_whos;
+                l->dirty_whos = found;
+            }
+            rc = 0;
+            goto done;
+        }
+    }
+    /* first sight: the limiter decides (Python admits new values, counts overflow) */
+    if ((value = PyUnicode_DecodeUTF8((const char *)raw, len, "replace")) == NULL ||
+        (label = limit(PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_LIMITER : L_USER_LIMITER), value)) == NULL ||
+        (table_key = PyTuple_Pack(2, service_label, label)) == NULL)
+        goto done;
+    if (label != value || (l->who_used + 1) * 2 > l->who_cap) { /* not a stable label, or full */
+        if ((l->who_used + 1) * 2 > l->who_cap && l->who_used >= MAX_ENTRIES) {
+            if (lane_flush_whos(l) < 0)
+                goto done;
+            lane_drop_whos(l);
+        }
+        else if ((l->who_used + 1) * 2 > l->who_cap) { /* grow, then cache it next time */
+            Py_ssize_t cap = l->who_cap * 2;
+            Who **whos = PyMem_Calloc((size_t)cap, sizeof(Who *));
+            if (whos == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            for (Py_ssize_t j = 0; j < l->who_cap; j++) {
+                Who *old = l->whos[j];
+                if (old == NULL)
+                    continue;
+                Py_ssize_t k = (Py_ssize_t)(old->hash & (uint64_t)(cap - 1));
+                while (whos[k] != NULL)
+                    k = (k + 1) & (cap - 1);
+                whos[k] = old;
+            }
+            PyMem_Free(l->whos);
+            l->whos = whos;
+            l->who_cap = cap;
+        }
+        if ((amount = PyLong_FromLongLong(total)) == NULL)
+            goto done;
+        rc = add_to_item(PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_COST : L_USER_COST), table_key, amount);
+        goto done;
+    }
+    /* added at once (a new series is created, and stamped, when the Python path would), and
+     * cached for the next sightings */
+    if ((amount = PyLong_FromLongLong(total)) == NULL ||
+        add_to_item(PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_COST : L_USER_COST), table_key, amount) < 0)
+        goto done;
+    Who *who = PyMem_Calloc(1, sizeof(Who));
+    if (who == NULL || (who->key = PyMem_Malloc((size_t)key_len)) == NULL) {
+        PyMem_Free(who);
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(who->key, key, (size_t)key_len);
+    who->key_len = key_len;
+    who->hash = hash;
+    who->which = which;
+    who->table_key = Py_NewRef(table_key);
+    l->whos[i] = who;
+    l->who_used++;
+    rc = 0;
+done:
+    if (key != stack)
+        PyMem_Free(key);
+    Py_XDECREF(value);
+    Py_XDECREF(label);
+    Py_XDECREF(table_key);
+    Py_XDECREF(amount);
+    return rc;
+}
+
+/* SeriesStats.stamp(index) when the series first becomes non-zero, at the moment the Python path
+ * would (the sums themselves wait for the flush). */
+static int
+entry_stamp(Entry *e, int index)
+{
+    if (e->stamped & (1 << index))
+        return 0;
+    PyObject *stamps = attr_get(e->stats, a_stamps);
+    if (stamps == NULL)
+        return -1;
+    int rc = 0;
+    if (!PyList_CheckExact(stamps) || PyList_GET_SIZE(stamps) != 7) {
+        PyErr_SetString(PyExc_TypeError, "Lane: SeriesStats.stamps is not a list of 7");
+        rc = -1;
+    }
+    else if (PyList_GET_ITEM(stamps, index) == Py_None) {
+        PyObject *i = PyLong_FromLong(index);
+        PyObject *r = i ? PyObject_CallMethodOneArg(e->stats, a_stamp, i) : NULL;
+        Py_XDECREF(i);
+        Py_XDECREF(r);
+        rc = r == NULL ? -1 : 0;
+    }
+    Py_DECREF(stamps);
+    if (rc == 0)
+        e->stamped |= 1 << index;
+    return rc;
 }
 
 static int
@@ -3765,21 +3956,14 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
                 return walk_slow(w, field_start, start, end, NULL);
         }
     }
-    PyObject *user = NULL, *feature = NULL;
+    Py_ssize_t who_at[2] = {0, 0}, who_len[2] = {0, 0};
     int got = 0;
     for (int i = 0; i < l->nusers && got == 0; i++)
-        got = lane_text(l, &s, d, n, l->users[i], &user);
-    if (got == -2)
-        return -1;
-    if (got == -1)
+        got = lane_raw_text(l, &s, d, n, l->users[i], &who_at[0], &who_len[0]);
+    if (got < 0 || lane_raw_text(l, &s, d, n, l->feature, &who_at[1], &who_len[1]) < 0)
         return walk_slow(w, field_start, start, end, NULL);
-    got = lane_text(l, &s, d, n, l->feature, &feature);
-    if (got < 0) {
-        Py_XDECREF(user);
-        return got == -2 ? -1 : walk_slow(w, field_start, start, end, NULL);
-    }
     /* everything is decided: record (Registry.record_call) and enrich */
-    PyObject *trace = NULL, *label = NULL, *key = NULL, *total_obj = NULL;
+    PyObject *trace = NULL;
     rc = -1;
     if (entry_duration(l, e) < 0 ||
         (has_ttfc && entry_histogram(l, e, &e->h_ttfc, a_ttfc, 1) < 0) ||
@@ -3801,6 +3985,9 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
         memset(tokens, 0, sizeof tokens); /* Registry.record_call: no usage, no token counts */
     for (int i = 0; i < 5; i++)
         e->tokens[i] += tokens[i];
+    for (int i = 2; i < 5; i++)
+        if (tokens[i] && entry_stamp(e, i) < 0)
+            goto done;
     hist_record((HistObject *)e->h_duration, duration, trace, NULL, end_s, NULL);
     if (has_ttfc)
         hist_record((HistObject *)e->h_ttfc, ttfc, trace, NULL, end_s, NULL);
@@ -3820,6 +4007,8 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
         for (int i = 0; i < 4; i++)
             e->breakdown[i] += q[i];
         e->savings += q[4];
+        if ((total && entry_stamp(e, 5) < 0) || (q[4] && entry_stamp(e, 6) < 0))
+            goto done;
         double usd = (double)total / 4294967296.0;
         hist_record((HistObject *)e->h_cost, usd, trace, NULL, end_s, NULL);
         if (trace != NULL) {
@@ -3828,20 +4017,9 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
             e->ex_usd = usd;
             e->ex_end = end_s;
         }
-        PyObject *who[2] = {user, feature};
-        int limiters[2] = {L_USER_LIMITER, L_FEATURE_LIMITER}, tables[2] = {L_USER_COST, L_FEATURE_COST};
-        for (int i = 0; i < 2; i++) {
-            if (who[i] == NULL || PyUnicode_GET_LENGTH(who[i]) == 0)
-                continue;
-            if (total_obj == NULL && (total_obj = PyLong_FromLongLong(total)) == NULL)
+        for (int i = 0; i < 2; i++)
+            if (who_len[i] > 0 && lane_who_cost(l, e->service_label, i, d + who_at[i], who_len[i], total) < 0)
                 goto done;
-            Py_CLEAR(label);
-            Py_CLEAR(key);
-            if ((label = limit(PyTuple_GET_ITEM(l->ctx, limiters[i]), who[i])) == NULL ||
-                (key = PyTuple_Pack(2, e->service_label, label)) == NULL ||
-                add_to_item(PyTuple_GET_ITEM(l->ctx, tables[i]), key, total_obj) < 0)
-                goto done;
-        }
         /* pipeline._cost_packer's layout */
         const double usd_per_quantum = 1.0 / 4294967296.0;
         double amounts[6] = {(double)total * usd_per_quantum, (double)q[0] * usd_per_quantum,
@@ -3877,12 +4055,7 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
     w->genai++;
     rc = 0;
 done:
-    Py_XDECREF(user);
-    Py_XDECREF(feature);
     Py_XDECREF(trace);
-    Py_XDECREF(label);
-    Py_XDECREF(key);
-    Py_XDECREF(total_obj);
     return rc;
 }
 
@@ -4204,6 +4377,7 @@ lane_clear(LaneObject *l, PyObject *unused)
     (void)unused;
     int rc = lane_flush(l);
     lane_drop_entries(l);
+    lane_drop_whos(l);
     if (rc < 0)
         return NULL;
     Py_RETURN_NONE;
