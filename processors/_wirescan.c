@@ -2169,6 +2169,37 @@ quanta_of(double rounded, long long *out)
     return 0;
 }
 
+/* pricing.compute_cost, operation for operation (volatile: no fused multiply-add, each step
+ * rounds as Python's does): q = input, output, cache read, cache write, savings in quanta.
+ * n = input (cache included), output, cache read, cache write. Returns 1 when a value does not
+ * fit (the caller takes the Python path). */
+static int
+cost_quanta(const long long n[4], const double rate[5], double multiplier, long long q[5])
+{
+    double m = multiplier * 4294967296.0;
+    volatile double uncached = (double)(n[0] - n[2] - n[3]);
+    volatile double t_in = uncached * rate[0];
+    t_in = t_in + rate[4];
+    t_in = t_in * m + 0.5;
+    volatile double t_out = (double)n[1] * rate[1];
+    t_out = t_out * m + 0.5;
+    volatile double t_cr = (double)n[2] * rate[2];
+    t_cr = t_cr * m + 0.5;
+    volatile double t_cw = (double)n[3] * rate[3];
+    t_cw = t_cw * m + 0.5;
+    q[4] = 0;
+    if (quanta_of(t_in, &q[0]) || quanta_of(t_out, &q[1]) || quanta_of(t_cr, &q[2]) ||
+        quanta_of(t_cw, &q[3]))
+        return 1;
+    if (rate[0] > rate[2]) {
+        volatile double t_sv = (double)n[2] * (rate[0] - rate[2]);
+        t_sv = t_sv * m + 0.5;
+        if (quanta_of(t_sv, &q[4]))
+            return 1;
+    }
+    return 0;
+}
+
 static PyObject *
 priced_core(PyObject *const *args)
 {
@@ -2179,7 +2210,7 @@ priced_core(PyObject *const *args)
     PyObject *names[5] = {c_input_tokens, c_output_tokens, c_cache_read_tokens, c_cache_write_tokens,
                           c_reasoning_tokens};
     long long n[5];
-    double rate[5], m;
+    double rate[5];
     int rc = 0;
 
     for (int i = 0; i < 5 && rc == 0; i++)
@@ -2215,30 +2246,10 @@ priced_core(PyObject *const *args)
     for (Py_ssize_t i = 0; i < 6; i++)
         if (!PyBytes_CheckExact(PyTuple_GET_ITEM(prefixes, i)))
             goto fallback;
-    /* pricing.compute_cost, operation for operation (volatile: no fused multiply-add, each step
-     * rounds as Python's does) */
-    m = PyFloat_AS_DOUBLE(rate_objs[2]) * 4294967296.0;
     {
-        volatile double uncached = (double)(n[0] - n[2] - n[3]);
-        volatile double t_in = uncached * rate[0];
-        t_in = t_in + rate[4];
-        t_in = t_in * m + 0.5;
-        volatile double t_out = (double)n[1] * rate[1];
-        t_out = t_out * m + 0.5;
-        volatile double t_cr = (double)n[2] * rate[2];
-        t_cr = t_cr * m + 0.5;
-        volatile double t_cw = (double)n[3] * rate[3];
-        t_cw = t_cw * m + 0.5;
-        long long q[5] = {0, 0, 0, 0, 0};
-        if (quanta_of(t_in, &q[0]) || quanta_of(t_out, &q[1]) || quanta_of(t_cr, &q[2]) ||
-            quanta_of(t_cw, &q[3]))
+        long long q[5];
+        if (cost_quanta(n, rate, PyFloat_AS_DOUBLE(rate_objs[2]), q))
             goto fallback;
-        if (rate[0] > rate[2]) {
-            volatile double t_sv = (double)n[2] * (rate[0] - rate[2]);
-            t_sv = t_sv * m + 0.5;
-            if (quanta_of(t_sv, &q[4]))
-                goto fallback;
-        }
         for (int i = 0; i < 5; i++)
             if ((values[i] = PyLong_FromLongLong(q[i])) == NULL)
                 goto done;
@@ -3934,27 +3945,9 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
                 rate = e->tier[i];
                 break;
             }
-        /* pricing.compute_cost, operation for operation (as priced_core) */
-        double m = e->multiplier * 4294967296.0;
-        volatile double uncached = (double)(input - cache_read - cache_write);
-        volatile double t_in = uncached * rate[0];
-        t_in = t_in + rate[4];
-        t_in = t_in * m + 0.5;
-        volatile double t_out = (double)output * rate[1];
-        t_out = t_out * m + 0.5;
-        volatile double t_cr = (double)cache_read * rate[2];
-        t_cr = t_cr * m + 0.5;
-        volatile double t_cw = (double)cache_write * rate[3];
-        t_cw = t_cw * m + 0.5;
-        if (quanta_of(t_in, &q[0]) || quanta_of(t_out, &q[1]) || quanta_of(t_cr, &q[2]) ||
-            quanta_of(t_cw, &q[3]))
+        long long counts[4] = {input, output, cache_read, cache_write};
+        if (cost_quanta(counts, rate, e->multiplier, q))
             return walk_slow(w, field_start, start, end, NULL);
-        if (rate[0] > rate[2]) {
-            volatile double t_sv = (double)cache_read * (rate[0] - rate[2]);
-            t_sv = t_sv * m + 0.5;
-            if (quanta_of(t_sv, &q[4]))
-                return walk_slow(w, field_start, start, end, NULL);
-        }
     }
     Py_ssize_t who_at[2] = {0, 0}, who_len[2] = {0, 0};
     int got = 0;
