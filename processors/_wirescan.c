@@ -2856,7 +2856,7 @@ typedef struct Who {
 
 enum {
     L_TABLE, L_CATEGORICAL, L_MARKERS, L_SLOW, L_GROUPS, L_CURRENT, L_USERS, L_FEATURE, L_TTFC,
-    L_MAX_TOKENS, L_MAX_LENGTH, L_EXEMPLARS, L_FACTORY, L_BOUNDS, L_OK_KEY, L_USER_LIMITER,
+    L_MAX_TOKENS, L_MAX_LENGTH, L_EXEMPLARS, L_FACTORY, L_BOUNDS, L_USER_LIMITER,
     L_FEATURE_LIMITER, L_USER_COST, L_FEATURE_COST, L_UNPRICED, L_HEADERS, L_ANTHROPIC_SCOPE,
     L_OPENLIT_PREFIX, L_SIZE
 };
@@ -3101,6 +3101,33 @@ signature_hash(const uint8_t *p, Py_ssize_t len)
     h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
     h ^= h >> 29;
     return h;
+}
+
+/* Doubles an open-addressing table of records whose 64-bit hash sits at `hash_offset`. */
+static int
+table_grow(void ***slots, Py_ssize_t *cap, size_t hash_offset)
+{
+    Py_ssize_t bigger = *cap * 2;
+    void **grown = PyMem_Calloc((size_t)bigger, sizeof(void *));
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < *cap; i++) {
+        void *record = (*slots)[i];
+        if (record == NULL)
+            continue;
+        uint64_t hash;
+        memcpy(&hash, (char *)record + hash_offset, sizeof hash);
+        Py_ssize_t j = (Py_ssize_t)(hash & (uint64_t)(bigger - 1));
+        while (grown[j] != NULL)
+            j = (j + 1) & (bigger - 1);
+        grown[j] = record;
+    }
+    PyMem_Free(*slots);
+    *slots = grown;
+    *cap = bigger;
+    return 0;
 }
 
 static Entry *
@@ -3761,26 +3788,9 @@ lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *
                 goto done;
             lane_drop_whos(l);
         }
-        else if ((l->who_used + 1) * 2 > l->who_cap) { /* grow, then cache it next time */
-            Py_ssize_t cap = l->who_cap * 2;
-            Who **whos = PyMem_Calloc((size_t)cap, sizeof(Who *));
-            if (whos == NULL) {
-                PyErr_NoMemory();
-                goto done;
-            }
-            for (Py_ssize_t j = 0; j < l->who_cap; j++) {
-                Who *old = l->whos[j];
-                if (old == NULL)
-                    continue;
-                Py_ssize_t k = (Py_ssize_t)(old->hash & (uint64_t)(cap - 1));
-                while (whos[k] != NULL)
-                    k = (k + 1) & (cap - 1);
-                whos[k] = old;
-            }
-            PyMem_Free(l->whos);
-            l->whos = whos;
-            l->who_cap = cap;
-        }
+        else if ((l->who_used + 1) * 2 > l->who_cap && /* grow, then cache it next time */
+                 table_grow((void ***)&l->whos, &l->who_cap, offsetof(Who, hash)) < 0)
+            goto done;
         if ((amount = PyLong_FromLongLong(total)) == NULL)
             goto done;
         rc = add_to_item(PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_COST : L_USER_COST), table_key, amount);
@@ -3974,13 +3984,13 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
     }
     e->requests++;
     long long tokens[5] = {input, output, cache_read, cache_write, reasoning};
-    if (e->kind == K_NO_COST)
-        memset(tokens, 0, sizeof tokens); /* Registry.record_call: no usage, no token counts */
-    for (int i = 0; i < 5; i++)
-        e->tokens[i] += tokens[i];
-    for (int i = 2; i < 5; i++)
-        if (tokens[i] && entry_stamp(e, i) < 0)
-            goto done;
+    if (e->kind != K_NO_COST) { /* Registry.record_call: a call without usage counts no tokens */
+        for (int i = 0; i < 5; i++)
+            e->tokens[i] += tokens[i];
+        for (int i = 2; i < 5; i++)
+            if (tokens[i] && entry_stamp(e, i) < 0)
+                goto done;
+    }
     hist_record((HistObject *)e->h_duration, duration, trace, NULL, end_s, NULL);
     if (has_ttfc)
         hist_record((HistObject *)e->h_ttfc, ttfc, trace, NULL, end_s, NULL);
@@ -4223,26 +4233,8 @@ lane_insert(LaneObject *l, Entry *e)
 {
     if (l->used >= MAX_ENTRIES)
         lane_drop_entries(l); /* bounded: refilled by the Python path */
-    if ((l->used + 1) * 2 > l->cap) {
-        Py_ssize_t cap = l->cap * 2;
-        Entry **slots = PyMem_Calloc((size_t)cap, sizeof(Entry *));
-        if (slots == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (Py_ssize_t i = 0; i < l->cap; i++) {
-            Entry *old = l->slots[i];
-            if (old == NULL)
-                continue;
-            Py_ssize_t j = (Py_ssize_t)(old->hash & (uint64_t)(cap - 1));
-            while (slots[j] != NULL)
-                j = (j + 1) & (cap - 1);
-            slots[j] = old;
-        }
-        PyMem_Free(l->slots);
-        l->slots = slots;
-        l->cap = cap;
-    }
+    if ((l->used + 1) * 2 > l->cap && table_grow((void ***)&l->slots, &l->cap, offsetof(Entry, hash)) < 0)
+        return -1;
     Py_ssize_t mask = l->cap - 1;
     for (Py_ssize_t i = (Py_ssize_t)(e->hash & (uint64_t)mask);; i = (i + 1) & mask) {
         Entry *old = l->slots[i];

@@ -217,7 +217,6 @@ class Pipeline:
                     sc.OUTPUT_TOKENS_PER_SECOND_BUCKETS,
                     sc.COST_PER_REQUEST_BUCKETS,
                 ),
-                (STATUS_OK, ""),
                 registry.limiters[sc.LABEL_USER],
                 registry.limiters[sc.LABEL_FEATURE],
                 registry.user_cost,

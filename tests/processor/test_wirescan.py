@@ -663,3 +663,16 @@ def test_the_lane_relearns_when_a_span_falls_outside_its_price_window() -> None:
     pipeline.process(data, pipeline.split(data)[0])
     # the second span shares the first one's day; every change of day is a miss that relearns
     assert pipeline.lane.stats == {"fast": 1, "slow": 5, "entries": 1}
+
+
+def test_a_failed_call_without_usage_keeps_its_cache_token_count_in_the_lane() -> None:
+    # found by hypothesis: the lane wrote the restated cache-write count as 0
+    first = make_span(
+        {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.cache_creation.input_tokens": 1}, error=True
+    )
+    again = make_span(
+        {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.cache_creation.input_tokens": 7}, error=True
+    )
+    forwarded = assert_same_processing(make_request([first, again]), passes=2)
+    restated = [attributes_of(span)["gen_ai.usage.cache_write.input_tokens"] for span in spans_of(forwarded)]
+    assert restated == [1, 7]
