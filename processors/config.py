@@ -61,6 +61,10 @@ class ForwardConfig(_Section):
     concurrency: int = Field(default=2, ge=1, le=64)  # forwards in flight
     queue_max_spans: int = Field(default=100_000, ge=1)  # accepted but not yet forwarded
     backpressure_retry_after_seconds: float = Field(default=1.0, gt=0, le=60)  # RetryInfo we send
+    # Requests waiting in the queue are forwarded together, as one export of at most this many
+    # bytes (a request larger than it still goes alone); the collector's OTLP gRPC receiver takes
+    # 4 MiB by default. 0: one export per accepted request.
+    max_batch_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
     retry: RetryConfig = RetryConfig()
 
     _check_endpoint = field_validator("endpoint")(classmethod(lambda cls, v: _address(v)))

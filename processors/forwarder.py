@@ -133,12 +133,31 @@ class Forwarder:
                 self._work.clear()
                 await self._work.wait()
                 continue
-            payload, spans = self._queue.popleft()
+            payload, spans = self._take()
             try:
                 await self._send(payload, spans)
             except asyncio.CancelledError:
                 self._done(spans, dropped="shutdown")
                 raise
+
+    def _take(self) -> tuple[bytes, int]:
+        """The oldest queued request, with the ones after it that fit in `max_batch_bytes`.
+
+        Serialized ExportTraceServiceRequests concatenate into one (protobuf appends repeated
+        fields), so several accepted requests travel as one export: one RPC instead of several.
+        """
+        queue = self._queue
+        payload, spans = queue.popleft()
+        room = self.config.max_batch_bytes - len(payload)
+        if not queue or room < len(queue[0][0]):
+            return payload, spans
+        parts = [payload]
+        while queue and len(queue[0][0]) <= room:
+            more, count = queue.popleft()
+            parts.append(more)
+            spans += count
+            room -= len(more)
+        return b"".join(parts), spans
 
     async def _send(self, payload: bytes, spans: int) -> None:
         assert self._export is not None

@@ -19,6 +19,7 @@ from genai_otel.processors.service import Processor
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -218,3 +219,34 @@ def test_bad_configuration_fails_at_start_naming_key_value_and_rule() -> None:
     assert (
         "forward.queue_max_spans='0' (from flag): Input should be greater than or equal to 1" in result.stderr
     )
+
+
+@pytest.mark.parametrize(("max_batch_bytes", "exports"), [(4 * 1024 * 1024, 2), (0, 5)])
+async def test_requests_waiting_for_the_next_hop_travel_as_one_export(
+    max_batch_bytes: int, exports: int
+) -> None:
+    sink = await Sink(delay_seconds=0.3).start()
+    processor = processor_config(sink.port, concurrency=1, max_batch_bytes=max_batch_bytes)
+    await processor.start()
+    requests = [
+        make_request([make_span(GENAI | {"user.id": f"user-{i}"})], service=f"svc-{i}") for i in range(5)
+    ]
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{processor.port}") as channel:
+            export = channel.unary_unary(EXPORT)
+            for request in requests:  # the first goes out at once; the others wait in the queue
+                await export(request)
+            await _wait(lambda: len(sink.spans()) == 5)
+        # one export for the first, one for the four that waited (or one each when disabled)
+        assert sink.calls == exports
+        services = [
+            attributes_of(rs.resource)["service.name"]
+            for received in sink.received
+            for rs in ExportTraceServiceRequest.FromString(received).resource_spans
+        ]
+        assert services == [f"svc-{i}" for i in range(5)]  # every request, in the order accepted
+        assert processor.registry.forwarded == 5
+        assert processor.registry.queue_spans == 0
+    finally:
+        await processor.stop()
+        await sink.stop()
