@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -211,6 +212,9 @@ class Processor:
 async def serve(config: ProcessorConfig) -> int:
     processor = Processor(config)
     await processor.start()
+    # Everything alive now (the price table, the compiled caches, grpc's machinery) lives as long
+    # as the process: out of the collector's reach, a collection walks only per-request objects.
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
