@@ -134,8 +134,10 @@ def build_request(rng: random.Random, spans: int) -> bytes:
 class Sink:
     def __init__(self) -> None:
         self.spans = 0
+        self.calls = 0
 
     async def export(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        self.calls += 1
         self.spans += sum(len(ss.spans) for rs in ExportTraceServiceRequest.FromString(request).resource_spans
                           for ss in rs.scope_spans)  # fmt: skip
         return b""
@@ -159,7 +161,9 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def end_to_end(payloads: list[bytes], genai_per_request: int, requests: int) -> None:
+async def end_to_end(
+    payloads: list[bytes], genai_per_request: int, requests: int, concurrency: int = 1
+) -> None:
     sink = Sink()
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", -1)])
     server.add_generic_rpc_handlers(
@@ -186,27 +190,33 @@ async def end_to_end(payloads: list[bytes], genai_per_request: int, requests: in
             while sink.spans < 512 * len(payloads):  # noqa: ASYNC110 - polling a plain counter
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.2)
-            sink.spans = 0
+            sink.spans = sink.calls = 0
             cpu_before = _cpu_seconds(process.pid)
             wall = time.perf_counter()
             sent = 0
-            for i in range(requests):
-                while True:
-                    try:
-                        await export(payloads[i % len(payloads)])
-                        break
-                    except grpc.aio.AioRpcError as err:
-                        if err.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
-                            raise
-                        await asyncio.sleep(0.01)
-                sent += 1
+
+            async def sender(first: int) -> None:
+                nonlocal sent
+                for i in range(first, requests, concurrency):
+                    while True:
+                        try:
+                            await export(payloads[i % len(payloads)])
+                            break
+                        except grpc.aio.AioRpcError as err:
+                            if err.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                                raise
+                            await asyncio.sleep(0.01)
+                    sent += 1
+
+            await asyncio.gather(*(sender(first) for first in range(concurrency)))
             total_spans = sent * 512
             while sink.spans < total_spans:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
             cpu = _cpu_seconds(process.pid) - cpu_before
             wall = time.perf_counter() - wall
             genai = sent * genai_per_request
-            print(f"end to end: {sent} requests x 512 spans ({genai} GenAI) forwarded in {wall:.2f} s wall")
+            print(f"end to end: {sent} requests x 512 spans ({genai} GenAI), {concurrency} in flight,"
+                  f" forwarded in {wall:.2f} s wall; the next hop got {sink.calls} exports")  # fmt: skip
             print(f"  processor CPU {cpu:.2f} s -> {genai / cpu:,.0f} GenAI spans per processor CPU-second")
             print(f"  ({total_spans / cpu:,.0f} spans of all kinds per CPU-second)")
             print(f"  processor peak RSS {_peak_rss_mib(process.pid):.1f} MiB")
@@ -272,6 +282,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--spans", type=int, default=512)
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="exports in flight at once (a collector runs several)"
+    )
     parser.add_argument("--instructions", action="store_true", help="callgrind instruction counts")
     parser.add_argument("--pipeline-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -290,7 +303,7 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; request {len(payloads[0]) // 1024} KiB;"
           f" request walk: {walk}; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     pipeline_only(payloads, genai_per_request, args.requests)
-    asyncio.run(end_to_end(payloads, genai_per_request, args.requests))
+    asyncio.run(end_to_end(payloads, genai_per_request, args.requests, args.concurrency))
 
 
 if __name__ == "__main__":
