@@ -528,8 +528,11 @@ tail_status(const uint8_t *d, Py_ssize_t n, Py_ssize_t start, Py_ssize_t end)
         return 0;
     Py_ssize_t low = tail - 300 > start ? tail - 300 : start;
     for (Py_ssize_t pos = tail - 2; pos >= low; pos--) {
-        if (d[pos] != 0x7A)
-            continue;
+        /* the next candidate tag below pos (memrchr: the same positions, high to low) */
+        const uint8_t *hit = memrchr(d + low, 0x7A, (size_t)(pos - low + 1));
+        if (hit == NULL)
+            break;
+        pos = hit - d;
         Py_ssize_t q = pos + 1;
         uint64_t length;
         int wide;
