@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import gc
 import logging
 import signal
@@ -268,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"genai-otel processor: {exc}", file=sys.stderr)
         return 2
+    # A fault in the C extension prints every thread's Python stack before the process dies.
+    faulthandler.enable()
     logging.basicConfig(
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

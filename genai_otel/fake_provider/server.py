@@ -43,6 +43,14 @@ class _Server(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hangs up (a timeout test, a cancelled stream) is routine, not a fault."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            logger.debug("client %s went away: %s", client_address, error)
+        else:
+            logger.exception("fake provider: request from %s failed", client_address)
+
     def serve_until_stopped(self) -> None:
         """Like serve_forever, but `stop()` wakes it at once instead of after a poll interval."""
         with selectors.DefaultSelector() as selector:

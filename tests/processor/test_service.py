@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -181,19 +182,34 @@ async def test_next_hop_refusing_for_good_is_a_counted_drop() -> None:
         await sink.stop()
 
 
+LISTENING = re.compile(r"processor listening on (\d+) \(OTLP\) and (\d+) \(metrics\)")
+
+
+def _listening_port(process: subprocess.Popen[str], seen: list[str]) -> int:
+    """The OTLP port the processor bound (it was given port 0), read from its start-up log line."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        seen.append(line)
+        if match := LISTENING.search(line):
+            return int(match.group(1))
+    raise AssertionError("the processor exited before listening")
+
+
 async def test_sigterm_drains_everything_accepted_to_a_slow_next_hop() -> None:
     sink = await Sink(delay_seconds=0.3).start()
-    port, metrics_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENAI_OTEL_PROCESSOR_")}
+    # Port 0 everywhere: a port picked by the test and released could be taken by any other
+    # socket (an outgoing connection's ephemeral port included) before the processor binds it.
     process = subprocess.Popen(  # noqa: ASYNC220 - started once; the loop must keep serving the sink
-        [sys.executable, "-m", "genai_otel", "processor", "--listen", f"127.0.0.1:{port}",
-         "--metrics-listen", f"127.0.0.1:{metrics_port}", "--forward-endpoint", f"127.0.0.1:{sink.port}",
+        [sys.executable, "-m", "genai_otel", "processor", "--listen", "127.0.0.1:0",
+         "--metrics-listen", "127.0.0.1:0", "--forward-endpoint", f"127.0.0.1:{sink.port}",
          "--set", "forward.concurrency=1", "--set", "shutdown_grace_seconds=15"],
         env=env, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    seen: list[str] = []
     try:
+        port = await asyncio.wait_for(asyncio.to_thread(_listening_port, process, seen), 30)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            await asyncio.wait_for(channel.channel_ready(), 20)
             export = channel.unary_unary(EXPORT)
             for _ in range(5):
                 await export(make_request([make_span(GENAI)] * 10), wait_for_ready=True)
@@ -202,6 +218,13 @@ async def test_sigterm_drains_everything_accepted_to_a_slow_next_hop() -> None:
         returncode = await asyncio.to_thread(process.wait, 20)
         assert returncode == 0
         assert len(sink.spans()) == 50  # everything accepted was forwarded before exit
+    except BaseException:
+        if process.poll() is None:
+            process.kill()
+        assert process.stderr is not None
+        rest = await asyncio.to_thread(process.stderr.read)
+        print("processor stderr:\n" + "".join(seen) + rest, file=sys.stderr)
+        raise
     finally:
         if process.poll() is None:
             process.kill()
