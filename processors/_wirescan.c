@@ -1827,7 +1827,7 @@ add_to_list(PyObject *list, Py_ssize_t index, PyObject *amount)
 
 /* LabelLimiter.__call__(value): an admitted value of an allowed label is itself; anything else
  * (a new value to admit, an overflow, a disallowed label) is the Python method's. New reference. */
-static PyObject *a_allowed, *a_admitted;
+static PyObject *a_allowed, *a_admitted, *a_overflow;
 
 static PyObject *
 limit(PyObject *limiter, PyObject *value)
@@ -2853,7 +2853,9 @@ typedef struct Who {
     uint64_t hash;
     PyObject *table_key; /* (service label, label) */
     int which, dirty;
-    long long pending;
+    int overflow;          /* the limiter said `other`: each sighting is one more overflow */
+    long long pending;     /* cost quanta not yet added to the table */
+    long long overflowed;  /* sightings not yet added to the limiter's overflow count */
     struct Who *next_dirty;
 } Who;
 
@@ -3272,6 +3274,20 @@ by_exemplar_order(const void *a, const void *b)
 
 /* Adds every pending sum; entries sharing a series set its cost exemplar in the order their
  * spans came, so the last span's stays, as on the Python path. */
+/* LabelLimiter.overflow += n: what n more calls with an over-cap value would have counted. */
+static int
+limiter_overflowed(PyObject *limiter, long long n)
+{
+    PyObject *count = PyObject_GetAttr(limiter, a_overflow), *sum = NULL, *add = NULL;
+    int rc = -1;
+    if (count != NULL && (add = PyLong_FromLongLong(n)) != NULL && (sum = PyNumber_Add(count, add)) != NULL)
+        rc = PyObject_SetAttr(limiter, a_overflow, sum);
+    Py_XDECREF(count);
+    Py_XDECREF(add);
+    Py_XDECREF(sum);
+    return rc;
+}
+
 static int
 lane_flush_whos(LaneObject *l)
 {
@@ -3285,6 +3301,11 @@ lane_flush_whos(LaneObject *l)
         if (add_long_to_item(table, w->table_key, w->pending) < 0 && rc == 0)
             rc = -1;
         w->pending = 0;
+        if (w->overflowed && limiter_overflowed(PyTuple_GET_ITEM(l->ctx, w->which ? L_FEATURE_LIMITER
+                                                                                   : L_USER_LIMITER),
+                                                w->overflowed) < 0 && rc == 0)
+            rc = -1;
+        w->overflowed = 0;
     }
     return rc;
 }
@@ -3771,6 +3792,7 @@ lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *
             break;
         if (found->hash == hash && found->key_len == key_len && memcmp(found->key, key, (size_t)key_len) == 0) {
             found->pending += total;
+            found->overflowed += found->overflow;
             if (!found->dirty) {
                 found->dirty = 1;
                 found->next_dirty = l->dirty_whos;
@@ -3780,19 +3802,29 @@ lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *
             goto done;
         }
     }
-    /* first sight: the limiter decides (Python admits new values, counts overflow) */
+    /* first sight: the limiter decides (Python admits new values, counts overflow). Its verdict
+     * is final (the admitted set only grows, up to a fixed cap), so it is cached either way: an
+     * admitted value is its own label; a refused one is `other` (an allowed label) or "" (not
+     * allowed), and each later sighting of an `other` counts one overflow, as a call would. */
+    PyObject *limiter = PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_LIMITER : L_USER_LIMITER);
     if ((value = PyUnicode_DecodeUTF8((const char *)raw, len, "replace")) == NULL ||
-        (label = limit(PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_LIMITER : L_USER_LIMITER), value)) == NULL ||
-        (table_key = PyTuple_Pack(2, service_label, label)) == NULL)
+        (label = limit(limiter, value)) == NULL || (table_key = PyTuple_Pack(2, service_label, label)) == NULL)
         goto done;
-    if (label != value || (l->who_used + 1) * 2 > l->who_cap) { /* not a stable label, or full */
-        if ((l->who_used + 1) * 2 > l->who_cap && l->who_used >= MAX_ENTRIES) {
+    int overflow = 0;
+    if (label != value) {
+        PyObject *allowed = attr_get(limiter, a_allowed);
+        if (allowed == NULL)
+            goto done;
+        overflow = allowed == Py_True;
+        Py_DECREF(allowed);
+    }
+    if ((l->who_used + 1) * 2 > l->who_cap) { /* full: make room, and cache it next time */
+        if (l->who_used >= MAX_ENTRIES) {
             if (lane_flush_whos(l) < 0)
                 goto done;
             lane_drop_whos(l);
         }
-        else if ((l->who_used + 1) * 2 > l->who_cap && /* grow, then cache it next time */
-                 table_grow((void ***)&l->whos, &l->who_cap, offsetof(Who, hash)) < 0)
+        else if (table_grow((void ***)&l->whos, &l->who_cap, offsetof(Who, hash)) < 0)
             goto done;
         if ((amount = PyLong_FromLongLong(total)) == NULL)
             goto done;
@@ -3814,6 +3846,7 @@ lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *
     who->key_len = key_len;
     who->hash = hash;
     who->which = which;
+    who->overflow = overflow;
     who->table_key = Py_NewRef(table_key);
     l->whos[i] = who;
     l->who_used++;
@@ -4202,8 +4235,9 @@ lane_process(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
         }
         pos = stop;
     }
-    if (lane_flush(l) < 0)
-        goto fail;
+    /* The sums stay here until someone reads them: the registry settles (flushes) every lane
+     * before an exposition, and the Python path, `learn` and `clear` flush first. Per request
+     * this saved adding a few hundred dict items that no one had read in between. */
     forward = w.out.nadds ? output_assemble(&w.out, w.data) : Py_NewRef(w.data);
     if (forward == NULL)
         goto fail;
@@ -4456,7 +4490,7 @@ PyInit__wirescan(void)
         {&c_cache_read_tokens, "cache_read_tokens"}, {&c_cache_write_tokens, "cache_write_tokens"},
         {&c_reasoning_tokens, "reasoning_tokens"}, {&c_user, "user"}, {&c_feature, "feature"},
         {&c_ttfc, "time_to_first_chunk"}, {&r_base, "base"}, {&r_tiers, "tiers"},
-        {&r_multiplier, "multiplier"}, {&a_allowed, "allowed"}, {&a_admitted, "admitted"},
+        {&r_multiplier, "multiplier"}, {&a_allowed, "allowed"}, {&a_admitted, "admitted"}, {&a_overflow, "overflow"},
         {&g_provider, "provider"}, {&g_operation, "operation"}, {&g_request_model, "request_model"},
         {&g_response_model, "response_model"}, {&g_error, "error"}, {&g_error_category, "error_category"},
         {&g_has_usage, "has_usage"}, {&g_reported_cost, "reported_cost"}, {&g_service_tier, "service_tier"},

@@ -217,6 +217,16 @@ class Registry:
         self.export_failures = Counts(clock)
         self.queue_spans = 0
         self.queue_capacity = 0
+        self._settlers: list[Callable[[], object]] = []
+
+    def settle_with(self, flush: Callable[[], object]) -> None:
+        """`flush` adds sums held elsewhere (the C lane's) to this registry; `settle` calls it."""
+        self._settlers.append(flush)
+
+    def settle(self) -> None:
+        """Bring every series up to date. `expose` does this; so must any other reader."""
+        for flush in self._settlers:
+            flush()
 
     def use_accelerated(
         self,
@@ -382,6 +392,7 @@ class Registry:
 
     # -- exposition --------------------------------------------------------------------
     def expose(self, openmetrics: bool) -> str:
+        self.settle()
         return _Writer(self, openmetrics).render()
 
 

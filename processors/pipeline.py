@@ -37,6 +37,7 @@ EVALUATION_EVENT: Final = sc.EVENT_EVALUATION_RESULT.encode()
 UNKNOWN_SERVICE: Final = "unknown_service"
 Scanned = tuple[list[ResourceEntry], int]  # from RequestScanner.split
 # The lane's entry kinds (see _wirescan.c) and the keys that always send a span to Python.
+SERVICE_CACHE_SIZE: Final = 4096  # distinct Resources whose service name is remembered
 LANE_PRICED: Final = 1
 LANE_UNPRICED: Final = 2
 LANE_OTHER: Final = 3
@@ -122,6 +123,7 @@ class Pipeline:
         self._normalise = fast or self.normaliser.normalise
         self._assemble = _accelerator.assemble if self.scanner.accelerated else _assemble
         self.resource_scanner = KeyScanner([sc.SERVICE_NAME], tag=0x0A)
+        self._services: dict[bytes, str] = {}  # Resource bytes -> service name (_service_of)
         self._table_attr: dict[str, bytes] = {}
         self._unpriced_attr: dict[str, bytes] = {}
         self._provider_attr: dict[str, bytes] = {}
@@ -164,6 +166,8 @@ class Pipeline:
 
         # the whole request in C for spans whose kind was seen before (None: off)
         self._lane: Any = self._make_lane() if self.scanner.accelerated and fast is not None else None
+        if self._lane is not None:  # the lane keeps its sums until the registry is read
+            registry.settle_with(self._lane.flush)
 
     def _make_lane(self) -> Any:
         from .normalise import (
@@ -259,13 +263,7 @@ class Pipeline:
         with_current_names = self._with_current_names
         normalise = self._normalise
         for _, _, _, resource, scopes in resources:
-            service = UNKNOWN_SERVICE
-            if resource is not None:
-                value = self.resource_scanner.scan(data, *resource).get(sc.SERVICE_NAME)
-                if value is None:  # not in field-number order (the collector's encoding)
-                    value = self.resource_scanner.scan_fields(data, *resource).get(sc.SERVICE_NAME)
-                if isinstance(value, str) and value:
-                    service = value
+            service = UNKNOWN_SERVICE if resource is None else self._service_of(data, *resource)
             for _, _, _, scope_name, spans in scopes:
                 for field_start, start, end, found, facts, mentions_evaluation in spans:
                     examined += 1
@@ -337,10 +335,19 @@ class Pipeline:
         """The service name of the Resource in data[start:stop] (start -1: no Resource)."""
         if start < 0:
             return UNKNOWN_SERVICE
+        # A sender repeats the same Resource bytes in every export: decoded once, then looked up.
+        raw = data[start:stop]
+        service = self._services.get(raw)
+        if service is not None:
+            return service
         value = self.resource_scanner.scan(data, start, stop).get(sc.SERVICE_NAME)
         if value is None:  # not in field-number order (the collector's encoding)
             value = self.resource_scanner.scan_fields(data, start, stop).get(sc.SERVICE_NAME)
-        return value if isinstance(value, str) and value else UNKNOWN_SERVICE
+        service = value if isinstance(value, str) and value else UNKNOWN_SERVICE
+        if len(self._services) >= SERVICE_CACHE_SIZE:  # bounded: a churn of resources starts over
+            self._services.clear()
+        self._services[raw] = service
+        return service
 
     def _lane_span(
         self, data: bytes, entry: SpanEntry, scope_name: str, service: str, signature: bytes | None

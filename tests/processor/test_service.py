@@ -173,6 +173,7 @@ async def test_backpressure_rejects_with_retry_info_and_counts_each_span_once() 
         assert registry.forwarded == 4
         assert registry.dropped == {}
         assert registry.export_failures.get("unavailable", 0) >= 1
+        registry.settle()  # the lane's sums, as an exposition would
         (stats,) = registry.series.values()
         assert stats.requests == {("ok", ""): 4}
     finally:

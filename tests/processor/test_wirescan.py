@@ -27,7 +27,7 @@ from genai_otel.processors.wire import UNSUPPORTED, WireError, span_facts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .helpers import attributes_of, make_pipeline, make_request, make_span, spans_of
+from .helpers import attributes_of, make_pipeline, make_request, make_span, run, samples, spans_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,13 +97,14 @@ def _registry_state(pipeline: Pipeline) -> dict[str, Any]:
     }
 
 
-def assert_same_processing(data: bytes, passes: int = 2) -> bytes:
+def assert_same_processing(data: bytes, passes: int = 2, **label_options: Any) -> bytes:
     """Each pass's forwarded bytes and span count, and the metrics after every pass, are equal.
 
-    The second pass runs through the C lane's learned entries (the first teaches it)."""
+    The second pass runs through the C lane's learned entries (the first teaches it).
+    label_options: as make_pipeline's (label caps, top users and features)."""
     results = []
     for accelerated in (True, False):
-        pipeline = Pipeline(make_pipeline().registry, PriceBook(), accelerated=accelerated)
+        pipeline = Pipeline(make_pipeline(**label_options).registry, PriceBook(), accelerated=accelerated)
         outcome = []
         for _ in range(passes):
             scanned, count = pipeline.split(data)
@@ -128,6 +129,18 @@ def test_benchmark_requests_scan_and_process_identically() -> None:
         assert_same_scan(data)
         forwarded = assert_same_processing(data)
         assert forwarded != data  # GenAI spans were enriched
+
+
+def test_sums_the_lane_holds_across_requests_reach_the_exposition() -> None:
+    # The lane adds its sums to the registry only when it is read (or before a Python-path span):
+    # many requests, read once at the end, must read as the Python path's.
+    requests = _bench_requests() * 3
+    states = []
+    for accelerated in (True, False):
+        pipeline = Pipeline(make_pipeline().registry, PriceBook(), accelerated=accelerated)
+        forwarded = [pipeline.process(data, pipeline.split(data)[0]) for data in requests]
+        states.append((forwarded, _registry_state(pipeline)))
+    assert states[0] == states[1]
 
 
 def test_evaluation_events_status_messages_and_legacy_names_process_identically() -> None:
@@ -648,6 +661,35 @@ def test_the_lane_handles_learned_spans_itself() -> None:
     assert second["slow"] == first["slow"]
     assert second["entries"] == first["entries"] > 0
     assert Pipeline(make_pipeline().registry, PriceBook(), accelerated=False).lane is None
+
+
+def test_users_and_features_over_their_top_n_count_one_overflow_per_span_in_the_lane() -> None:
+    # Each sighting of an over-cap value is one overflow, whether the lane or Python sees it
+    # (the lane caches the limiter's verdict after the first sighting instead of asking again).
+    attributes = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+                  "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}  # fmt: skip
+    spans = [
+        make_span(attributes | {"user.id": f"user-{i % 5}", "genai_otel.feature": f"feature-{i % 4}"})
+        for i in range(20)
+    ]
+    data = make_request(spans)
+    assert_same_processing(data, passes=3, top_users=2, top_features=3)
+    pipeline = make_pipeline(top_users=2, top_features=3)
+    for _ in range(3):
+        forwarded = run(pipeline, data)
+    span_cost = attributes_of(spans_of(forwarded)[0])[sc.GEN_AI_USAGE_COST_AMOUNT]
+    assert span_cost == pytest.approx(0.0035, abs=1e-9)  # gpt-4o: $2.50 in, $10 out per million
+    assert pipeline.lane is not None and pipeline.lane.stats["fast"] == 59  # all but the first span in C
+    exposition = pipeline.registry.expose(openmetrics=True)
+    # users 2..4 are 12 of 20 spans per pass, feature 3 is 5 of 20: over three passes
+    assert samples(exposition, "genai_otel_processor_label_overflow_total") == {
+        '{label="user"}': "36",
+        '{label="feature"}': "15",
+    }
+    per_user = samples(exposition, sc.PROM_LLM_USER_COST)
+    assert set(per_user) == {'{service="checkout",user="user-0"}', '{service="checkout",user="user-1"}',
+                             '{service="checkout",user="other"}'}  # fmt: skip
+    assert float(per_user['{service="checkout",user="other"}']) == 36 * span_cost  # 36 of the 60 spans
 
 
 def test_the_lane_relearns_when_a_span_falls_outside_its_price_window() -> None:
