@@ -13,11 +13,13 @@ the first sighting of each goes through the Python path, which teaches the C lan
 the sink has every span, and reads the processor's own CPU time (utime + stime from /proc)
 and peak RSS (VmHWM). A second figure times the pipeline alone in this process.
 
-`--instructions` counts the pipeline's instructions per GenAI span under valgrind's callgrind
-instead (two runs of the pipeline alone, 4 and 24 requests after the warm-up; the difference
-over 20 requests), a figure a shared, noisy machine does not move. Young-generation garbage
-collections are counted; objects alive after the warm-up are frozen (`gc.freeze`), so a rare
-full collection does not land in one run and not the other.
+`--instructions` counts instructions per GenAI span under valgrind's callgrind instead, figures
+a shared, noisy machine does not move: the pipeline alone (two runs, 4 and 24 requests after
+the warm-up; the difference over 20 requests), then the whole processor end to end (two runs
+of 10 and 30 requests, the processor under valgrind with its counters zeroed after the warm-up;
+every thread, user space only: the kernel's share of receiving and sending is not in it).
+Young-generation garbage collections are counted; objects alive after the warm-up are frozen
+(`gc.freeze`), so a rare full collection does not land in one run and not the other.
 """
 
 from __future__ import annotations
@@ -163,8 +165,14 @@ def _peak_rss_mib(pid: int) -> float:
 
 
 async def end_to_end(
-    payloads: list[bytes], genai_per_request: int, requests: int, concurrency: int = 1
-) -> None:
+    payloads: list[bytes],
+    genai_per_request: int,
+    requests: int,
+    concurrency: int = 1,
+    callgrind: bool = False,
+) -> int:
+    """Prints the figures; returns the processor's instructions over the timed part (callgrind:
+    the processor runs under valgrind, its counters zeroed after the warm-up), else 0."""
     sink = Sink()
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", -1)])
     server.add_generic_rpc_handlers(
@@ -175,14 +183,17 @@ async def end_to_end(
     sink_port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     port, metrics_port = _free_port(), _free_port()
+    under = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] if callgrind else []
     process = subprocess.Popen(  # noqa: ASYNC220 - once, before the timed part
-        [sys.executable, "-m", "genai_otel", "processor", "--listen", f"127.0.0.1:{port}",
+        [*under, sys.executable, "-m", "genai_otel", "processor", "--listen", f"127.0.0.1:{port}",
          "--metrics-listen", f"127.0.0.1:{metrics_port}", "--forward-endpoint", f"127.0.0.1:{sink_port}",
          "--set", "log_level=WARNING"],
+        stderr=subprocess.DEVNULL if callgrind else None,
     )  # fmt: skip
+    counted = 0
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            await asyncio.wait_for(channel.channel_ready(), 30)
+            await asyncio.wait_for(channel.channel_ready(), 300 if callgrind else 30)
             export = channel.unary_unary(EXPORT)
             # warm up as pipeline_only does: every payload once (imports, price resolution, and
             # the first sighting of each span kind, which the C lane learns from the Python path)
@@ -192,6 +203,8 @@ async def end_to_end(
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.2)
             sink.spans = sink.calls = 0
+            if callgrind:
+                await _callgrind_control("--zero", process.pid)
             cpu_before = _cpu_seconds(process.pid)
             wall = time.perf_counter()
             sent = 0
@@ -217,6 +230,10 @@ async def end_to_end(
             url = f"http://127.0.0.1:{metrics_port}/metrics"
             scraped = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=30).read())
             cpu = _cpu_seconds(process.pid) - cpu_before
+            if callgrind:  # every thread's count since the zeroing ("Th 1  123,456" lines)
+                report = await _callgrind_control("-e", process.pid)
+                counted = sum(int(line.split()[2].replace(",", "")) for line in report.splitlines()
+                              if line.split()[:1] == ["Th"])  # fmt: skip
             wall = time.perf_counter() - wall
             genai = sent * genai_per_request
             print(f"end to end: {sent} requests x 512 spans ({genai} GenAI), {concurrency} in flight,"
@@ -227,8 +244,16 @@ async def end_to_end(
                   f" ({len(scraped) // 1024} KiB) included")  # fmt: skip
     finally:
         process.terminate()
-        process.wait(30)
+        process.wait(60)
         await server.stop(0)
+    return counted
+
+
+async def _callgrind_control(option: str, pid: int) -> str:
+    done = await asyncio.to_thread(
+        subprocess.run, ["callgrind_control", option, str(pid)], capture_output=True, text=True, check=True
+    )
+    return done.stdout
 
 
 def pipeline_only(payloads: list[bytes], genai_per_request: int, requests: int, memory: bool = True) -> None:
@@ -278,10 +303,21 @@ def _callgrind_instructions(requests: int) -> int:
     raise RuntimeError("callgrind wrote no totals")
 
 
-def instructions(genai_per_request: int) -> None:
+def instructions(payloads: list[bytes], genai_per_request: int) -> None:
     counts = {n: _callgrind_instructions(n) for n in (4, 24)}
     per_span = (counts[24] - counts[4]) / (20 * genai_per_request)
     print(f"pipeline instructions per GenAI span (callgrind, 20 requests): {per_span:,.0f}")
+    with open(os.devnull, "w") as quiet:  # the timed figures under valgrind mean nothing
+        stdout, sys.stdout = sys.stdout, quiet
+        try:
+            ends = {
+                n: asyncio.run(end_to_end(payloads, genai_per_request, n, callgrind=True)) for n in (10, 30)
+            }
+        finally:
+            sys.stdout = stdout
+    per_span = (ends[30] - ends[10]) / (20 * genai_per_request)
+    print(f"end-to-end processor instructions per GenAI span, every thread, user space (callgrind,"
+          f" 20 requests, one scrape each run): {per_span:,.0f}")  # fmt: skip
 
 
 def main() -> None:
@@ -301,7 +337,7 @@ def main() -> None:
         pipeline_only(payloads, genai_per_request, args.requests, memory=False)
         return
     if args.instructions:
-        instructions(genai_per_request)
+        instructions(payloads, genai_per_request)
         return
     from genai_otel.processors.scan import PURE_PYTHON_ENV, use_accelerated
 
