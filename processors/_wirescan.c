@@ -2809,11 +2809,12 @@ static PyTypeObject HistType = {
  * scope kind, provider, operation, models, service tier, which keys are present) were seen
  * before is normalised, priced, recorded and enriched here, from the raw attribute bytes, with
  * the same rules and the same arithmetic as the Python path; any other span (a first sighting,
- * an error, a reported cost, an evaluation event, a value of an unusual type or out of range)
- * goes to the Python path through a callback, in request order, and that path teaches the lane
- * the span's entry when it can. Counters of the series are summed here and added to the
- * registry's Python objects before each callback and at the end of the request (integer sums:
- * the same totals); histograms are the C Histogram above, updated in place.
+ * a reported cost, an evaluation event, a value of an unusual type or out of range, a series
+ * label over its cap) goes to the Python path through a callback, in request order, and that
+ * path teaches the lane the span's entry when it can. Counters of the series are summed here and
+ * added to the registry's Python objects before each callback and whenever the registry is read
+ * (`flush`, which Registry.settle calls; integer sums: the same totals); histograms are the C
+ * Histogram above, updated in place.
  */
 enum { K_PRICED = 1, K_UNPRICED = 2, K_OTHER = 3, K_NO_COST = 4 /* a failed call without usage */ };
 #define MAX_TIERS 8
