@@ -1564,6 +1564,26 @@ scope_size(PyObject *scope, PyObject *additions, int *ok)
     return touched ? size : -1;
 }
 
+/* The new payload size of one ResourceSpans (or -1 when none of its scopes has an addition). */
+static Py_ssize_t
+resource_size(PyObject *rs, PyObject *additions, int *ok)
+{
+    PyObject *scopes = PyTuple_GET_ITEM(rs, 4);
+    Py_ssize_t size = PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 2)) - PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 1));
+    int touched = 0;
+    for (Py_ssize_t s = 0; s < PyList_GET_SIZE(scopes); s++) {
+        PyObject *scope = PyList_GET_ITEM(scopes, s);
+        Py_ssize_t scope_new = scope_size(scope, additions, ok);
+        if (scope_new < 0)
+            continue;
+        Py_ssize_t sc_start = PyLong_AsSsize_t(PyTuple_GET_ITEM(scope, 0));
+        Py_ssize_t sc_end = PyLong_AsSsize_t(PyTuple_GET_ITEM(scope, 2));
+        size += 1 + varint_size((uint64_t)scope_new) + scope_new - (sc_end - sc_start);
+        touched = 1;
+    }
+    return touched ? size : -1;
+}
+
 static PyObject *
 wirescan_assemble(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1580,24 +1600,10 @@ wirescan_assemble(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t total = n;
     for (Py_ssize_t r = 0; r < PyList_GET_SIZE(resources); r++) {
         PyObject *rs = PyList_GET_ITEM(resources, r);
-        PyObject *scopes = PyTuple_GET_ITEM(rs, 4);
-        Py_ssize_t rs_start = PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 0));
-        Py_ssize_t rs_payload = PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 1));
-        Py_ssize_t rs_end = PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 2));
-        Py_ssize_t rs_size = rs_end - rs_payload;
-        int touched = 0;
-        for (Py_ssize_t s = 0; s < PyList_GET_SIZE(scopes); s++) {
-            PyObject *scope = PyList_GET_ITEM(scopes, s);
-            Py_ssize_t size = scope_size(scope, additions, &ok);
-            if (size < 0)
-                continue;
-            Py_ssize_t sc_start = PyLong_AsSsize_t(PyTuple_GET_ITEM(scope, 0));
-            Py_ssize_t sc_end = PyLong_AsSsize_t(PyTuple_GET_ITEM(scope, 2));
-            rs_size += 1 + varint_size((uint64_t)size) + size - (sc_end - sc_start);
-            touched = 1;
-        }
-        if (touched)
-            total += 1 + varint_size((uint64_t)rs_size) + rs_size - (rs_end - rs_start);
+        Py_ssize_t rs_size = resource_size(rs, additions, &ok);
+        if (rs_size >= 0)
+            total += 1 + varint_size((uint64_t)rs_size) + rs_size -
+                     (PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 2)) - PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 0)));
     }
     if (!ok || PyErr_Occurred())
         return NULL;
@@ -1614,24 +1620,13 @@ wirescan_assemble(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     /* Pass 2: bytes. */
     for (Py_ssize_t r = 0; r < PyList_GET_SIZE(resources); r++) {
         PyObject *rs = PyList_GET_ITEM(resources, r);
+        Py_ssize_t rs_size = resource_size(rs, additions, &ok);
+        if (rs_size < 0)
+            continue;
         PyObject *scopes = PyTuple_GET_ITEM(rs, 4);
         Py_ssize_t rs_start = PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 0));
         Py_ssize_t rs_payload = PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 1));
         Py_ssize_t rs_end = PyLong_AsSsize_t(PyTuple_GET_ITEM(rs, 2));
-        Py_ssize_t rs_size = rs_end - rs_payload;
-        int touched = 0;
-        for (Py_ssize_t s = 0; s < PyList_GET_SIZE(scopes); s++) {
-            PyObject *scope = PyList_GET_ITEM(scopes, s);
-            Py_ssize_t size = scope_size(scope, additions, &ok);
-            if (size < 0)
-                continue;
-            Py_ssize_t sc_start = PyLong_AsSsize_t(PyTuple_GET_ITEM(scope, 0));
-            Py_ssize_t sc_end = PyLong_AsSsize_t(PyTuple_GET_ITEM(scope, 2));
-            rs_size += 1 + varint_size((uint64_t)size) + size - (sc_end - sc_start);
-            touched = 1;
-        }
-        if (!touched)
-            continue;
         COPY(copy_from, rs_start);
         out[w++] = 0x0A;
         w += put_varint(out + w, (uint64_t)rs_size);

@@ -97,14 +97,17 @@ def _registry_state(pipeline: Pipeline) -> dict[str, Any]:
     }
 
 
-def assert_same_processing(data: bytes, passes: int = 2, **label_options: Any) -> bytes:
+def assert_same_processing(
+    data: bytes, passes: int = 2, max_tokens: int = 100_000_000, **label_options: Any
+) -> bytes:
     """Each pass's forwarded bytes and span count, and the metrics after every pass, are equal.
 
     The second pass runs through the C lane's learned entries (the first teaches it).
     label_options: as make_pipeline's (label caps, top users and features)."""
     results = []
     for accelerated in (True, False):
-        pipeline = Pipeline(make_pipeline(**label_options).registry, PriceBook(), accelerated=accelerated)
+        registry = make_pipeline(**label_options).registry
+        pipeline = Pipeline(registry, PriceBook(), max_tokens=max_tokens, accelerated=accelerated)
         outcome = []
         for _ in range(passes):
             scanned, count = pipeline.split(data)
@@ -129,6 +132,16 @@ def test_benchmark_requests_scan_and_process_identically() -> None:
         assert_same_scan(data)
         forwarded = assert_same_processing(data)
         assert forwarded != data  # GenAI spans were enriched
+
+
+def test_without_the_lane_the_per_span_c_path_processes_identically() -> None:
+    # A token cap at or over 2**53 turns the lane off (it sums in 64-bit integers): the C walk,
+    # per-span C calls and C re-assembly then serve, and must match the Python path too.
+    for data in _bench_requests():
+        forwarded = assert_same_processing(data, max_tokens=2**53)
+        assert forwarded != data
+    pipeline = Pipeline(make_pipeline().registry, PriceBook(), max_tokens=2**53, accelerated=True)
+    assert pipeline.lane is None and pipeline.scanner.accelerated
 
 
 def test_sums_the_lane_holds_across_requests_reach_the_exposition() -> None:
