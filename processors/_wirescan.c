@@ -3270,20 +3270,6 @@ by_exemplar_order(const void *a, const void *b)
 
 /* Adds every pending sum; entries sharing a series set its cost exemplar in the order their
  * spans came, so the last span's stays, as on the Python path. */
-/* LabelLimiter.overflow += n: what n more calls with an over-cap value would have counted. */
-static int
-limiter_overflowed(PyObject *limiter, long long n)
-{
-    PyObject *count = PyObject_GetAttr(limiter, a_overflow), *sum = NULL, *add = NULL;
-    int rc = -1;
-    if (count != NULL && (add = PyLong_FromLongLong(n)) != NULL && (sum = PyNumber_Add(count, add)) != NULL)
-        rc = PyObject_SetAttr(limiter, a_overflow, sum);
-    Py_XDECREF(count);
-    Py_XDECREF(add);
-    Py_XDECREF(sum);
-    return rc;
-}
-
 static int
 lane_flush_whos(LaneObject *l)
 {
@@ -3297,9 +3283,9 @@ lane_flush_whos(LaneObject *l)
         if (add_long_to_item(table, w->table_key, w->pending) < 0 && rc == 0)
             rc = -1;
         w->pending = 0;
-        if (w->overflowed && limiter_overflowed(PyTuple_GET_ITEM(l->ctx, w->which ? L_FEATURE_LIMITER
-                                                                                   : L_USER_LIMITER),
-                                                w->overflowed) < 0 && rc == 0)
+        /* LabelLimiter.overflow += what as many calls with an over-cap value would have counted */
+        PyObject *limiter = PyTuple_GET_ITEM(l->ctx, w->which ? L_FEATURE_LIMITER : L_USER_LIMITER);
+        if (w->overflowed && add_long_to_attr(limiter, a_overflow, w->overflowed) < 0 && rc == 0)
             rc = -1;
         w->overflowed = 0;
     }
