@@ -580,26 +580,13 @@ class _Writer:
                 str(n),
                 r.unpriced.created[key],
             )
-        self._family(sc.PROM_LLM_USER_COST, "counter", "Cost in USD per user (top-N, the rest as other).")
-        for key, quanta in sorted(r.user_cost.items()):
-            self._counter(
-                sc.PROM_LLM_USER_COST,
-                (sc.LABEL_SERVICE, sc.LABEL_USER),
-                key,
-                _usd(quanta),
-                r.user_cost.created[key],
-            )
-        self._family(
-            sc.PROM_LLM_FEATURE_COST, "counter", "Cost in USD per feature (top-N, the rest as other)."
-        )
-        for key, quanta in sorted(r.feature_cost.items()):
-            self._counter(
-                sc.PROM_LLM_FEATURE_COST,
-                (sc.LABEL_SERVICE, sc.LABEL_FEATURE),
-                key,
-                _usd(quanta),
-                r.feature_cost.created[key],
-            )
+        for name, label, table in (
+            (sc.PROM_LLM_USER_COST, sc.LABEL_USER, r.user_cost),
+            (sc.PROM_LLM_FEATURE_COST, sc.LABEL_FEATURE, r.feature_cost),
+        ):
+            self._family(name, "counter", f"Cost in USD per {label} (top-N, the rest as other).")
+            for key, quanta in sorted(table.items()):
+                self._counter(name, (sc.LABEL_SERVICE, label), key, _usd(quanta), table.created[key])
         self._family(sc.PROM_LLM_QUALITY_SCORE, "histogram", "Evaluation scores on a 0-10 scale.")
         for labels, h in sorted(r.quality.items(), key=lambda item: item[0]):
             self._histogram(sc.PROM_LLM_QUALITY_SCORE, (*base[:3], sc.LABEL_EVALUATION), labels, h)
