@@ -248,17 +248,8 @@ def _metric_attributes(
     known = _METRIC_ATTRIBUTES.get(key)
     if known is not None:
         return known
-    operation, provider, model, server_address, server_port = base
-    common: dict[str, Any] = {
-        semconv.GEN_AI_OPERATION_NAME: operation,
-        semconv.GEN_AI_PROVIDER_NAME: provider,
-    }
-    if model:
-        common[semconv.GEN_AI_REQUEST_MODEL] = model
-    if server_address:
-        common[semconv.SERVER_ADDRESS] = server_address
-        if server_port:
-            common[semconv.SERVER_PORT] = server_port
+    common: dict[str, Any] = {}
+    _put_base(common, base)
     if response_model:
         common[semconv.GEN_AI_RESPONSE_MODEL] = response_model
     if error_type is not None:
@@ -271,6 +262,20 @@ def _metric_attributes(
     if len(_METRIC_ATTRIBUTES) < _METRIC_ATTRIBUTES_MAX:
         _METRIC_ATTRIBUTES[key] = built
     return built
+
+
+def _put_base(attributes: dict[str, Any], base: tuple[Any, ...]) -> None:
+    """The attributes a call's span and its metric points share; `base` as `start_call` makes it:
+    (operation, provider, model, server address, server port)."""
+    operation, provider, model, server_address, server_port = base
+    attributes[semconv.GEN_AI_OPERATION_NAME] = operation
+    attributes[semconv.GEN_AI_PROVIDER_NAME] = provider
+    if model:
+        attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+    if server_address:
+        attributes[semconv.SERVER_ADDRESS] = server_address
+        if server_port:
+            attributes[semconv.SERVER_PORT] = server_port
 
 
 def _outcome_attributes(outcome: Outcome, attributes: dict[str, Any]) -> None:
@@ -307,16 +312,9 @@ def start_call(
     request_attributes: dict[str, Any],
 ) -> Call:
     """Starts the span `{operation} {model}` with the conventional request attributes."""
-    request_attributes[semconv.GEN_AI_OPERATION_NAME] = operation
-    request_attributes[semconv.GEN_AI_PROVIDER_NAME] = telemetry.provider
-    if model:
-        request_attributes[semconv.GEN_AI_REQUEST_MODEL] = model
-    if server_address:
-        request_attributes[semconv.SERVER_ADDRESS] = server_address
-        if server_port:
-            request_attributes[semconv.SERVER_PORT] = server_port
-    name = f"{operation} {model}" if model else operation
     base = (operation, telemetry.provider, model, server_address, server_port)
+    _put_base(request_attributes, base)
+    name = f"{operation} {model}" if model else operation
     return Call(telemetry, name, request_attributes, base)
 
 
