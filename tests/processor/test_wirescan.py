@@ -134,6 +134,27 @@ def test_benchmark_requests_scan_and_process_identically() -> None:
         assert forwarded != data  # GenAI spans were enriched
 
 
+_NEEDLE = EVALUATION_EVENT.decode()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pieces=st.lists(
+        st.sampled_from(["", _NEEDLE, _NEEDLE[:-1], _NEEDLE[1:], _NEEDLE[:10], _NEEDLE[-10:], "t", "lt", "x"])
+        | st.text(alphabet=sorted(set(_NEEDLE)), max_size=30),
+        max_size=8,
+    )
+)
+def test_the_evaluation_event_search_finds_what_bytes_find_finds(pieces: list[str]) -> None:
+    # The C walk searches each span for the event's name (memmem); any text (partial names,
+    # overlaps, the name at either end of a value) must read as the Python walk's bytes.find.
+    value = "".join(pieces)
+    for attributes in ({"http.route": value}, {"http.route": value, "gen_ai.request.model": "gpt-4o"}):
+        data = make_request([make_span(attributes)])
+        assert_same_scan(data)
+        assert_same_processing(data)
+
+
 def test_without_the_lane_the_per_span_c_path_processes_identically() -> None:
     # A token cap at or over 2**53 turns the lane off (it sums in 64-bit integers): the C walk,
     # per-span C calls and C re-assembly then serve, and must match the Python path too.
