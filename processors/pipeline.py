@@ -37,7 +37,8 @@ EVALUATION_EVENT: Final = sc.EVENT_EVALUATION_RESULT.encode()
 UNKNOWN_SERVICE: Final = "unknown_service"
 Scanned = tuple[list[ResourceEntry], int]  # from RequestScanner.split
 # The lane's entry kinds (see _wirescan.c) and the keys that always send a span to Python.
-SERVICE_CACHE_SIZE: Final = 4096  # distinct Resources whose service name is remembered
+SERVICE_CACHE_SIZE: Final = 4096  # distinct Resources whose service name is remembered ...
+SERVICE_CACHE_MAX_BYTES: Final = 4096  # ... each at most this long (memory stays under 16 MiB)
 LANE_PRICED: Final = 1
 LANE_UNPRICED: Final = 2
 LANE_OTHER: Final = 3
@@ -344,9 +345,10 @@ class Pipeline:
         if value is None:  # not in field-number order (the collector's encoding)
             value = self.resource_scanner.scan_fields(data, start, stop).get(sc.SERVICE_NAME)
         service = value if isinstance(value, str) and value else UNKNOWN_SERVICE
-        if len(self._services) >= SERVICE_CACHE_SIZE:  # bounded: a churn of resources starts over
-            self._services.clear()
-        self._services[raw] = service
+        if len(raw) <= SERVICE_CACHE_MAX_BYTES:
+            if len(self._services) >= SERVICE_CACHE_SIZE:  # bounded: a churn of resources starts over
+                self._services.clear()
+            self._services[raw] = service
         return service
 
     def _lane_span(

@@ -165,6 +165,31 @@ def test_without_the_lane_the_per_span_c_path_processes_identically() -> None:
     assert pipeline.lane is None and pipeline.scanner.accelerated
 
 
+def test_service_names_come_from_each_resource_whatever_its_size_or_how_often_seen() -> None:
+    # _service_of remembers Resources by their bytes (up to 4 KiB each); a large Resource is
+    # decoded every time. Both must name the same series, request after request.
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    attributes = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+                  "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 1}  # fmt: skip
+    request = ExportTraceServiceRequest()
+    for service, padding in (("small-svc", ""), ("large-svc", "x" * 5000)):
+        resource_spans = request.resource_spans.add()
+        resource_spans.resource.attributes.add(key="service.name").value.string_value = service
+        resource_spans.resource.attributes.add(key="host.description").value.string_value = padding
+        resource_spans.scope_spans.add().spans.append(make_span(attributes))
+    data = request.SerializeToString()
+    assert_same_processing(data, passes=3)
+    pipeline = make_pipeline()
+    for _ in range(3):
+        run(pipeline, data)
+    requests = samples(pipeline.registry.expose(openmetrics=True), sc.PROM_LLM_REQUESTS)
+    assert {key.split(",")[0]: value for key, value in requests.items()} == {
+        '{service="large-svc"': "3",
+        '{service="small-svc"': "3",
+    }
+
+
 def test_sums_the_lane_holds_across_requests_reach_the_exposition() -> None:
     # The lane adds its sums to the registry only when it is read (or before a Python-path span):
     # many requests, read once at the end, must read as the Python path's.
