@@ -13,7 +13,6 @@ budget counter starts at the first scrape, so the first $19 batch call is never 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import threading
@@ -25,13 +24,14 @@ from typing import Any
 
 import pytest
 
-from genai_otel.demo.run import app_environment, instrumented_command
+from genai_otel.demo.run import instrumented_command
 from genai_otel.fake_provider import FakeProvider
 from genai_otel.observability import dashboards, rules
 from genai_otel.observability.alertmanager import render_config
 from genai_otel.observability.spec import load_spec
 from genai_otel.stack.query import get_json, prometheus_query, wait_for
 from genai_otel.stack.runner import LocalStack, free_ports
+from tests.e2e.apps import demo_environment
 
 pytestmark = pytest.mark.e2e
 
@@ -91,11 +91,6 @@ class LiveRun:
     webhook: Webhook
 
 
-def _app_env(endpoints: dict[str, str], provider_url: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTEST_", "DEMO_"))}
-    return {**base, **app_environment(endpoints, provider_url), "DEMO_RATE": "6", "DEMO_SLOW_MS": "6000"}
-
-
 @pytest.fixture(scope="module")
 def live(
     tmp_path_factory: pytest.TempPathFactory,
@@ -121,7 +116,7 @@ def live(
         try:
             endpoints = stack.start(timeout=60)
             with FakeProvider() as provider:
-                env = _app_env(endpoints, provider.base_url)
+                env = demo_environment(endpoints, provider.base_url, DEMO_RATE="6", DEMO_SLOW_MS="6000")
                 demo = subprocess.Popen(
                     instrumented_command("-m", "genai_otel.demo.app", "--duration", str(DEMO_SECONDS)),
                     env=env,

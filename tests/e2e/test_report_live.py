@@ -7,7 +7,6 @@ the text report must name every model the demo called and every model it judged.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -16,10 +15,11 @@ from dataclasses import dataclass
 import pytest
 
 from genai_otel.cli import main as cli_main
-from genai_otel.demo.run import app_environment, instrumented_command
+from genai_otel.demo.run import instrumented_command
 from genai_otel.fake_provider import FakeProvider
 from genai_otel.stack.query import get_json, prometheus_query, wait_for
 from genai_otel.stack.runner import LocalStack, free_ports
+from tests.e2e.apps import demo_environment
 
 pytestmark = pytest.mark.e2e
 
@@ -56,15 +56,14 @@ def live(
     try:
         endpoints = stack.start(timeout=60)
         with FakeProvider() as provider:
-            base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTEST_", "DEMO_"))}
-            env = {
-                **base,
-                **app_environment(endpoints, provider.base_url),
-                "DEMO_RATE": "20",
-                "DEMO_SLOW_MS": "200",
-                "DEMO_BUDGET_BREACH_CALLS": "1",
-                "OTEL_METRIC_EXPORT_INTERVAL": "1000",
-            }
+            env = demo_environment(
+                endpoints,
+                provider.base_url,
+                DEMO_RATE="20",
+                DEMO_SLOW_MS="200",
+                DEMO_BUDGET_BREACH_CALLS="1",
+                OTEL_METRIC_EXPORT_INTERVAL="1000",
+            )
             demo = subprocess.run(
                 instrumented_command("-m", "genai_otel.demo.app", "--duration", str(DEMO_SECONDS)),
                 env=env,
