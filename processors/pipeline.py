@@ -17,7 +17,15 @@ from genai_otel.instrumentation import semconv as sc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from .metrics import OTHER, STATUS_ERROR, STATUS_OK, Registry, SeriesStats
-from .normalise import UNKNOWN, GenAICall, InvalidReason, InvalidSpan, Normaliser, finite_number
+from .normalise import (
+    MARKER_KEYS,
+    UNKNOWN,
+    GenAICall,
+    InvalidReason,
+    InvalidSpan,
+    Normaliser,
+    finite_number,
+)
 from .pricing import QUANTA_PER_USD, Cost, PriceBook, Rates, UnpricedReason, compute_cost
 from .scan import RequestScanner, ResourceEntry, SpanEntry, _accelerator
 from .wire import (
@@ -304,15 +312,15 @@ class Pipeline:
                         if added:
                             additions[field_start] = added
                         continue
-                    if found is None:  # the C walk left this span to the Python scanner
-                        attrs = scan(data, start, end)
-                        has_evaluation = find(EVALUATION_EVENT, start, end) >= 0
-                        if not attrs and not has_evaluation:
-                            other += 1
-                            continue
-                    else:
-                        attrs, has_evaluation = found, mentions_evaluation
                     try:
+                        if found is None:  # the C walk left this span to the Python scanner
+                            attrs = scan(data, start, end)
+                            has_evaluation = find(EVALUATION_EVENT, start, end) >= 0
+                            if not attrs and not has_evaluation:
+                                other += 1
+                                continue
+                        else:
+                            attrs, has_evaluation = found, mentions_evaluation
                         added, is_genai = self._span(
                             data, start, end, attrs, facts, scope_name, service, has_evaluation
                         )
@@ -357,14 +365,14 @@ class Pipeline:
         """One span the lane left to Python: as `process` handles it; then, given the lane's
         signature for it, what the lane needs to handle the next such span itself."""
         _, start, end, found, facts, mentions_evaluation = entry
-        if found is None:  # the C walk left this span to the Python scanner
-            attrs = self.span_scanner.scan(data, start, end)
-            has_evaluation = data.find(EVALUATION_EVENT, start, end) >= 0
-            if not attrs and not has_evaluation:
-                return b"", False
-        else:
-            attrs, has_evaluation = found, mentions_evaluation
         try:
+            if found is None:  # the C walk left this span to the Python scanner
+                attrs = self.span_scanner.scan(data, start, end)
+                has_evaluation = data.find(EVALUATION_EVENT, start, end) >= 0
+                if not attrs and not has_evaluation:
+                    return b"", False
+            else:
+                attrs, has_evaluation = found, mentions_evaluation
             added, is_genai = self._span(data, start, end, attrs, facts, scope_name, service, has_evaluation)
         except Exception:  # never let one span take the request down
             logger.debug("span processing failed", exc_info=True)
@@ -470,8 +478,12 @@ class Pipeline:
             try:
                 facts = span_facts(data, start, end)
             except (WireError, IndexError):
+                # Recognition first: a span with no GenAI marker is not a model call, however
+                # malformed (the C lane decides it the same way without reading the span's facts).
+                if not any(key in attrs for key in MARKER_KEYS):
+                    return b"", False
                 registry.count(registry.invalid, InvalidReason.MALFORMED_SPAN)
-                return b"", bool(attrs)
+                return b"", True
         trace_id, start_ns, end_ns, status_code = facts
         call: GenAICall | None = None
         if attrs:

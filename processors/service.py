@@ -23,6 +23,8 @@ import gc
 import logging
 import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -43,6 +45,31 @@ from .wire import WireError
 logger = logging.getLogger(__name__)
 
 TRACE_SERVICE: Final = "opentelemetry.proto.collector.trace.v1.TraceService"
+ERROR_LOG_INTERVAL_SECONDS: Final = 60.0
+
+
+class RateLimitedLog:
+    """An ERROR log line at most once per `interval` seconds; the lines held back are counted and
+    reported with the next one. The first line carries the traceback, later ones only the type."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self.last: float | None = None
+        self.suppressed = 0
+
+    def log(self, log: logging.Logger, message: str, *args: object, exc: BaseException | None = None) -> bool:
+        now = self.clock()
+        if self.last is not None and now - self.last < self.interval:
+            self.suppressed += 1
+            return False
+        first = self.last is None
+        if self.suppressed:
+            message += " (%d more since the last report)"
+            args = (*args, self.suppressed)
+        log.error(message, *args, exc_info=exc if first else None)
+        self.last, self.suppressed = now, 0
+        return True
 
 
 def _retry_trailer(code: int, message: str, delay: float) -> tuple[tuple[str, bytes], ...]:
@@ -81,6 +108,7 @@ class Processor:
         )
         self.forwarder = Forwarder(config.forward, self.registry)
         self.health = HealthServicer()
+        self._error_log = RateLimitedLog(ERROR_LOG_INTERVAL_SECONDS)
         self.draining = False
         self.port = 0
         self.metrics_port = 0
@@ -103,6 +131,8 @@ class Processor:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"malformed ExportTraceServiceRequest: {exc}"
             )
+        except Exception as exc:
+            await self._internal_error(context, exc)
         if spans == 0:
             return b""
         if not self.forwarder.has_room(spans):
@@ -113,9 +143,25 @@ class Processor:
             )
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "processor queue full, retry later")
         # Accepted: from here on the request is counted and will be forwarded or counted dropped.
-        payload = self.pipeline.process(request, blocks)
+        try:
+            payload = self.pipeline.process(request, blocks)
+        except Exception as exc:  # a defect, not the sender's data: see _internal_error
+            await self._internal_error(context, exc)
         self.forwarder.submit(payload, spans)
         return b""  # an empty ExportTraceServiceResponse: full success
+
+    async def _internal_error(self, context: grpc.aio.ServicerContext, exc: Exception) -> None:
+        """Refuse one request whose processing raised.
+
+        What the sender's bytes can get wrong is caught span by span and counted as invalid, and
+        the fuzz tests feed the pipeline arbitrary requests; an exception that still reaches here
+        is a defect. The request is refused for good (INVALID_ARGUMENT: retrying the same bytes
+        would fail the same way), counted, and logged at most once per interval so that a stream
+        of such requests cannot flood the log.
+        """
+        self.registry.count(self.registry.rejected, "internal_error")
+        self._error_log.log(logger, "request refused: processing failed with %s", type(exc).__name__, exc=exc)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"processing failed: {type(exc).__name__}")
 
     # -- /metrics -----------------------------------------------------------------------
     async def _http_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

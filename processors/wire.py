@@ -339,11 +339,13 @@ def decode_any_value(data: bytes, pos: int, end: int) -> object:
         if tag == 0x10:
             value, _ = read_varint(data, pos + 1)
             return bool(value)
-        if tag == 0x2A:  # ArrayValue: keep string arrays (finish reasons)
+        if tag == 0x2A:  # ArrayValue: keep its string items (finish reasons)
             length, start = read_varint(data, pos + 1)
             items: list[str] = []
             for number, wire_type, fstart, fend in iter_fields(data, start, start + length):
-                if number == 1 and wire_type == 2:
+                # Only a string item is decoded, so nothing nested is ever descended into: any
+                # depth of ArrayValue/KvlistValue costs one level here, never a recursion.
+                if number == 1 and wire_type == 2 and fstart < fend and data[fstart] == 0x0A:
                     item = decode_any_value(data, fstart, fend)
                     if isinstance(item, str):
                         items.append(item)
