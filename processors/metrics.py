@@ -11,7 +11,14 @@ up and series must not trade counts, so a value, once admitted, keeps its series
 that evicts a user would move that user's past cost into `other` and break `rate()` and the
 exact sum over users. The trade-off: a heavy user who first appears after the cap is full
 is reported as `other` until the processor restarts (caps are sized for that, and the
-overflow counter says when it happens).
+overflow counter says when it happens). Caps per label do not bound their product (200 services
+x 500 models), so each labelled table (call series, quality-score keys, user and feature cost
+keys) also admits only its first `max_series` keys; a new key beyond that is recorded under one
+all-`other` key, each such record counted (`label_overflow_total{label="series"}`, ...), so
+sums over the series stay exact.
+
+The exposition is rendered from `Registry.snapshot()` (copies of the counts and histograms), so
+the service can render it in a worker thread while the event loop keeps recording.
 
 Every counter and histogram series remembers when it was created (the registry's clock, unix
 seconds), written as the OpenMetrics `_created` sample: a Prometheus that ingests created
