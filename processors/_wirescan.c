@@ -1783,7 +1783,7 @@ enum {
 };
 static PyObject *a_requests, *a_tokens, *a_duration, *a_ttfc, *a_tps, *a_cost, *a_breakdown,
     *a_savings, *a_cost_per_request, *a_cost_exemplar, *a_input, *a_output, *a_cache_read,
-    *a_cache_write, *empty_str, *zero, *zero_float, *a_stamps, *a_stamp;
+    *a_cache_write, *empty_str, *zero, *zero_float, *a_stamps, *a_stamp, *a_admit;
 
 /* dict[key] += amount; a new key of a metrics.Counts table is stamped created first. */
 static int
@@ -1792,22 +1792,28 @@ add_to_item(PyObject *dict, PyObject *key, PyObject *amount)
     Py_hash_t hash = PyObject_Hash(key); /* once, for the lookup and the store */
     if (hash == -1)
         return -1;
-    PyObject *old = _PyDict_GetItem_KnownHash(dict, key, hash);
+    PyObject *old = _PyDict_GetItem_KnownHash(dict, key, hash), *admitted = NULL;
     if (old == NULL) {
         if (PyErr_Occurred())
             return -1;
         if (!PyDict_CheckExact(dict)) {
-            PyObject *r = PyObject_CallMethodOneArg(dict, a_stamp, key);
-            if (r == NULL)
+            /* Counts.admit: stamps a new key, or names the key a full table counts it under */
+            if ((admitted = PyObject_CallMethodOneArg(dict, a_admit, key)) == NULL)
                 return -1;
-            Py_DECREF(r);
+            if (admitted != key) {
+                key = admitted;
+                if ((hash = PyObject_Hash(key)) == -1 ||
+                    ((old = _PyDict_GetItem_KnownHash(dict, key, hash)) == NULL && PyErr_Occurred())) {
+                    Py_DECREF(admitted);
+                    return -1;
+                }
+            }
         }
     }
     PyObject *sum = PyNumber_Add(old ? old : zero, amount);
-    if (sum == NULL)
-        return -1;
-    int rc = _PyDict_SetItem_KnownHash(dict, key, sum, hash);
-    Py_DECREF(sum);
+    int rc = sum == NULL ? -1 : _PyDict_SetItem_KnownHash(dict, key, sum, hash);
+    Py_XDECREF(sum);
+    Py_XDECREF(admitted);
     return rc;
 }
 
@@ -2766,6 +2772,42 @@ hist_get_exemplars(HistObject *h, void *closure)
     return list;
 }
 
+/* Histogram.copy(): the same state in a new object that later observations leave alone (the
+ * exposition renders such copies in a worker thread) */
+static PyObject *
+hist_copy(HistObject *h, PyObject *Py_UNUSED(ignored))
+{
+    HistObject *c = (HistObject *)Py_TYPE(h)->tp_alloc(Py_TYPE(h), 0);
+    if (c == NULL)
+        return NULL;
+    size_t n = (size_t)h->nb + 1;
+    c->bounds = Py_NewRef(h->bounds);
+    c->nb = h->nb;
+    c->sum = h->sum;
+    c->count = h->count;
+    c->created = h->created;
+    c->b = PyMem_Malloc(n * sizeof(double));
+    c->counts = PyMem_Malloc(n * sizeof(unsigned long long));
+    c->ex = h->ex != NULL ? PyMem_Malloc(n * sizeof(Exemplar)) : NULL;
+    if (c->b == NULL || c->counts == NULL || (h->ex != NULL && c->ex == NULL)) {
+        PyMem_Free(c->ex); /* nothing in it to release yet */
+        c->ex = NULL;
+        Py_DECREF(c);
+        return PyErr_NoMemory();
+    }
+    memcpy(c->b, h->b, n * sizeof(double));
+    memcpy(c->counts, h->counts, n * sizeof(unsigned long long));
+    if (h->ex != NULL) {
+        memcpy(c->ex, h->ex, n * sizeof(Exemplar));
+        for (size_t i = 0; i < n; i++) {
+            Py_XINCREF(c->ex[i].trace);
+            Py_XINCREF(c->ex[i].value_obj);
+            Py_XINCREF(c->ex[i].ts_obj);
+        }
+    }
+    return (PyObject *)c;
+}
+
 static PyGetSetDef hist_getset[] = {
     {"counts", (getter)hist_get_counts, NULL, "observations per bucket (a copy)", NULL},
     {"sum", (getter)hist_get_sum, NULL, "sum of the observations", NULL},
@@ -2784,6 +2826,7 @@ static PyMemberDef hist_members[] = {
 static PyMethodDef hist_methods[] = {
     {"observe", (PyCFunction)(void (*)(void))hist_observe_method, METH_FASTCALL,
      "observe(value, trace_id, timestamp)"},
+    {"copy", (PyCFunction)hist_copy, METH_NOARGS, "a copy that later observations leave alone"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -3815,9 +3858,15 @@ lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *
     }
     /* added at once (a new series is created, and stamped, when the Python path would), and
      * cached for the next sightings */
-    if ((amount = PyLong_FromLongLong(total)) == NULL ||
-        add_to_item(PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_COST : L_USER_COST), table_key, amount) < 0)
+    PyObject *table = PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_COST : L_USER_COST);
+    if ((amount = PyLong_FromLongLong(total)) == NULL || add_to_item(table, table_key, amount) < 0)
         goto done;
+    /* a full table sent it to its overflow key: not cached, so each sighting is counted there */
+    int kept = PyDict_Contains(table, table_key);
+    if (kept <= 0) {
+        rc = kept;
+        goto done;
+    }
     Who *who = PyMem_Calloc(1, sizeof(Who));
     if (who == NULL || (who->key = PyMem_Malloc((size_t)key_len)) == NULL) {
         PyMem_Free(who);
@@ -4467,7 +4516,7 @@ PyInit__wirescan(void)
         {&a_breakdown, "breakdown"}, {&a_savings, "savings"},       {&a_cost_per_request, "cost_per_request"},
         {&a_cost_exemplar, "cost_exemplar"}, {&a_input, "input"},   {&a_output, "output"},
         {&a_cache_read, "cache_read"}, {&a_cache_write, "cache_write"}, {&empty_str, ""},
-        {&a_stamps, "stamps"},       {&a_stamp, "stamp"},
+        {&a_stamps, "stamps"},       {&a_stamp, "stamp"}, {&a_admit, "admit"},
         {&c_input_tokens, "input_tokens"}, {&c_output_tokens, "output_tokens"},
         {&c_cache_read_tokens, "cache_read_tokens"}, {&c_cache_write_tokens, "cache_write_tokens"},
         {&c_reasoning_tokens, "reasoning_tokens"}, {&c_user, "user"}, {&c_feature, "feature"},

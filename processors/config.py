@@ -89,6 +89,10 @@ class LabelsConfig(_Section):
     }
     top_users: int = Field(default=100, ge=0)
     top_features: int = Field(default=50, ge=0)
+    # Distinct label sets kept per table (call series by service, provider, model, operation;
+    # quality-score keys; user and feature cost keys), each; a new one beyond it is recorded
+    # under one all-"other" set. Sized so a full scrape stays a few MB (README: "Series cap").
+    max_series: int = Field(default=1000, ge=1)
 
     @field_validator("allow")
     @classmethod

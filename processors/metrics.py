@@ -11,7 +11,14 @@ up and series must not trade counts, so a value, once admitted, keeps its series
 that evicts a user would move that user's past cost into `other` and break `rate()` and the
 exact sum over users. The trade-off: a heavy user who first appears after the cap is full
 is reported as `other` until the processor restarts (caps are sized for that, and the
-overflow counter says when it happens).
+overflow counter says when it happens). Caps per label do not bound their product (200 services
+x 500 models), so each labelled table (call series, quality-score keys, user and feature cost
+keys) also admits only its first `max_series` keys; a new key beyond that is recorded under one
+all-`other` key, each such record counted (`label_overflow_total{label="series"}`, ...), so
+sums over the series stay exact.
+
+The exposition is rendered from `Registry.snapshot()` (copies of the counts and histograms), so
+the service can render it in a worker thread while the event loop keeps recording.
 
 Every counter and histogram series remembers when it was created (the registry's clock, unix
 seconds), written as the OpenMetrics `_created` sample: a Prometheus that ingests created
@@ -24,6 +31,7 @@ becomes non-zero. The classic text format has no `_created` samples.
 from __future__ import annotations
 
 import bisect
+import copy
 import functools
 import math
 import time
@@ -66,15 +74,73 @@ class Counts(dict[Any, int]):
             self.add(key, 0)
 
     def stamp(self, key: Hashable) -> None:
-        """Record `key` as created now (the C extension calls this before inserting a key)."""
+        """Record `key` as created now."""
         self.created[key] = self.clock()
+
+    def admit(self, key: Hashable) -> Hashable:
+        """The key a new `key` is counted under, stamped if new (the C extension calls this
+        before inserting a key). Here `key` itself; a capped table may name its overflow key."""
+        self.stamp(key)
+        return key
 
     def add(self, key: Hashable, n: int) -> None:
         old = self.get(key)
         if old is None:
-            self.stamp(key)
-            old = 0
+            key = self.admit(key)
+            old = self.get(key, 0)
         self[key] = old + n
+
+    def copy(self) -> Counts:
+        copied = Counts(self.clock)
+        dict.update(copied, self)
+        copied.created = self.created.copy()
+        return copied
+
+
+class SeriesCap:
+    """Admits the first `limit` distinct keys of one table; later ones share one all-`other` key.
+
+    Per-label caps bound each label, not their product (200 services x 500 models); this bounds
+    the table. First-N for the reason the label caps are: an admitted key keeps its series."""
+
+    __slots__ = ("clock", "limit", "name", "other", "overflow", "overflow_created", "used")
+
+    def __init__(self, name: str, limit: int, width: int, clock: Clock) -> None:
+        self.name = name
+        self.limit = limit
+        self.clock = clock
+        self.other: tuple[str, ...] = (OTHER,) * width
+        self.used = 0  # keys admitted, the all-`other` key aside
+        self.overflow = 0
+        self.overflow_created = 0.0
+
+    def admit(self, key: Any) -> Any:
+        """The key a record under a key new to the table goes to (each overflow counted)."""
+        if key == self.other:
+            return key
+        if self.used < self.limit:
+            self.used += 1
+            return key
+        if not self.overflow:
+            self.overflow_created = self.clock()
+        self.overflow += 1
+        return self.other
+
+
+class CappedCounts(Counts):
+    """Counts whose distinct keys are bounded by a SeriesCap."""
+
+    __slots__ = ("cap",)
+
+    def __init__(self, clock: Clock, cap: SeriesCap) -> None:
+        super().__init__(clock)
+        self.cap = cap
+
+    def admit(self, key: Hashable) -> Hashable:
+        key = self.cap.admit(key)
+        if key not in self:
+            self.stamp(key)
+        return key
 
 
 class Histogram:
@@ -97,6 +163,17 @@ class Histogram:
         self.count += 1
         if self.exemplars is not None and trace_id:
             self.exemplars[index] = (trace_id, value, timestamp)
+
+    def copy(self) -> Histogram:
+        """A copy that later observations leave alone (the C extension's Histogram has one too)."""
+        copied = Histogram.__new__(Histogram)
+        copied.bounds = self.bounds
+        copied.created = self.created
+        copied.counts = self.counts.copy()
+        copied.sum = self.sum
+        copied.count = self.count
+        copied.exemplars = None if self.exemplars is None else self.exemplars.copy()
+        return copied
 
 
 # SeriesStats.stamps: when each series exposed only once non-zero was created
@@ -143,6 +220,24 @@ class SeriesStats:
         """Record series `index` of `stamps` as created now (it just became non-zero)."""
         self.stamps[index] = self.clock()
 
+    def copy(self) -> SeriesStats:
+        """What the exposition reads, copied: later recording leaves the copy alone."""
+        copied = SeriesStats.__new__(SeriesStats)
+        copied.clock = self.clock
+        copied.created = self.created
+        copied.stamps = self.stamps.copy()
+        copied.requests = self.requests.copy()
+        copied.tokens = self.tokens.copy()
+        copied.cost = self.cost
+        copied.breakdown = self.breakdown.copy()
+        copied.savings = self.savings
+        copied.cost_exemplar = self.cost_exemplar
+        copied.duration = {status: h.copy() for status, h in self.duration.items()}
+        copied.ttfc = None if self.ttfc is None else self.ttfc.copy()
+        copied.cost_per_request = None if self.cost_per_request is None else self.cost_per_request.copy()
+        copied.tps = None if self.tps is None else self.tps.copy()
+        return copied
+
 
 class LabelLimiter:
     """Admits the first `limit` distinct values of one label; later ones become `other`."""
@@ -184,9 +279,15 @@ class Registry:
         top_features: int,
         exemplars: bool,
         price_table: str,
+        max_series: int | None = None,
         clock: Clock = time.time,
     ) -> None:
-        """`clock`: unix seconds, for the `_created` samples (tests pass a fixed one)."""
+        """`clock`: unix seconds, for the `_created` samples (tests pass a fixed one);
+        `max_series`: distinct keys per labelled table (None: the config's default)."""
+        if max_series is None:
+            from .config import LabelsConfig
+
+            max_series = LabelsConfig().max_series
         allowed = set(allowed_labels)
         self.clock = clock
         self.created = clock()
@@ -202,12 +303,22 @@ class Registry:
         self.limiters[sc.LABEL_USER].limit = top_users
         self.limiters[sc.LABEL_FEATURE].limit = top_features
         self._allowed = allowed
+        # totals per table, beyond the per-label caps (label_overflow_total{label=<cap name>})
+        self.caps = {
+            name: SeriesCap(name, max_series, width, clock)
+            for name, width in (
+                ("series", 4),
+                ("quality_series", 4),
+                ("user_series", 2),
+                ("feature_series", 2),
+            )
+        }
         self.series: dict[tuple[str, str, str, str], SeriesStats] = {}
         self._label_cache: dict[tuple[str, str, str, str], tuple[str, str, str, str]] = {}
         self.unpriced = Counts(clock)
-        self.user_cost = Counts(clock)
-        self.feature_cost = Counts(clock)
-        self.quality: dict[tuple[str, str, str, str], Histogram] = {}
+        self.user_cost = CappedCounts(clock, self.caps["user_series"])
+        self.feature_cost = CappedCounts(clock, self.caps["feature_series"])
+        self.quality: dict[tuple[str, ...], Histogram] = {}
         # health
         self.received = Counts(clock, "genai", "other")
         self.forwarded = 0  # created with the registry
@@ -282,10 +393,25 @@ class Registry:
         return capped
 
     def stats(self, labels: tuple[str, str, str, str]) -> SeriesStats:
+        """The series of `labels`, created if new (uncapped: `series_of` applies the cap)."""
         stats = self.series.get(labels)
         if stats is None:
             stats = self.series[labels] = SeriesStats(self.exemplars, self.clock)
         return stats
+
+    def series_of(self, labels: tuple[str, str, str, str]) -> tuple[tuple[str, str, str, str], SeriesStats]:
+        """The labels a call with (capped) `labels` is recorded under, and their series: a
+        label set new beyond `max_series` goes to the all-`other` series (each such call
+        counted, as a label over its cap is)."""
+        stats = self.series.get(labels)
+        if stats is None:
+            admitted = self.caps["series"].admit(labels)
+            if admitted is not labels:
+                labels = admitted
+                stats = self.series.get(labels)
+            if stats is None:
+                stats = self.series[labels] = SeriesStats(self.exemplars, self.clock)
+        return labels, stats
 
     def record_call(  # noqa: PLR0917 - the hot path: positional calls are cheaper
         self,
@@ -381,8 +507,11 @@ class Registry:
         trace_id: bytes,
         end_s: float,
     ) -> None:
-        key = (service, provider, model, self.limiters[sc.LABEL_EVALUATION](evaluation))
+        key: tuple[str, ...] = (service, provider, model, self.limiters[sc.LABEL_EVALUATION](evaluation))
         histogram = self.quality.get(key)
+        if histogram is None:
+            key = self.caps["quality_series"].admit(key)
+            histogram = self.quality.get(key)
         if histogram is None:
             histogram = self.quality[key] = self.histogram(sc.QUALITY_SCORE_BUCKETS, self.exemplars)
         histogram.observe(score, trace_id, end_s)
@@ -394,6 +523,22 @@ class Registry:
     def expose(self, openmetrics: bool) -> str:
         self.settle()
         return _Writer(self, openmetrics).render()
+
+    def snapshot(self) -> Registry:
+        """A settled copy of everything `expose` reads. Cheap next to rendering (no text is
+        made), so the event loop takes it and a worker thread renders it (`snapshot.expose`)
+        while recording goes on: the copy is consistent and no thread iterates a live dict."""
+        self.settle()
+        copied = copy.copy(self)  # scalars and the immutable parts shared, containers copied
+        copied._settlers = []
+        copied.series = {labels: stats.copy() for labels, stats in self.series.items()}
+        copied.quality = {key: h.copy() for key, h in self.quality.items()}
+        for name in ("unpriced", "user_cost", "feature_cost", "received", "invalid", "dropped",
+                     "rejected", "export_failures"):  # fmt: skip
+            setattr(copied, name, getattr(self, name).copy())
+        copied.limiters = {name: copy.copy(limiter) for name, limiter in self.limiters.items()}
+        copied.caps = {name: copy.copy(cap) for name, cap in self.caps.items()}
+        return copied
 
 
 def _escape(value: str) -> str:
@@ -421,15 +566,34 @@ class _Writer:
         self.r = registry
         self.om = openmetrics
         self.lines: list[str] = []
+        # a series' label values recur in every family: each pair is escaped once per render
+        self._pairs: dict[tuple[str, str], str] = {}
+        self._bounds: dict[tuple[float, ...], list[str]] = {}
+
+    def _inner(self, names: tuple[str, ...], values: tuple[str, ...]) -> str:
+        """The label pairs of a sample, without the braces ("" when none is written)."""
+        allowed = self.r._allowed
+        pairs = self._pairs
+        parts = []
+        for pair in zip(names, values, strict=True):
+            text = pairs.get(pair)
+            if text is None:
+                n, v = pair
+                text = pairs[pair] = f'{n}="{_escape(v)}"' if n in allowed or n in {"le", "kind"} else ""
+            if text:
+                parts.append(text)
+        return ",".join(parts)
 
     def _labels(self, names: tuple[str, ...], values: tuple[str, ...]) -> str:
-        allowed = self.r._allowed
-        parts = [
-            f'{n}="{_escape(v)}"'
-            for n, v in zip(names, values, strict=True)
-            if n in allowed or n in {"le", "kind"}
-        ]
-        return "{" + ",".join(parts) + "}" if parts else ""
+        inner = self._inner(names, values)
+        return "{" + inner + "}" if inner else ""
+
+    def _les(self, bounds: tuple[float, ...]) -> list[str]:
+        """The `le` pair of each bucket of `bounds`, +Inf last."""
+        les = self._bounds.get(bounds)
+        if les is None:
+            les = self._bounds[bounds] = [f'le="{_number(float(b))}"' for b in (*bounds, math.inf)]
+        return les
 
     def _exemplar(self, exemplar: tuple[bytes, float, float] | None) -> str:
         if not self.om or exemplar is None:
@@ -472,17 +636,22 @@ class _Writer:
         h: Histogram,
         sum_text: str | None = None,
     ) -> None:
+        inner = self._inner(names, values)
+        labels = "{" + inner + "}" if inner else ""
+        bucket = f"{name}_bucket{{{inner}," if inner else f"{name}_bucket{{"
+        append = self.lines.append
+        exemplars = h.exemplars if self.om else None
         cumulative = 0
-        for index, bound in enumerate((*h.bounds, math.inf)):
-            cumulative += h.counts[index]
-            exemplar = self._exemplar(h.exemplars[index]) if h.exemplars is not None else ""
-            self._sample(
-                f"{name}_bucket", (*names, "le"), (*values, _number(float(bound))), str(cumulative), exemplar
-            )
-        self._sample(f"{name}_sum", names, values, sum_text if sum_text is not None else _number(h.sum))
-        self._sample(f"{name}_count", names, values, str(h.count))
+        for index, (le, n) in enumerate(zip(self._les(h.bounds), h.counts, strict=True)):
+            cumulative += n
+            if exemplars is not None and exemplars[index] is not None:
+                append(f"{bucket}{le}}} {cumulative}{self._exemplar(exemplars[index])}")
+            else:
+                append(f"{bucket}{le}}} {cumulative}")
+        append(f"{name}_sum{labels} {sum_text if sum_text is not None else _number(h.sum)}")
+        append(f"{name}_count{labels} {h.count}")
         if self.om:
-            self._sample(f"{name}_created", names, values, _timestamp(h.created))
+            append(f"{name}_created{labels} {_timestamp(h.created)}")
 
     def render(self) -> str:
         r = self.r
@@ -588,8 +757,8 @@ class _Writer:
             for key, quanta in sorted(table.items()):
                 self._counter(name, (sc.LABEL_SERVICE, label), key, _usd(quanta), table.created[key])
         self._family(sc.PROM_LLM_QUALITY_SCORE, "histogram", "Evaluation scores on a 0-10 scale.")
-        for labels, h in sorted(r.quality.items(), key=lambda item: item[0]):
-            self._histogram(sc.PROM_LLM_QUALITY_SCORE, (*base[:3], sc.LABEL_EVALUATION), labels, h)
+        for key, h in sorted(r.quality.items(), key=lambda item: item[0]):
+            self._histogram(sc.PROM_LLM_QUALITY_SCORE, (*base[:3], sc.LABEL_EVALUATION), key, h)
         self._health()
         if self.om:
             self.lines.append("# EOF")
@@ -624,7 +793,8 @@ class _Writer:
         self.lines.append(f"{sc.PROM_PROCESSOR_QUEUE_DEPTH} {r.queue_spans}")
         self._family(sc.PROM_PROCESSOR_QUEUE_CAPACITY, "gauge", "Queue capacity in spans.")
         self.lines.append(f"{sc.PROM_PROCESSOR_QUEUE_CAPACITY} {r.queue_capacity}")
-        limiters = [lim for lim in r.limiters.values() if lim.overflow]
+        limiters: list[LabelLimiter | SeriesCap] = [lim for lim in r.limiters.values() if lim.overflow]
+        limiters += [cap for cap in r.caps.values() if cap.overflow]
         self._health_counter(
             sc.PROM_PROCESSOR_SERIES_OVERFLOW,
             "Label values replaced by other, by label.",

@@ -519,9 +519,9 @@ class Pipeline:
         raw = (service, call.provider, call.request_model or call.response_model or UNKNOWN, call.operation)
         series = self._series.get(raw)
         if series is None:
-            labels = registry.labels(*raw)
-            stats = registry.stats(labels)
-            if OTHER not in labels:  # as the registry's own cache: overflowing values stay counted
+            labels, stats = registry.series_of(registry.labels(*raw))
+            # as the registry's own cache: calls over a label's or the series cap stay counted
+            if OTHER not in labels:
                 if len(self._series) >= 100_000:
                     self._series.clear()
                 self._series[raw] = (labels, stats)

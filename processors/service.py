@@ -97,6 +97,7 @@ class Processor:
             allowed_labels=config.labels.allow,
             top_users=config.labels.top_users,
             top_features=config.labels.top_features,
+            max_series=config.labels.max_series,
             exemplars=config.exemplars,
             price_table=PRICE_TABLE_VERSION,
         )
@@ -178,7 +179,10 @@ class Processor:
                 status, ctype, body = "405 Method Not Allowed", "text/plain", b"method not allowed\n"
             elif path == "/metrics":
                 openmetrics = "application/openmetrics-text" in headers.get("accept", "")
-                body = self.registry.expose(openmetrics).encode()
+                # Copied on the loop (consistent, and cheap next to rendering); rendered in a
+                # thread, so OTLP exports are served while a large exposition is written.
+                snapshot = self.registry.snapshot()
+                body = await asyncio.to_thread(lambda: snapshot.expose(openmetrics).encode())
                 status = "200 OK"
                 ctype = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
             elif path in ("/healthz", "/"):
