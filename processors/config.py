@@ -46,7 +46,7 @@ _BYTE_UNITS: Final = {"kib": 1024, "mib": MIB}
 
 
 def _byte_size(value: object) -> object:
-    """"4MiB", "512KiB" -> bytes; anything else is left for the field's own type check."""
+    """Sizes such as "4MiB" or "512KiB" in bytes; anything else is left to the field's type check."""
     if isinstance(value, str):
         text = value.strip().lower()
         for unit, factor in _BYTE_UNITS.items():

@@ -609,10 +609,12 @@ def split_by_size(data: bytes, limit: int) -> list[tuple[bytes, int]]:
         done_size = 0
         # A ResourceSpans without scopes, a ScopeSpans without spans: their framing is placed
         # like a span (None), so that it too never pushes a piece over the limit.
-        for scope, spans in scopes or [(None, [])]:
+        placed: list[tuple[_Framing | None, list[bytes]]] = [*scopes] or [(None, [])]
+        for scope, spans in placed:
             taken: list[bytes] = []
             taken_size = 0
-            for span in spans or [None]:
+            units: list[bytes | None] = [*spans] or [None]
+            for span in units:
                 size = len(span) if span is not None else 0
                 if scope is None:
                     grown = out_size + _framed_size(framing + done_size)
@@ -650,6 +652,4 @@ def _scope_field(scope: _Framing, spans: list[bytes], spans_size: int) -> bytes:
 
 def _resource_field(resource: _Framing, scopes: list[bytes]) -> bytes:
     payload = len(resource.head) + sum(len(s) for s in scopes) + len(resource.tail)
-    return b"".join(
-        [b"\n", encode_varint(payload), resource.head, *scopes, resource.tail]
-    )
+    return b"".join([b"\n", encode_varint(payload), resource.head, *scopes, resource.tail])
