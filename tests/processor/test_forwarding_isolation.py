@@ -193,6 +193,28 @@ async def test_a_stuck_request_waits_out_its_own_budget_without_holding_the_only
         await sink.stop()
 
 
+async def test_drain_forwards_or_counts_every_export_waiting_to_retry() -> None:
+    marker = b"never-taken-marker"
+    sink = await StrictSink(unavailable_marker=marker).start()
+    processor = await start_processor(
+        sink, retry={"initial_backoff_seconds": 0.2, "max_backoff_seconds": 0.2}
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{processor.port}") as channel:
+            export = channel.unary_unary(EXPORT)
+            await export(make_request(spans_named([marker.decode()] * 4)))
+            await wait_until(lambda: sink.refused >= 1, 5)  # waiting to retry, in no slot
+            await export(make_request(spans_named(["taken"] * 3)))
+            await wait_until(lambda: len(sink.spans()) == 3, 5)
+            assert processor.registry.queue_spans == 4
+    finally:
+        await processor.stop()  # a 5 s grace: the stuck export is retried until then
+        await sink.stop()
+    assert sink.refused > 5
+    assert processor.registry.queue_spans == 0
+    assert (processor.registry.forwarded, processor.registry.dropped) == (3, {"shutdown": 4})
+
+
 # --------------------------------------------------------------------------------------
 # Size
 # --------------------------------------------------------------------------------------
