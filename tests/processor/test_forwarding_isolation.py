@@ -8,6 +8,7 @@ gRPC server keeps a receive limit (4 MiB, grpc's and the collector's default).
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,6 +106,12 @@ async def start_processor(sink: Sink, **forward: object) -> Processor:
     processor = Processor(config)
     await processor.start()
     return processor
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def wait_until(predicate: Callable[[], bool], within: float) -> None:
@@ -213,6 +220,34 @@ async def test_drain_forwards_or_counts_every_export_waiting_to_retry() -> None:
     assert sink.refused > 5
     assert processor.registry.queue_spans == 0
     assert (processor.registry.forwarded, processor.registry.dropped) == (3, {"shutdown": 4})
+
+
+async def test_behind_a_down_next_hop_queued_requests_do_not_start_their_retry_clocks() -> None:
+    down = Sink()
+    down.port = free_port()  # nothing listens there
+    budget = 3.0
+    processor = await start_processor(
+        down,
+        concurrency=1,
+        retry={"initial_backoff_seconds": 0.1, "max_backoff_seconds": 0.2, "max_elapsed_seconds": budget},
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{processor.port}") as channel:
+            export = channel.unary_unary(EXPORT)
+            started = time.monotonic()
+            for number in range(6):
+                await export(make_request(spans_named([f"request-{number}"])))
+                await asyncio.sleep(0.1)  # each of the first two leaves alone and fails
+        # 2 x concurrency exports wait to retry; the four requests behind them have not been
+        # tried, so their budgets start only when the first two run out
+        await wait_until(lambda: processor.registry.dropped == {"retries_exhausted": 2}, budget + 1)
+        await asyncio.sleep(max(0.0, started + budget + 1.5 - time.monotonic()))
+        assert processor.registry.dropped == {"retries_exhausted": 2}
+        assert processor.registry.queue_spans == 4
+        await wait_until(lambda: processor.registry.queue_spans == 0, budget + 2)
+        assert processor.registry.dropped == {"retries_exhausted": 6}
+    finally:
+        await processor.stop()
 
 
 # --------------------------------------------------------------------------------------
