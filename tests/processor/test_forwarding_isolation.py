@@ -8,6 +8,7 @@ gRPC server keeps a receive limit (4 MiB, grpc's and the collector's default).
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -366,6 +367,44 @@ def test_split_by_size_repeats_resource_and_scope_and_keeps_every_span_in_order(
         for span in rs.scope_spans[0].spans
     ]
     assert split_by_size(data, len(data)) == [(data, 12)]  # fits: the very same bytes
+
+
+def _flat(request: ExportTraceServiceRequest) -> list[tuple[bytes, str, bytes, str, bytes]]:
+    return [
+        (rs.resource.SerializeToString(), rs.schema_url, ss.scope.SerializeToString(), ss.schema_url,
+         span.SerializeToString())
+        for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans
+    ]  # fmt: skip
+
+
+def test_split_by_size_on_random_requests_keeps_every_span_with_its_framing_under_the_limit() -> None:
+    rnd = random.Random(9)
+    for _ in range(300):
+        request = ExportTraceServiceRequest()
+        for _ in range(rnd.randint(1, 3)):
+            resource_spans = request.resource_spans.add()
+            if rnd.random() < 0.8:
+                resource_spans.resource.attributes.add(key="service.name").value.string_value = (
+                    "s" * rnd.randint(1, 300)
+                )
+            resource_spans.schema_url = "u" * rnd.randint(0, 1) * rnd.randint(0, 200)
+            for _ in range(rnd.randint(0, 3)):  # empty ResourceSpans and ScopeSpans included
+                scope_spans = resource_spans.scope_spans.add(schema_url="v" * rnd.randint(0, 50))
+                scope_spans.scope.name = "n" * rnd.randint(0, 200)
+                for number in range(rnd.randint(0, 30)):
+                    scope_spans.spans.add(name="x" * rnd.randint(1, 400), span_id=bytes([number]) * 8)
+        data = request.SerializeToString()
+        limit = rnd.randint(50, 3000)
+        pieces = split_by_size(data, limit)
+        spans = []
+        for piece, count in pieces:
+            held = _flat(ExportTraceServiceRequest.FromString(piece))
+            assert len(held) == count
+            assert len(piece) <= limit or count <= 1  # over it: one span (or framing) that cannot fit
+            spans += held
+        assert spans == _flat(request)
+        if len(data) <= limit:
+            assert len(pieces) == 1
 
 
 def test_max_batch_bytes_above_max_message_bytes_is_refused_naming_key_value_and_rule() -> None:
