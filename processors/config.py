@@ -16,7 +16,15 @@ from typing import Any, Final
 
 import yaml
 from genai_otel.instrumentation import semconv as sc
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX: Final = "GENAI_OTEL_PROCESSOR_"
 ALLOWED_LABELS: Final = sc.METRIC_LABEL_KEYS
@@ -30,6 +38,20 @@ def _address(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError("must be HOST:PORT with a port from 0 to 65535")
+    return value
+
+
+MIB: Final = 1024 * 1024
+_BYTE_UNITS: Final = {"kib": 1024, "mib": MIB}
+
+
+def _byte_size(value: object) -> object:
+    """Sizes such as "4MiB" or "512KiB" in bytes; anything else is left to the field's type check."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        for unit, factor in _BYTE_UNITS.items():
+            if text.endswith(unit) and text[: -len(unit)].strip().isdigit():
+                return int(text[: -len(unit)]) * factor
     return value
 
 
@@ -61,13 +83,32 @@ class ForwardConfig(_Section):
     concurrency: int = Field(default=2, ge=1, le=64)  # forwards in flight
     queue_max_spans: int = Field(default=100_000, ge=1)  # accepted but not yet forwarded
     backpressure_retry_after_seconds: float = Field(default=1.0, gt=0, le=60)  # RetryInfo we send
+    # The largest export the next hop takes: the collector's `otlp/enriched` receiver's
+    # max_recv_msg_size_mib. The stack sets both from .env ENRICHED_MAX_RECV_MSG_MIB (compose
+    # passes it as "<n>MiB"). No export is ever larger: bigger requests are split by span.
+    max_message_bytes: int = Field(default=4 * MIB, ge=64 * 1024, le=2**31 - 1)
     # Requests waiting in the queue are forwarded together, as one export of at most this many
-    # bytes (a request larger than it still goes alone); the collector's OTLP gRPC receiver takes
-    # 4 MiB by default. 0: one export per accepted request.
-    max_batch_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
+    # bytes. Unset: max_message_bytes; never more than it. 0: one export per accepted request.
+    max_batch_bytes: int | None = Field(default=None, ge=0)
     retry: RetryConfig = RetryConfig()
 
     _check_endpoint = field_validator("endpoint")(classmethod(lambda cls, v: _address(v)))
+    _sizes = field_validator("max_message_bytes", "max_batch_bytes", mode="before")(
+        classmethod(lambda cls, v: _byte_size(v))
+    )
+
+    @field_validator("max_batch_bytes")
+    @classmethod
+    def _batch_fits(cls, value: int | None, info: ValidationInfo) -> int | None:
+        limit = info.data.get("max_message_bytes")
+        if value is not None and limit is not None and value > limit:
+            raise ValueError(f"must not exceed forward.max_message_bytes ({limit})")
+        return value
+
+    @property
+    def batch_bytes(self) -> int:
+        """max_batch_bytes, defaulting to max_message_bytes."""
+        return self.max_message_bytes if self.max_batch_bytes is None else self.max_batch_bytes
 
 
 class PricingConfig(_Section):

@@ -136,6 +136,9 @@ class Processor:
             await self._internal_error(context, exc)
         if spans == 0:
             return b""
+        if (too_large := self.forwarder.refusal(request)) is not None:
+            registry.count(registry.rejected, "too_large")  # retrying can never fix it
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, too_large)
         if not self.forwarder.has_room(spans):
             registry.count(registry.rejected, "queue_full")
             delay = self.config.forward.backpressure_retry_after_seconds

@@ -522,3 +522,136 @@ def _span_facts_exact(data: bytes, start: int, end: int) -> tuple[bytes, int, in
                 if snumber == 3 and swire == 0:
                     status, _ = read_varint(data, sstart)
     return trace_id, start_ns, end_ns, status
+
+
+# --------------------------------------------------------------------------------------
+# Splitting a request by span (for a next hop with a message size limit)
+# --------------------------------------------------------------------------------------
+def _framed_size(payload: int) -> int:
+    """Bytes of a length-delimited field with a one-byte tag around `payload` bytes."""
+    return 1 + len(encode_varint(payload)) + payload
+
+
+@dataclass(slots=True)
+class _Framing:
+    """A ResourceSpans' or ScopeSpans' fields other than its children, split around them."""
+
+    head: bytes  # fields before the first child (Resource / InstrumentationScope, canonically)
+    tail: bytes  # fields after it (schema_url, canonically)
+
+
+def _resource_layout(
+    data: bytes, blocks: list[ResourceBlock]
+) -> list[tuple[_Framing | None, list[tuple[_Framing, list[bytes]]]]]:
+    """Per ResourceSpans: its framing and, per ScopeSpans, its framing and its spans' field bytes.
+
+    A top-level field of the request other than resource_spans gets framing None and its raw
+    bytes as its only "span" so that it travels (in the first piece) unchanged.
+    """
+    layout: list[tuple[_Framing | None, list[tuple[_Framing, list[bytes]]]]] = []
+    for block in blocks:
+        if data[block.start] != TAG_LEN_1:
+            layout.append((None, [(_Framing(b"", b""), [data[block.start : block.end]])]))
+            continue
+        head: list[bytes] = []
+        tail: list[bytes] = []
+        scopes: list[tuple[_Framing, list[bytes]]] = []
+        for field_start, _, value_end, scope in block.fields:
+            if scope is None:
+                (tail if scopes else head).append(data[field_start:value_end])
+                continue
+            scope_head: list[bytes] = []
+            scope_tail: list[bytes] = []
+            spans: list[bytes] = []
+            for span_start, _, span_end, is_span in scope.fields:
+                if is_span:
+                    spans.append(data[span_start:span_end])
+                else:
+                    (scope_tail if spans else scope_head).append(data[span_start:span_end])
+            scopes.append((_Framing(b"".join(scope_head), b"".join(scope_tail)), spans))
+        layout.append((_Framing(b"".join(head), b"".join(tail)), scopes))
+    return layout
+
+
+def largest_single_span_export(data: bytes) -> int:
+    """The size of the largest request `split_by_size` can make holding one span of `data`:
+    the span, its ScopeSpans and ResourceSpans framing. 0 when `data` holds no span."""
+    largest = 0
+    for resource, scopes in _resource_layout(data, split_request(data)[0]):
+        if resource is None:
+            continue
+        outer = len(resource.head) + len(resource.tail)
+        for scope, spans in scopes:
+            inner = len(scope.head) + len(scope.tail)
+            for span in spans:
+                largest = max(largest, _framed_size(outer + _framed_size(inner + len(span))))
+    return largest
+
+
+def split_by_size(data: bytes, limit: int) -> list[tuple[bytes, int]]:
+    """Split an ExportTraceServiceRequest by span into requests of at most `limit` bytes each,
+    as (request bytes, span count), spans in their original order.
+
+    Each piece repeats the Resource and Scope framing of the spans it holds (copied byte for
+    byte, as are the spans). A piece larger than `limit` holds exactly one span that cannot fit
+    on its own; the caller decides what to do with it. Raises `WireError` on malformed input.
+    """
+    pieces: list[tuple[bytes, int]] = []
+    out: list[bytes] = []  # the piece being built, minus its open ResourceSpans
+    out_size = 0
+    out_spans = 0
+    for resource, scopes in _resource_layout(data, split_request(data)[0]):
+        if resource is None:  # an unknown top-level field: kept in the current piece
+            raw = scopes[0][1][0]
+            out.append(raw)
+            out_size += len(raw)
+            continue
+        framing = len(resource.head) + len(resource.tail)
+        done_scopes: list[bytes] = []  # this resource's finished ScopeSpans fields in this piece
+        done_size = 0
+        # A ResourceSpans without scopes, a ScopeSpans without spans: their framing is placed
+        # like a span (None), so that it too never pushes a piece over the limit.
+        placed: list[tuple[_Framing | None, list[bytes]]] = [*scopes] or [(None, [])]
+        for scope, spans in placed:
+            taken: list[bytes] = []
+            taken_size = 0
+            units: list[bytes | None] = [*spans] or [None]
+            for span in units:
+                size = len(span) if span is not None else 0
+                if scope is None:
+                    grown = out_size + _framed_size(framing + done_size)
+                else:
+                    inner = len(scope.head) + len(scope.tail) + taken_size + size
+                    grown = out_size + _framed_size(framing + done_size + _framed_size(inner))
+                if grown > limit and (out or done_scopes or taken):
+                    if taken and scope is not None:
+                        done_scopes.append(_scope_field(scope, taken, taken_size))
+                    if done_scopes:
+                        out.append(_resource_field(resource, done_scopes))
+                    pieces.append((b"".join(out), out_spans))
+                    out, out_size, out_spans = [], 0, 0
+                    done_scopes, done_size, taken, taken_size = [], 0, [], 0
+                if span is not None:
+                    taken.append(span)
+                    taken_size += size
+                    out_spans += 1
+            if scope is not None:
+                field = _scope_field(scope, taken, taken_size)
+                done_scopes.append(field)
+                done_size += len(field)
+        field = _resource_field(resource, done_scopes)
+        out.append(field)
+        out_size += len(field)
+    if out or not pieces:
+        pieces.append((b"".join(out), out_spans))
+    return pieces
+
+
+def _scope_field(scope: _Framing, spans: list[bytes], spans_size: int) -> bytes:
+    payload = len(scope.head) + spans_size + len(scope.tail)
+    return b"".join([b"\x12", encode_varint(payload), scope.head, *spans, scope.tail])
+
+
+def _resource_field(resource: _Framing, scopes: list[bytes]) -> bytes:
+    payload = len(resource.head) + sum(len(s) for s in scopes) + len(resource.tail)
+    return b"".join([b"\n", encode_varint(payload), resource.head, *scopes, resource.tail])

@@ -160,3 +160,23 @@ def test_alertmanager_config_passes_amtool() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_enriched_receiver_and_the_processor_share_one_message_size_from_env(tmp_path: Path) -> None:
+    from genai_otel.processors.config import ProcessorConfig, load_config
+
+    mib = int(ENV["ENRICHED_MAX_RECV_MSG_MIB"])
+    config = yaml.safe_load((CONFIG_DIR / "collector.yaml").read_text())
+    grpc = config["receivers"]["otlp/enriched"]["protocols"]["grpc"]
+    assert grpc["max_recv_msg_size_mib"] == "${env:ENRICHED_MAX_RECV_MSG_MIB}"
+    assert ProcessorConfig().forward.max_message_bytes == mib * 1024 * 1024  # the default agrees
+    # the local stack hands the one value to both processes, whatever it is set to
+    stack = LocalStack(
+        tmp_path / "run", ports=configured_ports(), build_missing=False, enriched_max_recv_msg_mib=7
+    )
+    specs = stack._specs(dict.fromkeys(("collector", "jaeger", "prometheus", "alertmanager"), Path()))
+    assert specs["collector"].env["ENRICHED_MAX_RECV_MSG_MIB"] == "7"
+    processor = load_config(environ=specs["processor"].env)
+    assert (processor.forward.max_message_bytes, processor.forward.batch_bytes) == (7 * 1024 * 1024,) * 2
+    default = LocalStack(tmp_path / "run", ports=configured_ports(), build_missing=False)
+    assert default.enriched_max_recv_msg_mib == mib

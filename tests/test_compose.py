@@ -254,3 +254,13 @@ def test_prometheus_runs_with_the_same_feature_flags_as_the_local_stack() -> Non
     command = compose["services"]["prometheus"]["command"]
     features = [flag for flag in command if flag.startswith("--enable-feature=")]
     assert features == list(PROMETHEUS_FEATURE_FLAGS)
+
+
+def test_the_enriched_receiver_and_the_processor_get_the_same_message_size_from_env() -> None:
+    from genai_otel.processors.config import load_config
+
+    collector = SERVICES["collector"]["environment"]
+    assert collector["ENRICHED_MAX_RECV_MSG_MIB"] == "${ENRICHED_MAX_RECV_MSG_MIB}"
+    environment = {key: interpolate(value) for key, value in SERVICES["processor"]["environment"].items()}
+    processor = load_config(environ=environment)
+    assert processor.forward.max_message_bytes == int(ENV["ENRICHED_MAX_RECV_MSG_MIB"]) * 1024 * 1024

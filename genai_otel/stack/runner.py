@@ -62,6 +62,9 @@ PORT_KEYS = (
     "ALERTMANAGER_PORT",
 )
 
+ENRICHED_MESSAGE_KEY = "ENRICHED_MAX_RECV_MSG_MIB"
+PROCESSOR_MESSAGE_ENV = "GENAI_OTEL_PROCESSOR_FORWARD__MAX_MESSAGE_BYTES"
+
 # Start order: a process comes up after whatever it sends to.
 SERVICES = ("jaeger", "alertmanager", "collector", "processor", "prometheus")
 
@@ -74,6 +77,12 @@ def configured_ports(environ: Mapping[str, str] | None = None) -> dict[str, int]
     """Ports from .env, each overridable by an environment variable of the same name."""
     values = settings(environ)
     return {key: int(values[key]) for key in PORT_KEYS}
+
+
+def enriched_max_recv_msg_mib(environ: Mapping[str, str] | None = None) -> int:
+    """The largest message (MiB) the collector's otlp/enriched receiver takes, from .env: the
+    collector and the processor (forward.max_message_bytes) get this one value."""
+    return int(settings(environ)[ENRICHED_MESSAGE_KEY])
 
 
 def free_ports(host: str = "127.0.0.1") -> dict[str, int]:
@@ -164,6 +173,8 @@ class LocalStack:
     # where the processor forwards priced spans (default: the collector's enriched receiver); a
     # test or a debugging session can put a tee in between
     processor_forward_endpoint: str | None = None
+    # the enriched receiver's and the processor's message size limit (MiB; default from .env)
+    enriched_max_recv_msg_mib: int = field(default_factory=enriched_max_recv_msg_mib)
     build_missing: bool = True
     services: tuple[str, ...] = SERVICES
     # the rules Prometheus loads and the Alertmanager config (tests render variants of both)
@@ -233,6 +244,7 @@ class LocalStack:
                 "PROCESSOR_OTLP_ENDPOINT": self._addr("PROCESSOR_OTLP_PORT"),
                 "JAEGER_OTLP_ENDPOINT": self._addr("JAEGER_OTLP_GRPC_PORT"),
                 "COLLECTOR_STORAGE_DIR": str(run / "collector-storage"),
+                ENRICHED_MESSAGE_KEY: str(self.enriched_max_recv_msg_mib),
                 **self.collector_env,
             },
             self._url("COLLECTOR_HEALTH_PORT", "/"),
@@ -254,7 +266,7 @@ class LocalStack:
         specs["processor"] = ServiceSpec(
             "processor",
             processor,
-            {"OTEL_SDK_DISABLED": "true"},
+            {"OTEL_SDK_DISABLED": "true", PROCESSOR_MESSAGE_ENV: f"{self.enriched_max_recv_msg_mib}MiB"},
             self._url("PROCESSOR_METRICS_PORT", "/metrics"),
         )
         specs["prometheus"] = ServiceSpec(
