@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import yaml
 from genai_otel.instrumentation import semconv as sc
@@ -65,6 +65,13 @@ class ForwardConfig(_Section):
     # bytes (a request larger than it still goes alone); the collector's OTLP gRPC receiver takes
     # 4 MiB by default. 0: one export per accepted request.
     max_batch_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
+    # When the sender hears that its export succeeded. "forwarded": once the next hop acknowledged
+    # the request's spans, so a crash of this process (kill -9, OOM) loses nothing the sender
+    # believes delivered: the collector's persistent queue sends it again (at-least-once).
+    # "accepted": as soon as it is queued here (the sender waits less; a crash loses the queue).
+    # A forward still unacknowledged 1 s before the sender's deadline (or after timeout_seconds
+    # when it set none) is answered as accepted, since a re-send would only queue it twice.
+    acknowledge: Literal["forwarded", "accepted"] = "forwarded"
     retry: RetryConfig = RetryConfig()
 
     _check_endpoint = field_validator("endpoint")(classmethod(lambda cls, v: _address(v)))

@@ -7,6 +7,10 @@ with RetryInfo) rather than this process dropping anything. A batch is only ever
 the next hop refuses it for good (a non-retryable status), when retries run past
 `retry.max_elapsed_seconds`, or at shutdown after the grace period; each drop is counted in
 `genai_otel_processor_spans_dropped_total{reason}`.
+
+`submit` returns a future that completes when the request's spans are settled (acknowledged by
+the next hop, or dropped and counted): the service holds the sender's answer until then, so a
+crash of this process loses nothing the sender was told was delivered.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ class Forwarder:
         self.config = config
         self.registry = registry
         registry.queue_capacity = config.queue_max_spans
-        self._queue: deque[tuple[bytes, int]] = deque()
+        self._queue: deque[tuple[bytes, int, asyncio.Future[None]]] = deque()
         self._work = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -82,11 +86,14 @@ class Forwarder:
         depth = self.registry.queue_spans
         return depth == 0 or depth + spans <= self.config.queue_max_spans
 
-    def submit(self, payload: bytes, spans: int) -> None:
-        self._queue.append((payload, spans))
+    def submit(self, payload: bytes, spans: int) -> asyncio.Future[None]:
+        """Queue an accepted request; the future completes once its spans are settled."""
+        settled = asyncio.get_running_loop().create_future()
+        self._queue.append((payload, spans, settled))
         self.registry.queue_spans += spans
         self._idle.clear()
         self._work.set()
+        return settled
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -111,13 +118,18 @@ class Forwarder:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         while self._queue:
-            _, spans = self._queue.popleft()
-            self._done(spans, dropped="shutdown")
+            _, spans, settled = self._queue.popleft()
+            self._done(spans, (settled,), dropped="shutdown")
         if self._channel is not None:
             await self._channel.close()
 
     # -- sending ----------------------------------------------------------------------
-    def _done(self, spans: int, *, forwarded: int = 0, dropped: str = "") -> None:
+    def _done(
+        self, spans: int, waiters: tuple[asyncio.Future[None], ...], *, forwarded: int = 0, dropped: str = ""
+    ) -> None:
+        for settled in waiters:
+            if not settled.done():
+                settled.set_result(None)
         registry = self.registry
         registry.queue_spans -= spans
         registry.forwarded += forwarded
@@ -133,33 +145,35 @@ class Forwarder:
                 self._work.clear()
                 await self._work.wait()
                 continue
-            payload, spans = self._take()
+            payload, spans, waiters = self._take()
             try:
-                await self._send(payload, spans)
+                await self._send(payload, spans, waiters)
             except asyncio.CancelledError:
-                self._done(spans, dropped="shutdown")
+                self._done(spans, waiters, dropped="shutdown")
                 raise
 
-    def _take(self) -> tuple[bytes, int]:
+    def _take(self) -> tuple[bytes, int, tuple[asyncio.Future[None], ...]]:
         """The oldest queued request, with the ones after it that fit in `max_batch_bytes`.
 
         Serialized ExportTraceServiceRequests concatenate into one (protobuf appends repeated
         fields), so several accepted requests travel as one export: one RPC instead of several.
         """
         queue = self._queue
-        payload, spans = queue.popleft()
+        payload, spans, settled = queue.popleft()
         room = self.config.max_batch_bytes - len(payload)
         if not queue or room < len(queue[0][0]):
-            return payload, spans
+            return payload, spans, (settled,)
         parts = [payload]
+        waiters = [settled]
         while queue and len(queue[0][0]) <= room:
-            more, count = queue.popleft()
+            more, count, settled = queue.popleft()
             parts.append(more)
+            waiters.append(settled)
             spans += count
             room -= len(more)
-        return b"".join(parts), spans
+        return b"".join(parts), spans, tuple(waiters)
 
-    async def _send(self, payload: bytes, spans: int) -> None:
+    async def _send(self, payload: bytes, spans: int, waiters: tuple[asyncio.Future[None], ...]) -> None:
         assert self._export is not None
         retry = self.config.retry
         loop = asyncio.get_running_loop()
@@ -173,14 +187,14 @@ class Forwarder:
                 code = err.code()
                 registry.count(registry.export_failures, code.name.lower())
                 if code not in RETRYABLE:
-                    self._done(spans, dropped=f"rejected_{code.name.lower()}")
+                    self._done(spans, waiters, dropped=f"rejected_{code.name.lower()}")
                     return
                 delay = retry_delay(err.trailing_metadata())
                 if delay is None:
                     delay = backoff * (1 + retry.jitter * (2 * random.random() - 1))
                     backoff = min(backoff * retry.multiplier, retry.max_backoff_seconds)
                 if loop.time() - started + delay > retry.max_elapsed_seconds:
-                    self._done(spans, dropped="retries_exhausted")
+                    self._done(spans, waiters, dropped="retries_exhausted")
                     return
                 await asyncio.sleep(delay)
                 continue
@@ -190,5 +204,5 @@ class Forwarder:
                 logger.warning(
                     "next hop rejected %d spans: %s", rejected, response.partial_success.error_message
                 )
-            self._done(spans, forwarded=spans - rejected, dropped="next_hop_partial_success")
+            self._done(spans, waiters, forwarded=spans - rejected, dropped="next_hop_partial_success")
             return

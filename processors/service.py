@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import faulthandler
 import gc
 import logging
@@ -114,8 +115,22 @@ class Processor:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "processor queue full, retry later")
         # Accepted: from here on the request is counted and will be forwarded or counted dropped.
         payload = self.pipeline.process(request, blocks)
-        self.forwarder.submit(payload, spans)
+        settled = self.forwarder.submit(payload, spans)
+        if self.config.forward.acknowledge == "forwarded":
+            await self._until_settled(settled, context.time_remaining())
         return b""  # an empty ExportTraceServiceResponse: full success
+
+    async def _until_settled(self, settled: asyncio.Future[None], time_remaining: float | None) -> None:
+        """Hold the answer until the forward settles, or until just before the sender gives up.
+
+        Answering after the sender's deadline would make it send the spans again while they are
+        still queued here: forwarded twice and counted twice. The future is shielded: a sender that
+        goes away (cancelled call, broken connection) does not take the queued request with it.
+        """
+        wait = self.config.forward.timeout_seconds if time_remaining is None else time_remaining - 1.0
+        if wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(settled), wait)
 
     # -- /metrics -----------------------------------------------------------------------
     async def _http_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
