@@ -125,13 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         before = _forwarded(processor)
         soak_started = time.monotonic()
         soak.start()
-        minute = 0
-        while soak.is_alive():
-            soak.join(max(0.0, soak_started + 60 * (minute + 1) - time.monotonic()))
-            minute += 1
-            rss = rss_kib(processor.pid)
-            samples.append((round(time.monotonic() - soak_started), rss))
-            print(f"  minute {minute}: RSS {rss / 1024:.1f} MiB", file=sys.stderr)
+        while True:  # a sample at every full minute, and one as the load ends
+            soak.join(max(0.0, soak_started + 60 * (len(samples) + 1) - time.monotonic()))
+            at = time.monotonic() - soak_started
+            if not samples or at - samples[-1][0] > 5:  # the end may fall on a minute's sample
+                rss = rss_kib(processor.pid)
+                samples.append((round(at), rss))
+                print(f"  {at / 60:.1f} min: RSS {rss / 1024:.1f} MiB", file=sys.stderr)
+            if not soak.is_alive():
+                break
         achieved = (_forwarded(processor) - before) / (time.monotonic() - soak_started)
     finally:
         processor.stop()
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         "minutes": args.minutes,
         "capacity_spans_per_s": round(capacity),
         "soak_rate_spans_per_s": round(achieved),
-        "rss_mib_per_minute": [round(rss / 1024, 1) for _, rss in samples],
+        "rss_mib_by_second": {at: round(rss / 1024, 1) for at, rss in samples},
         "rss_growth_after_warmup": round(growth, 4),
         "processor_log": str(log),
     }
