@@ -31,6 +31,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+APP_REQUEST_SPANS = 50  # spans per request of the load's application
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 GENAI_ATTRIBUTES = (
@@ -88,7 +89,7 @@ class Load:
     again (after 0.2 s) until it is acknowledged, as an SDK exporter with retries would.
     """
 
-    def __init__(self, endpoint: str, rate: float, batch: int = 50, first: int = 0) -> None:
+    def __init__(self, endpoint: str, rate: float, batch: int = APP_REQUEST_SPANS, first: int = 0) -> None:
         self.rate = rate
         self.batch = batch
         self.next_number = first
@@ -104,9 +105,6 @@ class Load:
     def start(self) -> Load:
         self._thread.start()
         return self
-
-    def set_rate(self, rate: float) -> None:
-        self.rate = rate
 
     def _run(self) -> None:
         started = time.monotonic()

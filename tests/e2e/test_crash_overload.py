@@ -15,10 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+import yaml
 from google.rpc import error_details_pb2, status_pb2
 
-from genai_otel.stack.runner import LocalStack, free_ports
+from genai_otel.stack.runner import COLLECTOR_CONFIG, LocalStack, free_ports
 from tests.e2e.crashload import (
+    APP_REQUEST_SPANS,
     EXPORT,
     CountingSink,
     Load,
@@ -31,11 +33,12 @@ from tests.e2e.crashload import (
 )
 
 RECEIVED_GENAI = ("genai_otel_processor_spans_received_total", 'kind="genai"')
-# Upstream concurrency toward the processor (collector.yaml: otlp_grpc/processor): how many
-# requests can be unacknowledged at the moment of a crash, and how large each can be (the batch
-# processor's send_batch_size plus one incoming request, since send_batch_max_size is unset).
-COLLECTOR_CONSUMERS = 4
-COLLECTOR_BATCH_MAX = 512 + 50
+# Upstream concurrency toward the processor, from collector.yaml: how many requests can be
+# unacknowledged at the moment of a crash, and how large each can be (the batch processor's
+# send_batch_size plus one incoming request of the test's app, since send_batch_max_size is unset).
+_CONFIG = yaml.safe_load(COLLECTOR_CONFIG.read_text(encoding="utf-8"))
+COLLECTOR_CONSUMERS = int(_CONFIG["exporters"]["otlp_grpc/processor"]["sending_queue"]["num_consumers"])
+COLLECTOR_BATCH_MAX = int(_CONFIG["processors"]["batch"]["send_batch_size"]) + APP_REQUEST_SPANS
 
 
 def _collector(tmp_path: Path, ports: dict[str, int]) -> LocalStack:
