@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import yaml
 from genai_otel.instrumentation import semconv as sc
@@ -90,6 +90,13 @@ class ForwardConfig(_Section):
     # Requests waiting in the queue are forwarded together, as one export of at most this many
     # bytes. Unset: max_message_bytes; never more than it. 0: one export per accepted request.
     max_batch_bytes: int | None = Field(default=None, ge=0)
+    # When the sender hears that its export succeeded. "forwarded": once the next hop acknowledged
+    # the request's spans, so a crash of this process (kill -9, OOM) loses nothing the sender
+    # believes delivered: the collector's persistent queue sends it again (at-least-once).
+    # "accepted": as soon as it is queued here (the sender waits less; a crash loses the queue).
+    # A forward still unacknowledged 1 s before the sender's deadline (or after timeout_seconds
+    # when it set none) is answered as accepted, since a re-send would only queue it twice.
+    acknowledge: Literal["forwarded", "accepted"] = "forwarded"
     retry: RetryConfig = RetryConfig()
 
     _check_endpoint = field_validator("endpoint")(classmethod(lambda cls, v: _address(v)))

@@ -23,6 +23,11 @@ One sender's request never shares another's fate:
 A span is dropped only when the next hop refuses it for good, when its retries run past
 `retry.max_elapsed_seconds`, when it cannot fit in any export, or at shutdown after the grace
 period; each drop is counted in `genai_otel_processor_spans_dropped_total{reason}`.
+
+`submit` returns a future that completes when every piece of the request is settled
+(acknowledged by the next hop, or dropped and counted): the service holds the sender's answer
+until then (`forward.acknowledge=forwarded`), so a crash of this process loses nothing the
+sender was told was delivered.
 """
 
 from __future__ import annotations
@@ -56,7 +61,28 @@ EXPORT_METHOD: Final = "/opentelemetry.proto.collector.trace.v1.TraceService/Exp
 ENRICHMENT_HEADROOM_BYTES: Final = 4096
 TOO_LARGE: Final = "too_large"
 
-Part = tuple[bytes, int]  # an accepted request (or a piece of one) and its span count
+
+class Settlement:
+    """The future the service awaits for one accepted request, done once all its pieces are."""
+
+    __slots__ = ("future", "pending")
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+        self.pending = 1  # pieces of the request not yet settled
+
+    def divided(self, pieces: int) -> None:
+        """The piece being settled became `pieces` pieces."""
+        self.pending += pieces - 1
+
+    def settle(self) -> None:
+        self.pending -= 1
+        if self.pending <= 0 and not self.future.done():
+            self.future.set_result(None)
+
+
+# an accepted request (or a piece of one), its span count, and whom its settling concerns
+Part = tuple[bytes, int, Settlement]
 
 
 @dataclass(slots=True, eq=False)
@@ -70,7 +96,7 @@ class Export:
     failed: bool = False  # waiting to retry after a retryable failure
 
     def payload(self) -> bytes:
-        return self.parts[0][0] if len(self.parts) == 1 else b"".join(p for p, _ in self.parts)
+        return self.parts[0][0] if len(self.parts) == 1 else b"".join(p for p, _, _ in self.parts)
 
 
 class Forwarder:
@@ -110,22 +136,30 @@ class Forwarder:
             f"hop's {limit}-byte limit (forward.max_message_bytes)"
         )
 
-    def submit(self, payload: bytes, spans: int) -> None:
+    def submit(self, payload: bytes, spans: int) -> asyncio.Future[None]:
+        """Queue an accepted request; the future completes once all its spans are settled."""
         self.registry.queue_spans += spans
         self._idle.clear()
+        settlement = Settlement(asyncio.get_running_loop().create_future())
         limit = self.config.max_message_bytes
         if len(payload) <= limit:
-            self._queue.append((payload, spans))
+            self._queue.append((payload, spans, settlement))
         else:
-            for piece, count in self._pieces(payload, spans, limit):
+            pieces = self._pieces(payload, spans, limit)
+            settlement.divided(len(pieces))
+            for piece, count in pieces:
                 if len(piece) > limit:
                     logger.warning("a span of %d bytes cannot fit in any export", len(piece))
                     self._done(count, dropped=TOO_LARGE)
+                    settlement.settle()
                 elif count:
-                    self._queue.append((piece, count))
+                    self._queue.append((piece, count, settlement))
+                else:
+                    settlement.settle()
         self._work.set()
+        return settlement.future
 
-    def _pieces(self, payload: bytes, spans: int, limit: int) -> list[Part]:
+    def _pieces(self, payload: bytes, spans: int, limit: int) -> list[tuple[bytes, int]]:
         """`payload` split by span into pieces of at most `limit` bytes (but for lone spans);
         their span counts add up to `spans` whatever happens, so the queue's accounting holds."""
         try:
@@ -166,8 +200,9 @@ class Forwarder:
         while self._delayed:
             self._finish(heapq.heappop(self._delayed)[2], dropped="shutdown")
         while self._queue:
-            _, spans = self._queue.popleft()
+            _, spans, settlement = self._queue.popleft()
             self._done(spans, dropped="shutdown")
+            settlement.settle()
         if self._channel is not None:
             await self._channel.close()
 
@@ -185,6 +220,8 @@ class Forwarder:
     def _finish(self, export: Export, *, forwarded: int = 0, dropped: str = "") -> None:
         self._leave_retry(export)
         self._done(export.spans, forwarded=forwarded, dropped=dropped)
+        for _, _, settlement in export.parts:
+            settlement.settle()
 
     def _leave_retry(self, export: Export) -> None:
         if export.failed:
@@ -283,13 +320,17 @@ class Forwarder:
     def _refused(self, export: Export, reason: str, now: float) -> None:
         """The next hop will never take these bytes: resend the parts alone (each with a budget
         of its own), or a lone too-large part in halves by span; drop only what cannot be split."""
+        pieces: list[Part] = []
         if len(export.parts) > 1:
             pieces = export.parts
         elif reason == TOO_LARGE and export.spans > 1:
-            payload = export.payload()
-            pieces = self._pieces(payload, export.spans, max(1, len(payload) // 2))
-        else:
-            pieces = []
+            payload, spans, settlement = export.parts[0]
+            pieces = [
+                (piece, count, settlement)
+                for piece, count in self._pieces(payload, spans, max(1, len(payload) // 2))
+            ]
+            if len(pieces) > 1:
+                settlement.divided(len(pieces))
         if len(pieces) < 2:
             self._finish(export, dropped=reason)
             return

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import faulthandler
 import gc
 import logging
@@ -151,7 +152,9 @@ class Processor:
             payload = self.pipeline.process(request, blocks)
         except Exception as exc:  # a defect, not the sender's data: see _internal_error
             await self._internal_error(context, exc)
-        self.forwarder.submit(payload, spans)
+        settled = self.forwarder.submit(payload, spans)
+        if self.config.forward.acknowledge == "forwarded":
+            await self._until_settled(settled, context.time_remaining())
         return b""  # an empty ExportTraceServiceResponse: full success
 
     async def _internal_error(self, context: grpc.aio.ServicerContext, exc: Exception) -> None:
@@ -166,6 +169,18 @@ class Processor:
         self.registry.count(self.registry.rejected, "internal_error")
         self._error_log.log(logger, "request refused: processing failed with %s", type(exc).__name__, exc=exc)
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"processing failed: {type(exc).__name__}")
+
+    async def _until_settled(self, settled: asyncio.Future[None], time_remaining: float | None) -> None:
+        """Hold the answer until the forward settles, or until just before the sender gives up.
+
+        Answering after the sender's deadline would make it send the spans again while they are
+        still queued here: forwarded twice and counted twice. The future is shielded: a sender that
+        goes away (cancelled call, broken connection) does not take the queued request with it.
+        """
+        wait = self.config.forward.timeout_seconds if time_remaining is None else time_remaining - 1.0
+        if wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(settled), wait)
 
     # -- /metrics -----------------------------------------------------------------------
     async def _http_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -95,12 +95,15 @@ def with_invalid_utf8(request: bytes) -> bytes:
 
 
 async def start_processor(sink: Sink, **forward: object) -> Processor:
+    """A processor forwarding to `sink`. It answers a sender once its request is queued
+    (`acknowledge: accepted`) unless told otherwise: these tests send one request after another
+    and need them queued together, as a collector's concurrent exports are."""
     config = load_config(
         {
             "listen": "127.0.0.1:0",
             "metrics_listen": "127.0.0.1:0",
             "shutdown_grace_seconds": 5,
-            "forward": {"endpoint": f"127.0.0.1:{sink.port}", **forward},
+            "forward": {"endpoint": f"127.0.0.1:{sink.port}", "acknowledge": "accepted", **forward},
         },
         environ={},
     )
@@ -420,3 +423,39 @@ def test_max_batch_bytes_above_max_message_bytes_is_refused_naming_key_value_and
     )
     config = load_config(environ={"GENAI_OTEL_PROCESSOR_FORWARD__MAX_MESSAGE_BYTES": "2MiB"})
     assert (config.forward.max_message_bytes, config.forward.batch_bytes) == (2 * MIB, 2 * MIB)
+
+
+# --------------------------------------------------------------------------------------
+# Answers after forwarding (acknowledge: forwarded, the default) with merged and split exports
+# --------------------------------------------------------------------------------------
+async def test_each_sender_hears_back_once_its_own_spans_are_settled_when_exports_merge_or_split() -> None:
+    """Concurrent senders (as a collector's exporter consumers are) share merged exports; a
+    refused merge is resent by part and a request over the limit travels in pieces. Each answer
+    comes only once that sender's spans are at the next hop (or dropped and counted)."""
+    sink = await StrictSink(delay_seconds=0.05).start()
+    processor = await start_processor(sink, acknowledge="forwarded")
+    good = [make_request(spans_named([f"good-{r}-{i}" for i in range(10)])) for r in range(12)]
+    bad = with_invalid_utf8(make_request(spans_named([f"bad-{i}" for i in range(10)], note=BAD_TEXT)))
+    padding = "x" * 6000  # ~6.5 MiB in all: over the 4 MiB limit, forwarded in pieces
+    large = make_request(spans_named([f"large-{i}" for i in range(1000)], padding=padding))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{processor.port}") as channel:
+            export = channel.unary_unary(EXPORT)
+
+            async def send(request: bytes, names: list[str]) -> None:
+                await export(request)
+                # the answer came: this sender's spans are at the next hop already
+                assert set(names) <= set(delivered_names(sink)), names[0]
+
+            await asyncio.gather(
+                *(send(request, [f"good-{r}-{i}" for i in range(10)]) for r, request in enumerate(good)),
+                send(bad, []),
+                send(large, [f"large-{i}" for i in range(1000)]),
+            )
+        assert processor.registry.queue_spans == 0
+        assert len(delivered_names(sink)) == 120 + 1000
+        assert all(len(payload) <= 4 * MIB for payload in sink.received)
+        assert processor.registry.dropped == {"rejected_invalid_argument": 10}
+    finally:
+        await processor.stop()
+        await sink.stop()

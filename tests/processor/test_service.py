@@ -141,7 +141,10 @@ async def test_malformed_request_gets_invalid_argument(sink: Sink) -> None:
 async def test_backpressure_rejects_with_retry_info_and_counts_each_span_once() -> None:
     next_hop = free_port()  # nothing listens yet: the next hop is down
     processor = processor_config(
-        next_hop, queue_max_spans=2, retry={"initial_backoff_seconds": 0.05, "max_backoff_seconds": 0.1}
+        next_hop,
+        queue_max_spans=2,
+        acknowledge="accepted",  # answered while the next hop is down: the queue fills
+        retry={"initial_backoff_seconds": 0.05, "max_backoff_seconds": 0.1},
     )
     await processor.start()
     request = make_request([make_span(GENAI), make_span(GENAI)])
@@ -216,7 +219,8 @@ async def test_sigterm_drains_everything_accepted_to_a_slow_next_hop() -> None:
     process = subprocess.Popen(  # noqa: ASYNC220 - started once; the loop must keep serving the sink
         [sys.executable, "-m", "genai_otel", "processor", "--listen", "127.0.0.1:0",
          "--metrics-listen", "127.0.0.1:0", "--forward-endpoint", f"127.0.0.1:{sink.port}",
-         "--set", "forward.concurrency=1", "--set", "shutdown_grace_seconds=15"],
+         "--set", "forward.concurrency=1", "--set", "shutdown_grace_seconds=15",
+         "--set", "forward.acknowledge=accepted"],
         env=env, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     seen: list[str] = []
@@ -262,7 +266,9 @@ async def test_requests_waiting_for_the_next_hop_travel_as_one_export(
     max_batch_bytes: int, exports: int
 ) -> None:
     sink = await Sink(delay_seconds=0.3).start()
-    processor = processor_config(sink.port, concurrency=1, max_batch_bytes=max_batch_bytes)
+    processor = processor_config(
+        sink.port, concurrency=1, max_batch_bytes=max_batch_bytes, acknowledge="accepted"
+    )
     await processor.start()
     requests = [
         make_request([make_span(GENAI | {"user.id": f"user-{i}"})], service=f"svc-{i}") for i in range(5)
@@ -284,3 +290,47 @@ async def test_requests_waiting_for_the_next_hop_travel_as_one_export(
     finally:
         await processor.stop()
         await sink.stop()
+
+
+async def test_the_answer_waits_until_the_next_hop_has_the_spans() -> None:
+    """acknowledge=forwarded (the default): a sender told "delivered" never loses the spans to a
+    crash of the processor, since they are at the next hop by then."""
+    sink = await Sink(delay_seconds=0.5).start()
+    processor = processor_config(sink.port)
+    await processor.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{processor.port}") as channel:
+            export = channel.unary_unary(EXPORT)
+            started = time.monotonic()
+            answers = await asyncio.gather(
+                *(export(make_request([make_span(GENAI)] * 2), timeout=5) for _ in range(3))
+            )
+            elapsed = time.monotonic() - started
+        assert answers == [b"", b"", b""]
+        assert len(sink.spans()) == 6  # every span was at the next hop before any answer came
+        assert elapsed >= 0.5
+        assert processor.registry.forwarded == 6
+    finally:
+        await processor.stop()
+        await sink.stop()
+
+
+async def test_an_unsettled_forward_is_answered_one_second_before_the_senders_deadline() -> None:
+    """A sender that gave up would send the spans again while they still wait here: forwarded and
+    counted twice. Instead the processor answers in time and keeps retrying the forward."""
+    next_hop = free_port()  # nothing listens: the forward cannot settle
+    processor = processor_config(
+        next_hop, retry={"initial_backoff_seconds": 0.05, "max_backoff_seconds": 0.1}
+    )
+    await processor.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{processor.port}") as channel:
+            started = time.monotonic()
+            answer = await channel.unary_unary(EXPORT)(make_request([make_span(GENAI)]), timeout=2.5)
+            elapsed = time.monotonic() - started
+        assert answer == b""
+        assert 1.3 <= elapsed <= 2.2
+        assert processor.registry.queue_spans == 1  # still queued, still being retried
+        assert processor.registry.dropped == {}
+    finally:
+        await processor.stop()
