@@ -189,7 +189,9 @@ def _parse(data: bytes, start: int, end: int, depth: int) -> list[Node] | None:
                 return None
             if after > end:
                 return None
-            children = _parse(data, pos, after, depth + 1) if wire_type == 2 and depth < MAX_PARSE_DEPTH else None
+            children = (
+                _parse(data, pos, after, depth + 1) if wire_type == 2 and depth < MAX_PARSE_DEPTH else None
+            )
             nodes.append([number, wire_type, data[pos:after], children])
             pos = after
     except ValueError:
@@ -281,7 +283,11 @@ def _mutate_tree(nodes: list[Node], rng: random.Random, max_size: int) -> None:
             node[2] = rng.randbytes(4)
     elif choice == 8:  # one level deeper: a kvlist or array around this value
         wrapper_field = rng.choice((5, 6))
-        inner = [[1, 2, b"", [node]]] if wrapper_field == 5 else [[1, 2, b"", [[1, 2, b"k", None], [2, 2, b"", [node]]]]]
+        inner = (
+            [[1, 2, b"", [node]]]
+            if wrapper_field == 5
+            else [[1, 2, b"", [[1, 2, b"k", None], [2, 2, b"", [node]]]]]
+        )
         siblings[index] = [wrapper_field, 2, b"", inner]
     else:  # libFuzzer's byte mutation of one payload, framing kept
         raw = _serialise(node[3]) if node[3] is not None else node[2]

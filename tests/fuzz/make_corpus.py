@@ -111,65 +111,196 @@ def _two_resources() -> bytes:
     return request.SerializeToString()
 
 
-def seeds() -> dict[str, bytes]:  # noqa: PLR0915 - one list of seeds, read top to bottom
+def seeds() -> dict[str, bytes]:
     out: dict[str, bytes] = {}
 
     def add(seed: str, attributes: dict[str, Any], scope: str = "test.scope", **span: Any) -> None:
         out[seed] = make_request([make_span(attributes, **span)], scope=scope)
 
-    add("openai-chat", {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
-                        "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024-08-06",
-                        **USAGE, "gen_ai.usage.cache_read.input_tokens": 1000})  # fmt: skip
-    add("openai-reasoning", {"gen_ai.provider.name": "openai", "gen_ai.request.model": "o3", **USAGE,
-                             "gen_ai.usage.reasoning.output_tokens": 60}, start_ns=T_2025_01_01)  # fmt: skip
-    add("openai-service-tier", {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
-                                "openai.response.service_tier": "flex", **USAGE}, start_ns=T_2026_11_01)  # fmt: skip
-    add("anthropic-cache", {"gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet-4-5",
-                            **USAGE, "gen_ai.usage.cache_read.input_tokens": 300,
-                            "gen_ai.usage.cache_creation.input_tokens": 200})  # fmt: skip
-    add("anthropic-sdk-scope", {"gen_ai.request.model": "claude-3-5-haiku-latest", **USAGE},
-        scope="com.anthropic.sdk.python")  # fmt: skip
+    add(
+        "openai-chat",
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.response.model": "gpt-4o-2024-08-06",
+            **USAGE,
+            "gen_ai.usage.cache_read.input_tokens": 1000,
+        },
+    )
+    add(
+        "openai-reasoning",
+        {
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "o3",
+            **USAGE,
+            "gen_ai.usage.reasoning.output_tokens": 60,
+        },
+        start_ns=T_2025_01_01,
+    )
+    add(
+        "openai-service-tier",
+        {
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o",
+            "openai.response.service_tier": "flex",
+            **USAGE,
+        },
+        start_ns=T_2026_11_01,
+    )
+    add(
+        "anthropic-cache",
+        {
+            "gen_ai.provider.name": "anthropic",
+            "gen_ai.request.model": "claude-sonnet-4-5",
+            **USAGE,
+            "gen_ai.usage.cache_read.input_tokens": 300,
+            "gen_ai.usage.cache_creation.input_tokens": 200,
+        },
+    )
+    add(
+        "anthropic-sdk-scope",
+        {"gen_ai.request.model": "claude-3-5-haiku-latest", **USAGE},
+        scope="com.anthropic.sdk.python",
+    )
     add("gemini", {"gen_ai.provider.name": "gcp.gemini", "gen_ai.request.model": "gemini-2.5-pro", **USAGE})
     add("xai", {"gen_ai.provider.name": "x_ai", "gen_ai.request.model": "grok-3", **USAGE})
     add("deepseek", {"gen_ai.provider.name": "deepseek", "gen_ai.request.model": "deepseek-chat", **USAGE})
     add("unknown-model", {"gen_ai.provider.name": "acme", "gen_ai.request.model": "llama-internal", **USAGE})
-    add("legacy-names", {"gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
-                         "gen_ai.usage.prompt_tokens": 10, "gen_ai.usage.completion_tokens": 3})  # fmt: skip
-    add("openllmetry", {"llm.request.type": "chat", "gen_ai.system": "Anthropic",
-                        "gen_ai.request.model": "claude-sonnet-4-5", "llm.usage.cache_read_input_tokens": 5,
-                        "llm.user": "u9", **USAGE})  # fmt: skip
-    add("openlit-reported-cost", {"gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
-                                  "gen_ai.usage.cost": 0.0123, **USAGE}, scope="openlit.otel.tracing")  # fmt: skip
-    add("reported-cost", {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
-                          "gen_ai.usage.cost.amount": 0.5, "gen_ai.usage.cost.source": "provider", **USAGE})  # fmt: skip
-    add("error-rate-limit", {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
-                             "error.type": "RateLimitError"}, error=True)  # fmt: skip
-    add("error-category", {"gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet-4-5",
-                           "genai_otel.error.category": "timeout", **USAGE}, error=True)  # fmt: skip
-    add("stream", {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
-                   "gen_ai.request.stream": True, "gen_ai.response.time_to_first_chunk": 0.35, **USAGE})  # fmt: skip
-    add("user-feature", {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
-                         "user.id": "u1", "genai_otel.feature": "checkout-assistant", **USAGE})  # fmt: skip
-    add("embeddings", {"gen_ai.operation.name": "embeddings", "gen_ai.provider.name": "openai",
-                       "gen_ai.request.model": "text-embedding-3-small", "gen_ai.usage.input_tokens": 9})  # fmt: skip
-    add("absurd-tokens", {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
-                          "gen_ai.usage.input_tokens": 10**12, "gen_ai.usage.output_tokens": -1})  # fmt: skip
-    add("token-types", {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
-                        "gen_ai.usage.input_tokens": "12", "gen_ai.usage.output_tokens": 2.5,
-                        "gen_ai.usage.cache_read.input_tokens": [1, 2]})  # fmt: skip
-    add("evaluation-event", {"http.route": "/judge"},
-        events=[(EVALUATION, {"gen_ai.evaluation.name": "relevance", "gen_ai.evaluation.score.value": 8.0,
-                              "gen_ai.evaluation.score.label": "good"})])  # fmt: skip
-    add("evaluation-on-genai", {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", **USAGE},
-        events=[(EVALUATION, {"gen_ai.evaluation.name": "faithfulness", "gen_ai.evaluation.score.value": 0.4})])  # fmt: skip
+    add(
+        "legacy-names",
+        {
+            "gen_ai.system": "openai",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.prompt_tokens": 10,
+            "gen_ai.usage.completion_tokens": 3,
+        },
+    )
+    add(
+        "openllmetry",
+        {
+            "llm.request.type": "chat",
+            "gen_ai.system": "Anthropic",
+            "gen_ai.request.model": "claude-sonnet-4-5",
+            "llm.usage.cache_read_input_tokens": 5,
+            "llm.user": "u9",
+            **USAGE,
+        },
+    )
+    add(
+        "openlit-reported-cost",
+        {"gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o", "gen_ai.usage.cost": 0.0123, **USAGE},
+        scope="openlit.otel.tracing",
+    )
+    add(
+        "reported-cost",
+        {
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.cost.amount": 0.5,
+            "gen_ai.usage.cost.source": "provider",
+            **USAGE,
+        },
+    )
+    add(
+        "error-rate-limit",
+        {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", "error.type": "RateLimitError"},
+        error=True,
+    )
+    add(
+        "error-category",
+        {
+            "gen_ai.provider.name": "anthropic",
+            "gen_ai.request.model": "claude-sonnet-4-5",
+            "genai_otel.error.category": "timeout",
+            **USAGE,
+        },
+        error=True,
+    )
+    add(
+        "stream",
+        {
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.request.stream": True,
+            "gen_ai.response.time_to_first_chunk": 0.35,
+            **USAGE,
+        },
+    )
+    add(
+        "user-feature",
+        {
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o",
+            "user.id": "u1",
+            "genai_otel.feature": "checkout-assistant",
+            **USAGE,
+        },
+    )
+    add(
+        "embeddings",
+        {
+            "gen_ai.operation.name": "embeddings",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "text-embedding-3-small",
+            "gen_ai.usage.input_tokens": 9,
+        },
+    )
+    add(
+        "absurd-tokens",
+        {
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 10**12,
+            "gen_ai.usage.output_tokens": -1,
+        },
+    )
+    add(
+        "token-types",
+        {
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": "12",
+            "gen_ai.usage.output_tokens": 2.5,
+            "gen_ai.usage.cache_read.input_tokens": [1, 2],
+        },
+    )
+    add(
+        "evaluation-event",
+        {"http.route": "/judge"},
+        events=[
+            (
+                EVALUATION,
+                {
+                    "gen_ai.evaluation.name": "relevance",
+                    "gen_ai.evaluation.score.value": 8.0,
+                    "gen_ai.evaluation.score.label": "good",
+                },
+            )
+        ],
+    )
+    add(
+        "evaluation-on-genai",
+        {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", **USAGE},
+        events=[
+            (EVALUATION, {"gen_ai.evaluation.name": "faithfulness", "gen_ai.evaluation.score.value": 0.4})
+        ],
+    )
     add("not-genai", {"http.route": "/orders", "http.response.status_code": 200}, name="GET /orders")
 
     repeated = [
-        make_span({"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
-                   "gen_ai.usage.input_tokens": 100 + i, "gen_ai.usage.output_tokens": i,
-                   "user.id": f"user-{i % 3}"}, error=i == 2)
+        make_span(
+            {
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.usage.input_tokens": 100 + i,
+                "gen_ai.usage.output_tokens": i,
+                "user.id": f"user-{i % 3}",
+            },
+            error=i == 2,
+        )
         for i in range(4)
-    ]  # fmt: skip
+    ]
     out["lane-repeated-kind"] = make_request(repeated)
     out["two-resources"] = _two_resources()
     out["collector-field-order"] = _reversed(out["openai-chat"])
@@ -185,7 +316,8 @@ def seeds() -> dict[str, bytes]:  # noqa: PLR0915 - one list of seeds, read top 
 
     model = b"\x0a\x06gpt-4o"
     out["invalid-utf8-value"] = _request_of_span_bytes(
-        _kv(b"gen_ai.request.model", b"\x0a\x04gp\xc3\x28") + _kv(b"gen_ai.provider.name", b"\x0a\x02\xff\xfe")
+        _kv(b"gen_ai.request.model", b"\x0a\x04gp\xc3\x28")
+        + _kv(b"gen_ai.provider.name", b"\x0a\x02\xff\xfe")
     )
     out["invalid-utf8-key"] = _request_of_span_bytes(
         _kv(b"gen_ai.request.model", model) + _kv(b"user.\xe2\x82id", b"\x0a\x01u")
@@ -203,9 +335,22 @@ def seeds() -> dict[str, bytes]:  # noqa: PLR0915 - one list of seeds, read top 
 def dictionary() -> str:
     from genai_otel.processors.normalise import SCANNED_KEYS
 
-    tokens = [*SCANNED_KEYS, "service.name", EVALUATION, "gen_ai.evaluation.name",
-              "gen_ai.evaluation.score.value", "gen_ai.request.stream", "openai", "anthropic",
-              "gcp.gemini", "gpt-4o", "claude-sonnet-4-5", "com.anthropic.sdk.python", "openlit", "chat"]  # fmt: skip
+    tokens = [
+        *SCANNED_KEYS,
+        "service.name",
+        EVALUATION,
+        "gen_ai.evaluation.name",
+        "gen_ai.evaluation.score.value",
+        "gen_ai.request.stream",
+        "openai",
+        "anthropic",
+        "gcp.gemini",
+        "gpt-4o",
+        "claude-sonnet-4-5",
+        "com.anthropic.sdk.python",
+        "openlit",
+        "chat",
+    ]
     lines = ["# generated by make_corpus.py: do not edit"]
     lines += [f'"{token}"' for token in tokens]
     return "\n".join(lines) + "\n"
