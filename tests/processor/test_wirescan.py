@@ -803,7 +803,6 @@ _MALFORMED_WITHOUT_MARKER = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 6: the lane counts these malformed spans `other`")
 @pytest.mark.parametrize("data", _MALFORMED_WITHOUT_MARKER, ids=["error-category-and-tokens", "error-type"])
 def test_a_malformed_span_without_a_marker_key_is_counted_alike_by_the_lane(data: bytes) -> None:
     assert_same_scan(data)
