@@ -30,7 +30,8 @@ from genai_otel.processors.normalise import SCANNED_KEYS
 from genai_otel.processors.pipeline import EVALUATION_EVENT, Pipeline
 from genai_otel.processors.pricing import PRICE_TABLE_VERSION, PriceBook
 from genai_otel.processors.scan import RequestScanner
-from genai_otel.processors.wire import WireError, span_facts
+from genai_otel.processors.wire import WireError
+from processor.helpers import StepClock, resolved_scan
 
 # Small caps so that label overflow, `other` series and top-N eviction are reached by small inputs.
 LABEL_LIMIT = 3
@@ -41,17 +42,6 @@ NO_LANE_TOKEN_CAP = 2**53  # the C normaliser (and so the lane) is off at or abo
 PASSES = 2
 
 _CONFIG = load_config(environ={})
-
-
-class StepClock:
-    """The `_created` clock: a fixed start, a fixed step per reading (same as the tests' StepClock)."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0 - 0.25
-
-    def __call__(self) -> float:
-        self.now += 0.25
-        return self.now
 
 
 def make_registry() -> Registry:
@@ -125,36 +115,6 @@ def _scanner(accelerated: bool) -> RequestScanner:
     return _SCANNERS[accelerated]
 
 
-def _resolved(scanned: tuple[list[Any], int], data: bytes) -> tuple[list[Any], int]:
-    """The scan with every part the C walk defers to the caller computed the Python way."""
-    span_scanner = _scanner(False).span_scanner
-    resources, count = scanned
-    out = []
-    for rs_start, rs_payload, rs_end, resource, scopes in resources:
-        out_scopes = []
-        for field_start, payload_start, payload_end, name, spans in scopes:
-            out_spans = []
-            for span_start, start, end, found, given_facts, mentions_evaluation in spans:
-                attrs, has_evaluation = found, mentions_evaluation
-                if attrs is None:
-                    attrs = span_scanner.scan(data, start, end)
-                    has_evaluation = data.find(EVALUATION_EVENT, start, end) >= 0
-                    if not attrs and not has_evaluation:
-                        continue
-                facts: object = given_facts
-                if facts is None:
-                    try:
-                        facts = span_facts(data, start, end)
-                    except Exception as exc:  # the same failure either way
-                        facts = type(exc).__name__
-                out_spans.append((span_start, start, end, attrs, facts, has_evaluation))
-            if out_spans:
-                out_scopes.append((field_start, payload_start, payload_end, name, out_spans))
-        if out_scopes:
-            out.append((rs_start, rs_payload, rs_end, resource, out_scopes))
-    return out, count
-
-
 def scan_outcome(accelerated: bool, data: bytes) -> str:
     scanner = _scanner(accelerated)
     try:
@@ -163,7 +123,7 @@ def scan_outcome(accelerated: bool, data: bytes) -> str:
         return "INVALID_ARGUMENT"
     except Exception as exc:
         return f"raised {type(exc).__name__}"
-    return repr(_resolved(scanned, data))  # repr: a NaN attribute value equals itself
+    return repr(resolved_scan(scanned, data))  # repr: a NaN attribute value equals itself
 
 
 # -- known differences: none today. An entry names a difference being fixed, so a long run

@@ -27,9 +27,11 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa:
 from processor.helpers import (  # noqa: E402
     T_2025_01_01,
     T_2026_11_01,
+    framed,
     make_pipeline,
     make_request,
     make_span,
+    request_of_span_bytes,
     run,
 )
 
@@ -39,23 +41,9 @@ USAGE = {"gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 80}
 EVALUATION = "gen_ai.evaluation.result"
 
 
-def _frame(tag: int, payload: bytes) -> bytes:
-    out = bytearray((tag,))
-    size = len(payload)
-    while size >= 0x80:
-        out.append(size & 0x7F | 0x80)
-        size >>= 7
-    out.append(size)
-    return bytes(out) + payload
-
-
-def _request_of_span_bytes(span: bytes) -> bytes:
-    return _frame(0x0A, _frame(0x12, _frame(0x12, span)))
-
-
 def _kv(key: bytes, value: bytes) -> bytes:
     """A span attribute (field 9) with a raw AnyValue payload."""
-    return _frame(0x4A, _frame(0x0A, key) + _frame(0x12, value))
+    return framed(0x4A, framed(0x0A, key) + framed(0x12, value))
 
 
 def _reversed(data: bytes) -> bytes:
@@ -72,7 +60,7 @@ def _reversed(data: bytes) -> bytes:
                 payload = data[field_start:field_end]
                 if number in nested.get(path, set()):
                     payload = walk(field_start, field_end, (*path, number))
-                parts.append(_frame(tag, payload))
+                parts.append(framed(tag, payload))
             else:
                 head = bytes((tag,)) if tag < 0x80 else bytes((tag & 0x7F | 0x80, tag >> 7))
                 parts.append(head + data[field_start:field_end])
@@ -315,15 +303,15 @@ def seeds() -> dict[str, bytes]:
     out["nested-array"] = make_request([nested])
 
     model = b"\x0a\x06gpt-4o"
-    out["invalid-utf8-value"] = _request_of_span_bytes(
+    out["invalid-utf8-value"] = request_of_span_bytes(
         _kv(b"gen_ai.request.model", b"\x0a\x04gp\xc3\x28")
         + _kv(b"gen_ai.provider.name", b"\x0a\x02\xff\xfe")
     )
-    out["invalid-utf8-key"] = _request_of_span_bytes(
+    out["invalid-utf8-key"] = request_of_span_bytes(
         _kv(b"gen_ai.request.model", model) + _kv(b"user.\xe2\x82id", b"\x0a\x01u")
     )
-    out["no-header-span"] = _request_of_span_bytes(_kv(b"gen_ai.request.model", model))
-    out["user-id-only"] = _request_of_span_bytes(_kv(b"user.id", b"\x0a\x02u1") + b"\x39\x01")
+    out["no-header-span"] = request_of_span_bytes(_kv(b"gen_ai.request.model", model))
+    out["user-id-only"] = request_of_span_bytes(_kv(b"user.id", b"\x0a\x02u1") + b"\x39\x01")
     chat = out["openai-chat"]
     out["truncated-frame"] = chat[: len(chat) * 2 // 3]
     out["length-past-end"] = chat[:1] + b"\xff\x7f" + chat[3:]

@@ -9,16 +9,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors.config import load_config
 from genai_otel.processors.metrics import ALL_LABELS, Registry
-from genai_otel.processors.pipeline import Pipeline
+from genai_otel.processors.normalise import SCANNED_KEYS
+from genai_otel.processors.pipeline import EVALUATION_EVENT, Pipeline
 from genai_otel.processors.pricing import PRICE_TABLE_VERSION, PriceBook, PriceOverrides
+from genai_otel.processors.scan import RequestScanner
+from genai_otel.processors.wire import encode_varint, span_facts
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+# one priced gpt-4o chat call: 0.0035 USD
+GENAI = {
+    sc.GEN_AI_OPERATION_NAME: "chat",
+    sc.GEN_AI_PROVIDER_NAME: "openai",
+    sc.GEN_AI_REQUEST_MODEL: "gpt-4o",
+    sc.GEN_AI_USAGE_INPUT_TOKENS: 1000,
+    sc.GEN_AI_USAGE_OUTPUT_TOKENS: 100,
+}
 
 # 2025-07-01T12:00:00Z, after o3's 2025-06-10 price cut
 T_2025_07_01 = 1_751_371_200 * 10**9
@@ -194,3 +208,47 @@ def samples(exposition: str, name: str) -> dict[str, str]:
             labels, _, value = head.rpartition(" ")
             out[labels[len(name) :]] = value
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Raw wire bytes, for requests the generated classes cannot or would not write
+# --------------------------------------------------------------------------------------
+def framed(tag: int, payload: bytes) -> bytes:
+    """A length-delimited field: its tag byte, the payload's length, the payload."""
+    return bytes((tag,)) + encode_varint(len(payload)) + payload
+
+
+def request_of_span_bytes(span: bytes) -> bytes:
+    """An ExportTraceServiceRequest holding one span's bytes, with no Resource and no scope name."""
+    return framed(0x0A, framed(0x12, framed(0x12, span)))
+
+
+def resolved_scan(scanned: tuple[list[Any], int], data: bytes) -> tuple[list[Any], int]:
+    """A request walk (either path's `RequestScanner.split`) with every part it left to the caller
+    computed the Python way, so that the two walks compare equal."""
+    scanner = RequestScanner(SCANNED_KEYS, EVALUATION_EVENT, accelerated=False).span_scanner
+    resources, count = scanned
+    out = []
+    for rs_start, rs_payload, rs_end, resource, scopes in resources:
+        out_scopes = []
+        for field_start, payload_start, payload_end, name, spans in scopes:
+            out_spans = []
+            for span_start, start, end, found, given_facts, mentions_evaluation in spans:
+                attrs, has_evaluation = found, mentions_evaluation
+                if attrs is None:
+                    attrs = scanner.scan(data, start, end)
+                    has_evaluation = data.find(EVALUATION_EVENT, start, end) >= 0
+                    if not attrs and not has_evaluation:
+                        continue
+                facts: object = given_facts
+                if facts is None:
+                    try:
+                        facts = span_facts(data, start, end)
+                    except Exception as exc:  # the same failure either way
+                        facts = type(exc).__name__
+                out_spans.append((span_start, start, end, attrs, facts, has_evaluation))
+            if out_spans:
+                out_scopes.append((field_start, payload_start, payload_end, name, out_spans))
+        if out_scopes:
+            out.append((rs_start, rs_payload, rs_end, resource, out_scopes))
+    return out, count

@@ -28,17 +28,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from .helpers import Sink, make_request, make_span, samples, scrape
+from .helpers import EXPORT, GENAI, Sink, make_request, make_span, samples, scrape
 
-EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 MIB = 1024 * 1024
-GENAI = {
-    sc.GEN_AI_OPERATION_NAME: "chat",
-    sc.GEN_AI_PROVIDER_NAME: "openai",
-    sc.GEN_AI_REQUEST_MODEL: "gpt-4o",
-    sc.GEN_AI_USAGE_INPUT_TOKENS: 1000,
-    sc.GEN_AI_USAGE_OUTPUT_TOKENS: 100,
-}
 BAD_TEXT = "<not utf-8 on the wire>"
 
 

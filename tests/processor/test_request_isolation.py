@@ -20,38 +20,44 @@ from genai_otel.processors import scan as scan_module
 from genai_otel.processors.pipeline import Pipeline
 from genai_otel.processors.pricing import PriceBook
 from genai_otel.processors.service import ERROR_LOG_INTERVAL_SECONDS, Processor, RateLimitedLog
-from genai_otel.processors.wire import encode_varint
 
-from .helpers import Sink, attributes_of, make_pipeline, make_request, make_span, run, spans_of
-from .test_service import EXPORT, GENAI, _delivered, processor_config
+from .helpers import (
+    EXPORT,
+    GENAI,
+    Sink,
+    attributes_of,
+    framed,
+    make_pipeline,
+    make_request,
+    make_span,
+    run,
+    spans_of,
+)
+from .test_service import _delivered, processor_config
 
 NESTING = 10_000
 
 
-def _framed(tag: int, payload: bytes) -> bytes:
-    return bytes((tag,)) + encode_varint(len(payload)) + payload
-
-
 def deep_array(depth: int) -> bytes:
     """An AnyValue payload: `depth` ArrayValues, each holding the next, around one string."""
-    value = _framed(0x0A, b"stop")  # AnyValue.string_value
+    value = framed(0x0A, b"stop")  # AnyValue.string_value
     for _ in range(depth):
-        value = _framed(0x2A, _framed(0x0A, value))  # AnyValue.array_value{values: [value]}
+        value = framed(0x2A, framed(0x0A, value))  # AnyValue.array_value{values: [value]}
     return value
 
 
 def span_with_raw_attribute(attributes: dict[str, Any], key: str, any_value: bytes, **options: Any) -> bytes:
     """A serialized Span: `attributes` plus one attribute whose AnyValue bytes are given as is."""
-    key_value = _framed(0x0A, key.encode()) + _framed(0x12, any_value)
-    return make_span(attributes, **options).SerializeToString() + _framed(0x4A, key_value)
+    key_value = framed(0x0A, key.encode()) + framed(0x12, any_value)
+    return make_span(attributes, **options).SerializeToString() + framed(0x4A, key_value)
 
 
 def request_of(*spans: bytes, resource: bytes | None = None) -> bytes:
     """ExportTraceServiceRequest bytes: one ResourceSpans, one ScopeSpans, these spans."""
     if resource is None:
-        resource = _framed(0x0A, _framed(0x0A, b"service.name") + _framed(0x12, _framed(0x0A, b"deep")))
-    scope = _framed(0x0A, _framed(0x0A, b"test.scope")) + b"".join(_framed(0x12, s) for s in spans)
-    return _framed(0x0A, _framed(0x0A, resource) + _framed(0x12, scope))
+        resource = framed(0x0A, framed(0x0A, b"service.name") + framed(0x12, framed(0x0A, b"deep")))
+    scope = framed(0x0A, framed(0x0A, b"test.scope")) + b"".join(framed(0x12, s) for s in spans)
+    return framed(0x0A, framed(0x0A, resource) + framed(0x12, scope))
 
 
 def outcomes(data: bytes, passes: int = 2) -> list[list[tuple[bytes, dict[str, int], dict[str, int], str]]]:
@@ -100,7 +106,7 @@ def test_a_10000_deep_array_value_is_one_wrong_type_on_every_path() -> None:
 
 
 def test_a_deep_array_value_as_the_service_name_reads_as_no_service_name() -> None:
-    resource = _framed(0x0A, _framed(0x0A, b"service.name") + _framed(0x12, deep_array(NESTING)))
+    resource = framed(0x0A, framed(0x0A, b"service.name") + framed(0x12, deep_array(NESTING)))
     data = request_of(make_span(GENAI).SerializeToString(), resource=resource)
     results = outcomes(data)
     assert all(result == results[0] for result in results)
@@ -112,9 +118,9 @@ def test_string_items_of_an_array_are_read_whatever_sits_beside_them() -> None:
     """Only string items are decoded; nested arrays beside them are skipped, not descended."""
     from genai_otel.processors.wire import decode_any_value
 
-    items = _framed(0x0A, _framed(0x0A, b"stop")) + _framed(0x0A, deep_array(NESTING))
-    items += _framed(0x0A, _framed(0x0A, b"length"))
-    value = _framed(0x2A, items)
+    items = framed(0x0A, framed(0x0A, b"stop")) + framed(0x0A, deep_array(NESTING))
+    items += framed(0x0A, framed(0x0A, b"length"))
+    value = framed(0x2A, items)
     assert decode_any_value(value, 0, len(value)) == ["stop", "length"]
 
 
@@ -122,7 +128,7 @@ async def test_a_deep_request_is_accepted_and_forwarded_by_the_service() -> None
     sink = await Sink().start()
     processor = processor_config(sink.port)
     await processor.start()
-    resource = _framed(0x0A, _framed(0x0A, b"service.name") + _framed(0x12, deep_array(NESTING)))
+    resource = framed(0x0A, framed(0x0A, b"service.name") + framed(0x12, deep_array(NESTING)))
     span = make_span(GENAI).SerializeToString()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{processor.port}") as channel:

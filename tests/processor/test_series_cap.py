@@ -23,16 +23,8 @@ from genai_otel.processors.pipeline import Pipeline
 from genai_otel.processors.pricing import PRICE_TABLE_VERSION, QUANTA_PER_USD, PriceBook
 from genai_otel.processors.service import Processor
 
-from .helpers import Sink, StepClock, make_request, make_span, samples
+from .helpers import EXPORT, GENAI, Sink, StepClock, make_request, make_span, samples
 
-EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-GPT_4O = {
-    sc.GEN_AI_OPERATION_NAME: "chat",
-    sc.GEN_AI_PROVIDER_NAME: "openai",
-    sc.GEN_AI_REQUEST_MODEL: "gpt-4o",
-    sc.GEN_AI_USAGE_INPUT_TOKENS: 1000,
-    sc.GEN_AI_USAGE_OUTPUT_TOKENS: 100,
-}
 OTHER_SERIES = '{service="other",provider="other",model="other",operation="other"'
 OVERFLOW = "genai_otel_processor_label_overflow_total"
 
@@ -61,7 +53,7 @@ def grid_requests(services: int, operations: int, **extra: Any) -> list[bytes]:
     """One request per service, one gpt-4o span per operation: services x operations label sets."""
     return [
         make_request(
-            [make_span(GPT_4O | {sc.GEN_AI_OPERATION_NAME: f"op-{o}"} | extra) for o in range(operations)],
+            [make_span(GENAI | {sc.GEN_AI_OPERATION_NAME: f"op-{o}"} | extra) for o in range(operations)],
             service=f"svc-{s}",
         )
         for s in range(services)
@@ -69,9 +61,9 @@ def grid_requests(services: int, operations: int, **extra: Any) -> list[bytes]:
 
 
 def _span_quanta() -> int:
-    """What one GPT_4O span costs, in the registry's quanta (about $0.0035)."""
+    """What one GENAI span costs, in the registry's quanta (about $0.0035)."""
     pipeline = make_capped_pipeline(10)
-    process(pipeline, make_request([make_span(GPT_4O)]))
+    process(pipeline, make_request([make_span(GENAI)]))
     (stats,) = pipeline.registry.series.values()
     return stats.cost
 
@@ -162,7 +154,7 @@ def test_user_and_feature_cost_tables_are_capped_in_total_with_exact_sums(accele
     pipeline = make_capped_pipeline(100, accelerated=accelerated, top_users=100, top_features=100)
     # one service, one model; 5 users x 2 passes and 4 features, capped at 3 keys per table
     pipeline.registry.caps["user_series"].limit = pipeline.registry.caps["feature_series"].limit = 3
-    spans = [make_span(GPT_4O | {sc.USER_ID: f"user-{i % 5}",
+    spans = [make_span(GENAI | {sc.USER_ID: f"user-{i % 5}",
                                  sc.GENAI_OTEL_FEATURE: f"feature-{i % 4}"}) for i in range(20)]  # fmt: skip
     for _ in range(2):
         process(pipeline, make_request(spans))
@@ -183,7 +175,7 @@ def test_user_and_feature_cost_tables_are_capped_in_total_with_exact_sums(accele
 def test_quality_score_keys_are_capped_with_one_other_key_and_counted() -> None:
     pipeline = make_capped_pipeline(2)
     spans = [
-        make_span(GPT_4O, events=[(sc.EVENT_EVALUATION_RESULT, {
+        make_span(GENAI, events=[(sc.EVENT_EVALUATION_RESULT, {
             sc.GEN_AI_EVALUATION_NAME: f"rubric-{i % 4}", sc.GEN_AI_EVALUATION_SCORE_VALUE: 8.0})])
         for i in range(8)
     ]  # fmt: skip
@@ -205,7 +197,7 @@ def test_c_and_python_give_identical_expositions_with_every_cap_reached() -> Non
     for s in range(3):
         spans = [
             make_span(
-                GPT_4O | {sc.GEN_AI_OPERATION_NAME: f"op-{i % 3}", sc.USER_ID: f"u-{i % 4}",
+                GENAI | {sc.GEN_AI_OPERATION_NAME: f"op-{i % 3}", sc.USER_ID: f"u-{i % 4}",
                           sc.GENAI_OTEL_FEATURE: f"f-{i % 3}"},
                 error=i == 5,
                 events=[(sc.EVENT_EVALUATION_RESULT, {sc.GEN_AI_EVALUATION_NAME: f"e-{i % 3}",
@@ -289,7 +281,7 @@ async def test_an_otlp_export_completes_while_a_large_scrape_is_rendered(
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{processor.port}") as channel:
             export = channel.unary_unary(EXPORT)
-            request = make_request([make_span(GPT_4O)])
+            request = make_request([make_span(GENAI)])
             await export(request)  # connected and warm
             scrape = asyncio.ensure_future(_get_metrics(processor.metrics_port))
             while not rendering.is_set():  # noqa: ASYNC110 - set from the render's thread

@@ -25,16 +25,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from .helpers import Sink, attributes_of, make_request, make_span, samples, scrape
-
-EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-GENAI = {
-    sc.GEN_AI_OPERATION_NAME: "chat",
-    sc.GEN_AI_PROVIDER_NAME: "openai",
-    sc.GEN_AI_REQUEST_MODEL: "gpt-4o",
-    sc.GEN_AI_USAGE_INPUT_TOKENS: 1000,
-    sc.GEN_AI_USAGE_OUTPUT_TOKENS: 100,
-}
+from .helpers import EXPORT, GENAI, Sink, attributes_of, make_request, make_span, samples, scrape
 
 
 def free_port() -> int:

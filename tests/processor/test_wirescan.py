@@ -23,11 +23,22 @@ from genai_otel.processors.normalise import SCANNED_KEYS, GenAICall, InvalidSpan
 from genai_otel.processors.pipeline import EVALUATION_EVENT, Pipeline
 from genai_otel.processors.pricing import PriceBook
 from genai_otel.processors.scan import PURE_PYTHON_ENV, RequestScanner
-from genai_otel.processors.wire import UNSUPPORTED, WireError, span_facts
+from genai_otel.processors.wire import UNSUPPORTED, WireError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .helpers import attributes_of, make_pipeline, make_request, make_span, run, samples, spans_of
+from .helpers import (
+    attributes_of,
+    framed,
+    make_pipeline,
+    make_request,
+    make_span,
+    request_of_span_bytes,
+    resolved_scan,
+    run,
+    samples,
+    spans_of,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,36 +54,6 @@ def _scanners() -> tuple[RequestScanner, RequestScanner]:
     )
 
 
-def _resolved(scanned: tuple[list[Any], int], data: bytes) -> tuple[list[Any], int]:
-    """The scan with every deferred part computed the Python way, for comparison."""
-    scanner = RequestScanner(SCANNED_KEYS, EVALUATION_EVENT, accelerated=False)
-    resources, count = scanned
-    out = []
-    for rs_start, rs_payload, rs_end, resource, scopes in resources:
-        out_scopes = []
-        for field_start, payload_start, payload_end, name, spans in scopes:
-            out_spans = []
-            for span_start, start, end, found, given_facts, mentions_evaluation in spans:
-                attrs, has_evaluation = found, mentions_evaluation
-                if attrs is None:
-                    attrs = scanner.span_scanner.scan(data, start, end)
-                    has_evaluation = data.find(EVALUATION_EVENT, start, end) >= 0
-                    if not attrs and not has_evaluation:
-                        continue
-                facts: object = given_facts
-                if facts is None:
-                    try:
-                        facts = span_facts(data, start, end)
-                    except Exception as exc:  # the same failure either way
-                        facts = type(exc).__name__
-                out_spans.append((span_start, start, end, attrs, facts, has_evaluation))
-            if out_spans:
-                out_scopes.append((field_start, payload_start, payload_end, name, out_spans))
-        if out_scopes:
-            out.append((rs_start, rs_payload, rs_end, resource, out_scopes))
-    return out, count
-
-
 def assert_same_scan(data: bytes) -> None:
     fast, slow = _scanners()
     try:
@@ -82,7 +63,7 @@ def assert_same_scan(data: bytes) -> None:
             fast.split(data)
         return
     # repr: a NaN attribute value must compare equal to itself
-    assert repr(_resolved(fast.split(data), data)) == repr(_resolved(expected, data))
+    assert repr(resolved_scan(fast.split(data), data)) == repr(resolved_scan(expected, data))
 
 
 def _registry_state(pipeline: Pipeline) -> dict[str, Any]:
@@ -232,20 +213,6 @@ def _kv(key: bytes, value: bytes) -> bytes:
     return b"\x4a" + bytes((len(body),)) + body
 
 
-def _frame(tag: int, payload: bytes) -> bytes:
-    out = bytearray((tag,))
-    size = len(payload)
-    while size >= 0x80:
-        out.append(size & 0x7F | 0x80)
-        size >>= 7
-    out.append(size)
-    return bytes(out) + payload
-
-
-def _request_of_span_bytes(span: bytes) -> bytes:
-    return _frame(0x0A, _frame(0x12, _frame(0x12, span)))
-
-
 @pytest.mark.parametrize(
     "span",
     [
@@ -268,7 +235,7 @@ def _request_of_span_bytes(span: bytes) -> bytes:
     ],
 )
 def test_unusual_span_encodings_process_identically(span: bytes) -> None:
-    data = _request_of_span_bytes(span)
+    data = request_of_span_bytes(span)
     assert_same_scan(data)
     assert_same_processing(data)
 
@@ -332,7 +299,7 @@ def test_generated_spans_scan_and_process_identically(
 @given(data=st.binary(max_size=80))
 def test_arbitrary_bytes_scan_identically(data: bytes) -> None:
     assert_same_scan(data)
-    assert_same_scan(_request_of_span_bytes(data))
+    assert_same_scan(request_of_span_bytes(data))
 
 
 def test_environment_forces_the_pure_python_walk() -> None:
@@ -490,9 +457,9 @@ def _reversed(data: bytes, start: int, end: int, path: tuple[int, ...]) -> bytes
     for number, wire_type, fstart, fend in iter_fields(data, start, end):
         if wire_type == 2 and number in nested.get(path, set()):
             payload = _reversed(data, fstart, fend, (*path, number))
-            parts.append(_frame((number << 3) | 2, payload))
+            parts.append(framed((number << 3) | 2, payload))
         elif wire_type == 2:
-            parts.append(_frame((number << 3) | 2, data[fstart:fend]))
+            parts.append(framed((number << 3) | 2, data[fstart:fend]))
         else:
             tag = (number << 3) | wire_type
             parts.append(bytes((tag,)) if tag < 0x80 else bytes((tag & 0x7F | 0x80, tag >> 7)))
