@@ -6,7 +6,7 @@ import asyncio
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import grpc
 from genai_otel.instrumentation import semconv as sc
@@ -171,8 +171,12 @@ class Sink:
         self.received.append(request)
         return ExportTraceServiceResponse().SerializeToString()
 
-    async def start(self, port: int = 0) -> Sink:
-        server = grpc.aio.server()
+    def server_options(self) -> list[tuple[str, int]]:
+        """grpc server options (a stricter sink sets a receive limit)."""
+        return []
+
+    async def start(self, port: int = 0) -> Self:
+        server = grpc.aio.server(options=self.server_options())
         handler = grpc.method_handlers_generic_handler(
             "opentelemetry.proto.collector.trace.v1.TraceService",
             {"Export": grpc.unary_unary_rpc_method_handler(self._export)},

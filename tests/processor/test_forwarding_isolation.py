@@ -58,17 +58,8 @@ class StrictSink(Sink):
         self.received.append(request)
         return ExportTraceServiceResponse().SerializeToString()
 
-    async def start(self, port: int = 0) -> StrictSink:
-        server = grpc.aio.server(options=[("grpc.max_receive_message_length", self.max_receive_bytes)])
-        handler = grpc.method_handlers_generic_handler(
-            "opentelemetry.proto.collector.trace.v1.TraceService",
-            {"Export": grpc.unary_unary_rpc_method_handler(self._export)},
-        )
-        server.add_generic_rpc_handlers((handler,))
-        self.port = server.add_insecure_port(f"127.0.0.1:{port}")
-        await server.start()
-        self._server = server
-        return self
+    def server_options(self) -> list[tuple[str, int]]:
+        return [("grpc.max_receive_message_length", self.max_receive_bytes)]
 
 
 def spans_named(names: list[str], **attributes: Any) -> list[Span]:
