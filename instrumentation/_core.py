@@ -8,6 +8,7 @@ recording, error classification, content capture, attribution) lives here, once.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -30,7 +31,16 @@ try:  # both provider SDKs build their responses with pydantic
 except ImportError:  # pragma: no cover - neither SDK installed
     _PydanticModel = None  # type: ignore[assignment,misc]
 
-VERSION = "0.1.0"
+
+def _installed_version() -> str:
+    """The distribution's version (pyproject.toml is the one place it is written)."""
+    try:
+        return importlib.metadata.version("genai-otel")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree, not installed
+        return "0+unknown"
+
+
+VERSION = _installed_version()
 _CLIENT = SpanKind.CLIENT
 _ERROR_STATUS = StatusCode.ERROR
 # Marks the wrapper functions of genai-otel, so a target is never wrapped twice.

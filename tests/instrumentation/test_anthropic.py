@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib.metadata
 
 import anthropic
 import pytest
@@ -28,6 +29,7 @@ def test_message_span_normalises_input_tokens_to_include_cache(
     assert span.kind is SpanKind.CLIENT
     assert span.instrumentation_scope is not None
     assert span.instrumentation_scope.name == semconv.GENAI_OTEL_SCOPE_ANTHROPIC
+    assert span.instrumentation_scope.version == importlib.metadata.version("genai-otel")
     usage = message.usage
     assert usage.cache_read_input_tokens == 30 and usage.cache_creation_input_tokens == 12
     assert dict(span.attributes or {}) == {
