@@ -67,9 +67,9 @@ def _send(endpoint: str, stop: threading.Event, pace: float | None, requests: li
         sent = 0
         while not stop.is_set():
             if pace is not None:
-                due = started + sent / pace
-                if due > time.monotonic():
-                    time.sleep(min(0.5, due - time.monotonic()))
+                wait = started + sent / pace - time.monotonic()
+                if wait > 0:  # one reading of the clock: a second one could be past `due`
+                    time.sleep(min(0.5, wait))
                     continue
             try:
                 export(requests[sent % len(requests)], timeout=10)
