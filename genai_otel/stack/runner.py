@@ -450,7 +450,9 @@ class LocalStack:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         if "prometheus" in self.services:
-            render_template(PROMETHEUS_TEMPLATE, self.prometheus_values(), self.run_dir / "prometheus.yml")
+            scrape = {name: os.environ[name] for name in PROCESSOR_SCRAPE_VARIABLES if os.environ.get(name)}
+            values = {**self.prometheus_values(), **scrape}
+            render_template(PROMETHEUS_TEMPLATE, values, self.run_dir / "prometheus.yml")
         pids: dict[str, int] = {}
         self._programs.clear()
         self._write_state(pids)
