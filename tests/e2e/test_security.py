@@ -99,7 +99,7 @@ def _export(channel: grpc.Channel, request: Any, token: str | None) -> grpc.Stat
     try:
         stub.Export(request, metadata=metadata, timeout=5)
     except grpc.RpcError as error:
-        return error.code()  # type: ignore[no-any-return]
+        return error.code()
     return grpc.StatusCode.OK
 
 
