@@ -21,6 +21,11 @@ COPY .env ./.env
 COPY collector-config ./collector-config
 COPY prometheus ./prometheus
 
+# The processor defaults to 127.0.0.1 (right on a host); in a container it must listen on the
+# container's interface for the collector and Prometheus to reach it. Publishing stays compose's call.
+ENV GENAI_OTEL_PROCESSOR_LISTEN=0.0.0.0:14317 \
+    GENAI_OTEL_PROCESSOR_METRICS_LISTEN=0.0.0.0:9464
+
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin genai
 USER 10001
 ENTRYPOINT ["genai-otel"]

@@ -167,9 +167,56 @@ class LimitsConfig(_Section):
     max_receive_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
 
+def _readable_file(value: Path | None) -> Path | None:
+    """A secret or certificate file is checked at start, not at the first scrape."""
+    if value is not None and not os.access(value, os.R_OK):
+        raise ValueError("must be a readable file")
+    return value
+
+
+class MetricsTlsConfig(_Section):
+    """TLS on /metrics and /healthz: both files or neither; re-read when they change."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    _check_files = field_validator("cert_file", "key_file")(classmethod(lambda cls, v: _readable_file(v)))
+
+    @model_validator(mode="after")
+    def _pair(self) -> MetricsTlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: set both or neither")
+        return self
+
+
+class MetricsAuthConfig(_Section):
+    """Who may read /metrics (/healthz stays open: it tells only whether the processor is up)."""
+
+    bearer_token_file: Path | None = None  # one token per line; any of them is accepted
+    basic_users_file: Path | None = None  # `user:password` per line
+
+    _check_files = field_validator("bearer_token_file", "basic_users_file")(
+        classmethod(lambda cls, v: _readable_file(v))
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> MetricsAuthConfig:
+        if self.bearer_token_file is not None and self.basic_users_file is not None:
+            raise ValueError("bearer_token_file and basic_users_file exclude each other: choose one")
+        return self
+
+
+class MetricsConfig(_Section):
+    tls: MetricsTlsConfig = MetricsTlsConfig()
+    auth: MetricsAuthConfig = MetricsAuthConfig()
+
+
 class ProcessorConfig(_Section):
-    listen: str = "0.0.0.0:14317"  # OTLP gRPC in (.env PROCESSOR_OTLP_PORT)
-    metrics_listen: str = "0.0.0.0:9464"  # Prometheus /metrics (.env PROCESSOR_METRICS_PORT)
+    # Loopback by default: outside a container nothing else needs to reach the processor, and the
+    # container image sets 0.0.0.0 explicitly (Dockerfile, docker-compose.yml).
+    listen: str = "127.0.0.1:14317"  # OTLP gRPC in (.env PROCESSOR_OTLP_PORT)
+    metrics_listen: str = "127.0.0.1:9464"  # Prometheus /metrics (.env PROCESSOR_METRICS_PORT)
+    metrics: MetricsConfig = MetricsConfig()
     forward: ForwardConfig = ForwardConfig()
     pricing: PricingConfig = PricingConfig()
     labels: LabelsConfig = LabelsConfig()

@@ -36,6 +36,7 @@ from grpc_health.v1._async import HealthServicer
 
 from .config import ConfigError, ProcessorConfig, load_config
 from .forwarder import RETRY_INFO_KEY, STATUS_DETAILS_KEY, Forwarder
+from .http_guard import MetricsGuard
 from .metrics import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Registry
 from .pipeline import Pipeline
 from .pricing import PRICE_TABLE_VERSION, PriceBook, PriceOverrides
@@ -208,8 +209,12 @@ class Processor:
                 for k, _, v in (line.partition(":") for line in lines[1:] if line)
             }
             path = path.split("?", 1)[0]
+            extra = ""
             if method not in ("GET", "HEAD"):
                 status, ctype, body = "405 Method Not Allowed", "text/plain", b"method not allowed\n"
+            elif path == "/metrics" and not self._metrics_guard.authorized(headers.get("authorization")):
+                status, ctype, body = "401 Unauthorized", "text/plain", b"unauthorized\n"
+                extra = f"WWW-Authenticate: {self._metrics_guard.challenge}\r\n"
             elif path == "/metrics":
                 openmetrics = "application/openmetrics-text" in headers.get("accept", "")
                 # Copied on the loop (consistent, and cheap next to rendering); rendered in a
@@ -226,7 +231,7 @@ class Processor:
                 status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n".encode()
+                f"{extra}Connection: close\r\n\r\n".encode()
             )
             if method != "HEAD":
                 writer.write(body)
@@ -255,7 +260,14 @@ class Processor:
         await server.start()
         self._server = server
         host, _, port = self.config.metrics_listen.rpartition(":")
-        self._http = await asyncio.start_server(self._http_client, host, int(port))
+        self._metrics_guard = MetricsGuard(self.config.metrics)
+        self._http = await asyncio.start_server(
+            self._http_client,
+            host,
+            int(port),
+            ssl=self._metrics_guard.ssl_context(),
+            ssl_handshake_timeout=10 if self.config.metrics.tls.cert_file else None,
+        )
         self.metrics_port = self._http.sockets[0].getsockname()[1]
         for name in ("", TRACE_SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -25,7 +25,9 @@ def _run(*args: str, cache: Path, path: str | None = None) -> subprocess.Complet
 
 def test_binaries_are_named_with_the_env_versions() -> None:
     env = read_env_file()
-    assert build.binary("collector").name == f"otelcol-genai-{env['COLLECTOR_VERSION']}"
+    assert build.binary("collector").name == (
+        f"otelcol-genai-{env['COLLECTOR_VERSION']}-{build.manifest_digest()}"
+    )
     assert build.binary("jaeger").name == f"jaeger-{env['JAEGER_VERSION']}"
     assert build.binary("promtool").name == f"promtool-{env['PROMETHEUS_VERSION']}"
     assert build.binary("alertmanager").name == f"alertmanager-{env['ALERTMANAGER_VERSION']}"
@@ -35,7 +37,7 @@ def test_cached_binaries_are_reused_without_building(tmp_path: Path) -> None:
     env = read_env_file()
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    fake = bin_dir / f"otelcol-genai-{env['COLLECTOR_VERSION']}"
+    fake = bin_dir / f"otelcol-genai-{env['COLLECTOR_VERSION']}-{build.manifest_digest()}"
     fake.write_text("#!/bin/sh\n")
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     # no Go on PATH: anything but the cache hit would fail

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -180,3 +181,121 @@ def test_the_enriched_receiver_and_the_processor_share_one_message_size_from_env
     assert (processor.forward.max_message_bytes, processor.forward.batch_bytes) == (7 * 1024 * 1024,) * 2
     default = LocalStack(tmp_path / "run", ports=configured_ports(), build_missing=False)
     assert default.enriched_max_recv_msg_mib == mib
+
+
+# --- security overlays (collector-config/security*.yaml, docs/security.md) ---------------------------
+
+SECURITY_ENV = {
+    "PROCESSOR_BEARER_TOKEN_FILE": "/run/secrets/processor.token",
+    "PROCESSOR_TLS_CA_FILE": "/run/secrets/ca.crt",
+    "ENRICHED_BEARER_TOKEN_FILE": "/run/secrets/enriched.token",
+    "ENRICHED_TLS_CERT_FILE": "/run/secrets/enriched.crt",
+    "ENRICHED_TLS_KEY_FILE": "/run/secrets/enriched.key",
+}
+
+
+def _validate_all(binary: Path, configs: list[Path], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    args = [arg for config in configs for arg in ("--config", str(config))]
+    return subprocess.run(
+        [str(binary), "validate", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_collector_config_with_the_security_overlays_is_valid(tmp_path: Path) -> None:
+    collector = _binary_or_skip("collector")
+    env = {**_service_env("collector", tmp_path), **SECURITY_ENV}
+    overlays = [CONFIG_DIR / "security.yaml", CONFIG_DIR / "security-enriched-tls.yaml"]
+    for configs in ([CONFIG_DIR / "collector.yaml", overlays[0]], [CONFIG_DIR / "collector.yaml", *overlays]):
+        result = _validate_all(collector, configs, env)
+        assert result.returncode == 0, result.stderr
+    # proves the check can fail: the service names an extension the overlay no longer defines
+    broken = tmp_path / "broken.yaml"
+    text = (CONFIG_DIR / "security.yaml").read_text()
+    broken.write_text(text.replace("  bearertokenauth/enriched:\n", "  bearertokenauth/elsewhere:\n", 1))
+    result = _validate_all(collector, [CONFIG_DIR / "collector.yaml", broken], env)
+    assert result.returncode != 0
+    assert "bearertokenauth/enriched" in result.stderr
+
+
+def test_the_security_overlay_keeps_the_base_extensions_and_secures_both_hops() -> None:
+    base = yaml.safe_load((CONFIG_DIR / "collector.yaml").read_text())
+    overlay = yaml.safe_load((CONFIG_DIR / "security.yaml").read_text())
+    # lists are replaced, not merged, by the collector: the overlay must repeat the base's
+    added = ["bearertokenauth/processor", "bearertokenauth/enriched"]
+    assert overlay["service"]["extensions"] == base["service"]["extensions"] + added
+    assert set(overlay) == {"extensions", "receivers", "exporters", "service"}
+    exporter = overlay["exporters"]["otlp_grpc/processor"]
+    assert exporter["auth"] == {"authenticator": "bearertokenauth/processor"}
+    assert exporter["tls"]["insecure"] is False
+    assert exporter["tls"]["ca_file"] == "${env:PROCESSOR_TLS_CA_FILE}"
+    receiver = overlay["receivers"]["otlp/enriched"]["protocols"]["grpc"]
+    assert receiver == {"auth": {"authenticator": "bearertokenauth/enriched"}}
+    manifest = (CONFIG_DIR / "builder-config.yaml").read_text()
+    assert "/bearertokenauthextension v${COLLECTOR_VERSION}" in manifest
+    # plaintext stays the default of collector.yaml itself
+    assert base["exporters"]["otlp_grpc/processor"]["tls"] == {"insecure": True}
+    assert "auth" not in base["receivers"]["otlp/enriched"]["protocols"]["grpc"]
+
+
+def test_the_stack_adds_the_overlays_only_when_their_variables_are_set(tmp_path: Path) -> None:
+    from genai_otel.stack.runner import StackError
+
+    def collector_configs(**env: str) -> list[str]:
+        stack = LocalStack(tmp_path / "run", ports=configured_ports(), build_missing=False, collector_env=env)
+        command = stack._specs({"collector": Path("otelcol")})["collector"].command
+        return [Path(arg).name for flag, arg in itertools.pairwise(command) if flag == "--config"]
+
+    assert collector_configs() == ["collector.yaml"]
+    tokens = {key: value for key, value in SECURITY_ENV.items() if not key.startswith("ENRICHED_TLS")}
+    assert collector_configs(**tokens) == ["collector.yaml", "security.yaml"]
+    assert collector_configs(**SECURITY_ENV) == [
+        "collector.yaml",
+        "security.yaml",
+        "security-enriched-tls.yaml",
+    ]
+    with pytest.raises(StackError, match="PROCESSOR_TLS_CA_FILE, ENRICHED_BEARER_TOKEN_FILE"):
+        collector_configs(PROCESSOR_BEARER_TOKEN_FILE="/t")
+    with pytest.raises(StackError, match="without its token"):
+        collector_configs(ENRICHED_TLS_CERT_FILE="/c", ENRICHED_TLS_KEY_FILE="/k")
+
+
+def test_the_processor_scrape_job_gets_tls_and_credentials_when_set(tmp_path: Path) -> None:
+    promtool = _binary_or_skip("promtool")
+    values = {
+        **LocalStack(tmp_path / "run", ports=configured_ports(), build_missing=False).prometheus_values(),
+        "PROCESSOR_METRICS_CA_FILE": "/run/secrets/ca.crt",
+    }
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for variables, expected in (
+        (
+            {"PROCESSOR_METRICS_BEARER_TOKEN_FILE": str(secrets / "token")},
+            {"authorization": {"type": "Bearer", "credentials_file": str(secrets / "token")}},
+        ),
+        (
+            {
+                "PROCESSOR_METRICS_BASIC_AUTH_USERNAME": "prometheus",
+                "PROCESSOR_METRICS_BASIC_AUTH_PASSWORD_FILE": str(secrets / "password"),
+            },
+            {"basic_auth": {"username": "prometheus", "password_file": str(secrets / "password")}},
+        ),
+    ):
+        config = _render_prometheus(tmp_path, {**values, **variables})
+        result = subprocess.run(
+            [str(promtool), "check", "config", "--syntax-only", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        jobs = {job["job_name"]: job for job in yaml.safe_load(config.read_text())["scrape_configs"]}
+        processor = jobs["genai-otel-processor"]
+        assert processor["scheme"] == "https"
+        assert processor["tls_config"] == {"ca_file": "/run/secrets/ca.crt"}
+        assert {key: processor[key] for key in expected} == expected
+        assert all("scheme" not in job for name, job in jobs.items() if name != "genai-otel-processor")
+    plain = _render_prometheus(
+        tmp_path, LocalStack(tmp_path / "run", build_missing=False).prometheus_values()
+    )
+    assert "https" not in plain.read_text()

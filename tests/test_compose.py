@@ -40,8 +40,8 @@ PUBLISHED = {
         "COLLECTOR_TELEMETRY_PORT": 8888,
         "COLLECTOR_PROMETHEUS_EXPORTER_PORT": 8889,
     },
-    "processor": {"PROCESSOR_OTLP_PORT": 14317, "PROCESSOR_METRICS_PORT": 9464},
-    "jaeger": {"JAEGER_QUERY_PORT": 16686, "JAEGER_OTLP_GRPC_PORT": 4317},
+    # the processor publishes nothing: only the collector and Prometheus reach it, in the network
+    "jaeger": {"JAEGER_QUERY_PORT": 16686},
     "prometheus": {"PROMETHEUS_PORT": 9090},
     "alertmanager": {"ALERTMANAGER_PORT": 9093},
     "grafana": {"GRAFANA_PORT": 3000},
@@ -115,11 +115,52 @@ def test_published_ports_equal_env() -> None:
     for name, service in SERVICES.items():
         published: dict[str, int] = {}
         for mapping in service.get("ports", []):
-            host, container = mapping.rsplit(":", 1)
+            address, host, container = mapping.split(":")
+            assert address == "${GENAI_OTEL_PUBLISH_HOST}", (name, mapping)
             (variable,) = VARIABLE.findall(host)
             published[variable] = int(container)
             assert int(interpolate(host)) == int(ENV[variable])
         assert published == PUBLISHED.get(name, {}), name
+
+
+def test_every_published_port_binds_to_loopback_by_default() -> None:
+    """Short syntax `[IP:]HOST:CONTAINER`: without an IP (or with 0.0.0.0) docker publishes on every
+    interface of the host; each mapping must name one, and .env's must be 127.0.0.1."""
+    assert ENV["GENAI_OTEL_PUBLISH_HOST"] == "127.0.0.1"
+    mappings = [(name, m) for name, service in SERVICES.items() for m in service.get("ports", [])]
+    assert len(mappings) == sum(len(ports) for ports in PUBLISHED.values())
+    for name, mapping in mappings:
+        assert isinstance(mapping, str), (name, mapping)
+        parts = interpolate(mapping).split(":")
+        assert len(parts) == 3 and parts[0] == "127.0.0.1", (name, mapping)
+
+
+def test_the_processor_listens_on_all_interfaces_only_inside_its_container() -> None:
+    from genai_otel.processors.config import ProcessorConfig
+
+    defaults = ProcessorConfig()
+    assert (defaults.listen, defaults.metrics_listen) == (
+        f"127.0.0.1:{ENV['PROCESSOR_OTLP_PORT']}",
+        f"127.0.0.1:{ENV['PROCESSOR_METRICS_PORT']}",
+    )
+    command = SERVICES["processor"]["command"]
+    assert "--listen=0.0.0.0:14317" in command
+    assert "--metrics-listen=0.0.0.0:9464" in command
+    assert "ports" not in SERVICES["processor"]
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert "GENAI_OTEL_PROCESSOR_LISTEN=0.0.0.0:14317" in dockerfile
+    assert "GENAI_OTEL_PROCESSOR_METRICS_LISTEN=0.0.0.0:9464" in dockerfile
+
+
+def test_prometheus_lifecycle_and_admin_apis_are_off() -> None:
+    from genai_otel.stack.runner import LocalStack
+
+    compose = SERVICES["prometheus"]["command"]
+    local = LocalStack(Path("/tmp/unused"))._specs({"prometheus": Path("prometheus")})["prometheus"]
+    for command in (compose, local.command):
+        assert not [
+            flag for flag in command if flag.startswith(("--web.enable-lifecycle", "--web.enable-admin"))
+        ]
 
 
 def test_configs_are_mounted_read_only_from_the_repository() -> None:
@@ -234,6 +275,9 @@ def test_compose_file_loads_with_the_reference_loader(compose_check: Path) -> No
     for name, expected in PUBLISHED.items():
         published = {int(port["published"]): port["target"] for port in services[name].get("ports", [])}
         assert published == {int(ENV[variable]): target for variable, target in expected.items()}, name
+    addresses = {port.get("host_ip") for service in services.values() for port in service.get("ports", [])}
+    assert addresses == {"127.0.0.1"}
+    assert "ports" not in services["processor"]
     for name, service in services.items():
         for volume in service.get("volumes", []):
             if volume["type"] == "bind":
@@ -241,6 +285,14 @@ def test_compose_file_loads_with_the_reference_loader(compose_check: Path) -> No
                 assert volume.get("read_only") is True, (name, volume["source"])
     assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "not-a-default"
     assert services["processor"]["build"]["args"]["PYTHON_VERSION"] == ENV["PYTHON_VERSION"]
+
+
+def test_one_variable_widens_every_published_port(compose_check: Path) -> None:
+    result = _load_compose(compose_check, GRAFANA_ADMIN_PASSWORD="x", GENAI_OTEL_PUBLISH_HOST="0.0.0.0")
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    addresses = [port.get("host_ip") for service in services.values() for port in service.get("ports", [])]
+    assert addresses == ["0.0.0.0"] * sum(len(ports) for ports in PUBLISHED.values())
 
 
 def test_compose_refuses_to_start_grafana_without_an_admin_password(compose_check: Path) -> None:

@@ -2,8 +2,10 @@
 
     scripts/build-components [collector|jaeger|prometheus|alertmanager ...]   (default: all)
 
-Each binary's file name carries its version (`otelcol-genai-0.159.0`, `jaeger-2.20.0`, ...), so a
-version bump in `.env` builds a new binary and an unchanged version is reused at once. Builds use
+Each binary's file name carries its version (`otelcol-genai-0.159.0-<manifest digest>`,
+`jaeger-2.20.0`, ...), so a version bump in `.env` builds a new binary and an unchanged version is
+reused at once. The collector's name also carries the first 12 hex digits of the builder manifest's
+SHA-256: adding a component to the manifest builds a new binary instead of reusing one without it. Builds use
 the Go toolchain with its default module cache (~/go/pkg/mod) and build cache, run under `nice`,
 and write the binary atomically, so an interrupted build never leaves a broken file behind.
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -265,6 +268,11 @@ def _build_alertmanager(component: Component, _: Path) -> None:
         _go_install(f"github.com/prometheus/alertmanager/cmd/{role}", version, role, component.paths()[role])
 
 
+def manifest_digest() -> str:
+    """First 12 hex digits of the builder manifest's SHA-256: part of the collector's cache key."""
+    return hashlib.sha256(MANIFEST.read_bytes()).hexdigest()[:12]
+
+
 def components() -> dict[str, Component]:
     env = settings()
     collector, jaeger = env["COLLECTOR_VERSION"], env["JAEGER_VERSION"]
@@ -273,7 +281,7 @@ def components() -> dict[str, Component]:
         "collector": Component(
             "collector",
             collector,
-            {"collector": f"otelcol-genai-{collector}"},
+            {"collector": f"otelcol-genai-{collector}-{manifest_digest()}"},
             _build_collector,
             "OpenTelemetry Collector (builder manifest collector-config/builder-config.yaml)",
         ),

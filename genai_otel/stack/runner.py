@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import string
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+import yaml
+
 from genai_otel.stack import build
 from genai_otel.stack.env import REPO_ROOT, settings
 
@@ -36,6 +39,25 @@ logger = logging.getLogger(__name__)
 
 COLLECTOR_CONFIG = REPO_ROOT / "collector-config" / "collector.yaml"
 JAEGER_CONFIG = REPO_ROOT / "collector-config" / "jaeger.yaml"
+# Overlays merged over collector.yaml with a second --config when their variables are set
+# (docs/security.md); without them the local stack is plaintext on 127.0.0.1.
+COLLECTOR_SECURITY_OVERLAY = REPO_ROOT / "collector-config" / "security.yaml"
+COLLECTOR_ENRICHED_TLS_OVERLAY = REPO_ROOT / "collector-config" / "security-enriched-tls.yaml"
+SECURITY_OVERLAY_VARIABLES = (
+    "PROCESSOR_BEARER_TOKEN_FILE",
+    "PROCESSOR_TLS_CA_FILE",
+    "ENRICHED_BEARER_TOKEN_FILE",
+)
+ENRICHED_TLS_VARIABLES = ("ENRICHED_TLS_CERT_FILE", "ENRICHED_TLS_KEY_FILE")
+# How Prometheus reaches a /metrics with TLS or auth on (`metrics.*` in the processor's config):
+# the rendered prometheus.yml gets them on the processor's scrape job when these are set.
+PROCESSOR_SCRAPE_VARIABLES = (
+    "PROCESSOR_METRICS_CA_FILE",
+    "PROCESSOR_METRICS_BEARER_TOKEN_FILE",
+    "PROCESSOR_METRICS_BASIC_AUTH_USERNAME",
+    "PROCESSOR_METRICS_BASIC_AUTH_PASSWORD_FILE",
+)
+PROCESSOR_SCRAPE_JOB = "genai-otel-processor"
 PROMETHEUS_TEMPLATE = REPO_ROOT / "prometheus" / "prometheus.yml"
 ALERTMANAGER_CONFIG = REPO_ROOT / "prometheus" / "alertmanager.yml"
 RULES_DIR = REPO_ROOT / "prometheus" / "rules"
@@ -99,20 +121,86 @@ def free_ports(host: str = "127.0.0.1") -> dict[str, int]:
             sock.close()
 
 
+def collector_overlays(environ: Mapping[str, str]) -> list[Path]:
+    """The security overlays the collector gets, from which of their variables are set; a partial
+    set fails naming what is missing (half the settings would leave a hop open or unusable)."""
+    overlays = []
+    for overlay, variables in (
+        (COLLECTOR_SECURITY_OVERLAY, SECURITY_OVERLAY_VARIABLES),
+        (COLLECTOR_ENRICHED_TLS_OVERLAY, ENRICHED_TLS_VARIABLES),
+    ):
+        given = [name for name in variables if environ.get(name)]
+        if not given:
+            continue
+        missing = [name for name in variables if not environ.get(name)]
+        if missing:
+            raise StackError(
+                f"{', '.join(given)} set but not {', '.join(missing)}: "
+                f"{overlay.name} needs all of {', '.join(variables)}"
+            )
+        overlays.append(overlay)
+    if COLLECTOR_ENRICHED_TLS_OVERLAY in overlays and COLLECTOR_SECURITY_OVERLAY not in overlays:
+        raise StackError(
+            "TLS on the enriched receiver without its token: set "
+            + ", ".join(SECURITY_OVERLAY_VARIABLES)
+            + " too"
+        )
+    return overlays
+
+
+def secure_processor_scrape(text: str, values: Mapping[str, str]) -> str:
+    """prometheus.yml with TLS and credentials on the processor's scrape job, when the
+    PROCESSOR_SCRAPE_VARIABLES say so; the text unchanged otherwise."""
+    if not any(values.get(name) for name in PROCESSOR_SCRAPE_VARIABLES):
+        return text
+    username = values.get("PROCESSOR_METRICS_BASIC_AUTH_USERNAME", "")
+    password_file = values.get("PROCESSOR_METRICS_BASIC_AUTH_PASSWORD_FILE", "")
+    token_file = values.get("PROCESSOR_METRICS_BEARER_TOKEN_FILE", "")
+    if bool(username) != bool(password_file):
+        raise StackError(
+            "PROCESSOR_METRICS_BASIC_AUTH_USERNAME and PROCESSOR_METRICS_BASIC_AUTH_PASSWORD_FILE go together"
+        )
+    if token_file and username:
+        raise StackError("the processor's /metrics takes a bearer token or basic auth, not both")
+    config = yaml.safe_load(text)
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == PROCESSOR_SCRAPE_JOB]
+    if values.get("PROCESSOR_METRICS_CA_FILE"):
+        job["scheme"] = "https"
+        job["tls_config"] = {"ca_file": values["PROCESSOR_METRICS_CA_FILE"]}
+        if values.get("PROCESSOR_METRICS_TLS_SERVER_NAME"):
+            job["tls_config"]["server_name"] = values["PROCESSOR_METRICS_TLS_SERVER_NAME"]
+    if token_file:
+        job["authorization"] = {"type": "Bearer", "credentials_file": token_file}
+    if username:
+        job["basic_auth"] = {"username": username, "password_file": password_file}
+    header = "# Rendered by genai-otel stack render; the processor's scrape job carries TLS/auth.\n"
+    return header + yaml.safe_dump(config, sort_keys=False)
+
+
 def render_template(template: Path, values: Mapping[str, str], output: Path) -> Path:
-    """Fill `${NAME}` placeholders; a missing value fails naming the placeholder and the file."""
+    """Fill `${NAME}` placeholders; a missing value fails naming the placeholder and the file.
+    prometheus.yml also gets the processor's scrape credentials (secure_processor_scrape)."""
     try:
         text = string.Template(template.read_text(encoding="utf-8")).substitute(values)
     except KeyError as missing:
         raise StackError(f"{template}: no value for placeholder ${{{missing.args[0]}}}") from None
+    if template.name == PROMETHEUS_TEMPLATE.name:
+        text = secure_processor_scrape(text, values)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
     return output
 
 
 def _http_ok(url: str, timeout: float = 1.0) -> bool:
+    # A liveness probe sends no secret and reads nothing but the status: it need not verify a
+    # certificate (the processor's /healthz over TLS may use one from a private CA).
+    context = None
+    if url.startswith("https:"):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return bool(200 <= response.status < 300)
     except (OSError, urllib.error.URLError):
         return False
@@ -197,6 +285,11 @@ class LocalStack:
     def _url(self, key: str, path: str = "") -> str:
         return f"http://{self._addr(key)}{path}"
 
+    def _processor_metrics_url(self, path: str) -> str:
+        # TLS on /metrics is the processor's own setting; the stack sees it in the environment
+        tls = os.environ.get("GENAI_OTEL_PROCESSOR_METRICS__TLS__CERT_FILE")
+        return f"{'https' if tls else 'http'}://{self._addr('PROCESSOR_METRICS_PORT')}{path}"
+
     def endpoints(self) -> dict[str, str]:
         return {
             "otlp_grpc_endpoint": self._url("OTLP_GRPC_PORT"),
@@ -204,7 +297,7 @@ class LocalStack:
             "jaeger_url": self._url("JAEGER_QUERY_PORT"),
             "prometheus_url": self._url("PROMETHEUS_PORT"),
             "alertmanager_url": self._url("ALERTMANAGER_PORT"),
-            "processor_metrics_url": self._url("PROCESSOR_METRICS_PORT", "/metrics"),
+            "processor_metrics_url": self._processor_metrics_url("/metrics"),
             "processor_otlp_endpoint": self._addr("PROCESSOR_OTLP_PORT"),
             "collector_health_url": self._url("COLLECTOR_HEALTH_PORT"),
             "collector_metrics_url": self._url("COLLECTOR_TELEMETRY_PORT", "/metrics"),
@@ -216,6 +309,7 @@ class LocalStack:
         ports = {key: str(value) for key, value in self.ports.items()}
         run = self.run_dir
         specs: dict[str, ServiceSpec] = {}
+        overlays = collector_overlays({**os.environ, **self.collector_env})
         specs["jaeger"] = ServiceSpec(
             "jaeger",
             [str(binaries.get("jaeger", "")), "--config", str(JAEGER_CONFIG)],
@@ -237,7 +331,12 @@ class LocalStack:
         )
         specs["collector"] = ServiceSpec(
             "collector",
-            [str(binaries.get("collector", "")), "--config", str(COLLECTOR_CONFIG)],
+            [
+                str(binaries.get("collector", "")),
+                "--config",
+                str(COLLECTOR_CONFIG),
+                *(arg for overlay in overlays for arg in ("--config", str(overlay))),
+            ],
             {
                 **ports,
                 "COLLECTOR_LISTEN_HOST": self.host,
@@ -267,7 +366,8 @@ class LocalStack:
             "processor",
             processor,
             {"OTEL_SDK_DISABLED": "true", PROCESSOR_MESSAGE_ENV: f"{self.enriched_max_recv_msg_mib}MiB"},
-            self._url("PROCESSOR_METRICS_PORT", "/metrics"),
+            # /healthz, not /metrics: it answers without the scrape credentials /metrics may need
+            self._processor_metrics_url("/healthz"),
         )
         specs["prometheus"] = ServiceSpec(
             "prometheus",
@@ -276,8 +376,8 @@ class LocalStack:
                 f"--config.file={run / 'prometheus.yml'}",
                 f"--storage.tsdb.path={run / 'prometheus-data'}",
                 f"--web.listen-address={self._addr('PROMETHEUS_PORT')}",
+                # no --web.enable-lifecycle: any local user could POST /-/quit; restart instead
                 *PROMETHEUS_FEATURE_FLAGS,
-                "--web.enable-lifecycle",
             ],
             {},
             self._url("PROMETHEUS_PORT", "/-/ready"),
@@ -350,7 +450,9 @@ class LocalStack:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         if "prometheus" in self.services:
-            render_template(PROMETHEUS_TEMPLATE, self.prometheus_values(), self.run_dir / "prometheus.yml")
+            scrape = {name: os.environ[name] for name in PROCESSOR_SCRAPE_VARIABLES if os.environ.get(name)}
+            values = {**self.prometheus_values(), **scrape}
+            render_template(PROMETHEUS_TEMPLATE, values, self.run_dir / "prometheus.yml")
         pids: dict[str, int] = {}
         self._programs.clear()
         self._write_state(pids)
