@@ -189,9 +189,10 @@ def forward_token(config: ForwardAuthConfig) -> ForwardToken | None:
 # --------------------------------------------------------------------------------------
 # TLS
 # --------------------------------------------------------------------------------------
-def _check_pair(cert_file: Path, key_file: Path) -> None:
-    """Refuse a certificate and key that do not belong together (e.g. half-way through a rotation),
-    with the standard library's TLS, before grpc would fail every handshake with them."""
+def _check_files(cert_file: Path, key_file: Path, ca_file: Path | None) -> None:
+    """Refuse a certificate and key that do not belong together (e.g. half-way through a rotation)
+    or a CA file holding no certificate, with the standard library's TLS, before grpc would fail
+    every handshake with them."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         context.load_cert_chain(cert_file, key_file)
@@ -201,6 +202,14 @@ def _check_pair(cert_file: Path, key_file: Path) -> None:
         ) from None
     except OSError as exc:
         raise CredentialError(f"{cert_file} or {key_file}: cannot read: {exc.strerror}") from exc
+    if ca_file is None:
+        return
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except ssl.SSLError as exc:
+        raise CredentialError(f"{ca_file}: not a PEM CA bundle ({exc.reason})") from None
+    except OSError as exc:
+        raise CredentialError(f"{ca_file}: cannot read: {exc.strerror}") from exc
 
 
 class ServerCertificates:
@@ -213,10 +222,11 @@ class ServerCertificates:
             self.files.append(config.client_ca_file)
         self.require_client_certificate = config.client_ca_file is not None
         self._stamps = [_stamp(path) for path in self.files]
+        self._unusable: list[tuple[int, int, int] | None] | None = None
         self.initial = self._load(self._stamps)
 
     def _load(self, stamps: list[tuple[int, int, int] | None]) -> grpc.ServerCertificateConfiguration:
-        _check_pair(self.files[0], self.files[1])
+        _check_files(self.files[0], self.files[1], self.files[2] if self.require_client_certificate else None)
         cert, key = _read(self.files[0]), _read(self.files[1])
         client_ca = _read(self.files[2]) if self.require_client_certificate else None
         if [_stamp(path) for path in self.files] != stamps:
@@ -226,12 +236,14 @@ class ServerCertificates:
     def fetch(self) -> grpc.ServerCertificateConfiguration | None:
         """grpc's fetcher, called at each new handshake: a new configuration, or None for "unchanged"."""
         stamps = [_stamp(path) for path in self.files]
-        if stamps == self._stamps:
+        if stamps in (self._stamps, self._unusable):
             return None
         try:
             loaded = self._load(stamps)
         except CredentialError as exc:
-            # Keep serving the previous certificate; try again at the next handshake.
+            # Keep serving the previous certificate until the files change again (a rotation
+            # half-way through); logged once per version of the files, not once per handshake.
+            self._unusable = stamps
             logger.warning("TLS files changed but cannot be used, keeping the previous: %s", exc)
             return None
         self._stamps = stamps

@@ -372,7 +372,14 @@ async def test_rotated_server_certificate_is_served_to_new_connections(sink: Sin
     try:
         first = await asyncio.to_thread(served_certificate, processor.port, pki)
         assert first.serial_number == 1001
-        pki.install_server(issue("processor-rotated", pki.server_ca, serial=2002))
+        # Half-way through a rotation (the new certificate, still the old key): the old pair
+        # stays in force, logged once, and the next file change is looked at again.
+        rotated = issue("processor-rotated", pki.server_ca, serial=2002)
+        pki.write("server.pem", rotated.cert)
+        for _ in range(2):
+            halfway = await asyncio.to_thread(served_certificate, processor.port, pki)
+            assert halfway.serial_number == 1001
+        pki.install_server(rotated)
         second = await asyncio.to_thread(served_certificate, processor.port, pki)
         assert second.serial_number == 2002
         assert second.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "processor-rotated"
