@@ -10,6 +10,7 @@ mappings are `key=value` pairs separated by commas. An invalid value fails at st
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -20,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -75,6 +77,117 @@ class RetryConfig(_Section):
         return self
 
 
+# RFC 6750's b64token: what an `authorization: Bearer` header value can carry unchanged.
+_BEARER_TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# Values never shown in an error message: anything inside an `auth` section but file paths.
+SECRET_SECTION: Final = "auth"
+
+
+def bearer_token_problem(token: str) -> str | None:
+    """Why `token` cannot be a bearer token, in words that do not repeat it; None if it can."""
+    if not token:
+        return "must not be empty"
+    if not _BEARER_TOKEN.fullmatch(token):
+        return "must be one RFC 6750 token: letters, digits and -._~+/ then optional '=' padding"
+    return None
+
+
+def _secret_token(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and (problem := bearer_token_problem(value.get_secret_value())):
+        raise ValueError(problem)
+    return value
+
+
+def _one_token_source(section: BaseModel) -> None:
+    if getattr(section, "bearer_token", None) is not None and getattr(section, "bearer_token_file", None):
+        raise ValueError("set bearer_token_file or bearer_token, not both")
+
+
+def _cert_with_key(cert_file: Path | None, key_file: Path | None) -> None:
+    if (cert_file is None) != (key_file is None):
+        raise ValueError("cert_file and key_file go together: set both or neither")
+
+
+class ListenTlsConfig(_Section):
+    """TLS on the OTLP listener; off (plaintext) unless cert_file and key_file are set.
+
+    The files are re-read when they change, for connections made after that (rotation without
+    restart). With client_ca_file, mutual TLS: a client must present a certificate it signed."""
+
+    cert_file: Path | None = None  # PEM certificate chain, leaf first
+    key_file: Path | None = None  # PEM private key of that certificate
+    client_ca_file: Path | None = None  # PEM CA bundle; set: clients must present a certificate
+
+    @model_validator(mode="after")
+    def _complete(self) -> ListenTlsConfig:
+        _cert_with_key(self.cert_file, self.key_file)
+        if self.client_ca_file is not None and self.cert_file is None:
+            raise ValueError("client_ca_file (mutual TLS) needs cert_file and key_file")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
+class ListenAuthConfig(_Section):
+    """Bearer-token auth on OTLP exports; off unless a token is given. The file holds one or more
+    accepted tokens, one per line (two during a rotation), and is re-read when it changes; the
+    inline token (e.g. env GENAI_OTEL_PROCESSOR_AUTH__BEARER_TOKEN) is fixed for the process."""
+
+    bearer_token_file: Path | None = None
+    bearer_token: SecretStr | None = None
+
+    _check_token = field_validator("bearer_token")(classmethod(lambda cls, v: _secret_token(v)))
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ListenAuthConfig:
+        _one_token_source(self)
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.bearer_token_file is not None or self.bearer_token is not None
+
+
+class ForwardTlsConfig(_Section):
+    """TLS to the next hop; plaintext unless `enabled` or one of the files is set."""
+
+    enabled: bool = False  # on with the system's trusted roots when ca_file is unset
+    ca_file: Path | None = None  # PEM CA bundle that signed the next hop's certificate
+    cert_file: Path | None = None  # client certificate, for a next hop that requires mutual TLS
+    key_file: Path | None = None
+    server_name_override: str | None = None  # the name checked in the next hop's certificate
+
+    @model_validator(mode="after")
+    def _complete(self) -> ForwardTlsConfig:
+        _cert_with_key(self.cert_file, self.key_file)
+        return self
+
+    @property
+    def active(self) -> bool:
+        return self.enabled or self.ca_file is not None or self.cert_file is not None
+
+
+class ForwardAuthConfig(_Section):
+    """A bearer token sent as `authorization: Bearer <token>` on every export to the next hop.
+    The file holds the token (its first non-blank line) and is re-read when it changes."""
+
+    bearer_token_file: Path | None = None
+    bearer_token: SecretStr | None = None
+
+    _check_token = field_validator("bearer_token")(classmethod(lambda cls, v: _secret_token(v)))
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ForwardAuthConfig:
+        _one_token_source(self)
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.bearer_token_file is not None or self.bearer_token is not None
+
+
 class ForwardConfig(_Section):
     endpoint: str = (
         "127.0.0.1:4319"  # the collector's second OTLP receiver (.env COLLECTOR_ENRICHED_OTLP_PORT)
@@ -98,6 +211,8 @@ class ForwardConfig(_Section):
     # when it set none) is answered as accepted, since a re-send would only queue it twice.
     acknowledge: Literal["forwarded", "accepted"] = "forwarded"
     retry: RetryConfig = RetryConfig()
+    tls: ForwardTlsConfig = ForwardTlsConfig()
+    auth: ForwardAuthConfig = ForwardAuthConfig()
 
     _check_endpoint = field_validator("endpoint")(classmethod(lambda cls, v: _address(v)))
     _sizes = field_validator("max_message_bytes", "max_batch_bytes", mode="before")(
@@ -217,6 +332,8 @@ class ProcessorConfig(_Section):
     listen: str = "127.0.0.1:14317"  # OTLP gRPC in (.env PROCESSOR_OTLP_PORT)
     metrics_listen: str = "127.0.0.1:9464"  # Prometheus /metrics (.env PROCESSOR_METRICS_PORT)
     metrics: MetricsConfig = MetricsConfig()
+    tls: ListenTlsConfig = ListenTlsConfig()  # on the OTLP listener
+    auth: ListenAuthConfig = ListenAuthConfig()  # on the OTLP listener (the health service is open)
     forward: ForwardConfig = ForwardConfig()
     pricing: PricingConfig = PricingConfig()
     labels: LabelsConfig = LabelsConfig()
@@ -235,7 +352,8 @@ def _set_path(target: dict[str, Any], path: list[str], value: Any) -> None:
     for part in path[:-1]:
         nested = target.setdefault(part, {})
         if not isinstance(nested, dict):
-            raise ConfigError(f"{'.'.join(path)}: cannot set inside non-mapping value {nested!r}")
+            shown = _masked(nested, tuple(path[: path.index(part) + 1]))
+            raise ConfigError(f"{'.'.join(path)}: cannot set inside non-mapping value {shown!r}")
         target = nested
     target[path[-1]] = value
 
@@ -284,13 +402,30 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _is_secret(path: tuple[str | int, ...]) -> bool:
+    """A value under an `auth` section that is not a file path: a token, or a misspelt key that may
+    hold one."""
+    return SECRET_SECTION in path and not str(path[-1]).endswith("_file")
+
+
+def _masked(value: Any, path: tuple[str | int, ...]) -> Any:
+    """`value` as an error message may show it: secrets replaced by "***", also inside a mapping
+    (a section-level error's input is the whole section)."""
+    if isinstance(value, Mapping):
+        return {key: _masked(item, (*path, key)) for key, item in value.items()}
+    if isinstance(value, SecretStr) or (value is not None and _is_secret(path)):
+        return "***"
+    return value
+
+
 def _explain(exc: ValidationError, sources: Mapping[str, str]) -> str:
     lines = []
     for error in exc.errors():
         key = ".".join(str(p) for p in error["loc"])
         origin = sources.get(key, "")
         message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"{key}={error.get('input')!r}{origin}: {message}")
+        shown = _masked(error.get("input"), tuple(error["loc"]))
+        lines.append(f"{key}={shown!r}{origin}: {message}")
     return "invalid processor configuration: " + "; ".join(lines)
 
 

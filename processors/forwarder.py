@@ -48,6 +48,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from .config import ForwardConfig
 from .metrics import Registry
 from .nexthop import RETRY_INFO_KEY, RETRYABLE, STATUS_DETAILS_KEY, retry_delay, too_large
+from .security import channel_credentials, channel_options, forward_token, warn_plaintext_token
 from .wire import WireError, largest_single_span_export, split_by_size
 
 __all__ = ["RETRYABLE", "RETRY_INFO_KEY", "STATUS_DETAILS_KEY", "Forwarder", "retry_delay"]
@@ -115,6 +116,7 @@ class Forwarder:
         self._workers: list[asyncio.Task[None]] = []
         self._channel: grpc.aio.Channel | None = None
         self._export: grpc.aio.UnaryUnaryMultiCallable | None = None
+        self._token = forward_token(config.auth)
 
     # -- accepting --------------------------------------------------------------------
     def has_room(self, spans: int) -> bool:
@@ -176,10 +178,18 @@ class Forwarder:
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
-        self._channel = grpc.aio.insecure_channel(
-            self.config.endpoint,
-            options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)],
-        )
+        options: list[tuple[str, str | int]] = [
+            ("grpc.max_send_message_length", -1),
+            ("grpc.max_receive_message_length", -1),
+        ]
+        credentials = channel_credentials(self.config.tls)
+        if credentials is not None:
+            options += channel_options(self.config.tls)
+            self._channel = grpc.aio.secure_channel(self.config.endpoint, credentials, options=options)
+        else:
+            self._channel = grpc.aio.insecure_channel(self.config.endpoint, options=options)
+            if self._token is not None:
+                warn_plaintext_token("forward", self.config.endpoint)
         self._export = self._channel.unary_unary(
             EXPORT_METHOD,
             request_serializer=None,
@@ -287,7 +297,11 @@ class Forwarder:
             export.backoff = retry.initial_backoff_seconds
         registry = self.registry
         try:
-            response = await self._export(export.payload(), timeout=self.config.timeout_seconds)
+            response = await self._export(
+                export.payload(),
+                timeout=self.config.timeout_seconds,
+                metadata=self._token.metadata() if self._token is not None else None,
+            )
         except grpc.aio.AioRpcError as err:
             code = err.code()
             registry.count(registry.export_failures, code.name.lower())

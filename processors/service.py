@@ -41,6 +41,7 @@ from .metrics import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Registry
 from .pipeline import Pipeline
 from .pricing import PRICE_TABLE_VERSION, PriceBook, PriceOverrides
 from .scan import PURE_PYTHON_ENV, accelerated_available
+from .security import listener_check, server_credentials, warn_plaintext_token
 from .wire import WireError
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class Processor:
             max_value_length=config.limits.max_attribute_length,
         )
         self.forwarder = Forwarder(config.forward, self.registry)
+        self._auth = listener_check(config.auth)
         self.health = HealthServicer()
         self._error_log = RateLimitedLog(ERROR_LOG_INTERVAL_SECONDS)
         self.draining = False
@@ -120,6 +122,10 @@ class Processor:
     # -- OTLP ---------------------------------------------------------------------------
     async def export(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         registry = self.registry
+        # First of all: an unauthenticated request is counted as that and nothing else.
+        if self._auth is not None and not self._auth.allows(context.invocation_metadata()):
+            registry.count(registry.rejected, "unauthenticated")
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         if self.draining:
             registry.count(registry.rejected, "shutting_down")
             context.set_trailing_metadata(
@@ -253,7 +259,14 @@ class Processor:
         )
         server.add_generic_rpc_handlers((handler,))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        self.port = server.add_insecure_port(self.config.listen)
+        # The health service shares the port but not the token check: health probes stay open.
+        credentials = server_credentials(self.config.tls)
+        if credentials is not None:
+            self.port = server.add_secure_port(self.config.listen, credentials)
+        else:
+            self.port = server.add_insecure_port(self.config.listen)
+            if self._auth is not None:
+                warn_plaintext_token("OTLP listener", self.config.listen)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.config.listen}")
         await self.forwarder.start()
@@ -276,6 +289,13 @@ class Processor:
             self.port,
             self.metrics_port,
             self.config.forward.endpoint,
+        )
+        logger.info(
+            "OTLP listener: %s, %s; forward: %s, %s",
+            ("mutual TLS" if self.config.tls.client_ca_file else "TLS") if credentials else "plaintext",
+            "bearer token required" if self._auth else "no token required",
+            "TLS" if self.config.forward.tls.active else "plaintext",
+            "bearer token sent" if self.config.forward.auth.enabled else "no token sent",
         )
         logger.info(
             "hot path: %s",
