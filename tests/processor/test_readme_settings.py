@@ -14,7 +14,8 @@ from genai_otel.processors.config import ProcessorConfig, load_config
 from pydantic import BaseModel
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-ROW = re.compile(r"^\| `(?P<key>[a-z_.]+)`(?: \(`--[a-z-]+`\))? \| (?P<default>[^|]*) \|")
+# a row names one key (and its flag), or several keys that share a default and a meaning
+ROW = re.compile(r"^\| (?P<keys>`[a-z_.]+`(?:, `[a-z_.]+`)*)(?: \(`--[a-z-]+`\))? \| (?P<default>[^|]*) \|")
 
 
 def settings(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -38,7 +39,8 @@ def table() -> dict[str, str]:
             break
         match = ROW.match(line)
         assert match, f"unreadable settings row: {line[:80]}"
-        rows[match["key"]] = match["default"].strip()
+        for key in re.findall(r"`([a-z_.]+)`", match["keys"]):
+            rows[key] = match["default"].strip()
     return rows
 
 
