@@ -4,8 +4,6 @@ certificates made here (the `cryptography` package)."""
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import logging
 import os
 import socket
@@ -19,14 +17,14 @@ from typing import Any, Self
 import grpc
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors import service
 from genai_otel.processors.config import ConfigError, load_config
 from genai_otel.processors.service import Processor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.certs import Issued, issue
 
 from .helpers import EXPORT, GENAI, Sink, attributes_of, make_request, make_span, samples, scrape
 
@@ -39,51 +37,6 @@ REQUEST = make_request([make_span(GENAI)])
 # --------------------------------------------------------------------------------------
 # Certificates
 # --------------------------------------------------------------------------------------
-@dataclass
-class Issued:
-    cert: bytes
-    key: bytes
-    certificate: x509.Certificate
-    private_key: ec.EllipticCurvePrivateKey
-
-
-def issue(name: str, issuer: Issued | None = None, *, ca: bool = False, serial: int | None = None) -> Issued:
-    """A certificate for `name` signed by `issuer` (self-signed without one); a leaf is valid for
-    127.0.0.1 and localhost."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.certificate.subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(serial or x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if not ca:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-    signer = issuer.private_key if issuer else key
-    certificate = builder.sign(signer, hashes.SHA256())
-    return Issued(
-        cert=certificate.public_bytes(serialization.Encoding.PEM),
-        key=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-        certificate=certificate,
-        private_key=key,
-    )
-
-
 @dataclass
 class Pki:
     folder: Path
