@@ -247,3 +247,110 @@ def test_prometheus_scrapes_metrics_behind_tls_and_a_bearer_token(
     finally:
         stack.stop()
     assert not os.path.exists(stack.run_dir / "stack.json")
+
+
+GENAI_CALL = {  # one gpt-4o chat call: 0.0035 USD
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": "gpt-4o",
+    "gen_ai.usage.input_tokens": 1000,
+    "gen_ai.usage.output_tokens": 100,
+}
+
+
+def _genai_request(count: int, trace: int) -> trace_service_pb2.ExportTraceServiceRequest:
+    request = _request(*(f"chat gpt-4o #{i}" for i in range(count)), trace=trace)
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        span.start_time_unix_nano = 1_751_371_200 * 10**9  # 2025-07-01, when gpt-4o's price holds
+        span.end_time_unix_nano = span.start_time_unix_nano + 10**9
+        for key, value in GENAI_CALL.items():
+            any_value = (
+                common_pb2.AnyValue(int_value=value)
+                if isinstance(value, int)
+                else common_pb2.AnyValue(string_value=value)
+            )
+            span.attributes.append(common_pb2.KeyValue(key=key, value=any_value))
+    return request
+
+
+def test_tls_and_tokens_on_both_processor_hops_with_the_real_collector_and_processor(
+    tmp_path: Path,
+    ca: Authority,
+    monkeypatch: pytest.MonkeyPatch,
+    require_binaries: Callable[..., None],
+    require_processor: None,
+) -> None:
+    """collector --TLS + token--> processor --TLS + token--> collector's enriched receiver: spans
+    flow, are priced, and the processor's cost series equals the costs on the spans; a sender
+    without the processor's token, or without TLS, is refused at the processor."""
+    require_binaries("collector")
+    pki, secrets = tmp_path / "pki", tmp_path / "secrets"
+    secrets.mkdir()
+    processor_token, enriched_token = secrets / "processor.token", secrets / "enriched.token"
+    processor_token.write_text(PROCESSOR_TOKEN + "\n")
+    enriched_token.write_text(ENRICHED_TOKEN + "\n")
+    processor_pair, receiver = ca.issue(pki, "processor"), ca.issue(pki, "collector-enriched")
+    for name, value in {
+        "TLS__CERT_FILE": processor_pair.cert_file,
+        "TLS__KEY_FILE": processor_pair.key_file,
+        "AUTH__BEARER_TOKEN_FILE": processor_token,
+        "FORWARD__TLS__CA_FILE": ca.cert_file,
+        "FORWARD__AUTH__BEARER_TOKEN_FILE": enriched_token,
+    }.items():
+        monkeypatch.setenv(f"GENAI_OTEL_PROCESSOR_{name}", str(value))
+    jaeger = OtlpTap(forward_to=None).start()
+    stack = LocalStack(
+        tmp_path / "run",
+        ports={**free_ports(), "JAEGER_OTLP_GRPC_PORT": jaeger.port},
+        build_missing=False,
+        services=("collector", "processor"),
+        collector_env={
+            "PROCESSOR_BEARER_TOKEN_FILE": str(processor_token),
+            "PROCESSOR_TLS_CA_FILE": str(ca.cert_file),
+            "ENRICHED_BEARER_TOKEN_FILE": str(enriched_token),
+            "ENRICHED_TLS_CERT_FILE": str(receiver.cert_file),
+            "ENRICHED_TLS_KEY_FILE": str(receiver.key_file),
+            "TAIL_SAMPLING_PERCENT_GPT_4O": "100",  # keep every trace: the test counts them all
+            "TAIL_SAMPLING_DECISION_WAIT": "1s",
+            "TAIL_SAMPLING_DECISION_WAIT_AFTER_ROOT": "200ms",
+        },
+    )
+    try:
+        endpoints = stack.start(timeout=60)
+        with grpc.insecure_channel(f"127.0.0.1:{stack.ports['OTLP_GRPC_PORT']}") as app:
+            assert _export(app, _genai_request(3, trace=11), token=None) == grpc.StatusCode.OK
+        priced = wait_for(
+            lambda: [attrs for _, attrs, _ in jaeger.spans()] if len(jaeger.spans()) == 3 else None,
+            timeout=60,
+            what="3 priced spans at Jaeger",
+        )
+        costs = [attrs["gen_ai.usage.cost.amount"] for attrs in priced]
+        assert costs == pytest.approx([0.0035] * 3, abs=1e-9)
+        assert {attrs["gen_ai.usage.cost.source"] for attrs in priced} == {"local"}
+
+        # the processor's listener: TLS only, and only with its token
+        processor = f"127.0.0.1:{stack.ports['PROCESSOR_OTLP_PORT']}"
+        credentials = grpc.ssl_channel_credentials(root_certificates=ca.cert_file.read_bytes())
+        with grpc.secure_channel(processor, credentials) as channel:
+            assert _export(channel, _genai_request(1, trace=12), None) == grpc.StatusCode.UNAUTHENTICATED
+            assert _export(channel, _genai_request(1, trace=13), "x" + PROCESSOR_TOKEN) == (
+                grpc.StatusCode.UNAUTHENTICATED
+            )
+        with grpc.insecure_channel(processor) as plaintext:
+            assert _export(plaintext, _genai_request(1, trace=14), PROCESSOR_TOKEN) == (
+                grpc.StatusCode.UNAVAILABLE
+            )
+
+        with urllib.request.urlopen(endpoints["processor_metrics_url"], timeout=5) as response:
+            exposition = response.read().decode()
+        cost_lines = [line for line in exposition.splitlines() if line.startswith("llm_cost_usd_total{")]
+        assert len(cost_lines) == 1 and float(cost_lines[0].split()[-1]) == pytest.approx(
+            sum(costs), abs=1e-9
+        )
+        assert 'genai_otel_processor_requests_rejected_total{reason="unauthenticated"} 2' in exposition
+        logs = (stack.run_dir / "logs" / "processor.log").read_text()
+        logs += (stack.run_dir / "logs" / "collector.log").read_text()
+        assert PROCESSOR_TOKEN not in logs and ENRICHED_TOKEN not in logs
+    finally:
+        stack.stop()
+        jaeger.stop()
