@@ -3210,6 +3210,18 @@ add_long_to_list(PyObject *list, Py_ssize_t index, long long n)
     return rc;
 }
 
+/* obj.name as a long long (-1 with an exception when it is not an int in range). */
+static int
+long_attr(PyObject *obj, PyObject *name, long long *out)
+{
+    PyObject *value = attr_get(obj, name);
+    if (value == NULL)
+        return -1;
+    *out = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
 static int
 add_long_to_attr(PyObject *obj, PyObject *name, long long n)
 {
@@ -3829,20 +3841,17 @@ lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *
     }
     /* first sight: the limiter decides (Python admits new values, counts overflow). Its verdict
      * is final (the admitted set only grows, up to a fixed cap), so it is cached either way: an
-     * admitted value is its own label; a refused one is `other` (an allowed label) or "" (not
-     * allowed), and each later sighting of an `other` counts one overflow, as a call would. */
+     * admitted value's label (the value, or its keyed hash), `other` or "" (not allowed); each
+     * later sighting of a value the limiter counted as overflow counts one more, as a call would.
+     * Whether it did is read off its overflow count, not guessed from the label. */
     PyObject *limiter = PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_LIMITER : L_USER_LIMITER);
-    if ((value = PyUnicode_DecodeUTF8((const char *)raw, len, "replace")) == NULL ||
-        (label = limit(limiter, value)) == NULL || (table_key = PyTuple_Pack(2, service_label, label)) == NULL)
+    long long overflow_before, overflow_after;
+    if (long_attr(limiter, a_overflow, &overflow_before) < 0 ||
+        (value = PyUnicode_DecodeUTF8((const char *)raw, len, "replace")) == NULL ||
+        (label = limit(limiter, value)) == NULL || (table_key = PyTuple_Pack(2, service_label, label)) == NULL ||
+        long_attr(limiter, a_overflow, &overflow_after) < 0)
         goto done;
-    int overflow = 0;
-    if (label != value) {
-        PyObject *allowed = attr_get(limiter, a_allowed);
-        if (allowed == NULL)
-            goto done;
-        overflow = allowed == Py_True;
-        Py_DECREF(allowed);
-    }
+    int overflow = overflow_after > overflow_before;
     if ((l->who_used + 1) * 2 > l->who_cap) { /* full: make room, and cache it next time */
         if (l->who_used >= MAX_ENTRIES) {
             if (lane_flush_whos(l) < 0)

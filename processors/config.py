@@ -256,6 +256,24 @@ class LabelsConfig(_Section):
     # quality-score keys; user and feature cost keys), each; a new one beyond it is recorded
     # under one all-"other" set. Sized so a full scrape stays a few MB (README: "Series cap").
     max_series: int = Field(default=1000, ge=1)
+    # How user ids become the `user` label: as sent (raw), a short keyed hash (hmac: the first 16
+    # hex digits of HMAC-SHA256 with the secret in user_id_hmac_key_file, stable while the key is),
+    # or not at all (drop: user cost is kept per service only).
+    user_id: Literal["raw", "hmac", "drop"] = "raw"
+    user_id_hmac_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _hmac_key(self) -> LabelsConfig:
+        if self.user_id == "hmac":
+            if self.user_id_hmac_key_file is None:
+                raise ValueError("user_id=hmac needs user_id_hmac_key_file (a file holding the secret key)")
+            try:
+                key = self.user_id_hmac_key_file.read_bytes().strip()
+            except OSError as exc:
+                raise ValueError(f"user_id_hmac_key_file cannot be read: {exc.strerror}") from None
+            if len(key) < 16:
+                raise ValueError("user_id_hmac_key_file must hold a key of at least 16 bytes")
+        return self
 
     @field_validator("allow")
     @classmethod

@@ -33,6 +33,8 @@ from __future__ import annotations
 import bisect
 import copy
 import functools
+import hashlib
+import hmac
 import math
 import time
 from collections.abc import Callable, Hashable, Iterable
@@ -239,16 +241,33 @@ class SeriesStats:
         return copied
 
 
-class LabelLimiter:
-    """Admits the first `limit` distinct values of one label; later ones become `other`."""
+class _Labels(set[str]):
+    """Admitted labels that are not the raw values (a transform is set): the C extension looks raw
+    values up in an exact `set` to skip the call, so this subclass sends every value to Python."""
 
-    __slots__ = ("admitted", "allowed", "clock", "limit", "name", "overflow", "overflow_created")
+
+def hmac_label(key: bytes) -> Callable[[str], str]:
+    """A user id as a short, stable keyed hash: the first 16 hex digits of HMAC-SHA256."""
+
+    def label(value: str) -> str:
+        return hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
+
+    return label
+
+
+class LabelLimiter:
+    """Admits the first `limit` distinct values of one label; later ones become `other`.
+
+    `transform` (set by the Registry, e.g. `hmac_label`) turns a raw value into its label first."""
+
+    __slots__ = ("admitted", "allowed", "clock", "limit", "name", "overflow", "overflow_created", "transform")
 
     def __init__(self, name: str, limit: int, allowed: bool, clock: Clock = time.time) -> None:
         self.name = name
         self.limit = limit
         self.allowed = allowed
         self.clock = clock
+        self.transform: Callable[[str], str] | None = None
         self.admitted: set[str] = set()
         self.overflow = 0
         self.overflow_created = 0.0
@@ -256,6 +275,8 @@ class LabelLimiter:
     def __call__(self, value: str) -> str:
         if not self.allowed:
             return ""
+        if self.transform is not None:
+            value = self.transform(value)
         if value in self.admitted:
             return value
         if len(self.admitted) < self.limit:
@@ -280,6 +301,7 @@ class Registry:
         exemplars: bool,
         price_table: str,
         max_series: int | None = None,
+        user_label: Callable[[str], str] | None = None,
         clock: Clock = time.time,
     ) -> None:
         """`clock`: unix seconds, for the `_created` samples (tests pass a fixed one);
@@ -301,6 +323,9 @@ class Registry:
             for name in ALL_LABELS
         }
         self.limiters[sc.LABEL_USER].limit = top_users
+        if user_label is not None:  # labels.user_id: hmac
+            user = self.limiters[sc.LABEL_USER]
+            user.transform, user.admitted = user_label, _Labels()
         self.limiters[sc.LABEL_FEATURE].limit = top_features
         self._allowed = allowed
         # totals per table, beyond the per-label caps (label_overflow_total{label=<cap name>})

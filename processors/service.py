@@ -29,15 +29,16 @@ from pathlib import Path
 from typing import Any, Final
 
 import grpc
+from genai_otel.instrumentation import semconv as sc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from .config import ConfigError, ProcessorConfig, load_config
+from .config import ConfigError, LabelsConfig, ProcessorConfig, load_config
 from .forwarder import RETRY_INFO_KEY, STATUS_DETAILS_KEY, Forwarder
 from .http_guard import MetricsGuard
-from .metrics import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Registry
+from .metrics import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, Registry, hmac_label
 from .pipeline import Pipeline
 from .pricing import PRICE_TABLE_VERSION, PriceBook, PriceOverrides
 from .scan import PURE_PYTHON_ENV, accelerated_available
@@ -86,6 +87,13 @@ def _retry_trailer(code: int, message: str, delay: float) -> tuple[tuple[str, by
     return ((STATUS_DETAILS_KEY, status.SerializeToString()), (RETRY_INFO_KEY, info.SerializeToString()))
 
 
+def _user_label(labels: LabelsConfig) -> Callable[[str], str] | None:
+    """The `user` label's transform for labels.user_id=hmac (the key file was checked at load)."""
+    if labels.user_id != "hmac" or labels.user_id_hmac_key_file is None:
+        return None
+    return hmac_label(labels.user_id_hmac_key_file.read_bytes().strip())
+
+
 class Processor:
     """The running service; `start` binds, `stop` drains. Used by `main` and by tests."""
 
@@ -96,10 +104,16 @@ class Processor:
         )
         self.registry = Registry(
             label_limits=config.labels.max_values,
-            allowed_labels=config.labels.allow,
+            # labels.user_id=drop: user cost is kept per service, without the user label
+            allowed_labels=[
+                label
+                for label in config.labels.allow
+                if not (label == sc.LABEL_USER and config.labels.user_id == "drop")
+            ],
             top_users=config.labels.top_users,
             top_features=config.labels.top_features,
             max_series=config.labels.max_series,
+            user_label=_user_label(config.labels),
             exemplars=config.exemplars,
             price_table=PRICE_TABLE_VERSION,
         )
