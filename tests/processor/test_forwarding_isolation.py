@@ -159,7 +159,7 @@ async def test_a_request_the_next_hop_refuses_costs_only_its_own_spans() -> None
 async def test_a_stuck_request_waits_out_its_own_budget_without_holding_the_only_slot() -> None:
     marker = b"stuck-request-marker"
     sink = await StrictSink(unavailable_marker=marker).start()
-    budget = 4.0
+    budget = 8.0  # the others are delivered within half of it, on a loaded machine too
     processor = await start_processor(
         sink,
         concurrency=1,
@@ -275,7 +275,7 @@ async def test_a_span_that_can_never_fit_is_refused_at_once_and_counts_nothing()
             started = time.monotonic()
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await export(huge)
-            assert time.monotonic() - started < 2
+            assert time.monotonic() - started < 5  # at once: not after retries (300 s budget)
             await export(after)  # the next request goes through as usual
         error = caught.value
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
