@@ -4,12 +4,15 @@
 `genai_otel.processors`, so nothing with a bare, ambiguous name lands in site-packages.
 
 `genai_otel.processors._wirescan` is an optional C extension (CPython C API only): where no
-compiler is available the install still succeeds and the processor uses its pure-Python walk.
+compiler is available the install still succeeds and the processor uses its pure-Python walk
+(and says so at WARNING when it starts); GENAI_OTEL_REQUIRE_EXTENSION=1 makes a failed compile
+fail the build instead (the Docker image's build stage sets it).
 The build stamps the extension with a digest of its source, which the processor compares with the
 `_wirescan.c` it ships beside, so a stale build (an editable install after a pull) is never used.
 """
 
 import hashlib
+import os
 from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
@@ -34,7 +37,7 @@ setup(
             ["processors/_wirescan.c"],
             extra_compile_args=["-O2"],
             define_macros=[("WIRESCAN_SOURCE_DIGEST", f'"{WIRESCAN_DIGEST}"')],
-            optional=True,
+            optional=os.environ.get("GENAI_OTEL_REQUIRE_EXTENSION", "") in ("", "0"),
         )
     ],
 )

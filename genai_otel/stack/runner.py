@@ -555,6 +555,8 @@ class LocalStack:
                 "healthy": running and _http_ok(spec.health_url),
                 "log": str(self.run_dir / "logs" / f"{name}.log"),
             }
+        if "processor" in services:
+            services["processor"]["hot_path"] = processor_hot_path(self.run_dir / "logs" / "processor.log")
         result: dict[str, object] = dict(self.endpoints())
         result["run_dir"] = str(self.run_dir)
         result["running"] = any(s["running"] for s in services.values())
@@ -569,3 +571,17 @@ class LocalStack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def processor_hot_path(log: Path) -> str | None:
+    """What the processor's start-up line says of its hot path: "accelerated", or the pure-Python
+    warning (why, what it costs, the fix); None before it has started."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):  # the latest start
+        _, found, said = line.partition("hot path: ")
+        if found:
+            return "accelerated" if said.startswith("accelerated") else said
+    return None

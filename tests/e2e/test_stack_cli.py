@@ -55,6 +55,7 @@ def test_up_status_down_on_ports_from_the_environment(
         services = report["services"]
         assert set(services) == {"collector", "processor", "jaeger", "prometheus", "alertmanager"}
         assert all(info["healthy"] for info in services.values()), services
+        assert services["processor"]["hot_path"] == "accelerated"
         pids = {name: int(info["pid"]) for name, info in services.items()}
 
         # Prometheus scrapes the processor and the collector from the rendered template (its
