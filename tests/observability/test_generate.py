@@ -121,3 +121,22 @@ def test_invalid_spec_names_key_value_and_rule(tmp_path: Path, text: str, messag
     with pytest.raises(SpecError) as error:
         load_spec(bad, env={"DAILY_COST_BUDGET_USD": "100"})
     assert message in str(error.value)
+
+
+def test_generate_without_the_dashboards_extra_says_which_extra_to_install() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['grafana_foundation_sdk'] = None\n"  # as if it were not installed
+        "from genai_otel.generate import main\n"
+        "sys.exit(main(['--check']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "genai-otel generate: the dashboards are built with grafana-foundation-sdk, which is not "
+        "installed here: pip install 'genai-otel[dashboards]'"
+    )
