@@ -1,4 +1,5 @@
-"""The thin HTTP layer of the report: Prometheus's query and query_range APIs, with clear errors."""
+"""Prometheus's query and query_range APIs with clear errors: the one client of the report and the
+stack's checks (`genai_otel.stack.query`)."""
 
 from __future__ import annotations
 
@@ -46,9 +47,13 @@ class PrometheusClient:
             raise PrometheusError(f"Prometheus at {self.url} failed {params.get('query')!r}: {detail}")
         return body["data"]
 
+    def vector(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query's result items as the API gives them (`metric`, `value`); now by default."""
+        params = {"query": expr} if at is None else {"query": expr, "time": repr(at)}
+        return list(self._get("/api/v1/query", params).get("result", []))
+
     def query(self, expr: str, at: float) -> list[Sample]:
-        data = self._get("/api/v1/query", {"query": expr, "time": repr(at)})
-        return [(dict(item["metric"]), float(item["value"][1])) for item in data.get("result", [])]
+        return [(dict(item["metric"]), float(item["value"][1])) for item in self.vector(expr, at)]
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         params = {"query": expr, "start": repr(start), "end": repr(end), "step": repr(step)}

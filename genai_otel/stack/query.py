@@ -13,6 +13,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from genai_otel.report.prometheus import PrometheusClient
+
 T = TypeVar("T")
 
 
@@ -59,11 +61,8 @@ def span_tags(span: dict[str, Any]) -> dict[str, Any]:
 
 
 def prometheus_query(prometheus_url: str, expr: str) -> list[dict[str, Any]]:
-    """An instant query's result vector; raises if Prometheus reports an error."""
-    body = get_json(f"{prometheus_url}/api/v1/query", {"query": expr})
-    if body.get("status") != "success":
-        raise RuntimeError(f"prometheus query {expr!r} failed: {body}")
-    return list(body["data"]["result"])
+    """An instant query's result vector, now; raises PrometheusError if Prometheus reports an error."""
+    return PrometheusClient(prometheus_url, timeout=10.0).vector(expr)
 
 
 def prometheus_scalar(prometheus_url: str, expr: str) -> float | None:
