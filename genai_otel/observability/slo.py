@@ -1,9 +1,11 @@
 """SLOs -> SLI recording rules and multiwindow, multi-burn-rate alerts.
 
-The windows and burn-rate factors are those of the Google SRE workbook (as in Sloth), for a
-30-day period: a page when 2% of the budget burns in 1h (14.4x, checked over 1h and 5m) or 5% in
-6h (6x, 6h and 30m); a ticket when 10% burns in 1d (3x, 1d and 2h) or 10% in 3d (1x, 3d and 6h).
-The short window of each pair makes the alert stop soon after the burn stops.
+The windows and budget shares are those of the Google SRE workbook (as in Sloth): a page when 2%
+of the period's budget burns in 1h (checked over 1h and 5m) or 5% in 6h (6h and 30m); a ticket
+when 10% burns in 1d (1d and 2h) or 10% in 3d (3d and 6h). The burn-rate factor of each follows
+from `slo_period`: share x period / long window, i.e. 14.4x, 6x, 3x and 1x for 30 days, 3.36x,
+1.4x, 0.7x and 0.233x for 7 days. The short window of each pair makes the alert stop soon after
+the burn stops.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from genai_otel.instrumentation import semconv as sc
 from genai_otel.observability.alerts import Alert, num
 from genai_otel.observability.recording import Recording
-from genai_otel.observability.spec import SLO, Severity, Spec
+from genai_otel.observability.spec import SLO, Severity, Spec, seconds
 
 SLI_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
@@ -22,11 +24,15 @@ SLI_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 class BurnWindow:
     long: str
     short: str
-    factor: float
+    budget_share: float  # of the period's error budget, burnt within `long`
+
+    def factor(self, period: str) -> float:
+        """The burn rate that spends `budget_share` of a `period` budget within `long`."""
+        return round(self.budget_share * seconds(period) / seconds(self.long), 6)
 
 
-PAGE = (BurnWindow("1h", "5m", 14.4), BurnWindow("6h", "30m", 6))
-TICKET = (BurnWindow("1d", "2h", 3), BurnWindow("3d", "6h", 1))
+PAGE = (BurnWindow("1h", "5m", 0.02), BurnWindow("6h", "30m", 0.05))
+TICKET = (BurnWindow("1d", "2h", 0.1), BurnWindow("3d", "6h", 0.1))
 
 
 def sli_error_ratio(window: str) -> str:
@@ -75,11 +81,11 @@ def slo_recordings(spec: Spec, slo: SLO) -> list[Recording]:
     return rules
 
 
-def _burn_condition(slo: SLO, windows: tuple[BurnWindow, ...]) -> str:
+def _burn_condition(slo: SLO, windows: tuple[BurnWindow, ...], period: str) -> str:
     selector = f'{{slo="{slo.name}"}}'
     branches = []
     for window in windows:
-        threshold = num(window.factor * slo.error_budget)
+        threshold = num(window.factor(period) * slo.error_budget)
         branches.append(
             f"(\n  {sli_error_ratio(window.long)}{selector} > {threshold}\n"
             f"  and\n  {sli_error_ratio(window.short)}{selector} > {threshold}\n)"
@@ -103,7 +109,7 @@ def slo_alerts(spec: Spec, slo: SLO) -> list[Alert]:
             Alert(
                 name,
                 severity,
-                _burn_condition(slo, windows),
+                _burn_condition(slo, windows, spec.slo_period),
                 spec.pending.get(f"{name}:{severity}", spec.pending.get(name, default_pending)),
                 f"The {slo.name} SLO's error budget is burning {pace}",
                 f"{{{{ $labels.service }}}}: {slo.description} "

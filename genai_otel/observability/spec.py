@@ -36,6 +36,15 @@ class Severity(StrEnum):
     LOW = "low"
 
 
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+LONGEST_BURN_WINDOW = "3d"  # slo.TICKET's longest window: the period must hold it
+
+
+def seconds(duration: str) -> int:
+    """A Prometheus duration (`30d`, `6h`, `1w2d`) in seconds."""
+    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"(\d+)([smhdwy])", duration))
+
+
 def check_duration(value: str) -> str:
     if not _DURATION.match(value):
         raise ValueError(f"{value!r} is not a Prometheus duration such as 5m, 1h or 30d")
@@ -111,7 +120,12 @@ class Spec(BaseModel):
     @field_validator("slo_period")
     @classmethod
     def _period_is_duration(cls, value: str) -> str:
-        return check_duration(value)
+        check_duration(value)
+        if seconds(value) < seconds(LONGEST_BURN_WINDOW):
+            raise ValueError(
+                f"{value!r} is shorter than the longest burn-rate window ({LONGEST_BURN_WINDOW})"
+            )
+        return value
 
     @field_validator("pending")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -113,6 +114,7 @@ def test_overrides_render_a_test_variant() -> None:
             "a latency SLO needs a bucket boundary of llm_request_duration_seconds",
         ),
         ("colour: red\n", "colour='red': Extra inputs are not permitted"),
+        ("slo_period: 2d\n", "'2d' is shorter than the longest burn-rate window (3d)"),
     ],
 )
 def test_invalid_spec_names_key_value_and_rule(tmp_path: Path, text: str, message: str) -> None:
@@ -140,3 +142,29 @@ def test_generate_without_the_dashboards_extra_says_which_extra_to_install() -> 
         "genai-otel generate: the dashboards are built with grafana-foundation-sdk, which is not "
         "installed here: pip install 'genai-otel[dashboards]'"
     )
+
+
+@pytest.mark.parametrize(
+    ("period", "factors"),
+    [("30d", [14.4, 6.0, 3.0, 1.0]), ("4w", [13.44, 5.6, 2.8, 0.933333]), ("7d", [3.36, 1.4, 0.7, 0.233333])],
+)
+def test_burn_rate_factors_follow_the_slo_period(tmp_path: Path, period: str, factors: list[float]) -> None:
+    """The same budget shares (2% in 1h, 5% in 6h, 10% in 1d, 10% in 3d) of a shorter period's
+    budget are smaller burn rates; the rendered alert thresholds are factor x error budget."""
+    from genai_otel.observability.slo import PAGE, TICKET
+
+    assert [window.factor(period) for window in (*PAGE, *TICKET)] == factors
+    spec_file = tmp_path / "slos.yaml"
+    spec_file.write_text(
+        f"slo_period: {period}\nslos:\n  - {{name: availability, kind: availability, objective: 0.99,"
+        " description: x}\n",
+        encoding="utf-8",
+    )
+    spec = load_spec(spec_file, env={"DAILY_COST_BUDGET_USD": "100"})
+    text = rules.rule_files(spec)["genai-otel-slos.yml"]
+    # each branch is "(long window > threshold and short window > threshold)": the long ones, in order
+    thresholds = [
+        float(t) for t in re.findall(r"\(\s*slo:sli_error:ratio_rate\w+\{[^}]*\} > ([0-9.e-]+)", text)
+    ]
+    assert thresholds == pytest.approx([f * 0.01 for f in factors], rel=1e-6)
+    assert f"the {period} budget" in text
