@@ -103,6 +103,24 @@ def _export(channel: grpc.Channel, request: Any, token: str | None) -> grpc.Stat
     return grpc.StatusCode.OK
 
 
+def _secured_collector_env(
+    processor_token: Path, enriched_token: Path, ca: Authority, receiver: Pair, **sampling: str
+) -> dict[str, str]:
+    """Both overlays on (TLS and the token towards the processor; the enriched receiver's token and
+    TLS), and tail sampling that keeps every trace of the stratum `sampling` names and decides fast:
+    what reaches the Jaeger tap is what was accepted."""
+    return {
+        "PROCESSOR_BEARER_TOKEN_FILE": str(processor_token),
+        "PROCESSOR_TLS_CA_FILE": str(ca.cert_file),
+        "ENRICHED_BEARER_TOKEN_FILE": str(enriched_token),
+        "ENRICHED_TLS_CERT_FILE": str(receiver.cert_file),
+        "ENRICHED_TLS_KEY_FILE": str(receiver.key_file),
+        "TAIL_SAMPLING_DECISION_WAIT": "1s",
+        "TAIL_SAMPLING_DECISION_WAIT_AFTER_ROOT": "200ms",
+        **sampling,
+    }
+
+
 @pytest.fixture
 def ca(tmp_path: Path) -> Authority:
     return authority(tmp_path / "pki")
@@ -128,17 +146,9 @@ def secured_collector(
         ports=ports,
         build_missing=False,
         services=("collector",),
-        collector_env={
-            "PROCESSOR_BEARER_TOKEN_FILE": str(processor_token),
-            "PROCESSOR_TLS_CA_FILE": str(ca.cert_file),
-            "ENRICHED_BEARER_TOKEN_FILE": str(enriched_token),
-            "ENRICHED_TLS_CERT_FILE": str(receiver.cert_file),
-            "ENRICHED_TLS_KEY_FILE": str(receiver.key_file),
-            # keep every trace, decide fast: what reaches the Jaeger tap is what was accepted
-            "TAIL_SAMPLING_PERCENT_OTHER": "100",
-            "TAIL_SAMPLING_DECISION_WAIT": "1s",
-            "TAIL_SAMPLING_DECISION_WAIT_AFTER_ROOT": "200ms",
-        },
+        collector_env=_secured_collector_env(
+            processor_token, enriched_token, ca, receiver, TAIL_SAMPLING_PERCENT_OTHER="100"
+        ),
     )
     try:
         stack.start(timeout=60)
@@ -304,16 +314,9 @@ def test_tls_and_tokens_on_both_processor_hops_with_the_real_collector_and_proce
         ports={**free_ports(), "JAEGER_OTLP_GRPC_PORT": jaeger.port},
         build_missing=False,
         services=("collector", "processor"),
-        collector_env={
-            "PROCESSOR_BEARER_TOKEN_FILE": str(processor_token),
-            "PROCESSOR_TLS_CA_FILE": str(ca.cert_file),
-            "ENRICHED_BEARER_TOKEN_FILE": str(enriched_token),
-            "ENRICHED_TLS_CERT_FILE": str(receiver.cert_file),
-            "ENRICHED_TLS_KEY_FILE": str(receiver.key_file),
-            "TAIL_SAMPLING_PERCENT_GPT_4O": "100",  # keep every trace: the test counts them all
-            "TAIL_SAMPLING_DECISION_WAIT": "1s",
-            "TAIL_SAMPLING_DECISION_WAIT_AFTER_ROOT": "200ms",
-        },
+        collector_env=_secured_collector_env(
+            processor_token, enriched_token, ca, receiver, TAIL_SAMPLING_PERCENT_GPT_4O="100"
+        ),
     )
     try:
         endpoints = stack.start(timeout=60)
