@@ -29,7 +29,6 @@ import asyncio
 import gc
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -40,10 +39,9 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _harness import EXPORT, Sink, kv, proc_status_mib, start_processor
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 CALLS = [
     ("openai", "gpt-4o", "chat"),
     ("openai", "gpt-4o-mini", "chat"),
@@ -56,23 +54,13 @@ CALLS = [
 ]
 
 
-def _kv(key: str, value: object) -> KeyValue:
-    if isinstance(value, bool):
-        return KeyValue(key=key, value=AnyValue(bool_value=value))
-    if isinstance(value, int):
-        return KeyValue(key=key, value=AnyValue(int_value=value))
-    if isinstance(value, float):
-        return KeyValue(key=key, value=AnyValue(double_value=value))
-    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
-
-
 def build_request(rng: random.Random, spans: int) -> bytes:
     request = ExportTraceServiceRequest()
     now = time.time_ns()
     per_resource = spans // 4
     for r in range(4):
         resource_spans = request.resource_spans.add()
-        resource_spans.resource.attributes.extend([_kv("service.name", f"svc-{r}"), _kv("host.name", "h1")])
+        resource_spans.resource.attributes.extend([kv("service.name", f"svc-{r}"), kv("host.name", "h1")])
         scope = resource_spans.scope_spans.add()
         scope.scope.name = ("genai_otel.instrumentation.openai", "opentelemetry.instrumentation.openai")[
             r % 2
@@ -89,7 +77,7 @@ def build_request(rng: random.Random, spans: int) -> bytes:
             if i % 4 == 0:  # a quarter: ordinary HTTP/DB spans
                 span.name = "GET /api/orders"
                 span.attributes.extend(
-                    _kv(k, v)
+                    kv(k, v)
                     for k, v in (
                         ("http.request.method", "GET"),
                         ("http.route", "/api/orders"),
@@ -130,38 +118,13 @@ def build_request(rng: random.Random, spans: int) -> bytes:
                 attributes["error.type"] = "RateLimitError"
                 span.status.code = 2
             span.name = f"{operation} {model}"
-            span.attributes.extend(_kv(k, v) for k, v in attributes.items())
+            span.attributes.extend(kv(k, v) for k, v in attributes.items())
     return request.SerializeToString()
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.spans = 0
-        self.calls = 0
-
-    async def export(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        self.calls += 1
-        self.spans += sum(len(ss.spans) for rs in ExportTraceServiceRequest.FromString(request).resource_spans
-                          for ss in rs.scope_spans)  # fmt: skip
-        return b""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def end_to_end(
@@ -174,22 +137,9 @@ async def end_to_end(
     """Prints the figures; returns the processor's instructions over the timed part (callgrind:
     the processor runs under valgrind, its counters zeroed after the warm-up), else 0."""
     sink = Sink()
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", -1)])
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(
-            "opentelemetry.proto.collector.trace.v1.TraceService",
-            {"Export": grpc.unary_unary_rpc_method_handler(sink.export)}),)
-    )  # fmt: skip
-    sink_port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    port, metrics_port = _free_port(), _free_port()
-    under = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] if callgrind else []
-    process = subprocess.Popen(  # noqa: ASYNC220 - once, before the timed part
-        [*under, sys.executable, "-m", "genai_otel", "processor", "--listen", f"127.0.0.1:{port}",
-         "--metrics-listen", f"127.0.0.1:{metrics_port}", "--forward-endpoint", f"127.0.0.1:{sink_port}",
-         "--set", "log_level=WARNING"],
-        stderr=subprocess.DEVNULL if callgrind else None,
-    )  # fmt: skip
+    server, sink_port = await sink.serve()
+    under = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null") if callgrind else ()
+    process, port, metrics_port = start_processor(sink_port, under=under, quiet=callgrind)
     counted = 0
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -240,7 +190,7 @@ async def end_to_end(
                   f" forwarded in {wall:.2f} s wall; the next hop got {sink.calls} exports")  # fmt: skip
             print(f"  processor CPU {cpu:.2f} s -> {genai / cpu:,.0f} GenAI spans per processor CPU-second")
             print(f"  ({total_spans / cpu:,.0f} spans of all kinds per CPU-second)")
-            print(f"  processor peak RSS {_peak_rss_mib(process.pid):.1f} MiB; one /metrics scrape"
+            print(f"  processor peak RSS {proc_status_mib(process.pid, 'VmHWM'):.1f} MiB; one /metrics scrape"
                   f" ({len(scraped) // 1024} KiB) included")  # fmt: skip
     finally:
         process.terminate()

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,10 +27,9 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _harness import EXPORT, Sink, kv, proc_status_mib, start_processor
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 OFF = 1_000_000_000
 # every bench model priced, so each series has its cost families too
 OVERRIDES = """custom_models:
@@ -43,19 +40,11 @@ OVERRIDES = """custom_models:
 """
 
 
-def _kv(key: str, value: object) -> KeyValue:
-    if isinstance(value, int):
-        return KeyValue(key=key, value=AnyValue(int_value=value))
-    if isinstance(value, float):
-        return KeyValue(key=key, value=AnyValue(double_value=value))
-    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
-
-
 def build_request(service: int, models: int) -> bytes:
     request = ExportTraceServiceRequest()
     now = time.time_ns()
     resource_spans = request.resource_spans.add()
-    resource_spans.resource.attributes.append(_kv("service.name", f"svc-{service:03d}"))
+    resource_spans.resource.attributes.append(kv("service.name", f"svc-{service:03d}"))
     scope = resource_spans.scope_spans.add()
     scope.scope.name = "genai_otel.instrumentation.openai"
     for m in range(models):
@@ -77,31 +66,8 @@ def build_request(service: int, models: int) -> bytes:
             "user.id": f"user-{(service * 7 + m) % 300}",
             "genai_otel.feature": f"feature-{m % 12}",
         }
-        span.attributes.extend(_kv(k, v) for k, v in attributes.items())
+        span.attributes.extend(kv(k, v) for k, v in attributes.items())
     return request.SerializeToString()
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.spans = 0
-
-    async def export(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        self.spans += sum(len(ss.spans) for rs in ExportTraceServiceRequest.FromString(request).resource_spans
-                          for ss in rs.scope_spans)  # fmt: skip
-        return b""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _rss_mib(pid: int, field: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def _get(port: int, openmetrics: bool) -> bytes:
@@ -128,21 +94,9 @@ def _call_series(text: bytes) -> int:
 
 async def run(max_series: int | None, services: int, models: int, scrapes: int, overrides: Path) -> None:
     sink = Sink()
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", -1)])
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(
-            "opentelemetry.proto.collector.trace.v1.TraceService",
-            {"Export": grpc.unary_unary_rpc_method_handler(sink.export)}),)
-    )  # fmt: skip
-    sink_port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    port, metrics_port = _free_port(), _free_port()
-    cap = [] if max_series is None else ["--set", f"labels.max_series={max_series}"]
-    process = subprocess.Popen(  # noqa: ASYNC220 - once, before anything is timed
-        [sys.executable, "-m", "genai_otel", "processor", "--listen", f"127.0.0.1:{port}",
-         "--metrics-listen", f"127.0.0.1:{metrics_port}", "--forward-endpoint", f"127.0.0.1:{sink_port}",
-         "--set", "log_level=WARNING", "--set", f"pricing.overrides_file={overrides}", *cap],
-    )  # fmt: skip
+    server, sink_port = await sink.serve()
+    cap = () if max_series is None else (f"labels.max_series={max_series}",)
+    process, port, metrics_port = start_processor(sink_port, f"pricing.overrides_file={overrides}", *cap)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await asyncio.wait_for(channel.channel_ready(), 30)
@@ -176,8 +130,8 @@ async def run(max_series: int | None, services: int, models: int, scrapes: int, 
             print(f"  scrape (best of {scrapes}) text {best_text:.3f} s, OpenMetrics {best_om:.3f} s")
             print(f"  an OTLP export during a scrape: {during * 1000:.1f} ms"
                   f"{'' if scrape_done else ' (the scrape had already ended)'}")  # fmt: skip
-            print(f"  processor RSS {_rss_mib(process.pid, 'VmRSS'):.1f} MiB,"
-                  f" peak {_rss_mib(process.pid, 'VmHWM'):.1f} MiB")  # fmt: skip
+            print(f"  processor RSS {proc_status_mib(process.pid, 'VmRSS'):.1f} MiB,"
+                  f" peak {proc_status_mib(process.pid, 'VmHWM'):.1f} MiB")  # fmt: skip
     finally:
         process.terminate()
         process.wait(60)
