@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import socket
 import sys
 import tempfile
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-growth", type=float, default=0.05)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
+    # SIGTERM ends the run through the `finally` below, so the processor child is stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     sink = CountingSink(count_ids=False).start()
     log = Path(tempfile.mkdtemp(prefix="genai-otel-soak-")) / "processor.log"
