@@ -130,10 +130,8 @@ class ListenTlsConfig(_Section):
         return self.cert_file is not None
 
 
-class ListenAuthConfig(_Section):
-    """Bearer-token auth on OTLP exports; off unless a token is given. The file holds one or more
-    accepted tokens, one per line (two during a rotation), and is re-read when it changes; the
-    inline token (e.g. env GENAI_OTEL_PROCESSOR_AUTH__BEARER_TOKEN) is fixed for the process."""
+class _BearerTokenConfig(_Section):
+    """A bearer token from a file (re-read when it changes) or inline, never both; off unless set."""
 
     bearer_token_file: Path | None = None
     bearer_token: SecretStr | None = None
@@ -141,13 +139,19 @@ class ListenAuthConfig(_Section):
     _check_token = field_validator("bearer_token")(classmethod(lambda cls, v: _secret_token(v)))
 
     @model_validator(mode="after")
-    def _one_source(self) -> ListenAuthConfig:
+    def _one_source(self) -> _BearerTokenConfig:
         _one_token_source(self)
         return self
 
     @property
     def enabled(self) -> bool:
         return self.bearer_token_file is not None or self.bearer_token is not None
+
+
+class ListenAuthConfig(_BearerTokenConfig):
+    """Bearer-token auth on OTLP exports. The file holds one or more accepted tokens, one per line
+    (two during a rotation); the inline token (e.g. env GENAI_OTEL_PROCESSOR_AUTH__BEARER_TOKEN) is
+    fixed for the process."""
 
 
 class ForwardTlsConfig(_Section):
@@ -169,23 +173,9 @@ class ForwardTlsConfig(_Section):
         return self.enabled or self.ca_file is not None or self.cert_file is not None
 
 
-class ForwardAuthConfig(_Section):
-    """A bearer token sent as `authorization: Bearer <token>` on every export to the next hop.
-    The file holds the token (its first non-blank line) and is re-read when it changes."""
-
-    bearer_token_file: Path | None = None
-    bearer_token: SecretStr | None = None
-
-    _check_token = field_validator("bearer_token")(classmethod(lambda cls, v: _secret_token(v)))
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ForwardAuthConfig:
-        _one_token_source(self)
-        return self
-
-    @property
-    def enabled(self) -> bool:
-        return self.bearer_token_file is not None or self.bearer_token is not None
+class ForwardAuthConfig(_BearerTokenConfig):
+    """A bearer token sent as `authorization: Bearer <token>` on every export to the next hop; the
+    file holds the token (its first non-blank line)."""
 
 
 class ForwardConfig(_Section):
