@@ -2114,49 +2114,6 @@ wirescan_record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
-/* ---------------------------------------------------------------------------------------------
- * priced_call(context, stats, service_label, status, error_type, call, trace_id, duration_s,
- *             end_s, rates, prefixes) -> bytes | None
- *
- * Pipeline._call for a call priced from a compiled Rates: pricing.compute_cost (the same double
- * operations in the same order, so the same quanta), Registry.record_call with that cost, and
- * the cost attributes as pipeline._cost_packer writes them (`prefixes`: its six byte strings).
- * None, with nothing recorded, when a value is not of the expected exact type (the caller then
- * takes the Python path).
- */
-static PyObject *c_input_tokens, *c_output_tokens, *c_cache_read_tokens, *c_cache_write_tokens,
-    *c_reasoning_tokens, *c_user, *c_feature, *c_ttfc, *r_base, *r_tiers, *r_multiplier;
-
-static int
-exact_tokens(PyObject *call, PyObject *name, long long *out, PyObject **keep)
-{
-    PyObject *v = attr_get(call, name);
-    if (v == NULL)
-        return -1;
-    *keep = v;
-    if (!PyLong_CheckExact(v))
-        return 1;
-    int overflow = 0;
-    *out = PyLong_AsLongLongAndOverflow(v, &overflow);
-    if (overflow || *out < 0 || *out > (1LL << 53))
-        return 1;
-    return 0;
-}
-
-static int
-rate_values(PyObject *tuple, double out[5])
-{
-    if (!PyTuple_CheckExact(tuple) || PyTuple_GET_SIZE(tuple) != 5)
-        return 1;
-    for (int i = 0; i < 5; i++) {
-        PyObject *v = PyTuple_GET_ITEM(tuple, i);
-        if (!PyFloat_CheckExact(v))
-            return 1;
-        out[i] = PyFloat_AS_DOUBLE(v);
-    }
-    return 0;
-}
-
 static inline uint8_t *
 put_double(uint8_t *p, double value)
 {
@@ -2202,362 +2159,6 @@ cost_quanta(const long long n[4], const double rate[5], double multiplier, long 
             return 1;
     }
     return 0;
-}
-
-static PyObject *
-priced_core(PyObject *const *args)
-{
-    PyObject *call = args[5], *rates = args[9], *prefixes = args[10];
-    PyObject *attrs[8] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    PyObject *rate_objs[3] = {NULL, NULL, NULL};
-    PyObject *tokens = NULL, *values[5] = {NULL, NULL, NULL, NULL, NULL}, *result = NULL;
-    PyObject *names[5] = {c_input_tokens, c_output_tokens, c_cache_read_tokens, c_cache_write_tokens,
-                          c_reasoning_tokens};
-    long long n[5];
-    double rate[5];
-    int rc = 0;
-
-    for (int i = 0; i < 5 && rc == 0; i++)
-        rc = exact_tokens(call, names[i], &n[i], &attrs[i]);
-    if (rc < 0)
-        goto done;
-    if (rc > 0 || n[2] + n[3] > n[0])
-        goto fallback;
-    if ((rate_objs[0] = attr_get(rates, r_base)) == NULL ||
-        (rate_objs[1] = attr_get(rates, r_tiers)) == NULL ||
-        (rate_objs[2] = attr_get(rates, r_multiplier)) == NULL)
-        goto done;
-    if (!PyTuple_CheckExact(rate_objs[1]) || !PyFloat_CheckExact(rate_objs[2]))
-        goto fallback;
-    /* Rates.for_input: the first tier whose threshold the input exceeds, else the base */
-    PyObject *chosen = rate_objs[0];
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(rate_objs[1]); i++) {
-        PyObject *tier = PyTuple_GET_ITEM(rate_objs[1], i);
-        if (!PyTuple_CheckExact(tier) || PyTuple_GET_SIZE(tier) != 2 ||
-            !PyLong_CheckExact(PyTuple_GET_ITEM(tier, 0)))
-            goto fallback;
-        int overflow = 0;
-        long long threshold = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(tier, 0), &overflow);
-        if (overflow)
-            goto fallback;
-        if (n[0] > threshold) {
-            chosen = PyTuple_GET_ITEM(tier, 1);
-            break;
-        }
-    }
-    if (rate_values(chosen, rate))
-        goto fallback;
-    for (Py_ssize_t i = 0; i < 6; i++)
-        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(prefixes, i)))
-            goto fallback;
-    {
-        long long q[5];
-        if (cost_quanta(n, rate, PyFloat_AS_DOUBLE(rate_objs[2]), q))
-            goto fallback;
-        for (int i = 0; i < 5; i++)
-            if ((values[i] = PyLong_FromLongLong(q[i])) == NULL)
-                goto done;
-        if ((tokens = PyTuple_Pack(5, attrs[0], attrs[1], attrs[2], attrs[3], attrs[4])) == NULL ||
-            (attrs[5] = attr_get(call, c_user)) == NULL ||
-            (attrs[6] = attr_get(call, c_feature)) == NULL ||
-            (attrs[7] = attr_get(call, c_ttfc)) == NULL)
-            goto done;
-        PyObject *record_args[13] = {args[0], args[1],  args[2],  args[3], args[4], tokens,  Py_None,
-                                     attrs[5], attrs[6], args[6], args[7], attrs[7], args[8]};
-        PyObject *recorded = record_core(record_args, values);
-        if (recorded == NULL)
-            goto done;
-        Py_DECREF(recorded);
-        /* pipeline._cost_packer's layout: prefix, double, ... six times */
-        Py_ssize_t size = 6 * 8;
-        for (Py_ssize_t i = 0; i < 6; i++)
-            size += PyBytes_GET_SIZE(PyTuple_GET_ITEM(prefixes, i));
-        if ((result = PyBytes_FromStringAndSize(NULL, size)) == NULL)
-            goto done;
-        uint8_t *p = (uint8_t *)PyBytes_AS_STRING(result);
-        const double usd = 1.0 / 4294967296.0;
-        double amounts[6] = {(double)(q[0] + q[1] + q[2] + q[3]) * usd, (double)q[0] * usd,
-                             (double)q[1] * usd, (double)q[2] * usd, (double)q[3] * usd,
-                             (double)q[4] * usd};
-        for (Py_ssize_t i = 0; i < 6; i++) {
-            PyObject *prefix = PyTuple_GET_ITEM(prefixes, i);
-            memcpy(p, PyBytes_AS_STRING(prefix), (size_t)PyBytes_GET_SIZE(prefix));
-            p += PyBytes_GET_SIZE(prefix);
-            p = put_double(p, amounts[i]);
-        }
-    }
-    goto done;
-fallback:
-    result = Py_None;
-    Py_INCREF(result);
-done:
-    for (int i = 0; i < 8; i++)
-        Py_XDECREF(attrs[i]);
-    for (int i = 0; i < 3; i++)
-        Py_XDECREF(rate_objs[i]);
-    for (int i = 0; i < 5; i++)
-        Py_XDECREF(values[i]);
-    Py_XDECREF(tokens);
-    return result;
-}
-
-static PyObject *
-wirescan_priced_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)module;
-    if (nargs != 11 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != R_CONTEXT_SIZE ||
-        !PyTuple_CheckExact(args[10]) || PyTuple_GET_SIZE(args[10]) != 6) {
-        PyErr_SetString(PyExc_TypeError, "priced_call(context, stats, ... 10 arguments)");
-        return NULL;
-    }
-    return priced_core(args);
-}
-
-/* ---------------------------------------------------------------------------------------------
- * fast_call(context, call, service, facts) -> bytes | None
- *
- * Pipeline._call when everything it needs was seen before: the series of (service, provider,
- * model, operation) in the pipeline's cache, the call's compiled Rates in the price book's
- * caches, the cost attributes' prefixes for that table; a call with usage, no reported cost and
- * a valid duration. Then priced_call, and b"" for a span already enriched. None, with nothing
- * recorded, otherwise: Pipeline._call does it (and fills the caches).
- * context: (record_call context, series cache, resolved cache, prefix cache, Rates, unknown).
- */
-enum { F_RECORD, F_SERIES, F_RESOLVED, F_PREFIXES, F_RATES_TYPE, F_UNKNOWN, F_CONTEXT_SIZE };
-static PyObject *g_provider, *g_operation, *g_request_model, *g_response_model, *g_error,
-    *g_error_category, *g_has_usage, *g_reported_cost, *g_service_tier, *g_already_enriched,
-    *g_time_of_day, *g_rates, *g_table, *s_ok, *s_error, *ns_minute, *ns_day;
-
-static PyObject *
-wirescan_fast_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)module;
-    if (nargs != 4 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != F_CONTEXT_SIZE ||
-        !PyTuple_CheckExact(args[3]) || PyTuple_GET_SIZE(args[3]) != 4) {
-        PyErr_SetString(PyExc_TypeError, "fast_call(context, call, service, facts)");
-        return NULL;
-    }
-    PyObject *ctx = args[0], *call = args[1], *service = args[2], *facts = args[3];
-    PyObject *g[10] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    PyObject *names[10] = {g_provider, g_operation, g_request_model, g_response_model, g_error,
-                           g_error_category, g_has_usage, g_reported_cost, g_service_tier,
-                           g_already_enriched};
-    PyObject *raw = NULL, *key = NULL, *bucket = NULL, *resolved_rates = NULL, *time_of_day = NULL;
-    PyObject *table = NULL, *duration = NULL, *end_s = NULL, *result = NULL;
-    for (int i = 0; i < 10; i++)
-        if ((g[i] = attr_get(call, names[i])) == NULL)
-            goto done;
-    PyObject *provider = g[0], *operation = g[1], *request_model = g[2], *response_model = g[3];
-    if (g[6] != Py_True || g[7] != Py_None || !PyUnicode_CheckExact(request_model) ||
-        !PyUnicode_CheckExact(response_model) || !PyUnicode_CheckExact(provider) ||
-        !PyUnicode_CheckExact(g[8]))
-        goto fallback;
-    PyObject *trace_id = PyTuple_GET_ITEM(facts, 0);
-    PyObject *start_obj = PyTuple_GET_ITEM(facts, 1), *end_obj = PyTuple_GET_ITEM(facts, 2);
-    if (!PyLong_CheckExact(start_obj) || !PyLong_CheckExact(end_obj))
-        goto fallback;
-    int overflow = 0;
-    long long start_ns = PyLong_AsLongLongAndOverflow(start_obj, &overflow);
-    if (overflow)
-        goto fallback;
-    long long end_ns = PyLong_AsLongLongAndOverflow(end_obj, &overflow);
-    if (overflow || end_ns < start_ns || start_ns == 0)
-        goto fallback;
-    /* the series: raw labels -> (labels, stats) */
-    PyObject *model = PyUnicode_GET_LENGTH(request_model)    ? request_model
-                      : PyUnicode_GET_LENGTH(response_model) ? response_model
-                                                             : PyTuple_GET_ITEM(ctx, F_UNKNOWN);
-    if ((raw = PyTuple_Pack(4, service, provider, model, operation)) == NULL)
-        goto done;
-    PyObject *series = PyDict_GetItemWithError(PyTuple_GET_ITEM(ctx, F_SERIES), raw);
-    if (series == NULL) {
-        if (PyErr_Occurred())
-            goto done;
-        goto fallback;
-    }
-    if (!PyTuple_CheckExact(series) || PyTuple_GET_SIZE(series) != 2 ||
-        !PyTuple_CheckExact(PyTuple_GET_ITEM(series, 0)) || PyTuple_GET_SIZE(PyTuple_GET_ITEM(series, 0)) != 4)
-        goto fallback;
-    /* the rates: PriceBook.rates on its cache hits */
-    if ((key = PyTuple_Pack(3, provider, request_model, response_model)) == NULL)
-        goto done;
-    PyObject *resolved = PyDict_GetItemWithError(PyTuple_GET_ITEM(ctx, F_RESOLVED), key);
-    if (resolved == NULL) {
-        if (PyErr_Occurred())
-            goto done;
-        goto fallback;
-    }
-    if (PyUnicode_Check(resolved))
-        goto fallback;
-    if ((time_of_day = attr_get(resolved, g_time_of_day)) == NULL ||
-        (resolved_rates = attr_get(resolved, g_rates)) == NULL)
-        goto done;
-    if (!PyDict_CheckExact(resolved_rates))
-        goto fallback;
-    int by_minute = PyObject_IsTrue(time_of_day);
-    if (by_minute < 0)
-        goto done;
-    if ((bucket = PyNumber_FloorDivide(start_obj, by_minute ? ns_minute : ns_day)) == NULL)
-        goto done;
-    Py_SETREF(key, PyTuple_Pack(2, bucket, g[8]));
-    if (key == NULL)
-        goto done;
-    PyObject *rates = PyDict_GetItemWithError(resolved_rates, key);
-    if (rates == NULL) {
-        if (PyErr_Occurred())
-            goto done;
-        goto fallback;
-    }
-    if ((PyObject *)Py_TYPE(rates) != PyTuple_GET_ITEM(ctx, F_RATES_TYPE))
-        goto fallback;
-    if ((table = attr_get(rates, g_table)) == NULL)
-        goto done;
-    PyObject *prefixes = PyDict_GetItemWithError(PyTuple_GET_ITEM(ctx, F_PREFIXES), table);
-    if (prefixes == NULL) {
-        if (PyErr_Occurred())
-            goto done;
-        goto fallback;
-    }
-    if (!PyTuple_CheckExact(prefixes) || PyTuple_GET_SIZE(prefixes) != 6)
-        goto fallback;
-    int error = PyObject_IsTrue(g[4]);
-    if (error < 0)
-        goto done;
-    if ((duration = PyFloat_FromDouble((double)(end_ns - start_ns) / 1e9)) == NULL)
-        goto done;
-    double end_d = PyLong_AsDouble(end_obj);
-    if (end_d == -1.0 && PyErr_Occurred())
-        goto done;
-    if ((end_s = PyFloat_FromDouble(end_d / 1e9)) == NULL)
-        goto done;
-    PyObject *priced_args[11] = {PyTuple_GET_ITEM(ctx, F_RECORD),
-                                 PyTuple_GET_ITEM(series, 1),
-                                 PyTuple_GET_ITEM(PyTuple_GET_ITEM(series, 0), 0),
-                                 error ? s_error : s_ok,
-                                 error ? g[5] : empty_str,
-                                 call,
-                                 trace_id,
-                                 duration,
-                                 end_s,
-                                 rates,
-                                 prefixes};
-    result = priced_core(priced_args);
-    if (result != NULL && result != Py_None && g[9] == Py_True)
-        Py_SETREF(result, PyBytes_FromStringAndSize(NULL, 0));
-    goto done;
-fallback:
-    result = Py_None;
-    Py_INCREF(result);
-done:
-    for (int i = 0; i < 10; i++)
-        Py_XDECREF(g[i]);
-    Py_XDECREF(raw);
-    Py_XDECREF(key);
-    Py_XDECREF(bucket);
-    Py_XDECREF(resolved_rates);
-    Py_XDECREF(time_of_day);
-    Py_XDECREF(table);
-    Py_XDECREF(duration);
-    Py_XDECREF(end_s);
-    return result;
-}
-
-/* ---------------------------------------------------------------------------------------------
- * with_current_names(context, added, call) -> bytes | None
- *
- * `added` followed by Pipeline._current_name(call, key) for each of call.missing_current_names,
- * when every one is the provider (its encoded attribute already in the pipeline's cache) or the
- * input or output token count; None otherwise (the Python method then does it).
- * context: (provider key, provider cache, input key, input headers, output key, output headers),
- * the headers being wire.IntAttributeEncoder.headers.
- */
-static PyObject *g_missing_current_names;
-
-static int
-append_int_attribute(PyObject *headers, PyObject *value, uint8_t *out, Py_ssize_t *len)
-{
-    if (!PyList_CheckExact(headers) || PyList_GET_SIZE(headers) != 11 || !PyLong_CheckExact(value))
-        return 1;
-    int overflow = 0;
-    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
-    if (overflow || v < 0)
-        return 1;
-    uint8_t varint[10];
-    Py_ssize_t size = put_varint(varint, (uint64_t)v);
-    PyObject *header = PyList_GET_ITEM(headers, size);
-    if (!PyBytes_CheckExact(header) || PyBytes_GET_SIZE(header) > 200)
-        return 1;
-    memcpy(out + *len, PyBytes_AS_STRING(header), (size_t)PyBytes_GET_SIZE(header));
-    *len += PyBytes_GET_SIZE(header);
-    out[(*len)++] = 0x18;
-    memcpy(out + *len, varint, (size_t)size);
-    *len += size;
-    return 0;
-}
-
-static PyObject *
-wirescan_with_current_names(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)module;
-    if (nargs != 3 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != 6 ||
-        !PyBytes_CheckExact(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "with_current_names(context, added, call)");
-        return NULL;
-    }
-    PyObject *ctx = args[0], *added = args[1], *call = args[2];
-    PyObject *names = NULL, *provider = NULL, *tokens = NULL, *result = NULL;
-    uint8_t *buffer = NULL;
-    if ((names = attr_get(call, g_missing_current_names)) == NULL)
-        goto done;
-    if (!PyTuple_CheckExact(names) || PyTuple_GET_SIZE(names) > 8)
-        goto fallback;
-    Py_ssize_t room = PyBytes_GET_SIZE(added);
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++)
-        room += 256 + 1 + 10;
-    PyObject *cached = NULL;
-    if ((buffer = PyMem_Malloc((size_t)room)) == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    memcpy(buffer, PyBytes_AS_STRING(added), (size_t)PyBytes_GET_SIZE(added));
-    Py_ssize_t len = PyBytes_GET_SIZE(added);
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
-        PyObject *key = PyTuple_GET_ITEM(names, i);
-        if (key == PyTuple_GET_ITEM(ctx, 0)) {
-            if (provider == NULL && (provider = attr_get(call, g_provider)) == NULL)
-                goto done;
-            cached = PyDict_GetItemWithError(PyTuple_GET_ITEM(ctx, 1), provider);
-            if (cached == NULL) {
-                if (PyErr_Occurred())
-                    goto done;
-                goto fallback;
-            }
-            if (!PyBytes_CheckExact(cached) || PyBytes_GET_SIZE(cached) > 256)
-                goto fallback;
-            memcpy(buffer + len, PyBytes_AS_STRING(cached), (size_t)PyBytes_GET_SIZE(cached));
-            len += PyBytes_GET_SIZE(cached);
-            continue;
-        }
-        int which = key == PyTuple_GET_ITEM(ctx, 2) ? 3 : key == PyTuple_GET_ITEM(ctx, 4) ? 5 : 0;
-        if (!which)
-            goto fallback;
-        Py_CLEAR(tokens);
-        if ((tokens = attr_get(call, which == 3 ? c_input_tokens : c_output_tokens)) == NULL)
-            goto done;
-        if (append_int_attribute(PyTuple_GET_ITEM(ctx, which), tokens, buffer, &len))
-            goto fallback;
-    }
-    result = PyBytes_FromStringAndSize((const char *)buffer, len);
-    goto done;
-fallback:
-    result = Py_None;
-    Py_INCREF(result);
-done:
-    PyMem_Free(buffer);
-    Py_XDECREF(names);
-    Py_XDECREF(provider);
-    Py_XDECREF(tokens);
-    return result;
 }
 
 
@@ -2882,6 +2483,7 @@ typedef struct Entry {
     unsigned long long ex_seq; /* when ex_trace was set: flushed in this order (the last wins) */
     int stamped; /* bit i: stats.stamps[i] is known to be set */
     struct Entry *next_dirty;
+    struct Entry *next_retired; /* replaced while a request was walked: freed when it is done */
 } Entry;
 
 /* A user or feature cost series whose label is its own value (admitted): the cost is summed here
@@ -2920,6 +2522,8 @@ typedef struct {
     Py_ssize_t who_cap, who_used;
     unsigned long long seq;
     long long fast, slow_calls;
+    int walking;     /* a request is being walked: entries its records point to must live on */
+    Entry *retired;  /* entries replaced or dropped meanwhile, freed when the request is done */
 } LaneObject;
 
 static PyTypeObject LaneType;
@@ -2945,16 +2549,30 @@ entry_free(Entry *e)
     PyMem_Free(e);
 }
 
+/* An entry leaves the table: freed now, or when the request being walked is done (its records
+ * may point to it until they are applied). */
+static void
+entry_retire(LaneObject *l, Entry *e)
+{
+    if (l->walking) {
+        e->next_retired = l->retired;
+        l->retired = e;
+    }
+    else
+        entry_free(e);
+}
+
 static void
 lane_drop_entries(LaneObject *l)
 {
     for (Py_ssize_t i = 0; i < l->cap; i++)
         if (l->slots[i] != NULL) {
-            entry_free(l->slots[i]);
+            entry_retire(l, l->slots[i]);
             l->slots[i] = NULL;
         }
     l->used = 0;
-    l->dirty = NULL;
+    if (!l->walking) /* while walking, retired entries stay on the dirty list until it is flushed */
+        l->dirty = NULL;
 }
 
 static void
@@ -3697,9 +3315,25 @@ put_bytes(Buffer *b, PyObject *bytes)
     return 0;
 }
 
+/* What one span records (Registry.record_call's effects), applied only when the whole request
+ * has been walked and re-assembled: a request is accounted all or nothing. e == NULL: the Python
+ * path handled spans here, and journal[..upto] holds what they record. */
+typedef struct {
+    Entry *e;
+    long long tokens[5], q[5];
+    double duration, ttfc, end_s;
+    int has_ttfc;
+    PyObject *trace; /* owned; NULL without exemplars */
+    Py_ssize_t who_at[2], who_len[2];
+    Py_ssize_t upto;
+} Rec;
+
 typedef struct {
     LaneObject *l;
-    PyObject *data, *service_of, *slow;
+    PyObject *data, *service_of, *slow, *journal;
+    Rec *recs;
+    Py_ssize_t nrecs, recs_room;
+    Py_ssize_t journaled; /* journal items already behind a record */
     const uint8_t *d;
     Py_ssize_t n;
     Output out;
@@ -3728,14 +3362,25 @@ walk_service(Walk *w)
     return 0;
 }
 
-/* The Python path for one span: flush, then slow(data, entry, scope name, service, signature). */
+static Rec *
+walk_rec(Walk *w)
+{
+    if (grow((void **)&w->recs, &w->recs_room, w->nrecs, sizeof(Rec)) < 0)
+        return NULL;
+    Rec *r = &w->recs[w->nrecs++];
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+/* The Python path for one span: slow(data, entry, scope name, service, signature), which appends
+ * what the span records to the journal; applied in span order with the lane's own records. */
 static int
 walk_slow(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end, PyObject *signature)
 {
     LaneObject *l = w->l;
     PyObject *spans = NULL, *result = NULL;
     int rc = -1;
-    if (lane_flush(l) < 0 || walk_service(w) < 0)
+    if (walk_service(w) < 0)
         goto done;
     if (visit_span(l->t, w->data, w->d, w->n, field_start, start, end, &spans) < 0)
         goto done;
@@ -3761,6 +3406,13 @@ walk_slow(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end, PyO
         w->genai++;
     else
         w->other++;
+    Py_ssize_t upto = PyList_GET_SIZE(w->journal);
+    if (upto > w->journaled) {
+        Rec *r = walk_rec(w);
+        if (r == NULL)
+            goto done;
+        r->upto = w->journaled = upto;
+    }
     PyObject *added = PyTuple_GET_ITEM(result, 0);
     rc = output_add(&w->out, &w->place, field_start, start, end, (const uint8_t *)PyBytes_AS_STRING(added),
                     PyBytes_GET_SIZE(added));
@@ -4041,45 +3693,99 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
         got = lane_raw_text(l, &s, d, n, l->users[i], &who_at[0], &who_len[0]);
     if (got < 0 || lane_raw_text(l, &s, d, n, l->feature, &who_at[1], &who_len[1]) < 0)
         return walk_slow(w, field_start, start, end, NULL);
-    /* everything is decided: record (Registry.record_call) and enrich */
-    PyObject *trace = NULL;
-    rc = -1;
-    if (entry_duration(l, e) < 0 ||
-        (has_ttfc && entry_histogram(l, e, &e->h_ttfc, a_ttfc, 1) < 0) ||
-        (e->kind == K_PRICED && entry_histogram(l, e, &e->h_cost, a_cost_per_request, 3) < 0))
-        goto done;
+    /* everything is decided: the record (applied with the whole request: rec_apply) and the
+     * enrichment */
+    Rec *r = walk_rec(w);
+    if (r == NULL)
+        return -1;
+    r->e = e;
+    long long tokens[5] = {input, output, cache_read, cache_write, reasoning};
+    memcpy(r->tokens, tokens, sizeof tokens);
+    memcpy(r->q, q, sizeof q);
+    r->duration = (double)(end_ns - start_ns) / 1e9;
+    r->end_s = (double)end_ns / 1e9;
+    r->ttfc = ttfc;
+    r->has_ttfc = has_ttfc;
+    for (int i = 0; i < 2; i++) {
+        r->who_at[i] = who_at[i];
+        r->who_len[i] = who_len[i];
+    }
     if (l->exemplars && facts.trace_stop > facts.trace_start &&
-        (trace = PyBytes_FromStringAndSize((const char *)d + facts.trace_start,
-                                           facts.trace_stop - facts.trace_start)) == NULL)
-        goto done;
-    double duration = (double)(end_ns - start_ns) / 1e9, end_s = (double)end_ns / 1e9;
+        (r->trace = PyBytes_FromStringAndSize((const char *)d + facts.trace_start,
+                                              facts.trace_stop - facts.trace_start)) == NULL)
+        return -1;
+    Buffer *b = &w->out.bytes;
+    Py_ssize_t mark = b->len;
+    if (e->kind == K_PRICED) {
+        /* pipeline._cost_packer's layout */
+        const double usd_per_quantum = 1.0 / 4294967296.0;
+        double amounts[6] = {(double)(q[0] + q[1] + q[2] + q[3]) * usd_per_quantum,
+                             (double)q[0] * usd_per_quantum, (double)q[1] * usd_per_quantum,
+                             (double)q[2] * usd_per_quantum, (double)q[3] * usd_per_quantum,
+                             (double)q[4] * usd_per_quantum};
+        for (Py_ssize_t i = 0; i < 6; i++) {
+            PyObject *prefix = PyTuple_GET_ITEM(e->prefixes, i);
+            if (put_bytes(b, prefix) < 0 || buffer_reserve(b, 8) < 0)
+                return -1;
+            put_double(b->data + b->len, amounts[i]);
+            b->len += 8;
+        }
+    }
+    else if (e->kind == K_UNPRICED && put_bytes(b, e->unpriced_attr) < 0)
+        return -1;
+    /* Pipeline._current_name for each name the span lacked, in Normaliser's order */
+    if (PyBytes_GET_SIZE(e->provider_attr) && put_bytes(b, e->provider_attr) < 0)
+        return -1;
+    long long named[5] = {have[0], have[1], cache_read, cache_write, reasoning};
+    for (int g = 0; g < 5; g++)
+        if (named[g] && !((s.present >> l->current[g]) & 1) && put_int_attribute(l, b, g, tokens[g]) < 0)
+            return -1;
+    if (PyBytes_GET_SIZE(e->error_attr) && put_bytes(b, e->error_attr) < 0)
+        return -1;
+    Py_ssize_t added = b->len - mark;
+    b->len = mark;
+    if (output_add(&w->out, &w->place, field_start, start, end, NULL, added) < 0)
+        return -1;
+    l->fast++;
+    w->genai++;
+    return 0;
+}
+
+/* One span's record (Registry.record_call): sums pending on its entry, histograms in place. */
+static int
+rec_apply(LaneObject *l, const Rec *r, const uint8_t *d)
+{
+    Entry *e = r->e;
+    PyObject *trace = r->trace;
+    const long long *tokens = r->tokens, *q = r->q;
+    if (entry_duration(l, e) < 0 ||
+        (r->has_ttfc && entry_histogram(l, e, &e->h_ttfc, a_ttfc, 1) < 0) ||
+        (e->kind == K_PRICED && entry_histogram(l, e, &e->h_cost, a_cost_per_request, 3) < 0))
+        return -1;
     if (!e->dirty) {
         e->dirty = 1;
         e->next_dirty = l->dirty;
         l->dirty = e;
     }
     e->requests++;
-    long long tokens[5] = {input, output, cache_read, cache_write, reasoning};
     if (e->kind != K_NO_COST) { /* Registry.record_call: a call without usage counts no tokens */
         for (int i = 0; i < 5; i++)
             e->tokens[i] += tokens[i];
         for (int i = 2; i < 5; i++)
             if (tokens[i] && entry_stamp(e, i) < 0)
-                goto done;
+                return -1;
     }
-    hist_record((HistObject *)e->h_duration, duration, trace, NULL, end_s, NULL);
-    if (has_ttfc)
-        hist_record((HistObject *)e->h_ttfc, ttfc, trace, NULL, end_s, NULL);
-    if (output > 0 && e->kind != K_NO_COST) {
-        double generating = duration - ttfc;
+    hist_record((HistObject *)e->h_duration, r->duration, trace, NULL, r->end_s, NULL);
+    if (r->has_ttfc)
+        hist_record((HistObject *)e->h_ttfc, r->ttfc, trace, NULL, r->end_s, NULL);
+    if (tokens[1] > 0 && e->kind != K_NO_COST) {
+        double generating = r->duration - r->ttfc;
         if (generating > 0) {
             if (entry_histogram(l, e, &e->h_tps, a_tps, 2) < 0)
-                goto done;
-            hist_record((HistObject *)e->h_tps, (double)output / generating, trace, NULL, end_s, NULL);
+                return -1;
+            hist_record((HistObject *)e->h_tps, (double)tokens[1] / generating, trace, NULL, r->end_s, NULL);
         }
     }
-    Buffer *b = &w->out.bytes;
-    Py_ssize_t mark = b->len;
     if (e->kind == K_PRICED) {
         long long total = q[0] + q[1] + q[2] + q[3];
         e->cost += total;
@@ -4087,55 +3793,69 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
             e->breakdown[i] += q[i];
         e->savings += q[4];
         if ((total && entry_stamp(e, 5) < 0) || (q[4] && entry_stamp(e, 6) < 0))
-            goto done;
+            return -1;
         double usd = (double)total / 4294967296.0;
-        hist_record((HistObject *)e->h_cost, usd, trace, NULL, end_s, NULL);
+        hist_record((HistObject *)e->h_cost, usd, trace, NULL, r->end_s, NULL);
         if (trace != NULL) {
             Py_XSETREF(e->ex_trace, Py_NewRef(trace));
             e->ex_seq = ++l->seq;
             e->ex_usd = usd;
-            e->ex_end = end_s;
+            e->ex_end = r->end_s;
         }
         for (int i = 0; i < 2; i++)
-            if (who_len[i] > 0 && lane_who_cost(l, e->service_label, i, d + who_at[i], who_len[i], total) < 0)
-                goto done;
-        /* pipeline._cost_packer's layout */
-        const double usd_per_quantum = 1.0 / 4294967296.0;
-        double amounts[6] = {(double)total * usd_per_quantum, (double)q[0] * usd_per_quantum,
-                             (double)q[1] * usd_per_quantum, (double)q[2] * usd_per_quantum,
-                             (double)q[3] * usd_per_quantum, (double)q[4] * usd_per_quantum};
-        for (Py_ssize_t i = 0; i < 6; i++) {
-            PyObject *prefix = PyTuple_GET_ITEM(e->prefixes, i);
-            if (put_bytes(b, prefix) < 0 || buffer_reserve(b, 8) < 0)
-                goto done;
-            put_double(b->data + b->len, amounts[i]);
-            b->len += 8;
+            if (r->who_len[i] > 0 &&
+                lane_who_cost(l, e->service_label, i, d + r->who_at[i], r->who_len[i], total) < 0)
+                return -1;
+    }
+    else if (e->kind == K_UNPRICED)
+        e->unpriced++;
+    return 0;
+}
+
+/* Applies the request's records in span order; the Python path's (journal items: (function,
+ * arguments)) after a flush, as the Python path sees every earlier sum. */
+static int
+walk_commit(Walk *w)
+{
+    LaneObject *l = w->l;
+    Py_ssize_t applied = 0;
+    for (Py_ssize_t i = 0; i < w->nrecs; i++) {
+        Rec *r = &w->recs[i];
+        if (r->e != NULL) {
+            if (rec_apply(l, r, w->d) < 0)
+                return -1;
+            continue;
+        }
+        if (lane_flush(l) < 0)
+            return -1;
+        if (r->upto > PyList_GET_SIZE(w->journal)) {
+            PyErr_SetString(PyExc_RuntimeError, "Lane: the journal shrank during the walk");
+            return -1;
+        }
+        for (; applied < r->upto; applied++) {
+            PyObject *item = PyList_GET_ITEM(w->journal, applied);
+            if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2 ||
+                !PyTuple_CheckExact(PyTuple_GET_ITEM(item, 1))) {
+                PyErr_SetString(PyExc_TypeError, "Lane: a journal item is not (function, arguments)");
+                return -1;
+            }
+            PyObject *done = PyObject_Call(PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1), NULL);
+            if (done == NULL)
+                return -1;
+            Py_DECREF(done);
         }
     }
-    else if (e->kind == K_UNPRICED) {
-        e->unpriced++;
-        if (put_bytes(b, e->unpriced_attr) < 0)
-            goto done;
-    }
-    /* Pipeline._current_name for each name the span lacked, in Normaliser's order */
-    if (PyBytes_GET_SIZE(e->provider_attr) && put_bytes(b, e->provider_attr) < 0)
-        goto done;
-    long long named[5] = {have[0], have[1], cache_read, cache_write, reasoning};
-    for (int g = 0; g < 5; g++)
-        if (named[g] && !((s.present >> l->current[g]) & 1) && put_int_attribute(l, b, g, tokens[g]) < 0)
-            goto done;
-    if (PyBytes_GET_SIZE(e->error_attr) && put_bytes(b, e->error_attr) < 0)
-        goto done;
-    Py_ssize_t added = b->len - mark;
-    b->len = mark;
-    if (output_add(&w->out, &w->place, field_start, start, end, NULL, added) < 0)
-        goto done;
-    l->fast++;
-    w->genai++;
-    rc = 0;
-done:
-    Py_XDECREF(trace);
-    return rc;
+    return 0;
+}
+
+static void
+walk_free(Walk *w)
+{
+    for (Py_ssize_t i = 0; i < w->nrecs; i++)
+        Py_XDECREF(w->recs[i].trace);
+    PyMem_Free(w->recs);
+    Py_XDECREF(w->service);
+    output_free(&w->out);
 }
 
 static int
@@ -4194,15 +3914,22 @@ fail:
     return -1;
 }
 
-/* process(data, service_of, slow) -> (request to forward, GenAI spans, other spans)
+/* process(data, service_of, slow, journal) -> (request to forward, GenAI spans, other spans)
  * service_of(data, start, stop): the service name of the Resource in data[start:stop] (start -1:
- * none); slow(data, span entry, scope name, service, signature | None) -> (added bytes, is GenAI).
- * The request was already validated by split(data, table, True). */
+ * none); slow(data, span entry, scope name, service, signature | None) -> (added bytes, is GenAI),
+ * appending what the span records to journal (a list of (function, arguments)).
+ * Nothing is recorded until the whole request has been walked and re-assembled; then the lane's
+ * records and the journal's are applied in span order. An error before that leaves every metric
+ * as it was. The request was already validated by split(data, table, True). */
 static PyObject *
 lane_process(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "process(data, service_of, slow)");
+    if (nargs != 4 || !PyBytes_Check(args[0]) || !PyList_CheckExact(args[3]) || PyList_GET_SIZE(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "process(data, service_of, slow, journal: an empty list)");
+        return NULL;
+    }
+    if (l->walking) {
+        PyErr_SetString(PyExc_RuntimeError, "Lane: process is not reentrant");
         return NULL;
     }
     Walk w;
@@ -4211,6 +3938,8 @@ lane_process(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
     w.data = args[0];
     w.service_of = args[1];
     w.slow = args[2];
+    w.journal = args[3];
+    l->walking = 1;
     w.d = (const uint8_t *)PyBytes_AS_STRING(w.data);
     w.n = PyBytes_GET_SIZE(w.data);
     const uint8_t *d = w.d;
@@ -4275,20 +4004,37 @@ lane_process(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
         }
         pos = stop;
     }
-    /* The sums stay here until someone reads them: the registry settles (flushes) every lane
-     * before an exposition, and the Python path, `learn` and `clear` flush first. Per request
-     * this saved adding a few hundred dict items that no one had read in between. */
     forward = w.out.nadds ? output_assemble(&w.out, w.data) : Py_NewRef(w.data);
     if (forward == NULL)
         goto fail;
+    /* Recorded now. The sums stay here until someone reads them: the registry settles (flushes)
+     * every lane before an exposition, and the Python path, `learn` and `clear` flush first.
+     * Per request this saved adding a few hundred dict items that no one had read in between. */
+    if (walk_commit(&w) < 0) {
+        Py_DECREF(forward);
+        goto fail;
+    }
     result = Py_BuildValue("(NLL)", forward, w.genai, w.other);
-    goto done;
 fail:
-    if (lane_flush(l) < 0) /* what was recorded stays recorded */
-        PyErr_Clear();
-done:
-    Py_XDECREF(w.service);
-    output_free(&w.out);
+    l->walking = 0;
+    if (l->retired != NULL) { /* entries replaced meanwhile: their sums are added before they go */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (lane_flush(l) < 0) {
+            Py_CLEAR(result);
+            if (type == NULL)
+                PyErr_Fetch(&type, &value, &tb);
+            else
+                PyErr_Clear();
+        }
+        while (l->retired != NULL) {
+            Entry *e = l->retired;
+            l->retired = e->next_retired;
+            entry_free(e);
+        }
+        PyErr_Restore(type, value, tb);
+    }
+    walk_free(&w);
     return result;
 }
 
@@ -4323,7 +4069,7 @@ lane_insert(LaneObject *l, Entry *e)
         if (old->hash == e->hash && old->key_len == e->key_len &&
             memcmp(old->key, e->key, (size_t)e->key_len) == 0) {
             l->slots[i] = e; /* a new window for the same signature */
-            entry_free(old);
+            entry_retire(l, old);
             return 0;
         }
     }
@@ -4480,18 +4226,12 @@ static PyTypeObject LaneType = {
 };
 
 static PyMethodDef methods[] = {
-    {"with_current_names", (PyCFunction)(void (*)(void))wirescan_with_current_names, METH_FASTCALL,
-     "with_current_names(context, added, call) -> bytes | None: added + the current names"},
     {"make_table", wirescan_make_table, METH_VARARGS,
      "make_table(keys, eval_name, wire_error, unsupported, decode_other) -> table"},
     {"split", (PyCFunction)(void (*)(void))wirescan_split, METH_FASTCALL,
      "split(data, table) -> (resources, span_count); raises wire_error when malformed"},
     {"record_call", (PyCFunction)(void (*)(void))wirescan_record_call, METH_FASTCALL,
      "record_call(context, stats, ...): metrics.Registry.record_call"},
-    {"fast_call", (PyCFunction)(void (*)(void))wirescan_fast_call, METH_FASTCALL,
-     "fast_call(context, call, service, facts) -> bytes | None: Pipeline._call on cache hits"},
-    {"priced_call", (PyCFunction)(void (*)(void))wirescan_priced_call, METH_FASTCALL,
-     "priced_call(context, stats, ...): Pipeline._call for a call priced from compiled rates"},
     {"observe", (PyCFunction)(void (*)(void))wirescan_observe, METH_FASTCALL,
      "observe(histogram, value, trace_id, timestamp): metrics.Histogram.observe"},
     {"assemble", (PyCFunction)(void (*)(void))wirescan_assemble, METH_FASTCALL,
@@ -4526,24 +4266,12 @@ PyInit__wirescan(void)
         {&a_cost_exemplar, "cost_exemplar"}, {&a_input, "input"},   {&a_output, "output"},
         {&a_cache_read, "cache_read"}, {&a_cache_write, "cache_write"}, {&empty_str, ""},
         {&a_stamps, "stamps"},       {&a_stamp, "stamp"}, {&a_admit, "admit"},
-        {&c_input_tokens, "input_tokens"}, {&c_output_tokens, "output_tokens"},
-        {&c_cache_read_tokens, "cache_read_tokens"}, {&c_cache_write_tokens, "cache_write_tokens"},
-        {&c_reasoning_tokens, "reasoning_tokens"}, {&c_user, "user"}, {&c_feature, "feature"},
-        {&c_ttfc, "time_to_first_chunk"}, {&r_base, "base"}, {&r_tiers, "tiers"},
-        {&r_multiplier, "multiplier"}, {&a_allowed, "allowed"}, {&a_admitted, "admitted"}, {&a_overflow, "overflow"},
-        {&g_provider, "provider"}, {&g_operation, "operation"}, {&g_request_model, "request_model"},
-        {&g_response_model, "response_model"}, {&g_error, "error"}, {&g_error_category, "error_category"},
-        {&g_has_usage, "has_usage"}, {&g_reported_cost, "reported_cost"}, {&g_service_tier, "service_tier"},
-        {&g_already_enriched, "already_enriched"}, {&g_time_of_day, "time_of_day"}, {&g_rates, "rates"},
-        {&g_table, "table"}, {&s_ok, "ok"}, {&s_error, "error"},
-        {&g_missing_current_names, "missing_current_names"},
+        {&a_allowed, "allowed"}, {&a_admitted, "admitted"}, {&a_overflow, "overflow"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
             return NULL;
-    if ((zero = PyLong_FromLong(0)) == NULL || (zero_float = PyFloat_FromDouble(0.0)) == NULL ||
-        (ns_minute = PyLong_FromLongLong(60LL * 1000000000LL)) == NULL ||
-        (ns_day = PyLong_FromLongLong(86400LL * 1000000000LL)) == NULL)
+    if ((zero = PyLong_FromLong(0)) == NULL || (zero_float = PyFloat_FromDouble(0.0)) == NULL)
         return NULL;
     if (PyType_Ready(&HistType) < 0 || PyType_Ready(&LaneType) < 0)
         return NULL;

@@ -338,6 +338,13 @@ class Registry:
                 ("feature_series", 2),
             )
         }
+        self._decided: tuple[LabelLimiter | SeriesCap, ...] = (
+            *(
+                self.limiters[name]
+                for name in (sc.LABEL_SERVICE, sc.LABEL_PROVIDER, sc.LABEL_MODEL, sc.LABEL_OPERATION)
+            ),
+            self.caps["series"],
+        )
         self.series: dict[tuple[str, str, str, str], SeriesStats] = {}
         self._label_cache: dict[tuple[str, str, str, str], tuple[str, str, str, str]] = {}
         self.unpriced = Counts(clock)
@@ -354,6 +361,17 @@ class Registry:
         self.queue_spans = 0
         self.queue_capacity = 0
         self._settlers: list[Callable[[], object]] = []
+
+    def overflow_marks(self) -> tuple[tuple[int, float], ...]:
+        """The overflow counts that deciding a span's labels bumps (`labels`, `series_of`): a
+        request's records are applied only when it succeeds, but its labels are decided as its
+        spans are walked, so a failed request puts these back (`restore_overflow`). Which values
+        were admitted is not undone: admission is first come, first served, not a count."""
+        return tuple((h.overflow, h.overflow_created) for h in self._decided)
+
+    def restore_overflow(self, marks: tuple[tuple[int, float], ...]) -> None:
+        for holder, (overflow, created) in zip(self._decided, marks, strict=True):
+            holder.overflow, holder.overflow_created = overflow, created
 
     def settle_with(self, flush: Callable[[], object]) -> None:
         """`flush` adds sums held elsewhere (the C lane's) to this registry; `settle` calls it."""
@@ -681,7 +699,9 @@ class _Writer:
     def render(self) -> str:
         r = self.r
         base = (sc.LABEL_SERVICE, sc.LABEL_PROVIDER, sc.LABEL_MODEL, sc.LABEL_OPERATION)
-        series = sorted(r.series.items())
+        # a series is made when a span's labels are decided, and shown once a call is recorded
+        # there (a refused request records nothing: see Pipeline.process)
+        series = sorted(item for item in r.series.items() if item[1].requests)
 
         self._family(sc.PROM_LLM_REQUESTS, "counter", "GenAI model calls, by outcome.")
         for labels, stats in series:

@@ -4,13 +4,18 @@
 accepts anything); `Pipeline.process` does the rest and returns the bytes to forward. Metrics
 are recorded only in `process`, which the service calls only for accepted requests, so a
 request refused for backpressure and retried by the collector is counted once.
+
+A request is accounted all or nothing: while it is walked, what each span records is only
+written down (a journal of registry calls on the Python path, records in the C lane); it is
+applied, in span order, once every span has been handled and the request re-assembled. An
+exception before that leaves every metric as it was.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
-from functools import partial
+from collections.abc import Callable
 from typing import Any, Final
 
 from genai_otel.instrumentation import semconv as sc
@@ -44,6 +49,7 @@ logger = logging.getLogger(__name__)
 EVALUATION_EVENT: Final = sc.EVENT_EVALUATION_RESULT.encode()
 UNKNOWN_SERVICE: Final = "unknown_service"
 Scanned = tuple[list[ResourceEntry], int]  # from RequestScanner.split
+Journal = list[tuple[Callable[..., object], tuple[object, ...]]]  # registry calls, applied in order
 # The lane's entry kinds (see _wirescan.c) and the keys that always send a span to Python.
 SERVICE_CACHE_SIZE: Final = 4096  # distinct Resources whose service name is remembered ...
 SERVICE_CACHE_MAX_BYTES: Final = 4096  # ... each at most this long (memory stays under 16 MiB)
@@ -124,10 +130,6 @@ class Pipeline:
             if self.scanner.accelerated
             else registry.record_call
         )
-        # priced calls in one C step: cost, metrics, cost attributes (None: the Python path)
-        self._priced_call = (
-            registry.accelerated_record_call(_accelerator.priced_call) if self.scanner.accelerated else None
-        )
         fast = self.normaliser.accelerated() if self.scanner.accelerated else None
         self._normalise = fast or self.normaliser.normalise
         self._assemble = _accelerator.assemble if self.scanner.accelerated else _assemble
@@ -140,38 +142,9 @@ class Pipeline:
         self._series: dict[tuple[str, str, str, str], tuple[tuple[str, str, str, str], SeriesStats]] = {}
         self._cost_packers: dict[str, tuple[struct.Struct, bytes, bytes, bytes, bytes, bytes, bytes]] = {}
         self._prefix_cache: dict[str, tuple[bytes, ...]] = {}
-        # Pipeline._call in C when the series, rates and prefixes are all cached (None: off)
-        self._fast_call = (
-            partial(
-                _accelerator.fast_call,
-                (
-                    registry.record_context(),
-                    self._series,
-                    prices.resolved_cache,
-                    self._prefix_cache,
-                    Rates,
-                    UNKNOWN,
-                ),
-            )
-            if self.scanner.accelerated
-            else None
-        )
-        # the current names a span lacked, appended in C when all are simple (None: off)
-        self._with_current_names = (
-            partial(
-                _accelerator.with_current_names,
-                (
-                    sc.GEN_AI_PROVIDER_NAME,
-                    self._provider_attr,
-                    sc.GEN_AI_USAGE_INPUT_TOKENS,
-                    _INPUT_TOKENS.headers,
-                    sc.GEN_AI_USAGE_OUTPUT_TOKENS,
-                    _OUTPUT_TOKENS.headers,
-                ),
-            )
-            if self.scanner.accelerated
-            else None
-        )
+        # what the request being processed records, applied when all of it succeeded (process)
+        self._journal: Journal = []
+        self._defer = self._journal.append
 
         # the whole request in C for spans whose kind was seen before (None: off)
         self._lane: Any = self._make_lane() if self.scanner.accelerated and fast is not None else None
@@ -256,89 +229,77 @@ class Pipeline:
 
     # -- per request ----------------------------------------------------------------------
     def process(self, data: bytes, scanned: Scanned) -> bytes:
+        """The request to forward, enriched. Its metrics are recorded only when all of it has been
+        handled: an exception leaves the registry as it was (accounted all or nothing)."""
         registry = self.registry
-        if self._lane is not None:
-            forward, genai, other = self._lane.process(data, self._service_of, self._lane_span)
-            registry.received["genai"] += genai
-            registry.received["other"] += other
-            return forward
+        journal = self._journal
+        marks = registry.overflow_marks()
+        try:
+            if self._lane is not None:
+                forward, genai, other = self._lane.process(data, self._service_of, self._lane_span, journal)
+            else:
+                forward, genai, other = self._walk(data, scanned)
+                for record, args in journal:
+                    record(*args)
+        except BaseException:
+            registry.restore_overflow(marks)  # what deciding the labels counted (see Registry)
+            raise
+        finally:
+            journal.clear()
         received = registry.received
-        scan = self.span_scanner.scan
-        find = data.find
+        received["genai"] += genai
+        received["other"] += other
+        return forward
+
+    def _walk(self, data: bytes, scanned: Scanned) -> tuple[bytes, int, int]:
+        """The Python path over a whole request: (request to forward, GenAI spans, other spans)."""
         genai = other = examined = 0
         additions: dict[int, bytes] = {}
         resources, span_count = scanned
-        fast_call = self._fast_call
-        with_current_names = self._with_current_names
-        normalise = self._normalise
+        one_span = self._one_span
         for _, _, _, resource, scopes in resources:
             service = UNKNOWN_SERVICE if resource is None else self._service_of(data, *resource)
             for _, _, _, scope_name, spans in scopes:
-                for field_start, start, end, found, facts, mentions_evaluation in spans:
+                for entry in spans:
                     examined += 1
-                    if fast_call is not None and found and facts is not None and not mentions_evaluation:
-                        # the common GenAI span, as _span and _call handle it, without their frames
-                        try:
-                            call = normalise(found, scope_name, facts[3] == STATUS_CODE_ERROR)
-                            if call is None:
-                                other += 1
-                                continue
-                        except InvalidSpan as exc:
-                            registry.count(registry.invalid, exc.reason)
-                            genai += 1
-                            continue
-                        except Exception:  # never let one span take the request down
-                            logger.debug("span processing failed", exc_info=True)
-                            registry.count(registry.invalid, InvalidReason.MALFORMED_SPAN)
-                            genai += 1
-                            continue
-                        genai += 1
-                        try:
-                            added = fast_call(call, service, facts)
-                            if added is None:
-                                added = self._call(call, service, *facts[:3])
-                            elif added and call.missing_current_names:
-                                named = with_current_names(added, call) if with_current_names else None
-                                added = named or b"".join(
-                                    [
-                                        added,
-                                        *map(partial(self._current_name, call), call.missing_current_names),
-                                    ]
-                                )
-                        except Exception:  # never let one span take the request down
-                            logger.debug("span processing failed", exc_info=True)
-                            registry.count(registry.invalid, InvalidReason.MALFORMED_SPAN)
-                            continue
-                        if added:
-                            additions[field_start] = added
-                        continue
-                    try:
-                        if found is None:  # the C walk left this span to the Python scanner
-                            attrs = scan(data, start, end)
-                            has_evaluation = find(EVALUATION_EVENT, start, end) >= 0
-                            if not attrs and not has_evaluation:
-                                other += 1
-                                continue
-                        else:
-                            attrs, has_evaluation = found, mentions_evaluation
-                        added, is_genai = self._span(
-                            data, start, end, attrs, facts, scope_name, service, has_evaluation
-                        )
-                    except Exception:  # never let one span take the request down
-                        logger.debug("span processing failed", exc_info=True)
-                        registry.count(registry.invalid, InvalidReason.MALFORMED_SPAN)
-                        added, is_genai = b"", True
+                    added, is_genai, _ = one_span(data, entry, scope_name, service)
                     if is_genai:
                         genai += 1
                     else:
                         other += 1
                     if added:
-                        additions[field_start] = added
-        received["genai"] += genai
-        received["other"] += other + span_count - examined
+                        additions[entry[0]] = added
+        other += span_count - examined
         if not additions:
-            return data
-        return self._assemble(data, resources, additions)
+            return data, genai, other
+        return self._assemble(data, resources, additions), genai, other
+
+    def _one_span(
+        self, data: bytes, entry: SpanEntry, scope_name: str, service: str
+    ) -> tuple[bytes, bool, dict[str, object] | None]:
+        """(bytes to append, whether it is a GenAI span, its attributes when it was handled)."""
+        _, start, end, found, facts, mentions_evaluation = entry
+        journal = self._journal
+        mark = len(journal)
+        try:
+            if found is None:  # the C walk left this span to the Python scanner
+                attrs = self.span_scanner.scan(data, start, end)
+                has_evaluation = data.find(EVALUATION_EVENT, start, end) >= 0
+                if not attrs and not has_evaluation:
+                    return b"", False, None
+            else:
+                attrs, has_evaluation = found, mentions_evaluation
+            added, is_genai = self._span(data, start, end, attrs, facts, scope_name, service, has_evaluation)
+        except Exception:  # never let one span take the request down: it records only this
+            del journal[mark:]
+            logger.debug("span processing failed", exc_info=True)
+            self._invalid(InvalidReason.MALFORMED_SPAN)
+            return b"", True, None
+        return added, is_genai, attrs
+
+    def _invalid(self, reason: str) -> None:
+        registry = self.registry
+        self._defer((registry.count, (registry.invalid, reason)))
 
     def _service_of(self, data: bytes, start: int, stop: int) -> str:
         """The service name of the Resource in data[start:stop] (start -1: no Resource)."""
@@ -364,21 +325,9 @@ class Pipeline:
     ) -> tuple[bytes, bool]:
         """One span the lane left to Python: as `process` handles it; then, given the lane's
         signature for it, what the lane needs to handle the next such span itself."""
-        _, start, end, found, facts, mentions_evaluation = entry
-        try:
-            if found is None:  # the C walk left this span to the Python scanner
-                attrs = self.span_scanner.scan(data, start, end)
-                has_evaluation = data.find(EVALUATION_EVENT, start, end) >= 0
-                if not attrs and not has_evaluation:
-                    return b"", False
-            else:
-                attrs, has_evaluation = found, mentions_evaluation
-            added, is_genai = self._span(data, start, end, attrs, facts, scope_name, service, has_evaluation)
-        except Exception:  # never let one span take the request down
-            logger.debug("span processing failed", exc_info=True)
-            self.registry.count(self.registry.invalid, InvalidReason.MALFORMED_SPAN)
-            return b"", True
-        if signature is not None and facts is not None:
+        added, is_genai, attrs = self._one_span(data, entry, scope_name, service)
+        facts = entry[4]
+        if signature is not None and attrs is not None and facts is not None:
             try:
                 self._teach(signature, attrs, facts, scope_name, service)
             except Exception:  # the lane only misses a shortcut
@@ -411,7 +360,10 @@ class Pipeline:
             limiter = self.registry.limiters[sc.LABEL_ERROR_TYPE]
             if not limiter.allowed:
                 request_key = (STATUS_ERROR, "")
-            elif call.error_category in limiter.admitted:
+            elif call.error_category in limiter.admitted or (
+                # admitted when its call is recorded, at the end of the request: admitted now
+                len(limiter.admitted) < limiter.limit and limiter(call.error_category) == call.error_category
+            ):
                 request_key = (STATUS_ERROR, call.error_category)
             else:  # over its cap: the Python path keeps counting the overflow
                 return
@@ -473,7 +425,6 @@ class Pipeline:
         service: str,
         has_evaluation: bool,
     ) -> tuple[bytes, bool]:
-        registry = self.registry
         if facts is None:
             try:
                 facts = span_facts(data, start, end)
@@ -482,7 +433,7 @@ class Pipeline:
                 # malformed (the C lane decides it the same way without reading the span's facts).
                 if not any(key in attrs for key in MARKER_KEYS):
                     return b"", False
-                registry.count(registry.invalid, InvalidReason.MALFORMED_SPAN)
+                self._invalid(InvalidReason.MALFORMED_SPAN)
                 return b"", True
         trace_id, start_ns, end_ns, status_code = facts
         call: GenAICall | None = None
@@ -490,17 +441,11 @@ class Pipeline:
             try:
                 call = self._normalise(attrs, scope_name, status_code == STATUS_CODE_ERROR)
             except InvalidSpan as exc:
-                registry.count(registry.invalid, exc.reason)
+                self._invalid(exc.reason)
                 return b"", True
         added = b""
         if call is not None:
-            fast = self._fast_call(call, service, facts) if self._fast_call is not None else None
-            if fast is None:
-                added = self._call(call, service, trace_id, start_ns, end_ns)
-            elif fast and call.missing_current_names:
-                added = b"".join([fast, *map(partial(self._current_name, call), call.missing_current_names)])
-            else:
-                added = fast
+            added = self._call(call, service, trace_id, start_ns, end_ns)
         if has_evaluation:
             self._scores(
                 data=data,
@@ -529,7 +474,7 @@ class Pipeline:
             labels, stats = series
         duration: float | None = (end_ns - start_ns) / 1e9
         if end_ns < start_ns or start_ns == 0:
-            registry.count(registry.invalid, InvalidReason.NEGATIVE_DURATION)
+            self._invalid(InvalidReason.NEGATIVE_DURATION)
             duration = None
         cost: Cost | None = None
         unpriced = ""
@@ -548,27 +493,6 @@ class Pipeline:
                 unpriced = rates
             else:
                 assert isinstance(rates, Rates)
-                if self._priced_call is not None:  # cost, metrics and cost attributes in C
-                    added = self._priced_call(
-                        stats,
-                        labels[0],
-                        STATUS_ERROR if error else STATUS_OK,
-                        call.error_category if error else "",
-                        call,
-                        trace_id,
-                        duration,
-                        end_ns / 1e9,
-                        rates,
-                        self._prefixes(rates.table),
-                    )
-                    if added is not None:
-                        if call.already_enriched:
-                            return b""
-                        if call.missing_current_names:
-                            return b"".join(
-                                [added, *map(partial(self._current_name, call), call.missing_current_names)]
-                            )
-                        return added
                 cost = compute_cost(
                     rates,
                     call.input_tokens,
@@ -587,24 +511,31 @@ class Pipeline:
             if call.has_usage
             else None
         )
-        self._record_call(
-            stats,
-            labels[0],
-            STATUS_ERROR if error else STATUS_OK,
-            call.error_category if error else "",
-            tokens,
-            cost,
-            call.user,
-            call.feature,
-            trace_id,
-            duration,
-            call.time_to_first_chunk,
-            end_ns / 1e9,
+        self._defer(
+            (
+                self._record_call,
+                (
+                    stats,
+                    labels[0],
+                    STATUS_ERROR if error else STATUS_OK,
+                    call.error_category if error else "",
+                    tokens,
+                    cost,
+                    call.user,
+                    call.feature,
+                    trace_id,
+                    duration,
+                    call.time_to_first_chunk,
+                    end_ns / 1e9,
+                ),
+            )
         )
         if reported_quanta >= 0:
-            registry.record_reported_cost(stats, reported_quanta, call.user, call.feature, labels[0])
+            self._defer(
+                (registry.record_reported_cost, (stats, reported_quanta, call.user, call.feature, labels[0]))
+            )
         if unpriced:
-            registry.record_unpriced(labels[1], labels[2], unpriced)
+            self._defer((registry.record_unpriced, (labels[1], labels[2], unpriced)))
         if call.already_enriched:
             return b""
         return self._enrichment(call, cost, unpriced, reported_quanta)
@@ -707,7 +638,7 @@ class Pipeline:
             name = values.get(sc.GEN_AI_EVALUATION_NAME)
             score = finite_number(values.get(sc.GEN_AI_EVALUATION_SCORE_VALUE))
             if not isinstance(name, str) or score is None or not 0 <= score <= 10:
-                registry.count(registry.invalid, InvalidReason.BAD_SCORE)
+                self._invalid(InvalidReason.BAD_SCORE)
                 continue
             if call is not None:
                 provider, model = call.provider, call.model
@@ -722,14 +653,11 @@ class Pipeline:
                 provider = str(raw_provider) or "unknown"
                 model = str(raw_model)[:256] or "unknown"
             labels = registry.labels(service, provider, model, "")
-            registry.record_score(
-                labels[0],
-                labels[1],
-                labels[2],
-                name[:256],
-                score,
-                trace_id,
-                end_ns / 1e9,
+            self._defer(
+                (
+                    registry.record_score,
+                    (labels[0], labels[1], labels[2], name[:256], score, trace_id, end_ns / 1e9),
+                )
             )
 
 

@@ -243,3 +243,100 @@ def test_the_rate_limited_log_reports_what_it_held_back(caplog: pytest.LogCaptur
         "failed with D (2 more since the last report)",
     ]
     assert caplog.records[0].exc_info is not None and caplog.records[1].exc_info is None
+
+
+# -- a request is accounted all or nothing ---------------------------------------------------
+ACCELERATION = [
+    pytest.param(True, id="c-lane", marks=pytest.mark.skipif(
+        not scan_module.accelerated_available(), reason="the _wirescan extension is not built"
+    )),
+    pytest.param(False, id="python"),
+]  # fmt: skip
+
+
+def _calls(service: str, model_over_cap: str) -> bytes:
+    """One resource's spans, one of each kind a request records: priced with a user and a
+    feature, a classified error, unpriced, a model over its label cap, a quality score, an
+    invalid duration."""
+    return make_request(
+        [
+            make_span({**GENAI, "user.id": "u1", sc.GENAI_OTEL_FEATURE: "search"}),
+            make_span({**GENAI, sc.ERROR_TYPE: "RateLimitError"}, error=True),
+            make_span({**GENAI, sc.GEN_AI_REQUEST_MODEL: "no-such-model"}),
+            make_span({**GENAI, sc.GEN_AI_REQUEST_MODEL: model_over_cap}),
+            make_span(
+                GENAI,
+                events=[
+                    (
+                        sc.EVENT_EVALUATION_RESULT,
+                        {sc.GEN_AI_EVALUATION_NAME: "relevance", sc.GEN_AI_EVALUATION_SCORE_VALUE: 8.5},
+                    )
+                ],
+            ),
+            make_span(GENAI, duration_s=-1.0),
+        ],
+        service=service,
+    )
+
+
+@pytest.mark.parametrize("accelerated", ACCELERATION)
+def test_a_request_that_fails_part_way_changes_no_metric(accelerated: bool) -> None:
+    """Finding 4: the lane kept what it had recorded when the request then failed (2 exports
+    answered UNKNOWN, 4 calls counted). Here the second service's name cannot be read after the
+    first service's spans were handled, in C and in Python, and nothing at all is recorded."""
+    base = make_pipeline(label_limits={sc.LABEL_MODEL: 2})
+    pipeline = Pipeline(base.registry, PriceBook(), accelerated=accelerated)
+    registry = pipeline.registry
+    real_service_of = pipeline._service_of
+
+    def service_of(data: bytes, start: int, stop: int) -> str:
+        service = real_service_of(data, start, stop)
+        if service == "broken":
+            raise RuntimeError("simulated defect")
+        return service
+
+    pipeline._service_of = service_of  # type: ignore[method-assign]
+    run(pipeline, _calls("checkout", "gpt-4o"))  # every kind seen once: the lane knows them
+    registry.settle()
+    fast_before = pipeline.lane.stats["fast"] if pipeline.lane is not None else 0
+    before = registry.expose(openmetrics=True)
+    failing = _calls("checkout", "gpt-4o-mini") + _calls("broken", "gpt-4o")
+    with pytest.raises(RuntimeError, match="simulated defect"):
+        run(pipeline, failing)
+    assert registry.expose(openmetrics=True) == before
+    if pipeline.lane is not None:  # the first service's spans did go through the lane
+        assert pipeline.lane.stats["fast"] > fast_before
+    # the model over its cap was not counted as overflow either
+    assert 'label_overflow_total{label="model"}' not in before
+    assert registry.limiters[sc.LABEL_MODEL].overflow == 0
+    # and the next request is recorded in full
+    run(pipeline, _calls("checkout", "gpt-4o-mini"))
+    after = registry.expose(openmetrics=False)
+    labels = 'service="checkout",provider="openai",model="gpt-4o",operation="chat"'
+    assert f'llm_requests_total{{{labels},status="ok",error_type=""}} 7' in after
+    assert registry.limiters[sc.LABEL_MODEL].overflow == 1
+
+
+@pytest.mark.parametrize("accelerated", ACCELERATION)
+def test_a_span_that_fails_part_way_records_only_its_invalid_count(
+    accelerated: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A span whose handling raises after its call was written down counts as malformed and
+    nothing else; the request's other spans are recorded."""
+    pipeline = Pipeline(make_pipeline().registry, PriceBook(), accelerated=accelerated)
+    real = pipeline._enrichment
+
+    def enrichment(call: Any, *args: Any) -> bytes:
+        if call.user == "poison":
+            raise RuntimeError("simulated defect")
+        return real(call, *args)
+
+    monkeypatch.setattr(pipeline, "_enrichment", enrichment)
+    run(pipeline, make_request([make_span({**GENAI, "user.id": "poison"}), make_span(GENAI)]))
+    registry = pipeline.registry
+    registry.settle()
+    assert registry.invalid == {"malformed_span": 1}
+    assert registry.received == {"genai": 2, "other": 0}
+    ((_, stats),) = registry.series.items()
+    assert dict(stats.requests) == {("ok", ""): 1}
+    assert registry.user_cost == {}

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .helpers import (
+    GENAI,
     attributes_of,
     framed,
     make_pipeline,
@@ -522,14 +523,14 @@ _RATES = st.tuples(_RATE, _RATE, _RATE, _RATE, st.floats(0, 0.1, allow_nan=False
 
 @settings(max_examples=300, deadline=None)
 @given(
-    tokens=st.lists(st.integers(0, 10**8), min_size=5, max_size=5),
+    tokens=st.lists(st.integers(0, 2 * 10**7), min_size=5, max_size=5),  # within max_tokens
     base=_RATES,
     tier=st.one_of(st.none(), st.tuples(st.integers(0, 10**6), _RATES)),
     multiplier=st.floats(0.01, 2.0, allow_nan=False),
     user=st.sampled_from(["", "u1"]),
     error=st.booleans(),
 )
-def test_c_priced_call_matches_compute_cost_record_call_and_packing(  # noqa: PLR0917
+def test_the_lane_prices_like_compute_cost(  # noqa: PLR0917
     tokens: list[int],
     base: tuple[float, float, float, float, float],
     tier: tuple[int, tuple[float, float, float, float, float]] | None,
@@ -537,48 +538,44 @@ def test_c_priced_call_matches_compute_cost_record_call_and_packing(  # noqa: PL
     user: str,
     error: bool,
 ) -> None:
-    """priced_call = compute_cost + Registry.record_call + the packed cost attributes, exactly."""
-    from genai_otel.processors.pricing import Rates, compute_cost
+    """The lane's arithmetic (cost_quanta) = compute_cost: the same cost attributes and metrics.
+
+    Two spans of one kind: the Python path prices the first and teaches the lane, which prices
+    the second, whatever its token counts, in C."""
+    from genai_otel.processors.pricing import Rates
 
     inp, out, cache_read, cache_write, reasoning = tokens
-    inp += cache_read + cache_write  # input includes cache tokens
+    attributes = {
+        **GENAI,
+        sc.GEN_AI_USAGE_INPUT_TOKENS: inp + cache_read + cache_write,  # input includes cache tokens
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: out,
+        sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: cache_read,
+        sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: cache_write,
+        sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: reasoning,
+        sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.5,
+        **({"user.id": user} if user else {}),
+        **({sc.ERROR_TYPE: "RateLimitError"} if error else {}),
+    }
+    first = {**attributes, sc.GEN_AI_USAGE_INPUT_TOKENS: 7, sc.GEN_AI_USAGE_OUTPUT_TOKENS: 3}
+    for key in (
+        sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+        sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+        sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+    ):
+        first[key] = 0
+    data = make_request([make_span(first, error=error), make_span(attributes, error=error)])
     rates = Rates(base, (tier,) if tier else (), "table t", multiplier)
-    call = GenAICall(
-        provider="openai", operation="chat", request_model="m", response_model="m",
-        input_tokens=inp, output_tokens=out, cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write, reasoning_tokens=reasoning, has_usage=True, error=error,
-        error_category="rate_limit" if error else "", user=user, feature="f",
-        time_to_first_chunk=0.5, service_tier="", reported_cost=None, reported_cost_source="",
-        already_enriched=False,
-    )  # fmt: skip
     results = []
     for accelerated in (True, False):
-        pipeline = Pipeline(make_pipeline().registry, PriceBook(), accelerated=True)
-        registry = pipeline.registry
-        stats = registry.stats(("s", "openai", "m", "chat"))
-        status, error_type = ("error", "rate_limit") if error else ("ok", "")
+        pipeline = Pipeline(make_pipeline().registry, PriceBook(), accelerated=accelerated)
+        pipeline.prices.rates = lambda *_: rates  # type: ignore[method-assign]
+        pipeline.prices.window = lambda *_: (-(2**63), 2**63 - 1)  # type: ignore[method-assign]
+        scanned, _ = pipeline.split(data)
+        forwarded = pipeline.process(data, scanned)
         if accelerated:
-            record = registry.accelerated_record_call(scan_module._accelerator.priced_call)
-            added = record(
-                stats,
-                "s",
-                status,
-                error_type,
-                call,
-                b"t" * 16,
-                2.0,
-                9.0,
-                rates,
-                pipeline._prefixes("table t"),
-            )
-        else:
-            cost = compute_cost(rates, inp, out, cache_read, cache_write)
-            counts = (inp, out, cache_read, cache_write, reasoning)
-            registry.record_call(
-                stats, "s", status, error_type, counts, cost, user, "f", b"t" * 16, 2.0, 0.5, 9.0
-            )
-            added = pipeline._enrichment(call, cost, "", -1)
-        results.append((added, registry.expose(openmetrics=True)))
+            assert pipeline.lane is not None and pipeline.lane.stats["fast"] == 1
+        exposition = pipeline.registry.expose(openmetrics=True).splitlines()
+        results.append((forwarded, [line for line in exposition if "processor_info{" not in line]))
     assert results[0] == results[1]
 
 
