@@ -390,8 +390,8 @@ def _obtain(component: Component, fetcher: release.Fetcher) -> None:
         _install_release(component, fetcher)
     except release.ReleaseUnavailable as why:
         _log(
-            f"==> {label}: official release not used ({why}); building from Go modules "
-            f"(gave up after {time.monotonic() - started:.1f}s)"
+            f"==> {label}: official release not used after {time.monotonic() - started:.1f}s ({why}); "
+            "building from Go modules"
         )
     else:
         _log(f"==> {label}: official release installed in {time.monotonic() - started:.0f}s")
