@@ -248,6 +248,12 @@ def test_an_archive_without_one_of_the_binaries_installs_none_of_them(
     paths = build.ensure(["alertmanager"])
     assert go_builds == ["alertmanager"]
     assert says(paths["alertmanager"]) == "alertmanager built from Go modules"
+    assert sorted(p.name for p in (cache / "bin").iterdir()) == [
+        f"alertmanager-{ENV['ALERTMANAGER_VERSION']}",
+        f"alertmanager-{ENV['ALERTMANAGER_VERSION']}.provenance.json",
+        f"amtool-{ENV['ALERTMANAGER_VERSION']}",
+        f"amtool-{ENV['ALERTMANAGER_VERSION']}.provenance.json",
+    ]
     assert fallbacks(capsys.readouterr().err) == [
         f"==> alertmanager {ENV['ALERTMANAGER_VERSION']}: official release not used ({found.archive} "
         f"has no file {found.members['amtool']}); building from Go modules"

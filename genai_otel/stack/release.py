@@ -20,6 +20,7 @@ Only the standard library is used: this runs before any virtualenv exists.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,11 +237,12 @@ class Fetcher:
 
 
 def _extract(archive: Path, release: Release, targets: dict[str, Path], record: dict[str, str]) -> None:
-    """Extract each role's file (regular files only, never links) next to its target, then move it in."""
+    """Extract each role's file (regular files only, never links) next to its target, then move them
+    all in; when one is missing or unreadable, none is installed and nothing is left behind."""
+    staged: dict[str, Path] = {}
     try:
         with tarfile.open(archive, "r:gz") as tar:
             members = {member.name.removeprefix("./"): member for member in tar.getmembers()}
-            staged: dict[str, Path] = {}
             for role, name in release.members.items():
                 member = members.get(name)
                 if member is None or not member.isfile():
@@ -248,16 +251,28 @@ def _extract(archive: Path, release: Release, targets: dict[str, Path], record: 
                 assert source is not None  # a regular file always has contents
                 partial = targets[role].with_name(targets[role].name + ".partial")
                 partial.parent.mkdir(parents=True, exist_ok=True)
+                staged[role] = partial
                 with source, partial.open("wb") as out:
                     shutil.copyfileobj(source, out, _CHUNK)
                 partial.chmod(0o755)
-                staged[role] = partial
-    except (tarfile.TarError, EOFError, OSError) as error:
+    except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as error:
+        _discard(staged)
         raise ReleaseUnavailable(f"{release.archive} is not a readable tar.gz: {error}") from error
+    except OSError as error:
+        _discard(staged)
+        raise ReleaseUnavailable(f"cannot extract {release.archive} into {targets}: {error}") from error
+    except ReleaseUnavailable:
+        _discard(staged)
+        raise
     for role, partial in staged.items():
         # the record first: a binary is never in place without the record that says where it came from
         write_provenance(targets[role], {**record, "member": release.members[role]})
         partial.replace(targets[role])
+
+
+def _discard(staged: Mapping[str, Path]) -> None:
+    for partial in staged.values():
+        partial.unlink(missing_ok=True)
 
 
 def write_provenance(binary: Path, record: Mapping[str, str]) -> None:
