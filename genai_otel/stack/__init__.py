@@ -2,5 +2,6 @@
 
 `genai-otel stack up|down|status` (see `cli`) and `LocalStack` (see `runner`) start the collector,
 the processor, Jaeger, Prometheus and Alertmanager from the same config files docker-compose.yml
-mounts; `scripts/build-components` (see `build`) builds and caches the binaries.
+mounts; `scripts/build-components` (see `build`, `release`) downloads or builds and caches the
+binaries.
 """

@@ -2,6 +2,12 @@
 
     scripts/build-components [collector|jaeger|prometheus|alertmanager ...]   (default: all)
 
+A component that is not cached comes first from its official release archive for the pinned
+version, checked against the checksum file of the same release (see `genai_otel.stack.release`);
+when that download fails or does not verify, one line says why and it is built from Go modules as
+below. A cached binary is reused without any network access. Each binary has a provenance record
+beside it (`<binary>.provenance.json`: the release URL and SHA-256, or `go-modules`).
+
 Each binary's file name carries its version (`otelcol-genai-0.159.0-<manifest digest>`,
 `jaeger-2.20.0`, ...), so a version bump in `.env` builds a new binary and an unchanged version is
 reused at once. The collector's name also carries the first 12 hex digits of the builder manifest's
@@ -21,7 +27,12 @@ and write the binary atomically, so an interrupted build never leaves a broken f
   repeats those directives.
 - alertmanager, amtool: `go install github.com/prometheus/alertmanager/cmd/...@vALERTMANAGER_VERSION`.
 
-Environment: GENAI_OTEL_CACHE_DIR (default ~/.cache/genai-otel), GO (default `go`).
+The collector's release is the otelcol-contrib distribution, used only while every component the
+manifest lists is one it contains (`collector_release_gap`); it is cached under the same name.
+
+Environment: GENAI_OTEL_CACHE_DIR (default ~/.cache/genai-otel), GO (default `go`),
+GENAI_OTEL_RELEASE_MIRROR (base URL replacing https://github.com, same path layout),
+GENAI_OTEL_RELEASE_DOWNLOAD=0 (no downloads: build from Go modules).
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import fcntl
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -41,6 +53,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from genai_otel.stack import release
 from genai_otel.stack.env import REPO_ROOT, settings
 
 MANIFEST = REPO_ROOT / "collector-config" / "builder-config.yaml"
@@ -273,6 +286,33 @@ def manifest_digest() -> str:
     return hashlib.sha256(MANIFEST.read_bytes()).hexdigest()[:12]
 
 
+# The manifest's components that the otelcol-contrib distribution contains too (its own manifest
+# lists them): while the manifest lists nothing else, the contrib release can stand in for our build.
+OTELCOL_CONTRIB_CONTAINS = frozenset(
+    {
+        "go.opentelemetry.io/collector/receiver/otlpreceiver",
+        "go.opentelemetry.io/collector/processor/memorylimiterprocessor",
+        "go.opentelemetry.io/collector/processor/batchprocessor",
+        "go.opentelemetry.io/collector/exporter/otlpexporter",
+        "go.opentelemetry.io/collector/exporter/otlphttpexporter",
+        "go.opentelemetry.io/collector/exporter/debugexporter",
+        "go.opentelemetry.io/collector/connector/forwardconnector",
+        "github.com/open-telemetry/opentelemetry-collector-contrib/processor/tailsamplingprocessor",
+        "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter",
+        "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension",
+        "github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage",
+        "github.com/open-telemetry/opentelemetry-collector-contrib/extension/bearertokenauthextension",
+    }
+)
+
+
+def collector_release_gap(manifest: str | None = None) -> list[str]:
+    """The manifest's component modules the otelcol-contrib release is not known to contain."""
+    text = MANIFEST.read_text(encoding="utf-8") if manifest is None else manifest
+    modules = re.findall(r"^\s*-\s*gomod:\s*(\S+)", text, re.MULTILINE)
+    return [module for module in modules if module not in OTELCOL_CONTRIB_CONTAINS]
+
+
 def components() -> dict[str, Component]:
     env = settings()
     collector, jaeger = env["COLLECTOR_VERSION"], env["JAEGER_VERSION"]
@@ -322,26 +362,66 @@ def _locked(name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def build_from_go_modules(component: Component) -> None:
+    """The fallback: build `component` from its Go modules (minutes; see the module docstring)."""
+    component.build(component, bin_dir())
+
+
+def _install_release(component: Component, fetcher: release.Fetcher) -> None:
+    """Install `component` from its official release; ReleaseUnavailable says why it cannot be."""
+    names = release.platform_names()
+    if names is None:
+        raise release.ReleaseUnavailable(
+            f"no official release archive for {platform.system()}/{platform.machine()}"
+        )
+    if component.name == "collector" and (gap := collector_release_gap()):
+        raise release.ReleaseUnavailable(
+            f"the builder manifest lists {', '.join(gap)}, which otelcol-contrib is not known to contain"
+        )
+    spec = release.release_of(component.name, component.version, *names)
+    fetcher.install(spec, component.paths(), cache_dir() / "downloads")
+
+
+def _obtain(component: Component, fetcher: release.Fetcher) -> None:
+    """The official release if it can be had and verifies, else the Go-module build."""
+    label = f"{component.name} {component.version}"
+    started = time.monotonic()
+    try:
+        _install_release(component, fetcher)
+    except release.ReleaseUnavailable as why:
+        _log(
+            f"==> {label}: official release not used after {time.monotonic() - started:.1f}s ({why}); "
+            "building from Go modules"
+        )
+    else:
+        _log(f"==> {label}: official release installed in {time.monotonic() - started:.0f}s")
+        return
+    _log(f"==> building {component.about} {component.version}")
+    started = time.monotonic()
+    build_from_go_modules(component)
+    for path in component.paths().values():
+        release.write_provenance(path, {"source": "go-modules"})
+    _log(f"==> {label} built in {time.monotonic() - started:.0f}s")
+
+
 def ensure(names: list[str] | None = None) -> dict[str, Path]:
-    """Build whatever of `names` (default: all) is not cached yet; return every binary's path by role."""
+    """Install whatever of `names` (default: all) is not cached yet; return every binary's path by role."""
     available = components()
     unknown = [name for name in names or [] if name not in available]
     if unknown:
         raise BuildError(f"unknown component(s) {', '.join(unknown)}; known: {', '.join(available)}")
+    fetcher = release.Fetcher.from_environment()
     paths: dict[str, Path] = {}
     for name in names or list(available):
         component = available[name]
         if not component.is_cached():
             with _locked(name):
-                if not component.is_cached():  # another process may have built it meanwhile
-                    _log(f"==> building {component.about} {component.version}")
-                    started = time.monotonic()
-                    component.build(component, bin_dir())
-                    _log(f"==> {name} {component.version} built in {time.monotonic() - started:.0f}s")
+                if not component.is_cached():  # another process may have installed it meanwhile
+                    _obtain(component, fetcher)
         else:
             _log(f"==> {name} {component.version}: cached")
         for role, path in component.paths().items():
-            _log(f"    {role}: {path}")
+            _log(f"    {role}: {path} ({release.describe(release.read_provenance(path))})")
         paths.update(component.paths())
     return paths
 
@@ -352,6 +432,11 @@ def binary(role: str) -> Path:
         if role in component.binaries:
             return component.paths()[role]
     raise KeyError(role)
+
+
+def provenance(role: str) -> str:
+    """Where the cached binary of `role` came from (official release or Go modules), in one phrase."""
+    return release.describe(release.read_provenance(binary(role)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, info in services.items():
         state = "healthy" if info["healthy"] else ("running" if info["running"] else "stopped")
         print(f"  {name:<13} {state:<8} pid {info['pid']}")
+        if "binary" in info:
+            print(f"  {'':<13} binary: {info['binary']}")
         if info.get("hot_path") not in (None, "accelerated"):  # the processor runs its slow path
             print(f"  {'':<13} hot path: {info['hot_path']}")
     if status["running"]:

@@ -555,6 +555,8 @@ class LocalStack:
                 "healthy": running and _http_ok(spec.health_url),
                 "log": str(self.run_dir / "logs" / f"{name}.log"),
             }
+            with contextlib.suppress(KeyError):  # the processor is this package, not a cached binary
+                services[name]["binary"] = build.provenance(name)
         if "processor" in services:
             services["processor"]["hot_path"] = processor_hot_path(self.run_dir / "logs" / "processor.log")
         result: dict[str, object] = dict(self.endpoints())
