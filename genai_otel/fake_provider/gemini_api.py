@@ -186,9 +186,16 @@ def generate_content(request: FakeRequest, ctx: CallContext) -> FakeResponse:
     if refused:
         visible, part = 0, None
     elif function is not None:
-        arguments = example_from_schema(
-            function.get("parametersJsonSchema") or function.get("parameters") or {}
+        # the SDK sends a Python function's schema as `parameters_json_schema`, snake case
+        schema = next(
+            (
+                function[key]
+                for key in ("parametersJsonSchema", "parameters_json_schema", "parameters")
+                if function.get(key)
+            ),
+            {},
         )
+        arguments = example_from_schema(schema)
         visible = options.output_tokens
         if visible is None:
             visible = count_tokens(str(function["name"])) + count_tokens(compact_json(arguments or {}))
