@@ -187,7 +187,7 @@ def generate_content(request: FakeRequest, ctx: CallContext) -> FakeResponse:
         visible, part = 0, None
     elif function is not None:
         # the SDK sends a Python function's schema as `parameters_json_schema`, snake case
-        schema = next(
+        schema: Any = next(
             (
                 function[key]
                 for key in ("parametersJsonSchema", "parameters_json_schema", "parameters")
