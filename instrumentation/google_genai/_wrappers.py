@@ -247,46 +247,58 @@ def embed_outcome(response: Any, capture: bool) -> Outcome:
 
 
 class GenerateAccumulator:
-    """Reads streamed GenerateContentResponse chunks: ids, usage (cumulative, the last one wins),
-    finish reasons per candidate, function calls, block reasons."""
+    """Reads streamed GenerateContentResponse chunks: ids, usage (cumulative: the last one wins,
+    read once at the end), finish reasons per candidate, function calls, block reasons."""
 
-    __slots__ = ("_capture", "_outcome", "_parts", "_reasons")
+    __slots__ = ("_capture", "_outcome", "_parts", "_reasons", "_usage")
 
     def __init__(self, capture: bool) -> None:
         self._outcome = Outcome()
         self._capture = capture
         self._reasons: dict[int, str] = {}
         self._parts: dict[int, list[Any]] = {}
+        self._usage: Any = None
 
     def add(self, chunk: Any) -> None:
         outcome = self._outcome
         if outcome.response_id is None:
             outcome.response_id = chunk.response_id
             outcome.response_model = chunk.model_version
-        for position, candidate in enumerate(chunk.candidates or ()):
-            index = candidate.index if candidate.index is not None else position
-            if candidate.finish_reason is not None:
-                self._reasons[index] = _reason(candidate.finish_reason) or ""
-            content = candidate.content
-            if content is None or not content.parts:
-                continue
-            for part in content.parts:
-                function_call = part.function_call
-                if function_call is not None:
-                    if outcome.tool_call_ids is None:
-                        outcome.tool_call_ids, outcome.tool_call_names = [], []
-                    outcome.tool_call_names.append(function_call.name or "")
-                    outcome.tool_call_ids.append(function_call.id or "")
-                if self._capture:
-                    self._parts.setdefault(index, []).append(part)
+        candidates = chunk.candidates
+        if candidates:
+            for position, candidate in enumerate(candidates):
+                reason = candidate.finish_reason
+                if reason is not None:
+                    index = candidate.index if candidate.index is not None else position
+                    self._reasons[index] = _reason(reason) or ""
+                content = candidate.content
+                parts = content.parts if content is not None else None
+                if parts:
+                    self._read_parts(candidate, position, parts)
         feedback = chunk.prompt_feedback
         if feedback is not None and _reason(feedback.block_reason) in _FILTERED:
             outcome.refused = True
-        if chunk.usage_metadata is not None:
-            _apply_usage(outcome, chunk.usage_metadata)
+        usage = chunk.usage_metadata
+        if usage is not None:
+            self._usage = usage
+
+    def _read_parts(self, candidate: Any, position: int, parts: list[Any]) -> None:
+        outcome = self._outcome
+        for part in parts:
+            function_call = part.function_call
+            if function_call is not None:
+                if outcome.tool_call_ids is None:
+                    outcome.tool_call_ids, outcome.tool_call_names = [], []
+                outcome.tool_call_names.append(function_call.name or "")
+                outcome.tool_call_ids.append(function_call.id or "")
+        if self._capture:
+            index = candidate.index if candidate.index is not None else position
+            self._parts.setdefault(index, []).extend(parts)
 
     def outcome(self) -> Outcome:
         outcome = self._outcome
+        if self._usage is not None:
+            _apply_usage(outcome, self._usage)
         if self._reasons:
             raw = [self._reasons[index] for index in sorted(self._reasons)]
             outcome.finish_reasons = [reason.lower() for reason in raw]
