@@ -320,9 +320,13 @@ def start_call(
     server_address: str | None,
     server_port: int | None,
     request_attributes: dict[str, Any],
+    provider: str | None = None,
 ) -> Call:
-    """Starts the span `{operation} {model}` with the conventional request attributes."""
-    base = (operation, telemetry.provider, model, server_address, server_port)
+    """Starts the span `{operation} {model}` with the conventional request attributes.
+
+    `provider` overrides the instrumentor's provider for this call (one SDK, several providers:
+    google-genai speaks to the Gemini API or to Vertex AI)."""
+    base = (operation, provider or telemetry.provider, model, server_address, server_port)
     _put_base(request_attributes, base)
     name = f"{operation} {model}" if model else operation
     return Call(telemetry, name, request_attributes, base)
@@ -337,19 +341,35 @@ _CONTEXT_MARKERS = (
     "maximum context length",
     "context window",
     "too many tokens",
+    "exceeds the maximum number of tokens",  # Gemini
 )
 _CONTENT_FILTER_MARKERS = ("content_filter", "content_policy", "content management policy", "refusal")
-_INVALID_RESPONSE_TYPES = frozenset({"JSONDecodeError", "APIResponseValidationError", "ValidationError"})
+# Google answers a bad API key with 400 INVALID_ARGUMENT; OAuth failures are 401/403 with these statuses.
+_AUTH_MARKERS = ("api key not valid", "api_key_invalid", "unauthenticated", "permission_denied")
+_INVALID_RESPONSE_TYPES = frozenset(
+    {"JSONDecodeError", "APIResponseValidationError", "ValidationError", "UnknownApiResponseError"}
+)
+
+
+def _http_status(error: BaseException) -> int | None:
+    """The HTTP status of an API error: `status_code` (openai, anthropic) or, for Google's
+    errors (an int `code` beside a string `status` such as "RESOURCE_EXHAUSTED"), `code`."""
+    status = getattr(error, "status_code", None)
+    if isinstance(status, int):
+        return status
+    code = getattr(error, "code", None)
+    if isinstance(code, int) and isinstance(getattr(error, "status", None), str) and 100 <= code < 600:
+        return code
+    return None
 
 
 def classify_exception(error: BaseException) -> tuple[str, str]:
     """(`error.type`, error category) of an exception raised by a provider SDK call."""
     error_type = type(error).__qualname__
     mro_names = [cls.__name__ for cls in type(error).__mro__]
-    status = getattr(error, "status_code", None)
-    status = status if isinstance(status, int) else None
+    status = _http_status(error)
     text = _error_text(error) if status is not None or hasattr(error, "body") else ""
-    if any("Timeout" in name for name in mro_names) or status == 408:
+    if any("Timeout" in name for name in mro_names) or status == 408 or "deadline_exceeded" in text:
         category = ErrorCategory.TIMEOUT
     elif status == 429 or "rate_limit" in text:
         category = ErrorCategory.RATE_LIMIT
@@ -357,7 +377,7 @@ def classify_exception(error: BaseException) -> tuple[str, str]:
         category = ErrorCategory.CONTEXT_WINDOW_EXCEEDED
     elif any(marker in text for marker in _CONTENT_FILTER_MARKERS):
         category = ErrorCategory.CONTENT_FILTER
-    elif status in (401, 403):
+    elif status in (401, 403) or any(marker in text for marker in _AUTH_MARKERS):
         category = ErrorCategory.AUTH
     elif (status is not None and status >= 500) or "overloaded" in text:
         category = ErrorCategory.PROVIDER_DOWN
@@ -384,9 +404,22 @@ def _error_text(error: BaseException) -> str:
     for level in (body, body.get("error") if isinstance(body, Mapping) else None):
         if isinstance(level, Mapping):
             parts.extend(str(level[key]) for key in ("code", "type", "message") if level.get(key))
-    if not parts:
+    google_status = getattr(error, "status", None)
+    if isinstance(google_status, str):  # Google's errors: status, message, ErrorInfo reasons
+        parts.append(google_status)
+        parts.extend(_google_reasons(getattr(error, "details", None)))
+    if not parts or isinstance(google_status, str):
         parts.append(str(getattr(error, "message", "")))
     return " ".join(parts).lower()
+
+
+def _google_reasons(details: Any) -> list[str]:
+    """The `reason`s of the ErrorInfo entries of a Google error body (e.g. API_KEY_INVALID)."""
+    error = details.get("error", details) if isinstance(details, Mapping) else None
+    entries = error.get("details") if isinstance(error, Mapping) else None
+    if not isinstance(entries, list):
+        return []
+    return [str(entry["reason"]) for entry in entries if isinstance(entry, Mapping) and entry.get("reason")]
 
 
 # --------------------------------------------------------------------------------------

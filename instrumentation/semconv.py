@@ -223,6 +223,7 @@ GENAI_OTEL_RESPONSE_TOOL_CALL_IDS: Final = "genai_otel.response.tool_call.ids"  
 # Instrumentation scopes of the genai-otel instrumentors and of the evaluation hook.
 GENAI_OTEL_SCOPE_OPENAI: Final = "genai_otel.instrumentation.openai"
 GENAI_OTEL_SCOPE_ANTHROPIC: Final = "genai_otel.instrumentation.anthropic"
+GENAI_OTEL_SCOPE_GOOGLE_GENAI: Final = "genai_otel.instrumentation.google_genai"
 GENAI_OTEL_SCOPE_EVALUATION: Final = "genai_otel.instrumentation.evaluation"
 
 # --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""A fake OpenAI- and Anthropic-compatible LLM provider for tests, benchmarks and the demo.
+"""A fake OpenAI-, Anthropic- and Gemini-compatible LLM provider for tests, benchmarks and the demo.
 
 - `FakeProvider`: the API over real HTTP on a background thread (context manager).
 - `FakeTransport` / `AsyncFakeTransport`: the same responses in-process, for `httpx2` clients.

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import anthropic_api, openai_api
+from . import anthropic_api, gemini_api, openai_api
 from .core import (
     MAX_HANG_SECONDS,
     CallContext,
@@ -78,8 +78,16 @@ _MESSAGES = _Route(
     anthropic_api.request_error,
     b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":\n\n',
 )
+_GEMINI = _Route(
+    gemini_api.handle,
+    gemini_api.last_user_text,
+    gemini_api.scenario_error,
+    gemini_api.request_error,
+    b'data: {"candidates": [{"content": {"parts": [{"text": \n\n',
+)
 
 # OpenAI clients are usually given a base URL ending in /v1; accept the bare paths too.
+# Gemini paths carry the model (`/v1beta/models/{model}:{method}`): matched by gemini_api.PATH.
 ROUTES: dict[str, _Route] = {
     "/v1/chat/completions": _CHAT,
     "/chat/completions": _CHAT,
@@ -98,7 +106,11 @@ def respond(request: FakeRequest, defaults: Defaults, *, now: float, seed: str) 
     if path in HEALTH_PATHS and request.method in ("GET", "HEAD"):
         return openai_api.json_response(200, {"status": "ok"})
     route = ROUTES.get(path)
+    if route is None and gemini_api.PATH.match(path):
+        route = _GEMINI
     if route is None:
+        if path.startswith(("/v1beta/", "/v1alpha/", "/v1beta1/")):
+            return gemini_api.not_found(path)
         is_anthropic = path.startswith("/v1/messages")
         return anthropic_api.not_found(path) if is_anthropic else openai_api.not_found(path)
     if request.method != "POST":

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import anthropic
 import openai
 import pytest
+from google import genai
+from google.genai import types as genai_types
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -81,3 +83,12 @@ def claude(provider: FakeProvider) -> Iterator[anthropic.Anthropic]:
 @pytest.fixture
 def aclaude(provider: FakeProvider) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(base_url=provider.base_url, api_key="test-key", max_retries=0)
+
+
+@pytest.fixture
+def gemini(provider: FakeProvider) -> Iterator[genai.Client]:
+    client = genai.Client(
+        api_key="test-key", http_options=genai_types.HttpOptions(base_url=provider.base_url)
+    )
+    yield client
+    client.close()
