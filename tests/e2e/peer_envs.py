@@ -111,7 +111,15 @@ def ensure(peer: Peer) -> tuple[Path, float]:
         for stage in (peer.requirements, peer.then):
             if stage:
                 subprocess.run(
-                    [str(python_of(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *stage],
+                    [
+                        str(python_of(venv)),
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        *stage,
+                    ],
                     check=True,
                 )
         (venv / ".complete").write_text("\n".join((*peer.requirements, *peer.then)) + "\n")
