@@ -562,8 +562,8 @@ class Registry:
         copied._settlers = []
         copied.series = {labels: stats.copy() for labels, stats in self.series.items()}
         copied.quality = {key: h.copy() for key, h in self.quality.items()}
-        for name in ("unpriced", "usage_incomplete", "user_cost", "feature_cost", "received", "invalid", "dropped",
-                     "rejected", "export_failures"):  # fmt: skip
+        for name in ("unpriced", "usage_incomplete", "user_cost", "feature_cost", "received", "invalid",
+                     "dropped", "rejected", "export_failures"):  # fmt: skip
             setattr(copied, name, getattr(self, name).copy())
         copied.limiters = {name: copy.copy(limiter) for name, limiter in self.limiters.items()}
         copied.caps = {name: copy.copy(cap) for name, cap in self.caps.items()}

@@ -114,6 +114,7 @@ class Pipeline:
         max_tokens: int = 100_000_000,
         max_value_length: int = 256,
         accelerated: bool | None = None,
+        *,
         trust_reported_cost: str = "provider",
     ) -> None:
         from .normalise import SCANNED_KEYS
