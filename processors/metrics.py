@@ -781,7 +781,7 @@ class _Writer:
         self._family(
             sc.PROM_LLM_USAGE_INCOMPLETE,
             "counter",
-            "Calls whose usage is known incomplete for their source: their cost is a lower bound.",
+            "Calls whose usage is known incomplete: their cost is a lower bound.",
         )
         for key, n in sorted(r.usage_incomplete.items()):
             self._counter(
