@@ -195,6 +195,14 @@ GENAI_OTEL_COST_CACHE_READ: Final = "genai_otel.cost.cache_read"  # USD
 GENAI_OTEL_COST_CACHE_WRITE: Final = "genai_otel.cost.cache_write"  # USD
 GENAI_OTEL_COST_CACHE_SAVINGS: Final = "genai_otel.cost.cache_savings"  # USD saved by cache reads
 GENAI_OTEL_COST_UNPRICED_REASON: Final = "genai_otel.cost.unpriced_reason"  # present only if unpriced
+# A reported cost the processor did not trust (pricing.trust_reported_cost) and re-priced: the
+# figure the span arrived with, kept for comparison ...
+GENAI_OTEL_COST_REPORTED_AMOUNT: Final = "genai_otel.cost.reported_amount"  # double, USD
+# ... and, when the span already carried gen_ai.usage.cost.amount (a collector keeps the first of
+# two equal keys, so that one cannot be restated), the processor's price under its own name.
+GENAI_OTEL_COST_AMOUNT: Final = "genai_otel.cost.amount"  # double, USD
+# true: the span's usage is known to be incomplete for its source (its cost is a lower bound)
+GENAI_OTEL_USAGE_INCOMPLETE: Final = "genai_otel.usage.incomplete"
 
 # Error category (the project's taxonomy), beside the conventional error.type.
 GENAI_OTEL_ERROR_CATEGORY: Final = "genai_otel.error.category"
@@ -321,6 +329,8 @@ PROM_LLM_COST_PER_REQUEST: Final = "llm_cost_per_request_usd"
 PROM_LLM_OUTPUT_TOKENS_PER_SECOND: Final = "llm_output_tokens_per_second"
 # {provider, model, reason}
 PROM_LLM_UNPRICED_REQUESTS: Final = "llm_unpriced_requests_total"
+# {service, provider, model}: calls whose usage is known incomplete (their cost is a lower bound)
+PROM_LLM_USAGE_INCOMPLETE: Final = "llm_usage_incomplete_total"
 # {service, user} and {service, feature}: bounded top-N, the rest as "other"
 PROM_LLM_USER_COST: Final = "llm_user_cost_usd_total"
 PROM_LLM_FEATURE_COST: Final = "llm_feature_cost_usd_total"

@@ -226,6 +226,9 @@ class ForwardConfig(_Section):
 class PricingConfig(_Section):
     overrides_file: Path | None = None  # custom models and negotiated discounts (YAML)
     cache_entries: int = Field(default=10_000, ge=16)
+    # Whose cost a span already carries is kept as the cost: only the provider's or a gateway's
+    # (`gen_ai.usage.cost.source=provider`), every reported cost, or none (all re-priced).
+    trust_reported_cost: Literal["provider", "all", "none"] = "provider"
 
 
 class LabelsConfig(_Section):

@@ -348,6 +348,7 @@ class Registry:
         self.series: dict[tuple[str, str, str, str], SeriesStats] = {}
         self._label_cache: dict[tuple[str, str, str, str], tuple[str, str, str, str]] = {}
         self.unpriced = Counts(clock)
+        self.usage_incomplete = Counts(clock)  # (service, provider, model), labels capped
         self.user_cost = CappedCounts(clock, self.caps["user_series"])
         self.feature_cost = CappedCounts(clock, self.caps["feature_series"])
         self.quality: dict[tuple[str, ...], Histogram] = {}
@@ -540,6 +541,9 @@ class Registry:
     def record_unpriced(self, provider: str, model: str, reason: str) -> None:
         self.unpriced.add((provider, model, reason), 1)
 
+    def record_usage_incomplete(self, service: str, provider: str, model: str) -> None:
+        self.usage_incomplete.add((service, provider, model), 1)
+
     def record_score(  # noqa: PLR0917
         self,
         service: str,
@@ -576,8 +580,8 @@ class Registry:
         copied._settlers = []
         copied.series = {labels: stats.copy() for labels, stats in self.series.items()}
         copied.quality = {key: h.copy() for key, h in self.quality.items()}
-        for name in ("unpriced", "user_cost", "feature_cost", "received", "invalid", "dropped",
-                     "rejected", "export_failures"):  # fmt: skip
+        for name in ("unpriced", "usage_incomplete", "user_cost", "feature_cost", "received", "invalid",
+                     "dropped", "rejected", "export_failures"):  # fmt: skip
             setattr(copied, name, getattr(self, name).copy())
         copied.limiters = {name: copy.copy(limiter) for name, limiter in self.limiters.items()}
         copied.caps = {name: copy.copy(cap) for name, cap in self.caps.items()}
@@ -793,6 +797,19 @@ class _Writer:
                 key,
                 str(n),
                 r.unpriced.created[key],
+            )
+        self._family(
+            sc.PROM_LLM_USAGE_INCOMPLETE,
+            "counter",
+            "Calls whose usage is known incomplete: their cost is a lower bound.",
+        )
+        for key, n in sorted(r.usage_incomplete.items()):
+            self._counter(
+                sc.PROM_LLM_USAGE_INCOMPLETE,
+                (sc.LABEL_SERVICE, sc.LABEL_PROVIDER, sc.LABEL_MODEL),
+                key,
+                str(n),
+                r.usage_incomplete.created[key],
             )
         for name, label, table in (
             (sc.PROM_LLM_USER_COST, sc.LABEL_USER, r.user_cost),

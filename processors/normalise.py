@@ -90,6 +90,7 @@ SCANNED_KEYS: Final = sorted(
         sc.GENAI_OTEL_COST_PRICE_TABLE,
         sc.GENAI_OTEL_COST_UNPRICED_REASON,
         sc.OPENLIT_USAGE_COST,
+        sc.GEN_AI_REQUEST_STREAM,
     }
 )
 
@@ -156,6 +157,11 @@ def normalise_provider(raw: str) -> str:
     return sc.FOREIGN_PROVIDER_SPELLINGS.get(lowered, lowered)
 
 
+# Substrings of a lower-cased `error.type`, first match wins. Peers write exception class names
+# (`RateLimitError`, `openai.APITimeoutError`), the providers' error types and codes (`overloaded_error`,
+# `invalid_api_key`, OpenLIT's `rate_limited` / `server_error`), the anthropic SDK's own names
+# (`client_timeout_error`) or an HTTP status. A class name that says only "bad request"
+# (`BadRequestError`, a context-window failure among others) stays `other`.
 _ERROR_PATTERNS: Final = (
     (("ratelimit", "rate_limit", "429", "too many requests", "quota"), sc.ErrorCategory.RATE_LIMIT),
     (
@@ -173,15 +179,28 @@ _ERROR_PATTERNS: Final = (
         ("content_filter", "contentfilter", "content_policy", "safety", "moderation"),
         sc.ErrorCategory.CONTENT_FILTER,
     ),
-    (("timeout", "timed out", "deadline"), sc.ErrorCategory.TIMEOUT),
+    (("timeout", "timed out", "deadline", "408"), sc.ErrorCategory.TIMEOUT),
     (
-        ("authentication", "permission", "unauthorized", "forbidden", "401", "403", "api key", "auth"),
+        (
+            "authentication",
+            "permission",
+            "unauthorized",
+            "forbidden",
+            "401",
+            "403",
+            "api key",
+            "api_key",
+            "auth",
+        ),
         sc.ErrorCategory.AUTH,
     ),
     (
         (
             "internalserver",
             "internal_server",
+            "server_error",
+            "api_error",
+            "remoteprotocol",
             "serviceunavailable",
             "service_unavailable",
             "overloaded",
@@ -221,6 +240,47 @@ def error_category(error_type: str) -> str:
         _error_category_cache.clear()
     _error_category_cache[error_type] = category
     return category
+
+
+TRUST_PROVIDER: Final = "provider"
+TRUST_ALL: Final = "all"
+TRUST_NONE: Final = "none"
+
+
+def trusts_reported_cost(policy: str, call: GenAICall) -> bool:
+    """Whether the cost a span carries is taken as its cost (`pricing.trust_reported_cost`);
+    otherwise the call is priced from the table like one that reported none."""
+    if call.already_enriched:  # the processor's own price, from an earlier pass
+        return True
+    if call.reported_cost == 0 and (call.input_tokens or call.output_tokens):
+        return False  # a call that used tokens was not free: an estimate that found no price
+    if policy == TRUST_ALL:
+        return True
+    if policy == TRUST_NONE:
+        return False
+    # provider: a provider's or a gateway's figure. OpenLIT's gen_ai.usage.cost (it is missing the
+    # proposal's name) is OpenLIT's own estimate from a price list it downloads, whatever it says.
+    return (
+        call.reported_cost_source == sc.CostSource.PROVIDER
+        and sc.GEN_AI_USAGE_COST_AMOUNT not in call.missing_current_names
+    )
+
+
+def usage_incomplete(call: GenAICall, attrs: dict[str, object], scope_name: str) -> bool:
+    """The span's usage is known to be incomplete for its source, so its cost is a lower bound.
+
+    OpenLIT (1.45.0) takes an Anthropic stream's cache tokens from the stream's last usage event
+    (`message_delta`) and writes 0 when that event does not repeat them, dropping what
+    `message_start` said; its input excludes cache tokens. Such a span's 0 cache tokens cannot be
+    told from a real 0: flagged, never guessed. Non-zero cache tokens were reported, so are whole.
+    """
+    return (
+        call.has_usage
+        and call.provider == sc.Provider.ANTHROPIC
+        and not (call.cache_read_tokens or call.cache_write_tokens)
+        and attrs.get(sc.GEN_AI_REQUEST_STREAM) is True
+        and scope_name.startswith(sc.OPENLIT_SCOPE_PREFIX)
+    )
 
 
 def finite_number(value: object) -> float | None:

@@ -13,6 +13,7 @@ exception before that leaves every metric as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import struct
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from .normalise import (
     InvalidSpan,
     Normaliser,
     finite_number,
+    trusts_reported_cost,
+    usage_incomplete,
 )
 from .pricing import QUANTA_PER_USD, Cost, PriceBook, Rates, UnpricedReason, compute_cost
 from .scan import RequestScanner, ResourceEntry, SpanEntry, _accelerator
@@ -39,6 +42,7 @@ from .wire import (
     IntAttributeEncoder,
     KeyScanner,
     WireError,
+    encode_bool_attribute,
     encode_string_attribute,
     encode_varint,
     span_facts,
@@ -76,6 +80,9 @@ _OUTPUT_TOKENS = IntAttributeEncoder(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
 _CURRENCY = encode_string_attribute(sc.GEN_AI_USAGE_COST_CURRENCY, sc.COST_CURRENCY_USD)
 _SOURCE_LOCAL = encode_string_attribute(sc.GEN_AI_USAGE_COST_SOURCE, sc.CostSource.LOCAL)
 _SOURCE_PROVIDER = encode_string_attribute(sc.GEN_AI_USAGE_COST_SOURCE, sc.CostSource.PROVIDER)
+_REPORTED_AMOUNT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_REPORTED_AMOUNT)
+_OWN_AMOUNT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_AMOUNT)
+_USAGE_INCOMPLETE = encode_bool_attribute(sc.GENAI_OTEL_USAGE_INCOMPLETE, True)
 
 
 def _cost_packer(table: str) -> tuple[struct.Struct, bytes, bytes, bytes, bytes, bytes, bytes]:
@@ -113,11 +120,14 @@ class Pipeline:
         max_tokens: int = 100_000_000,
         max_value_length: int = 256,
         accelerated: bool | None = None,
+        *,
+        trust_reported_cost: str = "provider",
     ) -> None:
         from .normalise import SCANNED_KEYS
 
         self.registry = registry
         self.prices = prices
+        self.trust_reported_cost = trust_reported_cost  # config.pricing.trust_reported_cost
         self.normaliser = Normaliser(max_tokens=max_tokens, max_value_length=max_value_length)
         self.scanner = RequestScanner(SCANNED_KEYS, EVALUATION_EVENT, accelerated)
         self.span_scanner = self.scanner.span_scanner
@@ -446,6 +456,8 @@ class Pipeline:
         added = b""
         if call is not None:
             added = self._call(call, service, trace_id, start_ns, end_ns)
+            if call.reported_cost is not None:  # OpenLIT's spans, among others
+                added += self._usage_note(call, attrs, scope_name, service)
         if has_evaluation:
             self._scores(
                 data=data,
@@ -480,7 +492,7 @@ class Pipeline:
         unpriced = ""
         reported_quanta = -1
         error = call.error
-        if call.reported_cost is not None:
+        if call.reported_cost is not None and trusts_reported_cost(self.trust_reported_cost, call):
             reported_quanta = int(call.reported_cost * QUANTA_PER_USD + 0.5)
         elif not call.has_usage:
             if not error:  # a failed call without usage is not billed: nothing to price
@@ -538,6 +550,8 @@ class Pipeline:
             self._defer((registry.record_unpriced, (labels[1], labels[2], unpriced)))
         if call.already_enriched:
             return b""
+        if call.reported_cost is not None and reported_quanta < 0:
+            return self._repriced_enrichment(call, cost, unpriced)
         return self._enrichment(call, cost, unpriced, reported_quanta)
 
     def _packer(self, table: str) -> tuple[struct.Struct, bytes, bytes, bytes, bytes, bytes, bytes]:
@@ -581,6 +595,46 @@ class Pipeline:
         for key in call.missing_current_names:
             parts.append(self._current_name(call, key))
         return b"".join(parts)
+
+    def _repriced_enrichment(self, call: GenAICall, cost: Cost | None, unpriced: str) -> bytes:
+        """The attributes of a span whose reported cost was not trusted and was re-priced.
+
+        The reported figure stays on the span and is copied to genai_otel.cost.reported_amount.
+        OpenLIT's spans carry it as gen_ai.usage.cost, so the processor's price takes the proposal's
+        names as on any priced span. A span that already carries gen_ai.usage.cost.amount keeps it
+        (a collector keeps the first of two equal keys): the price goes to genai_otel.cost.amount,
+        with the price table and the breakdown beside it.
+        """
+        reported = _REPORTED_AMOUNT(call.reported_cost or 0.0)
+        names = tuple(key for key in call.missing_current_names if key != sc.GEN_AI_USAGE_COST_AMOUNT)
+        if sc.GEN_AI_USAGE_COST_AMOUNT in call.missing_current_names:  # the proposal's names are free
+            restated = dataclasses.replace(call, missing_current_names=names)
+            return self._enrichment(restated, cost, unpriced, -1) + reported
+        parts = [reported]
+        if cost is not None:
+            usd = 1.0 / QUANTA_PER_USD
+            parts += [
+                _OWN_AMOUNT((cost.input + cost.output + cost.cache_read + cost.cache_write) * usd),
+                encode_string_attribute(sc.GENAI_OTEL_COST_PRICE_TABLE, cost.table),
+                _COST_INPUT(cost.input * usd),
+                _COST_OUTPUT(cost.output * usd),
+                _COST_CACHE_READ(cost.cache_read * usd),
+                _COST_CACHE_WRITE(cost.cache_write * usd),
+                _COST_SAVINGS(cost.savings * usd),
+            ]
+        elif unpriced:
+            parts.append(self._unpriced_bytes(unpriced))
+        parts += [self._current_name(call, key) for key in names]
+        return b"".join(parts)
+
+    def _usage_note(self, call: GenAICall, attrs: dict[str, object], scope_name: str, service: str) -> bytes:
+        """genai_otel.usage.incomplete=true, counted, for a span whose usage is known incomplete."""
+        if not usage_incomplete(call, attrs, scope_name):
+            return b""
+        registry = self.registry
+        labels = registry.labels(service, call.provider, call.model, call.operation)
+        self._defer((registry.record_usage_incomplete, (labels[0], labels[1], labels[2])))
+        return b"" if call.already_enriched else _USAGE_INCOMPLETE
 
     def _unpriced_bytes(self, reason: str) -> bytes:
         attr = self._unpriced_attr.get(reason)

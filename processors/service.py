@@ -137,6 +137,7 @@ class Processor:
             PriceBook(overrides, max_entries=config.pricing.cache_entries),
             max_tokens=config.limits.max_tokens_per_span,
             max_value_length=config.limits.max_attribute_length,
+            trust_reported_cost=config.pricing.trust_reported_cost,
         )
         self.forwarder = Forwarder(config.forward, self.registry)
         self._auth = listener_check(config.auth)

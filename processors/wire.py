@@ -376,6 +376,10 @@ def encode_string_attribute(key: str, value: str) -> bytes:
     return _key_value(key, b"\n" + encode_varint(len(raw)) + raw)
 
 
+def encode_bool_attribute(key: str, value: bool) -> bytes:
+    return _key_value(key, b"\x10\x01" if value else b"\x10\x00")
+
+
 def encode_int_attribute(key: str, value: int) -> bytes:
     return _key_value(key, b"\x18" + encode_varint(value & 0xFFFFFFFFFFFFFFFF))
 

@@ -179,6 +179,8 @@ llm_request_duration_seconds_created{{{labels}}} 1750000100.125
 # TYPE llm_output_tokens_per_second histogram
 # HELP llm_unpriced_requests Calls that could not be priced, by reason.
 # TYPE llm_unpriced_requests counter
+# HELP llm_usage_incomplete Calls whose usage is known incomplete: their cost is a lower bound.
+# TYPE llm_usage_incomplete counter
 # HELP llm_user_cost_usd Cost in USD per user (top-N, the rest as other).
 # TYPE llm_user_cost_usd counter
 # HELP llm_feature_cost_usd Cost in USD per feature (top-N, the rest as other).

@@ -15,6 +15,7 @@ from .helpers import (
     make_request,
     make_span,
     run,
+    samples,
     spans_of,
 )
 
@@ -104,18 +105,114 @@ def test_reasoning_reported_beside_output_is_added_to_output() -> None:
     assert stats.tokens == [10, 55, 0, 0, 50]
 
 
-def test_openlit_reported_cost_is_kept_not_repriced() -> None:
+OPENLIT_GPT_4O = {sc.LEGACY_GEN_AI_SYSTEM: "openai", sc.GEN_AI_REQUEST_MODEL: "gpt-4o", IN: 1000, OUT: 1000}
+GPT_4O_PRICE = 1000 * 2.5e-6 + 1000 * 10e-6  # the maintained table's price of 1000 in, 1000 out
+
+
+@pytest.mark.parametrize("openlit_estimate", [0.5, 0.0])
+def test_openlit_estimate_is_repriced_and_kept_for_comparison(openlit_estimate: float) -> None:
     pipeline = make_pipeline()
-    enriched = enrich_one(
-        {sc.LEGACY_GEN_AI_SYSTEM: "openai", sc.GEN_AI_REQUEST_MODEL: "gpt-4o", IN: 1000, OUT: 1000,
-         sc.OPENLIT_USAGE_COST: 0.5},
-        pipeline,
-    )  # fmt: skip
+    enriched = enrich_one({**OPENLIT_GPT_4O, sc.OPENLIT_USAGE_COST: openlit_estimate}, pipeline)
+    assert enriched[sc.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(GPT_4O_PRICE, abs=1e-9)
+    assert enriched[sc.GEN_AI_USAGE_COST_SOURCE] == "local"
+    assert enriched[sc.GENAI_OTEL_COST_REPORTED_AMOUNT] == openlit_estimate
+    assert enriched[sc.OPENLIT_USAGE_COST] == openlit_estimate
+    assert sc.GENAI_OTEL_COST_PRICE_TABLE in enriched
+    (stats,) = pipeline.registry.series.values()
+    assert stats.cost / 2**32 == pytest.approx(GPT_4O_PRICE, abs=1e-9)
+
+
+def test_trust_all_keeps_an_instrumentations_estimate() -> None:
+    pipeline = make_pipeline()
+    pipeline.trust_reported_cost = "all"
+    enriched = enrich_one({**OPENLIT_GPT_4O, sc.OPENLIT_USAGE_COST: 0.5}, pipeline)
     assert enriched[sc.GEN_AI_USAGE_COST_AMOUNT] == 0.5
     assert enriched[sc.GEN_AI_USAGE_COST_SOURCE] == "provider"
     assert sc.GENAI_OTEL_COST_PRICE_TABLE not in enriched
+    assert sc.GENAI_OTEL_COST_REPORTED_AMOUNT not in enriched
     (stats,) = pipeline.registry.series.values()
     assert stats.cost == 0.5 * 2**32
+
+
+@pytest.mark.parametrize("policy", ["provider", "all", "none"])
+def test_a_reported_zero_with_tokens_is_never_the_cost(policy: str) -> None:
+    pipeline = make_pipeline()
+    pipeline.trust_reported_cost = policy
+    attributes = {**OPENLIT_GPT_4O, sc.GEN_AI_USAGE_COST_AMOUNT: 0.0, sc.GEN_AI_USAGE_COST_SOURCE: "provider"}
+    enriched = enrich_one(attributes, pipeline)
+    # the span's own gen_ai.usage.cost.amount stays (first of two equal keys wins downstream):
+    # the price is written under genai_otel.cost.amount
+    assert enriched[sc.GEN_AI_USAGE_COST_AMOUNT] == 0.0
+    assert enriched[sc.GENAI_OTEL_COST_AMOUNT] == pytest.approx(GPT_4O_PRICE, abs=1e-9)
+    assert enriched[sc.GENAI_OTEL_COST_REPORTED_AMOUNT] == 0.0
+    assert sc.GENAI_OTEL_COST_PRICE_TABLE in enriched
+    (stats,) = pipeline.registry.series.values()
+    assert stats.cost / 2**32 == pytest.approx(GPT_4O_PRICE, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("policy", "source", "kept"),
+    [
+        ("provider", "provider", True),
+        ("provider", "local", False),
+        ("all", "local", True),
+        ("none", "provider", False),
+    ],
+)
+def test_trust_policy_decides_a_reported_amount(policy: str, source: str, kept: bool) -> None:
+    pipeline = make_pipeline()
+    pipeline.trust_reported_cost = policy
+    attributes = {
+        sc.GEN_AI_PROVIDER_NAME: "openai", sc.GEN_AI_REQUEST_MODEL: "gpt-4o", IN: 1000, OUT: 1000,
+        sc.GEN_AI_USAGE_COST_AMOUNT: 0.25, sc.GEN_AI_USAGE_COST_SOURCE: source,
+    }  # fmt: skip
+    enriched = enrich_one(attributes, pipeline)
+    (stats,) = pipeline.registry.series.values()
+    if kept:
+        assert enriched == attributes
+        assert stats.cost == 0.25 * 2**32
+    else:
+        assert enriched[sc.GEN_AI_USAGE_COST_AMOUNT] == 0.25
+        assert enriched[sc.GENAI_OTEL_COST_REPORTED_AMOUNT] == 0.25
+        assert enriched[sc.GENAI_OTEL_COST_AMOUNT] == pytest.approx(GPT_4O_PRICE, abs=1e-9)
+        assert stats.cost / 2**32 == pytest.approx(GPT_4O_PRICE, abs=1e-9)
+
+
+def test_a_repriced_span_passes_a_second_processor_unchanged() -> None:
+    request = make_request([make_span({**OPENLIT_GPT_4O, sc.OPENLIT_USAGE_COST: 0.0})], scope="openlit.x")
+    once = run(make_pipeline(), request)
+    assert run(make_pipeline(), once) == once
+
+
+STREAM_SPAN = {
+    sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: "anthropic",
+    sc.GEN_AI_REQUEST_MODEL: "claude-haiku-4-5", IN: 9, OUT: 16, sc.GEN_AI_REQUEST_STREAM: True,
+    sc.OPENLIT_USAGE_COST: 0.0,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("scope", "changes", "incomplete"),
+    [
+        ("openlit.instrumentation.anthropic", {}, True),
+        ("openlit.instrumentation.anthropic", {sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 0}, True),
+        # cache tokens reported: the stream's last event carried them, nothing was lost
+        ("openlit.instrumentation.anthropic", {sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 64}, False),
+        ("openlit.instrumentation.anthropic", {sc.GEN_AI_REQUEST_STREAM: False}, False),
+        ("opentelemetry.instrumentation.genai.anthropic", {}, False),
+    ],
+)
+def test_openlit_anthropic_stream_usage_is_flagged_incomplete_and_counted(
+    scope: str, changes: dict[str, object], incomplete: bool
+) -> None:
+    pipeline = make_pipeline()
+    enriched = enrich_one({**STREAM_SPAN, **changes}, pipeline, scope=scope)
+    assert enriched.get(sc.GENAI_OTEL_USAGE_INCOMPLETE) is (True if incomplete else None)
+    body = pipeline.registry.expose(False)
+    expected = (
+        {'{service="checkout",provider="anthropic",model="claude-haiku-4-5"}': "1"} if incomplete else {}
+    )
+    assert samples(body, sc.PROM_LLM_USAGE_INCOMPLETE) == expected
 
 
 def test_provider_reported_cost_amount_is_kept_and_nothing_is_added() -> None:
