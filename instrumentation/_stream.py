@@ -1,14 +1,23 @@
 """Stream proxies: the span of a streamed call ends exactly once, however the stream ends.
 
-The application gets a `wrapt.ObjectProxy` of the SDK's stream. Each chunk goes through the
-provider's accumulator; the span ends (once) when the stream is exhausted, fails, is closed,
-leaves its ``with`` block, or is garbage-collected without any of those. The sync and the
-async proxy differ only in the iteration protocol; their bookkeeping is shared.
+The application gets a `wrapt.ObjectProxy` of the SDK's stream: `isinstance`, attributes, `close()`
+and the ``with`` statement behave as the SDK's own object. Iterating it hands out one generator
+over the SDK's own iterator (the same for ``for`` loops and ``next()``), so a chunk costs one
+generator step and the provider's accumulator, not a Python-level ``__next__`` on the proxy: the
+least any instrumentation that sees every chunk can do. The first chunk's time is noted once,
+outside the per-chunk loop.
+
+The call ends (once, through `StreamState.finish`) when the stream is exhausted, fails, is closed,
+leaves its ``with`` block, or is dropped without any of those. Dropped is the subtle one: a ``for``
+loop over ``create(stream=True)`` keeps only the generator, not the proxy, so the state is held
+by both and ends the call from ``__del__`` when the last of them goes (a suspended generator also
+ends it when it is closed). The sync and async proxies differ only in the iteration protocol.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Iterator
 from time import perf_counter
 from types import TracebackType
 from typing import Any, Protocol
@@ -25,9 +34,10 @@ class Accumulator(Protocol):
     def outcome(self) -> Outcome: ...
 
 
-class _ChunkReader:
-    """The per-chunk work. A plain object: every attribute read on a `wrapt` proxy costs several
-    times one on a slotted object, so the proxy makes one read per chunk, of this."""
+class StreamState:
+    """One streamed call and its accumulator. Held by the proxy and by its chunk generator,
+    never by the SDK's stream (no cycle), so it is freed, and ends an abandoned call, as soon
+    as neither is left."""
 
     __slots__ = ("accumulator", "call")
 
@@ -35,29 +45,13 @@ class _ChunkReader:
         self.call = call
         self.accumulator = accumulator
 
-    def __call__(self, chunk: Any) -> None:
+    def finish(self, error: BaseException | None = None) -> None:
+        """Ends the call with what the chunks told (run once; never raises)."""
         call = self.call
-        if call.first_chunk_at is None:
-            call.first_chunk_at = perf_counter()
-        try:
-            self.accumulator.add(chunk)
-        except Exception:
-            logger.debug("could not read a stream chunk", exc_info=True)
-
-
-class _StreamProxy(wrapt.ObjectProxy):
-    def __init__(self, wrapped: Any, call: Call, accumulator: Accumulator) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
-        self._self_accumulator = accumulator
-        self._self_chunk = _ChunkReader(call, accumulator)
-
-    def _self_finish(self, error: BaseException | None = None) -> None:
-        call = self._self_call
         if not call.open:
             return
         try:
-            outcome: Outcome | None = self._self_accumulator.outcome()
+            outcome: Outcome | None = self.accumulator.outcome()
         except Exception:
             logger.debug("could not summarise a stream", exc_info=True)
             outcome = None
@@ -65,24 +59,92 @@ class _StreamProxy(wrapt.ObjectProxy):
 
     def __del__(self) -> None:
         # Abandoned without being exhausted or closed: keep what is known.
-        self._self_finish()
+        self.finish()
+
+
+def _unread(error: Exception) -> None:
+    logger.debug("could not read a stream chunk", exc_info=error)
+
+
+def _chunks(stream: Any, state: StreamState) -> Iterator[Any]:
+    add = state.accumulator.add
+    try:
+        iterator = iter(stream)
+        for chunk in iterator:
+            state.call.first_chunk_at = perf_counter()
+            try:
+                add(chunk)
+            except Exception as error:
+                _unread(error)
+            yield chunk
+            break
+        else:
+            state.finish()
+            return
+        for chunk in iterator:
+            try:
+                add(chunk)
+            except Exception as error:
+                _unread(error)
+            yield chunk
+    except GeneratorExit:  # closed or collected while suspended: left early, not failed
+        state.finish()
+        raise
+    except BaseException as error:
+        state.finish(error)
+        raise
+    state.finish()
+
+
+async def _async_chunks(stream: Any, state: StreamState) -> AsyncIterator[Any]:
+    add = state.accumulator.add
+    try:
+        iterator = stream.__aiter__()
+        async for chunk in iterator:
+            state.call.first_chunk_at = perf_counter()
+            try:
+                add(chunk)
+            except Exception as error:
+                _unread(error)
+            yield chunk
+            break
+        else:
+            state.finish()
+            return
+        async for chunk in iterator:
+            try:
+                add(chunk)
+            except Exception as error:
+                _unread(error)
+            yield chunk
+    except GeneratorExit:
+        state.finish()
+        raise
+    except BaseException as error:
+        state.finish(error)
+        raise
+    state.finish()
+
+
+class _StreamProxy(wrapt.ObjectProxy):
+    def __init__(self, wrapped: Any, call: Call, accumulator: Accumulator) -> None:
+        super().__init__(wrapped)
+        self._self_state = StreamState(call, accumulator)
+
+    def _self_finish(self, error: BaseException | None = None) -> None:
+        self._self_state.finish(error)
 
 
 class SyncStreamProxy(_StreamProxy):
-    def __iter__(self) -> SyncStreamProxy:
-        return self
+    def __init__(self, wrapped: Any, call: Call, accumulator: Accumulator) -> None:
+        super().__init__(wrapped, call, accumulator)
+        self._self_chunks = _chunks(wrapped, self._self_state)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._self_chunks
 
     def __next__(self) -> Any:
-        try:
-            chunk = self.__wrapped__.__next__()
-        except StopIteration:
-            self._self_finish()
-            raise
-        except BaseException as error:
-            self._self_finish(error)
-            raise
-        self._self_chunk(chunk)
-        return chunk
+        return next(self._self_chunks)
 
     def close(self) -> None:
         try:
@@ -107,20 +169,15 @@ class SyncStreamProxy(_StreamProxy):
 
 
 class AsyncStreamProxy(_StreamProxy):
-    def __aiter__(self) -> AsyncStreamProxy:
-        return self
+    def __init__(self, wrapped: Any, call: Call, accumulator: Accumulator) -> None:
+        super().__init__(wrapped, call, accumulator)
+        self._self_chunks = _async_chunks(wrapped, self._self_state)
 
-    async def __anext__(self) -> Any:
-        try:
-            chunk = await self.__wrapped__.__anext__()
-        except StopAsyncIteration:
-            self._self_finish()
-            raise
-        except BaseException as error:
-            self._self_finish(error)
-            raise
-        self._self_chunk(chunk)
-        return chunk
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._self_chunks
+
+    def __anext__(self) -> Any:
+        return self._self_chunks.__anext__()
 
     async def close(self) -> None:
         try:
@@ -146,6 +203,5 @@ class AsyncStreamProxy(_StreamProxy):
 
 def finish_stream(stream: Any) -> None:
     """Ends the span of `stream` if it is one of our proxies (for SDK helpers that bypass close())."""
-    finish = getattr(stream, "_self_finish", None)
-    if finish is not None and isinstance(stream, _StreamProxy):
-        finish()
+    if isinstance(stream, _StreamProxy):
+        stream._self_finish()
