@@ -39,25 +39,25 @@ from typing import Any
 
 os.environ.setdefault("ANTHROPIC_OPEN_TELEMETRY", "false")  # no native SDK span in any mode
 
-import anthropic  # noqa: E402
-import httpx2  # noqa: E402
-import openai  # noqa: E402
-from bench_instrumentation import _HISTOGRAMS, _REQUEST_KEYS, DroppingExporter  # noqa: E402
-from genai_otel.instrumentation import semconv  # noqa: E402
-from genai_otel.instrumentation.anthropic import AnthropicInstrumentor  # noqa: E402
-from genai_otel.instrumentation.google_genai import GoogleGenAIInstrumentor  # noqa: E402
-from genai_otel.instrumentation.openai import OpenAIInstrumentor  # noqa: E402
-from google import genai  # noqa: E402
-from opentelemetry import context as otel_context  # noqa: E402
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from opentelemetry.trace import SpanKind  # noqa: E402
+import anthropic
+import httpx2
+import openai
+from bench_instrumentation import _HISTOGRAMS, _REQUEST_KEYS, DroppingExporter
+from genai_otel.instrumentation import semconv
+from genai_otel.instrumentation.anthropic import AnthropicInstrumentor
+from genai_otel.instrumentation.google_genai import GoogleGenAIInstrumentor
+from genai_otel.instrumentation.openai import OpenAIInstrumentor
+from google import genai
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
-from genai_otel.fake_provider import FakeTransport  # noqa: E402
+from genai_otel.fake_provider import FakeTransport
 
 FLOOR = "sdk floor"
 TOKENS = {"x-fake-output-tokens": "50"}
@@ -75,7 +75,9 @@ class Floor:
         capture = TracerProvider()
         capture.add_span_processor(SimpleSpanProcessor(exporter))
         reader = InMemoryMetricReader()
-        case.instrumentor().instrument(tracer_provider=capture, meter_provider=MeterProvider(metric_readers=[reader]))
+        case.instrumentor().instrument(
+            tracer_provider=capture, meter_provider=MeterProvider(metric_readers=[reader])
+        )
         try:
             case.call(case.client())
         finally:
@@ -111,7 +113,7 @@ class Floor:
                 else:  # input first, then output (the order genai-otel records them)
                     self.tokens.append(record)
 
-    def begin(self) -> tuple[Any, object, float]:
+    def begin(self) -> tuple[Any, Any, float]:
         start = perf_counter()
         span = self.tracer.start_span(self.name, kind=SpanKind.CLIENT, attributes=self.request)
         return span, otel_context.attach(trace.set_span_in_context(span)), start
@@ -219,7 +221,10 @@ def _sdk_stream_floor(request: Callable[[Any], Any], watch: Callable[..., Iterat
 def _openai() -> openai.OpenAI:
     transport = FakeTransport()
     return openai.OpenAI(
-        base_url="http://fake/v1", api_key="bench", max_retries=0, http_client=httpx2.Client(transport=transport)
+        base_url="http://fake/v1",
+        api_key="bench",
+        max_retries=0,
+        http_client=httpx2.Client(transport=transport),
     )
 
 
@@ -231,10 +236,8 @@ def _anthropic() -> anthropic.Anthropic:
 
 
 def _gemini() -> genai.Client:
-    return genai.Client(
-        api_key="bench",
-        http_options={"base_url": "http://fake", "httpx_client": httpx2.Client(transport=FakeTransport())},
-    )
+    options: Any = {"base_url": "http://fake", "httpx_client": httpx2.Client(transport=FakeTransport())}
+    return genai.Client(api_key="bench", http_options=options)
 
 
 def _chat(client: openai.OpenAI) -> Any:
@@ -243,12 +246,18 @@ def _chat(client: openai.OpenAI) -> Any:
 
 def _chat_stream_request(client: openai.OpenAI) -> Any:
     return client.chat.completions.create(
-        model=GPT, messages=MESSAGES, stream=True, stream_options={"include_usage": True}, extra_headers=TOKENS
+        model=GPT,
+        messages=MESSAGES,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers=TOKENS,
     )
 
 
 def _responses_stream_request(client: openai.OpenAI) -> Any:
-    return client.responses.create(model=GPT, input="Summarise the benchmark.", stream=True, extra_headers=TOKENS)
+    return client.responses.create(
+        model=GPT, input="Summarise the benchmark.", stream=True, extra_headers=TOKENS
+    )
 
 
 def _messages(client: anthropic.Anthropic) -> Any:
@@ -256,7 +265,9 @@ def _messages(client: anthropic.Anthropic) -> Any:
 
 
 def _messages_stream_request(client: anthropic.Anthropic) -> Any:
-    return client.messages.create(model=CLAUDE, max_tokens=100, messages=MESSAGES, stream=True, extra_headers=TOKENS)
+    return client.messages.create(
+        model=CLAUDE, max_tokens=100, messages=MESSAGES, stream=True, extra_headers=TOKENS
+    )
 
 
 def _messages_helper_manager(client: anthropic.Anthropic) -> Any:
@@ -273,7 +284,7 @@ def _messages_helper_floor(client: anthropic.Anthropic, floor: Floor) -> None:
     """`messages.stream()` sends its request when entered: the floor hooks that request (the
     place genai-otel hooks too) and swaps the raw stream's iterator as for `create(stream=True)`."""
     manager = _messages_helper_manager(client)
-    request = manager._MessageStreamManager__api_request  # type: ignore[attr-defined]
+    request = manager._MessageStreamManager__api_request
 
     def floored_request() -> Any:
         span, token, start = floor.begin()
@@ -284,7 +295,7 @@ def _messages_helper_floor(client: anthropic.Anthropic, floor: Floor) -> None:
         raw._iterator = _anthropic_events(raw._iterator, floor, span, start)
         return raw
 
-    manager._MessageStreamManager__api_request = floored_request  # type: ignore[attr-defined]
+    manager._MessageStreamManager__api_request = floored_request
     with manager as stream:
         for _ in stream:
             pass
@@ -296,7 +307,9 @@ def _generate(client: genai.Client) -> Any:
 
 def _generate_stream_request(client: genai.Client) -> Any:
     config: Any = {"http_options": {"headers": TOKENS}}
-    return client.models.generate_content_stream(model=GEMINI, contents="Summarise the benchmark.", config=config)
+    return client.models.generate_content_stream(
+        model=GEMINI, contents="Summarise the benchmark.", config=config
+    )
 
 
 def _generate_stream_floor(client: genai.Client, floor: Floor) -> None:
@@ -384,7 +397,8 @@ CASES = [
         _gemini,
         _generate,
         _plain_floor(
-            _generate, lambda r: (r.usage_metadata.prompt_token_count, r.usage_metadata.candidates_token_count)
+            _generate,
+            lambda r: (r.usage_metadata.prompt_token_count, r.usage_metadata.candidates_token_count),
         ),
     ),
     Case(
@@ -422,7 +436,9 @@ class Result:
         return self.ours_added / self.floor_added if self.floor_added > 0 else float("nan")
 
 
-def measure(case: Case, calls: int, blocks: int, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> Result:
+def measure(
+    case: Case, calls: int, blocks: int, tracer_provider: TracerProvider, meter_provider: MeterProvider
+) -> Result:
     providers = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
     floor = Floor(case, tracer_provider, meter_provider)
     chunks = case.chunks(case.client()) if case.chunks else 0
@@ -483,7 +499,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         result = measure(case, args.calls, args.blocks, tracer_provider, meter_provider)
         own = (
-            f"{(result.ours_added - result.floor_added) / result.chunks:>13.2f}" if result.chunks else f"{'':>13}"
+            f"{(result.ours_added - result.floor_added) / result.chunks:>13.2f}"
+            if result.chunks
+            else f"{'':>13}"
         )
         print(
             f"{case.label:<24} {result.chunks or '':>6} {result.none_us:>9.1f} {result.ours_added:>+15.1f}"

@@ -29,6 +29,11 @@ logger = logging.getLogger(__name__)
 
 
 class Accumulator(Protocol):
+    """A provider's reading of its stream: `first` gets the first chunk (what it alone must
+    tell, such as the response id, is read there once), `add` every later one."""
+
+    def first(self, chunk: Any) -> None: ...
+
     def add(self, chunk: Any) -> None: ...
 
     def outcome(self) -> Outcome: ...
@@ -67,13 +72,14 @@ def _unread(error: Exception) -> None:
 
 
 def _chunks(stream: Any, state: StreamState) -> Iterator[Any]:
-    add = state.accumulator.add
+    accumulator = state.accumulator
+    add = accumulator.add
     try:
         iterator = iter(stream)
         for chunk in iterator:
             state.call.first_chunk_at = perf_counter()
             try:
-                add(chunk)
+                accumulator.first(chunk)
             except Exception as error:
                 _unread(error)
             yield chunk
@@ -97,13 +103,14 @@ def _chunks(stream: Any, state: StreamState) -> Iterator[Any]:
 
 
 async def _async_chunks(stream: Any, state: StreamState) -> AsyncIterator[Any]:
-    add = state.accumulator.add
+    accumulator = state.accumulator
+    add = accumulator.add
     try:
         iterator = stream.__aiter__()
         async for chunk in iterator:
             state.call.first_chunk_at = perf_counter()
             try:
-                add(chunk)
+                accumulator.first(chunk)
             except Exception as error:
                 _unread(error)
             yield chunk

@@ -134,8 +134,15 @@ class MessagesAccumulator:
         self._texts: list[str] = []
         self._arguments: dict[int, list[str]] = {}
 
+    def first(self, event: Any) -> None:
+        self.add(event)
+
     def add(self, event: Any) -> None:
         kind = event.type
+        if kind == "content_block_delta":  # most events: text, only read when captured
+            if self._capture:
+                self._captured_delta(event)
+            return
         outcome = self._outcome
         if kind == "message_start":
             message = event.message
@@ -151,12 +158,6 @@ class MessagesAccumulator:
                     outcome.tool_call_ids, outcome.tool_call_names = [], []
                 outcome.tool_call_ids.append(block.id)
                 outcome.tool_call_names.append(block.name)
-        elif kind == "content_block_delta" and self._capture:
-            delta = event.delta
-            if delta.type == "text_delta":
-                self._texts.append(delta.text)
-            elif delta.type == "input_json_delta":
-                self._arguments.setdefault(event.index, []).append(delta.partial_json)
         elif kind == "message_delta":
             stop = event.delta.stop_reason
             if stop:
@@ -167,6 +168,13 @@ class MessagesAccumulator:
                 if usage.input_tokens is not None:
                     self._uncached_input = usage.input_tokens
                 _apply_usage(outcome, usage, self._uncached_input)
+
+    def _captured_delta(self, event: Any) -> None:
+        delta = event.delta
+        if delta.type == "text_delta":
+            self._texts.append(delta.text)
+        elif delta.type == "input_json_delta":
+            self._arguments.setdefault(event.index, []).append(delta.partial_json)
 
     def outcome(self) -> Outcome:
         outcome = self._outcome

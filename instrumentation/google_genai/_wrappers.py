@@ -248,9 +248,12 @@ def embed_outcome(response: Any, capture: bool) -> Outcome:
 
 class GenerateAccumulator:
     """Reads streamed GenerateContentResponse chunks: ids, usage (cumulative: the last one wins,
-    read once at the end), finish reasons per candidate, function calls, block reasons."""
+    read once at the end), finish reasons per candidate, function calls, block reasons.
 
-    __slots__ = ("_capture", "_outcome", "_parts", "_reasons", "_usage")
+    Per chunk only what can change; the id and model are read once, from the first chunk; the
+    prompt feedback only where it can block (a chunk without candidates)."""
+
+    __slots__ = ("_capture", "_first", "_outcome", "_parts", "_reasons", "_usage")
 
     def __init__(self, capture: bool) -> None:
         self._outcome = Outcome()
@@ -258,45 +261,49 @@ class GenerateAccumulator:
         self._reasons: dict[int, str] = {}
         self._parts: dict[int, list[Any]] = {}
         self._usage: Any = None
+        self._first: Any = None
+
+    def first(self, chunk: Any) -> None:
+        self._first = chunk
+        self.add(chunk)
 
     def add(self, chunk: Any) -> None:
-        outcome = self._outcome
-        if outcome.response_id is None:
-            outcome.response_id = chunk.response_id
-            outcome.response_model = chunk.model_version
         candidates = chunk.candidates
         if candidates:
             for position, candidate in enumerate(candidates):
-                reason = candidate.finish_reason
-                if reason is not None:
+                if candidate.finish_reason is not None:
                     index = candidate.index if candidate.index is not None else position
-                    self._reasons[index] = _reason(reason) or ""
+                    self._reasons[index] = _reason(candidate.finish_reason) or ""
                 content = candidate.content
                 parts = content.parts if content is not None else None
                 if parts:
-                    self._read_parts(candidate, position, parts)
-        feedback = chunk.prompt_feedback
-        if feedback is not None and _reason(feedback.block_reason) in _FILTERED:
-            outcome.refused = True
+                    for part in parts:
+                        if part.function_call is not None:
+                            self._function_call(part.function_call)
+                    if self._capture:
+                        index = candidate.index if candidate.index is not None else position
+                        self._parts.setdefault(index, []).extend(parts)
+        else:  # a blocked prompt: no candidates, the reason in the prompt feedback
+            feedback = chunk.prompt_feedback
+            if feedback is not None and _reason(feedback.block_reason) in _FILTERED:
+                self._outcome.refused = True
         usage = chunk.usage_metadata
         if usage is not None:
             self._usage = usage
 
-    def _read_parts(self, candidate: Any, position: int, parts: list[Any]) -> None:
+    def _function_call(self, function_call: Any) -> None:
         outcome = self._outcome
-        for part in parts:
-            function_call = part.function_call
-            if function_call is not None:
-                if outcome.tool_call_ids is None:
-                    outcome.tool_call_ids, outcome.tool_call_names = [], []
-                outcome.tool_call_names.append(function_call.name or "")
-                outcome.tool_call_ids.append(function_call.id or "")
-        if self._capture:
-            index = candidate.index if candidate.index is not None else position
-            self._parts.setdefault(index, []).extend(parts)
+        if outcome.tool_call_ids is None:
+            outcome.tool_call_ids, outcome.tool_call_names = [], []
+        outcome.tool_call_names.append(function_call.name or "")
+        outcome.tool_call_ids.append(function_call.id or "")
 
     def outcome(self) -> Outcome:
         outcome = self._outcome
+        first = self._first
+        if first is not None:
+            outcome.response_id = first.response_id
+            outcome.response_model = first.model_version
         if self._usage is not None:
             _apply_usage(outcome, self._usage)
         if self._reasons:

@@ -301,9 +301,14 @@ def embeddings_outcome(response: Any, capture: bool) -> Outcome:
 # Streams
 # --------------------------------------------------------------------------------------
 class ChatAccumulator:
-    """Reads chat.completion.chunk objects: ids, finish reasons, tool calls, final usage."""
+    """Reads chat.completion.chunk objects: ids, finish reasons, tool calls, final usage.
 
-    __slots__ = ("_arguments", "_capture", "_outcome", "_reasons", "_texts")
+    Per chunk only what can change: finish reasons, tool calls, the usage. The id, model and
+    OpenAI extras are read once at the end, from the first chunk, or where that has no id
+    (Azure's first chunk, its prompt-filter results), from the one with the finish reason or
+    the usage."""
+
+    __slots__ = ("_arguments", "_capture", "_first", "_named", "_outcome", "_reasons", "_texts", "_usage")
 
     def __init__(self, capture: bool) -> None:
         self._outcome = Outcome()
@@ -311,35 +316,51 @@ class ChatAccumulator:
         self._capture = capture
         self._texts: dict[int, list[str]] = {}
         self._arguments: dict[tuple[int, int], list[str]] = {}
+        self._first: Any = None
+        self._named: Any = None
+        self._usage: Any = None
+
+    def first(self, chunk: Any) -> None:
+        self._first = chunk
+        self.add(chunk)
 
     def add(self, chunk: Any) -> None:
-        outcome = self._outcome
-        if outcome.response_id is None:
-            outcome.response_id = chunk.id
-            outcome.response_model = chunk.model
-            _openai_extra(outcome, chunk)
         for choice in chunk.choices:
             if choice.finish_reason:
                 self._reasons[choice.index] = choice.finish_reason
+                self._named = chunk
             delta = choice.delta
-            if delta is None:
-                continue
-            for tool_call in delta.tool_calls or ():
-                if tool_call.id:
-                    if outcome.tool_call_ids is None:
-                        outcome.tool_call_ids, outcome.tool_call_names = [], []
-                    outcome.tool_call_ids.append(tool_call.id)
-                    outcome.tool_call_names.append(_tool_name(tool_call))
-                if self._capture and tool_call.function is not None and tool_call.function.arguments:
-                    key = (choice.index, tool_call.index)
-                    self._arguments.setdefault(key, []).append(tool_call.function.arguments)
-            if self._capture and delta.content:
-                self._texts.setdefault(choice.index, []).append(delta.content)
-        if chunk.usage is not None:
-            _usage_chat(outcome, chunk.usage)
+            if delta is not None:
+                if delta.tool_calls:
+                    self._tool_calls(choice.index, delta.tool_calls)
+                if self._capture and delta.content:
+                    self._texts.setdefault(choice.index, []).append(delta.content)
+        usage = chunk.usage
+        if usage is not None:
+            self._usage = usage
+            self._named = chunk
+
+    def _tool_calls(self, index: int, tool_calls: Any) -> None:
+        outcome = self._outcome
+        for tool_call in tool_calls:
+            if tool_call.id:
+                if outcome.tool_call_ids is None:
+                    outcome.tool_call_ids, outcome.tool_call_names = [], []
+                outcome.tool_call_ids.append(tool_call.id)
+                outcome.tool_call_names.append(_tool_name(tool_call))
+            if self._capture and tool_call.function is not None and tool_call.function.arguments:
+                key = (index, tool_call.index)
+                self._arguments.setdefault(key, []).append(tool_call.function.arguments)
 
     def outcome(self) -> Outcome:
         outcome = self._outcome
+        named = self._first if self._first is None or self._first.id else self._named
+        if named is not None:
+            outcome.response_id = named.id
+            outcome.response_model = named.model
+            _openai_extra(outcome, named)
+        if self._usage is not None:
+            _usage_chat(outcome, self._usage)
         if self._reasons:
             outcome.finish_reasons = [self._reasons[index] for index in sorted(self._reasons)]
             outcome.refused = _CONTENT_FILTER in outcome.finish_reasons
@@ -358,8 +379,14 @@ class ChatAccumulator:
         return {"role": "assistant", "parts": parts, "finish_reason": self._reasons.get(index, "")}
 
 
+# Responses stream events that carry the whole response: the last one is the call's outcome.
+_FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_EARLY_RESPONSE_EVENTS = frozenset({"response.created", "response.in_progress", "response.queued"})
+
+
 class ResponsesAccumulator:
-    """Reads Responses API stream events; the final response event carries everything."""
+    """Reads Responses API stream events: only the few that carry the response are looked
+    into (asking the others for `response` would cost pydantic a raised AttributeError each)."""
 
     __slots__ = ("_capture", "_outcome")
 
@@ -367,14 +394,15 @@ class ResponsesAccumulator:
         self._capture = capture
         self._outcome = Outcome()
 
+    def first(self, event: Any) -> None:
+        self.add(event)
+
     def add(self, event: Any) -> None:
-        kind = getattr(event, "type", "")
-        response = getattr(event, "response", None)
-        if response is None:
-            return
-        if kind in ("response.completed", "response.incomplete", "response.failed"):
-            self._outcome = responses_outcome(response, self._capture)
-        elif self._outcome.response_id is None:
+        kind = event.type
+        if kind in _FINAL_RESPONSE_EVENTS:
+            self._outcome = responses_outcome(event.response, self._capture)
+        elif kind in _EARLY_RESPONSE_EVENTS and self._outcome.response_id is None:
+            response = event.response
             self._outcome.response_id = response.id
             self._outcome.response_model = response.model
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import importlib.metadata
+import json
 
 import anthropic
 import pytest
@@ -227,3 +228,39 @@ def test_uninstrument_restores_the_sdk_exactly(otel: Otel) -> None:
         AsyncMessages.__dict__["stream"],
         base_client.start_api_call_span,
     ) == originals
+
+
+def test_streamed_text_and_tool_input_captured_only_when_opted_in(
+    otel: Otel, claude: anthropic.Anthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    list(claude.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES, stream=True))
+    (span,) = otel.spans()
+    assert semconv.GEN_AI_OUTPUT_MESSAGES not in (span.attributes or {}) and not span.events
+
+    monkeypatch.setenv(semconv.ENV_CAPTURE_MESSAGE_CONTENT, "SPAN_ONLY")
+    otel.reinstrument()
+    otel.exporter.clear()
+    events = list(claude.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES, stream=True))
+    text = "".join(
+        e.delta.text for e in events if e.type == "content_block_delta" and e.delta.type == "text_delta"
+    )  # type: ignore[union-attr]
+    assert text
+    (span,) = otel.spans()
+    (message,) = json.loads(str((span.attributes or {})[semconv.GEN_AI_OUTPUT_MESSAGES]))
+    assert message == {
+        "role": "assistant",
+        "parts": [{"type": "text", "content": text}],
+        "finish_reason": "end_turn",
+    }
+
+
+def test_messages_stream_helper_iterated_to_the_end(otel: Otel, claude: anthropic.Anthropic) -> None:
+    with claude.messages.stream(model=MODEL, max_tokens=64, messages=MESSAGES) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert "text" in kinds and "message_stop" in kinds  # the helper's own events are untouched
+    (span,) = otel.spans()
+    attributes = dict(span.attributes or {})
+    assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == final.usage.output_tokens
+    assert attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0

@@ -495,3 +495,92 @@ def test_global_providers_are_used_without_arguments(otel: Otel, oai: openai.Ope
     (span,) = otel.spans()  # the global tracer provider of this process has our exporter
     assert span.instrumentation_scope is not None
     assert span.instrumentation_scope.name == semconv.GENAI_OTEL_SCOPE_OPENAI
+
+
+def test_for_loop_over_a_streamed_create_keeps_the_span_open_to_the_end(
+    otel: Otel, oai: openai.OpenAI
+) -> None:
+    received = []
+    for chunk in oai.chat.completions.create(
+        model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    ):
+        gc.collect()  # the stream object itself is gone; only the loop's iterator is left
+        assert otel.spans() == []
+        received.append(chunk)
+    attributes = _one_ended_span(otel)
+    assert received[-1].usage is not None
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == received[-1].usage.completion_tokens
+    assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+
+
+def test_streamed_content_captured_only_when_opted_in(otel: Otel, oai: openai.OpenAI, monkeypatch) -> None:
+    list(oai.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True))
+    (span,) = otel.spans()
+    assert semconv.GEN_AI_OUTPUT_MESSAGES not in (span.attributes or {}) and not span.events
+
+    monkeypatch.setenv(semconv.ENV_CAPTURE_MESSAGE_CONTENT, "SPAN_ONLY")
+    otel.reinstrument()
+    otel.exporter.clear()
+    chunks = list(oai.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True))
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text
+    attributes = _one_ended_span(otel)
+    assert json.loads(str(attributes[semconv.GEN_AI_OUTPUT_MESSAGES])) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": text}], "finish_reason": "stop"}
+    ]
+
+    otel.exporter.clear()
+    chunks = list(oai.chat.completions.create(model=MODEL, messages=MESSAGES, tools=TOOLS, stream=True))
+    arguments = "".join(
+        call.function.arguments or ""
+        for chunk in chunks
+        for choice in chunk.choices
+        for call in choice.delta.tool_calls or ()
+        if call.function is not None
+    )
+    attributes = _one_ended_span(otel)
+    ((message,),) = [json.loads(str(attributes[semconv.GEN_AI_OUTPUT_MESSAGES]))]
+    assert message["parts"] == [{"type": "tool_call", "arguments": arguments}]
+    assert message["finish_reason"] == "tool_calls"
+
+
+def test_responses_stream_closed_early_keeps_the_id_of_its_first_event(
+    otel: Otel, oai: openai.OpenAI
+) -> None:
+    stream = oai.responses.create(model=MODEL, input="hello", stream=True)
+    first = next(iter(stream))
+    assert first.type == "response.created"
+    stream.close()
+    attributes = _one_ended_span(otel)
+    assert attributes[semconv.GEN_AI_RESPONSE_ID] == first.response.id  # type: ignore[union-attr]
+    assert semconv.GEN_AI_USAGE_OUTPUT_TOKENS not in attributes
+
+
+def _chunk(chunk_id: str, model: str, choices: list[dict[str, object]], usage: object = None) -> object:
+    from openai.types.chat import ChatCompletionChunk
+
+    return ChatCompletionChunk.model_validate(
+        {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": model,
+            "choices": choices,
+            "usage": usage,
+        }
+    )
+
+
+def test_stream_whose_first_chunk_has_no_id_takes_it_from_the_finish_chunk() -> None:
+    """Azure OpenAI's first chunk carries prompt-filter results with an empty id and model."""
+    from genai_otel.instrumentation.openai._wrappers import ChatAccumulator
+
+    accumulator = ChatAccumulator(capture=False)
+    accumulator.first(_chunk("", "", []))
+    accumulator.add(_chunk("chatcmpl-9", "gpt-4o-2024-08-06", [{"index": 0, "delta": {"content": "hi"}}]))
+    accumulator.add(
+        _chunk("chatcmpl-9", "gpt-4o-2024-08-06", [{"index": 0, "delta": {}, "finish_reason": "stop"}])
+    )
+    outcome = accumulator.outcome()
+    assert (outcome.response_id, outcome.response_model) == ("chatcmpl-9", "gpt-4o-2024-08-06")
+    assert outcome.finish_reasons == ["stop"]
