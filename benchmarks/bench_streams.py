@@ -60,7 +60,8 @@ from opentelemetry.trace import SpanKind
 from genai_otel.fake_provider import FakeTransport
 
 FLOOR = "sdk floor"
-TOKENS = {"x-fake-output-tokens": "50"}
+# Output tokens of a streamed call (one chunk each); BENCH_STREAM_TOKENS changes it (per-chunk slopes).
+TOKENS = {"x-fake-output-tokens": os.environ.get("BENCH_STREAM_TOKENS", "50")}
 MESSAGES: Any = [{"role": "user", "content": "Summarise the benchmark in one sentence."}]
 GPT, CLAUDE, GEMINI = "gpt-4o-mini", "claude-haiku-4-5", "gemini-2.5-flash"
 _TTFC = semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
