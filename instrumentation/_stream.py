@@ -134,9 +134,7 @@ async def _async_chunks(stream: Any, state: StreamState) -> AsyncIterator[Any]:
 
 
 class _StreamProxy(wrapt.ObjectProxy):
-    def __init__(self, wrapped: Any, call: Call, accumulator: Accumulator) -> None:
-        super().__init__(wrapped)
-        self._self_state = StreamState(call, accumulator)
+    _self_state: StreamState
 
     def _self_finish(self, error: BaseException | None = None) -> None:
         self._self_state.finish(error)
@@ -144,8 +142,10 @@ class _StreamProxy(wrapt.ObjectProxy):
 
 class SyncStreamProxy(_StreamProxy):
     def __init__(self, wrapped: Any, call: Call, accumulator: Accumulator) -> None:
-        super().__init__(wrapped, call, accumulator)
-        self._self_chunks = _chunks(wrapped, self._self_state)
+        wrapt.ObjectProxy.__init__(self, wrapped)
+        state = StreamState(call, accumulator)
+        self._self_state = state
+        self._self_chunks = _chunks(wrapped, state)
 
     def __iter__(self) -> Iterator[Any]:
         return self._self_chunks
@@ -177,8 +177,10 @@ class SyncStreamProxy(_StreamProxy):
 
 class AsyncStreamProxy(_StreamProxy):
     def __init__(self, wrapped: Any, call: Call, accumulator: Accumulator) -> None:
-        super().__init__(wrapped, call, accumulator)
-        self._self_chunks = _async_chunks(wrapped, self._self_state)
+        wrapt.ObjectProxy.__init__(self, wrapped)
+        state = StreamState(call, accumulator)
+        self._self_state = state
+        self._self_chunks = _async_chunks(wrapped, state)
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._self_chunks
