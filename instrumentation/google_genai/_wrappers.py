@@ -253,7 +253,7 @@ class GenerateAccumulator:
     Per chunk only what can change; the id and model are read once, from the first chunk; the
     prompt feedback only where it can block (a chunk without candidates)."""
 
-    __slots__ = ("_capture", "_first", "_outcome", "_parts", "_reasons", "_usage")
+    __slots__ = ("_capture", "_first", "_outcome", "_parts", "_reasons", "_usage", "_usage_chunk")
 
     def __init__(self, capture: bool) -> None:
         self._outcome = Outcome()
@@ -261,6 +261,7 @@ class GenerateAccumulator:
         self._reasons: dict[int, str] = {}
         self._parts: dict[int, list[Any]] = {}
         self._usage: Any = None
+        self._usage_chunk: Any = None
         self._first: Any = None
 
     def first(self, chunk: Any) -> None:
@@ -290,6 +291,7 @@ class GenerateAccumulator:
         usage = chunk.usage_metadata
         if usage is not None:
             self._usage = usage
+            self._usage_chunk = chunk
 
     def _function_call(self, function_call: Any) -> None:
         outcome = self._outcome
@@ -300,10 +302,11 @@ class GenerateAccumulator:
 
     def outcome(self) -> Outcome:
         outcome = self._outcome
-        first = self._first
-        if first is not None:
-            outcome.response_id = first.response_id
-            outcome.response_model = first.model_version
+        first = self._first  # the id and model: from the first chunk, else the last with usage
+        named = first if first is None or first.response_id else (self._usage_chunk or first)
+        if named is not None:
+            outcome.response_id = named.response_id
+            outcome.response_model = named.model_version
         if self._usage is not None:
             _apply_usage(outcome, self._usage)
         if self._reasons:

@@ -494,3 +494,29 @@ def test_opentelemetry_instrument_with_env_vars_only(tmp_path: Path, provider: F
     assert span["attributes"]["gen_ai.provider.name"] == "gcp.gemini"
     assert span["attributes"]["gen_ai.usage.input_tokens"] == message_tokens("hi")
     assert span["attributes"]["gen_ai.usage.output_tokens"] == 16
+
+
+def test_stream_whose_first_chunk_has_no_id_takes_it_from_the_usage_chunk() -> None:
+    from genai_otel.instrumentation.google_genai._wrappers import GenerateAccumulator
+    from google.genai import types
+
+    def chunk(response_id: str | None, text: str, finish: str | None = None) -> types.GenerateContentResponse:
+        return types.GenerateContentResponse(
+            response_id=response_id,
+            model_version="gemini-2.5-flash",
+            candidates=[
+                types.Candidate(
+                    content=types.Content(role="model", parts=[types.Part(text=text)]), finish_reason=finish
+                )
+            ],
+            usage_metadata=types.GenerateContentResponseUsageMetadata(
+                prompt_token_count=4, candidates_token_count=len(text.split())
+            ),
+        )
+
+    accumulator = GenerateAccumulator(capture=False)
+    accumulator.first(chunk(None, "one"))
+    accumulator.add(chunk("resp-7", "one two", "STOP"))
+    outcome = accumulator.outcome()
+    assert (outcome.response_id, outcome.response_model) == ("resp-7", "gemini-2.5-flash")
+    assert (outcome.input_tokens, outcome.output_tokens, outcome.finish_reasons) == (4, 2, ["stop"])
