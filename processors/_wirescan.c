@@ -479,6 +479,7 @@ malformed:
  */
 typedef struct {
     Py_ssize_t trace_start, trace_stop;
+    Py_ssize_t span_start, span_stop, parent_start, parent_stop; /* span id, parent span id */
     uint64_t start_ns, end_ns;
     uint64_t status;
 } Facts;
@@ -562,6 +563,7 @@ span_facts(const uint8_t *d, Py_ssize_t n, Py_ssize_t start, Py_ssize_t end, Fac
     uint64_t v;
     int wide;
     out->trace_start = out->trace_stop = 0;
+    out->span_start = out->span_stop = out->parent_start = out->parent_stop = 0;
     out->start_ns = out->end_ns = 0;
     while (pos < end && !seen_end) {
         uint8_t tag = d[pos];
@@ -580,9 +582,18 @@ span_facts(const uint8_t *d, Py_ssize_t n, Py_ssize_t start, Py_ssize_t end, Fac
             Py_ssize_t q = pos + 1;
             if (read_varint(d, n, &q, &v, &wide) < 0 || wide || v > (uint64_t)n)
                 return 1;
+            Py_ssize_t from = q < n ? q : n, to = q + (Py_ssize_t)v < n ? q + (Py_ssize_t)v : n;
             if (tag == 0x0A) {
-                out->trace_start = q < n ? q : n;
-                out->trace_stop = q + (Py_ssize_t)v < n ? q + (Py_ssize_t)v : n;
+                out->trace_start = from;
+                out->trace_stop = to;
+            }
+            else if (tag == 0x12) {
+                out->span_start = from;
+                out->span_stop = to;
+            }
+            else if (tag == 0x22) {
+                out->parent_start = from;
+                out->parent_stop = to;
             }
             pos = q + (Py_ssize_t)v;
         }
@@ -607,6 +618,7 @@ span_facts(const uint8_t *d, Py_ssize_t n, Py_ssize_t start, Py_ssize_t end, Fac
     /* _span_facts_exact */
     Field f;
     out->trace_start = out->trace_stop = 0;
+    out->span_start = out->span_stop = out->parent_start = out->parent_stop = 0;
     out->start_ns = out->end_ns = 0;
     out->status = 0;
     pos = start;
@@ -616,6 +628,14 @@ span_facts(const uint8_t *d, Py_ssize_t n, Py_ssize_t start, Py_ssize_t end, Fac
         if (IS(f, 1, 2)) {
             out->trace_start = f.start;
             out->trace_stop = f.stop;
+        }
+        else if (IS(f, 2, 2)) {
+            out->span_start = f.start;
+            out->span_stop = f.stop;
+        }
+        else if (IS(f, 4, 2)) {
+            out->parent_start = f.start;
+            out->parent_stop = f.stop;
         }
         else if (IS(f, 7, 1))
             out->start_ns = le64(d + f.start);
@@ -2443,6 +2463,353 @@ static PyTypeObject HistType = {
     .tp_new = hist_new,
 };
 
+static int grow(void **array, Py_ssize_t *room, Py_ssize_t count, size_t size);
+
+/* =============================================================================================
+ * Recent calls: the second span of one model call (issue 14). Two GenAI spans are one call when
+ * they come from different instrumentation scopes, name the same provider and model (`ident`,
+ * given by the caller), overlap in time, and are parent and child in one trace or carry the same
+ * gen_ai.response.id; or when one is an SDK's own span (`native`: the anthropic SDK's), the other
+ * a span of the same service around it in time (a peer that wraps the SDK's call in a trace of
+ * its own, and a failed call has no response id). The first span seen is counted; `see` names it
+ * for the later one.
+ *
+ * Bounded: a ring of the last `capacity` entries (up to four per span: its own id, the id of the
+ * parent it may be waiting for, its response id, its service), each trusted for `window` seconds. Keys are
+ * hashed with the interpreter's keyed hash, so no sender can aim a collision at another's span.
+ * A request's changes are undone when it fails (settle(False)): all or nothing, as its metrics.
+ */
+typedef struct {
+    Py_hash_t key;  /* 0: free */
+    Py_hash_t scope_hash;
+    PyObject *scope; /* the scope's name (str), for the duplicates counter */
+    long long ident, start, end;
+    uint8_t span_id[8];
+    int paired;
+    double seen;
+} RecentSlot;
+
+enum { UNDO_INSERT = 1, UNDO_PAIR = 2 };
+
+typedef struct {
+    Py_ssize_t pos;
+    int op;
+} RecentUndo;
+
+typedef struct {
+    PyObject_HEAD RecentSlot *ring;
+    Py_ssize_t cap, next;     /* next: the ring position written next */
+    Py_ssize_t *index;        /* open addressing over keys: ring position + 1; 0: empty */
+    Py_ssize_t index_mask;
+    double window, now;
+    RecentUndo *undo;
+    Py_ssize_t nundo, undo_room;
+    long long duplicates;
+} RecentObject;
+
+static PyTypeObject RecentType;
+
+static Py_ssize_t
+recent_find(RecentObject *r, Py_hash_t key)
+{
+    for (Py_ssize_t i = (Py_ssize_t)((uint64_t)key & (uint64_t)r->index_mask);; i = (i + 1) & r->index_mask) {
+        Py_ssize_t at = r->index[i];
+        if (at == 0)
+            return -1;
+        if (r->ring[at - 1].key == key)
+            return at - 1;
+    }
+}
+
+static void
+recent_unindex(RecentObject *r, Py_hash_t key)
+{
+    Py_ssize_t mask = r->index_mask, i = (Py_ssize_t)((uint64_t)key & (uint64_t)mask);
+    for (;; i = (i + 1) & mask) {
+        if (r->index[i] == 0)
+            return;
+        if (r->ring[r->index[i] - 1].key == key)
+            break;
+    }
+    /* backward-shift deletion: later entries of the probe run move into the gap */
+    Py_ssize_t gap = i;
+    for (Py_ssize_t j = (gap + 1) & mask; r->index[j] != 0; j = (j + 1) & mask) {
+        Py_ssize_t home = (Py_ssize_t)((uint64_t)r->ring[r->index[j] - 1].key & (uint64_t)mask);
+        /* the entry at j may fill the gap when its home is not in (gap, j] (cyclically) */
+        if (((j - home) & mask) >= ((j - gap) & mask)) {
+            r->index[gap] = r->index[j];
+            gap = j;
+        }
+    }
+    r->index[gap] = 0;
+}
+
+static void
+recent_clear_slot(RecentObject *r, Py_ssize_t pos)
+{
+    RecentSlot *s = &r->ring[pos];
+    if (s->key == 0)
+        return;
+    recent_unindex(r, s->key);
+    s->key = 0;
+    Py_CLEAR(s->scope);
+}
+
+static int
+recent_log(RecentObject *r, Py_ssize_t pos, int op)
+{
+    if (grow((void **)&r->undo, &r->undo_room, r->nundo, sizeof(RecentUndo)) < 0)
+        return -1;
+    r->undo[r->nundo].pos = pos;
+    r->undo[r->nundo++].op = op;
+    return 0;
+}
+
+static int
+recent_insert(RecentObject *r, Py_hash_t key, const RecentSlot *value)
+{
+    Py_ssize_t old = recent_find(r, key);
+    if (old >= 0) /* the latest span under a key stands for it */
+        recent_clear_slot(r, old);
+    Py_ssize_t pos = r->next;
+    recent_clear_slot(r, pos); /* the oldest entry goes */
+    r->next = (pos + 1) % r->cap;
+    RecentSlot *s = &r->ring[pos];
+    *s = *value;
+    s->key = key;
+    Py_INCREF(s->scope);
+    Py_ssize_t i = (Py_ssize_t)((uint64_t)key & (uint64_t)r->index_mask);
+    while (r->index[i] != 0)
+        i = (i + 1) & r->index_mask;
+    r->index[i] = pos + 1;
+    return recent_log(r, pos, UNDO_INSERT);
+}
+
+static Py_hash_t
+recent_key(uint8_t tag, const uint8_t *a, Py_ssize_t a_len, const uint8_t *b, Py_ssize_t b_len)
+{
+    uint8_t buffer[1 + 16 + 8 + 256];
+    if (a_len + b_len > (Py_ssize_t)sizeof buffer - 1)
+        return 0;
+    buffer[0] = tag;
+    memcpy(buffer + 1, a, (size_t)a_len);
+    if (b_len > 0)
+        memcpy(buffer + 1 + a_len, b, (size_t)b_len);
+    Py_hash_t h = _Py_HashBytes(buffer, 1 + a_len + b_len);
+    return h == 0 ? 1 : h;
+}
+
+#define RECENT_MAX_RESPONSE_ID 128
+
+/* The slot of the span counted for the same call as this one (then this one is a duplicate and
+ * is not remembered), or NULL: this one is counted, and remembered. -1 in *error on failure. */
+static RecentSlot *
+recent_see(RecentObject *r, PyObject *scope, int native, PyObject *service, long long ident,
+           const uint8_t *trace, Py_ssize_t trace_len, const uint8_t *span, Py_ssize_t span_len,
+           const uint8_t *parent, Py_ssize_t parent_len, long long start, long long end, const uint8_t *rid,
+           Py_ssize_t rid_len, int *error)
+{
+    *error = 0;
+    Py_hash_t scope_hash = PyObject_Hash(scope), service_hash = PyObject_Hash(service);
+    if (scope_hash == -1 || service_hash == -1) {
+        *error = -1;
+        return NULL;
+    }
+    int traced = trace_len == 16;
+    int has_span = traced && span_len == 8, has_parent = traced && parent_len == 8;
+    int has_rid = rid_len > 0 && rid_len <= RECENT_MAX_RESPONSE_ID;
+    uint8_t id[8], where[16];
+    memcpy(id, &ident, 8);
+    memcpy(where, &service_hash, 8);
+    memcpy(where + 8, &ident, 8);
+    Py_hash_t keys[7] = {
+        has_parent ? recent_key('S', trace, 16, parent, 8) : 0, /* my parent, seen before */
+        has_span ? recent_key('W', trace, 16, span, 8) : 0,     /* my child, waiting for me */
+        has_rid ? recent_key('R', id, 8, rid, rid_len) : 0,      /* my response id */
+        recent_key(native ? 'P' : 'N', where, 16, NULL, 0),      /* the other side, around me */
+        has_span ? recent_key('S', trace, 16, span, 8) : 0,     /* for my children */
+        has_parent ? recent_key('W', trace, 16, parent, 8) : 0, /* for my parent */
+        recent_key(native ? 'N' : 'P', where, 16, NULL, 0),      /* for the other side */
+    };
+    for (int k = 0; k < 4; k++) {
+        Py_ssize_t at = keys[k] ? recent_find(r, keys[k]) : -1;
+        if (at < 0)
+            continue;
+        RecentSlot *s = &r->ring[at];
+        /* nested or one response: overlapping; a native span and a peer's: one within the other */
+        int timed = k < 3 ? s->start <= end && start <= s->end
+                          : (native ? s->start <= start && end <= s->end : start <= s->start && s->end <= end);
+        if (!s->paired && s->scope_hash != scope_hash && s->ident == ident && timed &&
+            r->now - s->seen <= r->window) {
+            s->paired = 1;
+            r->duplicates++;
+            if (recent_log(r, at, UNDO_PAIR) < 0) {
+                *error = -1;
+                return NULL;
+            }
+            return s;
+        }
+    }
+    RecentSlot value;
+    memset(&value, 0, sizeof value);
+    value.scope_hash = scope_hash;
+    value.scope = scope;
+    value.ident = ident;
+    value.start = start;
+    value.end = end;
+    if (has_span)
+        memcpy(value.span_id, span, 8);
+    value.seen = r->now;
+    for (int k = 2; k < 7; k++)
+        if (k != 3 && keys[k] && recent_insert(r, keys[k], &value) < 0) {
+            *error = -1;
+            return NULL;
+        }
+    return NULL;
+}
+
+static PyObject *
+recent_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"capacity", "window_seconds", NULL};
+    Py_ssize_t capacity;
+    double window;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nd:Recent", kwlist, &capacity, &window))
+        return NULL;
+    if (capacity < 1 || capacity > 100000000 || !(window >= 0)) {
+        PyErr_SetString(PyExc_ValueError, "Recent: capacity 1..1e8, window >= 0");
+        return NULL;
+    }
+    RecentObject *r = (RecentObject *)type->tp_alloc(type, 0);
+    if (r == NULL)
+        return NULL;
+    Py_ssize_t index_cap = 16;
+    while (index_cap < capacity * 2)
+        index_cap *= 2;
+    r->ring = PyMem_Calloc((size_t)capacity, sizeof(RecentSlot));
+    r->index = PyMem_Calloc((size_t)index_cap, sizeof(Py_ssize_t));
+    if (r->ring == NULL || r->index == NULL) {
+        Py_DECREF(r);
+        return PyErr_NoMemory();
+    }
+    r->cap = capacity;
+    r->index_mask = index_cap - 1;
+    r->window = window;
+    return (PyObject *)r;
+}
+
+static void
+recent_dealloc(RecentObject *r)
+{
+    if (r->ring != NULL)
+        for (Py_ssize_t i = 0; i < r->cap; i++)
+            Py_XDECREF(r->ring[i].scope);
+    PyMem_Free(r->ring);
+    PyMem_Free(r->index);
+    PyMem_Free(r->undo);
+    Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+/* begin(now): a request starts at monotonic time `now`. */
+static PyObject *
+recent_begin(RecentObject *r, PyObject *now)
+{
+    double t = PyFloat_AsDouble(now);
+    if (t == -1.0 && PyErr_Occurred())
+        return NULL;
+    r->now = t;
+    r->nundo = 0;
+    Py_RETURN_NONE;
+}
+
+/* settle(ok): the request is done; when it failed, what it changed is undone. */
+static PyObject *
+recent_settle(RecentObject *r, PyObject *ok)
+{
+    int kept = PyObject_IsTrue(ok);
+    if (kept < 0)
+        return NULL;
+    if (!kept)
+        for (Py_ssize_t i = r->nundo - 1; i >= 0; i--) {
+            RecentUndo *u = &r->undo[i];
+            if (u->op == UNDO_INSERT)
+                recent_clear_slot(r, u->pos);
+            else {
+                r->ring[u->pos].paired = 0;
+                r->duplicates--;
+            }
+        }
+    r->nundo = 0;
+    Py_RETURN_NONE;
+}
+
+/* see(scope, native, service, ident, trace_id, span_id, parent_span_id, start_ns, end_ns,
+ *     response_id | None) -> (span id, scope) of the span counted for this call, or None (this
+ * one is counted). */
+static PyObject *
+recent_see_method(RecentObject *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 10 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[2]) || !PyBytes_Check(args[4]) ||
+        !PyBytes_Check(args[5]) || !PyBytes_Check(args[6]) || (args[9] != Py_None && !PyUnicode_Check(args[9]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "see(scope: str, native: bool, service: str, ident: int, trace_id, span_id, "
+                        "parent_span_id: bytes, start_ns, end_ns: int, response_id: str | None)");
+        return NULL;
+    }
+    int native = PyObject_IsTrue(args[1]);
+    long long ident = PyLong_AsLongLong(args[3]), start = PyLong_AsLongLong(args[7]),
+              end = PyLong_AsLongLong(args[8]);
+    if (native < 0 || PyErr_Occurred())
+        return NULL;
+    const char *rid = NULL;
+    Py_ssize_t rid_len = 0;
+    if (args[9] != Py_None && (rid = PyUnicode_AsUTF8AndSize(args[9], &rid_len)) == NULL)
+        return NULL;
+    int error;
+    RecentSlot *kept = recent_see(
+        r, args[0], native, args[2], ident, (const uint8_t *)PyBytes_AS_STRING(args[4]),
+        PyBytes_GET_SIZE(args[4]), (const uint8_t *)PyBytes_AS_STRING(args[5]), PyBytes_GET_SIZE(args[5]),
+        (const uint8_t *)PyBytes_AS_STRING(args[6]), PyBytes_GET_SIZE(args[6]), start, end,
+        (const uint8_t *)rid, rid_len, &error);
+    if (error < 0)
+        return NULL;
+    if (kept == NULL)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(y#O)", (const char *)kept->span_id, (Py_ssize_t)8, kept->scope);
+}
+
+static PyObject *
+recent_get_duplicates(RecentObject *r, void *closure)
+{
+    (void)closure;
+    return PyLong_FromLongLong(r->duplicates);
+}
+
+static PyMethodDef recent_methods[] = {
+    {"see", (PyCFunction)(void (*)(void))recent_see_method, METH_FASTCALL,
+     "see(scope, native, service, ident, trace_id, span_id, parent_span_id, start_ns, end_ns, "
+     "response_id) -> (span id, scope) | None"},
+    {"begin", (PyCFunction)recent_begin, METH_O, "begin(now): a request starts"},
+    {"settle", (PyCFunction)recent_settle, METH_O, "settle(ok): the request is done (undone unless ok)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef recent_getset[] = {
+    {"duplicates", (getter)recent_get_duplicates, NULL, "duplicates found", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject RecentType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "genai_otel.processors._wirescan.Recent",
+    .tp_basicsize = sizeof(RecentObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Recent GenAI calls, to find the second span of one call (see processors/duplicates.py).",
+    .tp_new = recent_new,
+    .tp_dealloc = (destructor)recent_dealloc,
+    .tp_methods = recent_methods,
+    .tp_getset = recent_getset,
+};
+
 /* =============================================================================================
  * Lane: a whole export request in one call. Every span whose categorical attributes (service,
  * scope kind, provider, operation, models, service tier, which keys are present) were seen
@@ -2450,10 +2817,12 @@ static PyTypeObject HistType = {
  * the same rules and the same arithmetic as the Python path; any other span (a first sighting,
  * a reported cost, an evaluation event, a value of an unusual type or out of range, a series
  * label over its cap) goes to the Python path through a callback, in request order, and that
- * path teaches the lane the span's entry when it can. Counters of the series are summed here and
- * added to the registry's Python objects before each callback and whenever the registry is read
- * (`flush`, which Registry.settle calls; integer sums: the same totals); histograms are the C
- * Histogram above, updated in place.
+ * path teaches the lane the span's entry when it can. What a span records waits in a record
+ * until the whole request has been walked, then is applied in span order with what the Python
+ * path wrote down (a request is accounted all or nothing). Counters of the series are summed here
+ * and added to the registry's Python objects before the Python path's records and whenever the
+ * registry is read (`flush`, which Registry.settle calls; integer sums: the same totals);
+ * histograms are the C Histogram above, updated in place.
  */
 enum { K_PRICED = 1, K_UNPRICED = 2, K_OTHER = 3, K_NO_COST = 4 /* a failed call without usage */ };
 #define MAX_TIERS 8
@@ -2466,6 +2835,7 @@ typedef struct Entry {
     uint64_t hash;
     int kind;
     int anthropic_openlit; /* OpenLIT's Anthropic spans: cache tokens always added to input */
+    long long ident;       /* duplicates.call_ident(provider, model) */
     long long lo, hi;      /* start times [lo, hi) the rates hold for */
     PyObject *stats, *service_label, *provider_attr;
     PyObject *request_key, *status, *error_attr; /* (status, error label), "ok"/"error", bytes */
@@ -2504,7 +2874,7 @@ enum {
     L_TABLE, L_CATEGORICAL, L_MARKERS, L_SLOW, L_GROUPS, L_CURRENT, L_USERS, L_FEATURE, L_TTFC,
     L_MAX_TOKENS, L_MAX_LENGTH, L_EXEMPLARS, L_FACTORY, L_BOUNDS, L_USER_LIMITER,
     L_FEATURE_LIMITER, L_USER_COST, L_FEATURE_COST, L_UNPRICED, L_HEADERS, L_ANTHROPIC_SCOPE,
-    L_OPENLIT_PREFIX, L_SIZE
+    L_OPENLIT_PREFIX, L_RECENT, L_RECORD_DUPLICATE, L_DUPLICATE_PREFIX, L_RESPONSE_ID, L_SIZE
 };
 
 typedef struct {
@@ -2523,6 +2893,8 @@ typedef struct {
     unsigned long long seq;
     long long fast, slow_calls;
     int walking;     /* a request is being walked: entries its records point to must live on */
+    int response_id; /* the key index of gen_ai.response.id */
+    RecentObject *recent; /* borrowed from ctx; NULL: duplicates are not looked for */
     Entry *retired;  /* entries replaced or dropped meanwhile, freed when the request is done */
 } LaneObject;
 
@@ -2732,6 +3104,18 @@ lane_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (!PyUnicode_Check(PyTuple_GET_ITEM(ctx, L_ANTHROPIC_SCOPE)) ||
         !PyUnicode_Check(PyTuple_GET_ITEM(ctx, L_OPENLIT_PREFIX))) {
         PyErr_SetString(PyExc_TypeError, "Lane: scope names must be str");
+        goto fail;
+    }
+    PyObject *recent = PyTuple_GET_ITEM(ctx, L_RECENT);
+    if (recent != Py_None && !Py_IS_TYPE(recent, &RecentType)) {
+        PyErr_SetString(PyExc_TypeError, "Lane: recent must be a Recent or None");
+        goto fail;
+    }
+    l->recent = recent == Py_None ? NULL : (RecentObject *)recent;
+    if (!PyBytes_CheckExact(PyTuple_GET_ITEM(ctx, L_DUPLICATE_PREFIX)) ||
+        (l->response_id = key_index(t, PyTuple_GET_ITEM(ctx, L_RESPONSE_ID))) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "Lane: the duplicate_of prefix must be bytes");
         goto fail;
     }
     l->cap = 64;
@@ -3326,6 +3710,7 @@ typedef struct {
     PyObject *trace; /* owned; NULL without exemplars */
     Py_ssize_t who_at[2], who_len[2];
     Py_ssize_t upto;
+    PyObject *duplicate; /* owned: (counted span's scope, this span's scope); e is NULL */
 } Rec;
 
 typedef struct {
@@ -3581,6 +3966,50 @@ entry_stamp(Entry *e, int index)
     return rc;
 }
 
+/* The bytes of key k's value when it is a string_value: 1 with them, 0 when absent, -1 otherwise. */
+static int
+lane_string(Sink *s, const uint8_t *d, Py_ssize_t n, int k, Py_ssize_t *at, Py_ssize_t *len)
+{
+    if (!(s->present & ((uint64_t)1 << k)))
+        return 0;
+    Py_ssize_t p = s->value_start[k], end = s->value_end[k];
+    if (p >= end || d[p] != 0x0A)
+        return -1;
+    p++;
+    uint64_t size;
+    int wide;
+    if (read_varint(d, n, &p, &size, &wide) < 0 || wide || size > (uint64_t)(end - p))
+        return -1;
+    *at = p;
+    *len = (Py_ssize_t)size;
+    return 1;
+}
+
+/* A duplicate span: genai_otel.cost.duplicate_of = the counted span's id (hex), counted as such. */
+static int
+walk_duplicate(Walk *w, const RecentSlot *kept, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
+{
+    static const char hex[] = "0123456789abcdef";
+    Rec *r = walk_rec(w);
+    if (r == NULL || (r->duplicate = PyTuple_Pack(2, kept->scope, w->scope_name)) == NULL)
+        return -1;
+    Buffer *b = &w->out.bytes;
+    Py_ssize_t mark = b->len;
+    if (put_bytes(b, PyTuple_GET_ITEM(w->l->ctx, L_DUPLICATE_PREFIX)) < 0 || buffer_reserve(b, 16) < 0)
+        return -1;
+    for (int i = 0; i < 8; i++) {
+        b->data[b->len++] = (uint8_t)hex[kept->span_id[i] >> 4];
+        b->data[b->len++] = (uint8_t)hex[kept->span_id[i] & 15];
+    }
+    Py_ssize_t added = b->len - mark;
+    b->len = mark;
+    if (output_add(&w->out, &w->place, field_start, start, end, NULL, added) < 0)
+        return -1;
+    w->l->fast++;
+    w->genai++;
+    return 0;
+}
+
 static int
 walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
 {
@@ -3693,6 +4122,22 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
         got = lane_raw_text(l, &s, d, n, l->users[i], &who_at[0], &who_len[0]);
     if (got < 0 || lane_raw_text(l, &s, d, n, l->feature, &who_at[1], &who_len[1]) < 0)
         return walk_slow(w, field_start, start, end, NULL);
+    if (l->recent != NULL) { /* the second span of one call: counted once (duplicates.py) */
+        int failed;
+        Py_ssize_t rid_at = 0, rid_len = 0;
+        if (lane_string(&s, d, n, l->response_id, &rid_at, &rid_len) < 0)
+            rid_len = 0;
+        RecentSlot *kept = recent_see(l->recent, w->scope_name, w->scope_kind & 1, w->service, e->ident,
+                                      d + facts.trace_start,
+                                      facts.trace_stop - facts.trace_start, d + facts.span_start,
+                                      facts.span_stop - facts.span_start, d + facts.parent_start,
+                                      facts.parent_stop - facts.parent_start, start_ns, end_ns, d + rid_at,
+                                      rid_len, &failed);
+        if (failed < 0)
+            return -1;
+        if (kept != NULL)
+            return walk_duplicate(w, kept, field_start, start, end);
+    }
     /* everything is decided: the record (applied with the whole request: rec_apply) and the
      * enrichment */
     Rec *r = walk_rec(w);
@@ -3826,6 +4271,13 @@ walk_commit(Walk *w)
                 return -1;
             continue;
         }
+        if (r->duplicate != NULL) { /* Registry.record_duplicate(counted scope, duplicate scope) */
+            PyObject *done = PyObject_Call(PyTuple_GET_ITEM(l->ctx, L_RECORD_DUPLICATE), r->duplicate, NULL);
+            if (done == NULL)
+                return -1;
+            Py_DECREF(done);
+            continue;
+        }
         if (lane_flush(l) < 0)
             return -1;
         if (r->upto > PyList_GET_SIZE(w->journal)) {
@@ -3851,8 +4303,10 @@ walk_commit(Walk *w)
 static void
 walk_free(Walk *w)
 {
-    for (Py_ssize_t i = 0; i < w->nrecs; i++)
+    for (Py_ssize_t i = 0; i < w->nrecs; i++) {
         Py_XDECREF(w->recs[i].trace);
+        Py_XDECREF(w->recs[i].duplicate);
+    }
     PyMem_Free(w->recs);
     Py_XDECREF(w->service);
     output_free(&w->out);
@@ -4078,7 +4532,7 @@ lane_insert(LaneObject *l, Entry *e)
 /* learn(signature, kind, ...): what the Python path decided for spans of this signature.
  *   learn(sig, 3): not a model call.
  *   learn(sig, kind, stats, service label, lo, hi, provider attr, anthropic_openlit,
- *         request key, status, error attr, ...) for start times in [lo, hi), then for kind
+ *         request key, status, error attr, ident, ...) for start times in [lo, hi), then for kind
  *   1 (priced): base rates, tiers, multiplier, prefixes; 2 (unpriced): unpriced key, unpriced
  *   attr; 4 (a failed call without usage): nothing.
  * Returns whether it was learned (False when a value is not of the expected type). */
@@ -4108,8 +4562,8 @@ lane_learn(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
     e->hi = LLONG_MAX;
     if (kind == K_OTHER && nargs == 2)
         goto learned;
-    if ((kind != K_PRICED || nargs != 15) && (kind != K_UNPRICED || nargs != 13) &&
-        (kind != K_NO_COST || nargs != 11))
+    if ((kind != K_PRICED || nargs != 16) && (kind != K_UNPRICED || nargs != 14) &&
+        (kind != K_NO_COST || nargs != 12))
         goto refused;
     if (!PyUnicode_CheckExact(args[3]) || !PyBytes_CheckExact(args[6]) || !PyTuple_CheckExact(args[8]) ||
         !PyUnicode_CheckExact(args[9]) || !PyBytes_CheckExact(args[10]))
@@ -4123,13 +4577,16 @@ lane_learn(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
         goto refused;
     if ((e->anthropic_openlit = PyObject_IsTrue(args[7])) < 0)
         goto refused;
+    e->ident = PyLong_AsLongLongAndOverflow(args[11], &overflow);
+    if (overflow || PyErr_Occurred())
+        goto refused;
     e->stats = Py_NewRef(args[2]);
     e->service_label = Py_NewRef(args[3]);
     e->provider_attr = Py_NewRef(args[6]);
     e->request_key = Py_NewRef(args[8]);
     e->status = Py_NewRef(args[9]);
     e->error_attr = Py_NewRef(args[10]);
-    args += 3; /* the kind's own arguments follow as before */
+    args += 4; /* the kind's own arguments follow as before */
     if (kind == K_PRICED) {
         PyObject *tiers = args[9], *prefixes = args[11];
         if (float_tuple(args[8], e->base) < 0 || !PyTuple_CheckExact(tiers) ||
@@ -4273,13 +4730,14 @@ PyInit__wirescan(void)
             return NULL;
     if ((zero = PyLong_FromLong(0)) == NULL || (zero_float = PyFloat_FromDouble(0.0)) == NULL)
         return NULL;
-    if (PyType_Ready(&HistType) < 0 || PyType_Ready(&LaneType) < 0)
+    if (PyType_Ready(&HistType) < 0 || PyType_Ready(&LaneType) < 0 || PyType_Ready(&RecentType) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module != NULL &&
         (PyModule_AddStringConstant(module, "SOURCE_DIGEST", WIRESCAN_SOURCE_DIGEST) < 0 ||
          PyModule_AddObjectRef(module, "Histogram", (PyObject *)&HistType) < 0 ||
-         PyModule_AddObjectRef(module, "Lane", (PyObject *)&LaneType) < 0)) {
+         PyModule_AddObjectRef(module, "Lane", (PyObject *)&LaneType) < 0 ||
+         PyModule_AddObjectRef(module, "Recent", (PyObject *)&RecentType) < 0)) {
         Py_DECREF(module);
         return NULL;
     }

@@ -16,12 +16,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import struct
+import time
 from collections.abc import Callable
 from typing import Any, Final
 
 from genai_otel.instrumentation import semconv as sc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from .duplicates import call_ident, recent_calls
 from .metrics import OTHER, STATUS_ERROR, STATUS_OK, Registry, SeriesStats
 from .normalise import (
     MARKER_KEYS,
@@ -46,6 +48,7 @@ from .wire import (
     encode_string_attribute,
     encode_varint,
     span_facts,
+    span_ids,
 )
 
 logger = logging.getLogger(__name__)
@@ -83,6 +86,10 @@ _SOURCE_PROVIDER = encode_string_attribute(sc.GEN_AI_USAGE_COST_SOURCE, sc.CostS
 _REPORTED_AMOUNT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_REPORTED_AMOUNT)
 _OWN_AMOUNT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_AMOUNT)
 _USAGE_INCOMPLETE = encode_bool_attribute(sc.GENAI_OTEL_USAGE_INCOMPLETE, True)
+# genai_otel.cost.duplicate_of's bytes before its value, 16 hex digits (a span id)
+_DUPLICATE_OF_PREFIX = encode_string_attribute(sc.GENAI_OTEL_COST_DUPLICATE_OF, "0" * 16)[:-16]
+DUPLICATES_CAPACITY: Final = 150_000  # remembered entries (up to three per GenAI span)
+DUPLICATES_WINDOW_SECONDS: Final = 300.0
 
 
 def _cost_packer(table: str) -> tuple[struct.Struct, bytes, bytes, bytes, bytes, bytes, bytes]:
@@ -122,6 +129,8 @@ class Pipeline:
         accelerated: bool | None = None,
         *,
         trust_reported_cost: str = "provider",
+        duplicates_capacity: int = DUPLICATES_CAPACITY,
+        duplicates_window_seconds: float = DUPLICATES_WINDOW_SECONDS,
     ) -> None:
         from .normalise import SCANNED_KEYS
 
@@ -155,6 +164,12 @@ class Pipeline:
         # what the request being processed records, applied when all of it succeeded (process)
         self._journal: Journal = []
         self._defer = self._journal.append
+        # the spans seen lately, to count each call once (duplicates.py; None: off)
+        self._recent: Any = (
+            recent_calls(duplicates_capacity, duplicates_window_seconds, self.scanner.accelerated)
+            if duplicates_capacity > 0
+            else None
+        )
 
         # the whole request in C for spans whose kind was seen before (None: off)
         self._lane: Any = self._make_lane() if self.scanner.accelerated and fast is not None else None
@@ -221,6 +236,10 @@ class Pipeline:
                 tuple(int_headers),
                 sc.ANTHROPIC_SDK_SCOPE,
                 sc.OPENLIT_SCOPE_PREFIX,
+                self._recent,
+                registry.record_duplicate,
+                _DUPLICATE_OF_PREFIX,
+                sc.GEN_AI_RESPONSE_ID,
             )
         )
 
@@ -244,6 +263,9 @@ class Pipeline:
         registry = self.registry
         journal = self._journal
         marks = registry.overflow_marks()
+        recent = self._recent
+        if recent is not None:
+            recent.begin(time.monotonic())
         try:
             if self._lane is not None:
                 forward, genai, other = self._lane.process(data, self._service_of, self._lane_span, journal)
@@ -253,9 +275,13 @@ class Pipeline:
                     record(*args)
         except BaseException:
             registry.restore_overflow(marks)  # what deciding the labels counted (see Registry)
+            if recent is not None:
+                recent.settle(False)  # its spans were never counted: forget them
             raise
         finally:
             journal.clear()
+        if recent is not None:
+            recent.settle(True)
         received = registry.received
         received["genai"] += genai
         received["other"] += other
@@ -388,7 +414,8 @@ class Pipeline:
             sc.OPENLIT_SCOPE_PREFIX
         )
         common = (stats, labels[0])
-        outcome = (provider_attr, openlit_anthropic, request_key, request_key[0], error_attr)
+        ident = call_ident(call.provider, call.request_model or call.response_model)
+        outcome = (provider_attr, openlit_anthropic, request_key, request_key[0], error_attr, ident)
         if not call.has_usage:  # a failed call without usage: recorded, never priced
             lane.learn(signature, LANE_NO_COST, *common, -(2**63), 2**63 - 1, *outcome)
             return
@@ -455,9 +482,13 @@ class Pipeline:
                 return b"", True
         added = b""
         if call is not None:
-            added = self._call(call, service, trace_id, start_ns, end_ns)
-            if call.reported_cost is not None:  # OpenLIT's spans, among others
-                added += self._usage_note(call, attrs, scope_name, service)
+            duplicate = self._duplicate_of(data, start, end, call, facts, attrs, scope_name, service)
+            if duplicate is not None:  # the second span of a call already counted
+                added = duplicate
+            else:
+                added = self._call(call, service, trace_id, start_ns, end_ns)
+                if call.reported_cost is not None:  # OpenLIT's spans, among others
+                    added += self._usage_note(call, attrs, scope_name, service)
         if has_evaluation:
             self._scores(
                 data=data,
@@ -470,6 +501,42 @@ class Pipeline:
                 end_ns=end_ns,
             )
         return added, call is not None
+
+    def _duplicate_of(  # noqa: PLR0917
+        self,
+        data: bytes,
+        start: int,
+        end: int,
+        call: GenAICall,
+        facts: tuple[bytes, int, int, int],
+        attrs: dict[str, object],
+        scope_name: str,
+        service: str,
+    ) -> bytes | None:
+        """genai_otel.cost.duplicate_of for the second span of a call already counted (counted as
+        a duplicate), else None: the span is counted, and remembered (duplicates.py)."""
+        recent = self._recent
+        if recent is None:
+            return None
+        span_id, parent_id = span_ids(data, start, end)
+        response_id = attrs.get(sc.GEN_AI_RESPONSE_ID)
+        kept = recent.see(
+            scope_name,
+            scope_name == sc.ANTHROPIC_SDK_SCOPE,
+            service,
+            call_ident(call.provider, call.request_model or call.response_model),
+            facts[0],
+            span_id,
+            parent_id,
+            facts[1],
+            facts[2],
+            response_id if isinstance(response_id, str) else None,
+        )
+        if kept is None:
+            return None
+        kept_span, kept_scope = kept
+        self._defer((self.registry.record_duplicate, (kept_scope, scope_name)))
+        return _DUPLICATE_OF_PREFIX + kept_span.hex().encode()
 
     def _call(self, call: GenAICall, service: str, trace_id: bytes, start_ns: int, end_ns: int) -> bytes:
         registry = self.registry

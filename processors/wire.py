@@ -511,6 +511,17 @@ def _tail_status(data: bytes, start: int, end: int) -> int:
     return -1
 
 
+def span_ids(data: bytes, start: int, end: int) -> tuple[bytes, bytes]:
+    """(span id, parent span id) of the span in data[start:end] (b"" when absent)."""
+    span_id = parent_id = b""
+    for number, wire_type, fstart, fend in iter_fields(data, start, end):
+        if wire_type == 2 and number == 2:
+            span_id = data[fstart:fend]
+        elif wire_type == 2 and number == 4:
+            parent_id = data[fstart:fend]
+    return span_id, parent_id
+
+
 def _span_facts_exact(data: bytes, start: int, end: int) -> tuple[bytes, int, int, int]:
     trace_id = b""
     start_ns = end_ns = status = 0

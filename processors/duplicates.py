@@ -1,0 +1,165 @@
+"""One provider response, one bill: the second span of one model call (issue 14).
+
+Two instrumentations can describe one call: the anthropic SDK emits its own span
+(`anthropic.messages.create`, scope `com.anthropic.sdk.python`) beside a peer's; the official
+instrumentation and OpenLIT make it a child of theirs, OpenLLMetry an unrelated span. Both carry
+the call's tokens, so both would be priced and counted.
+
+Two GenAI spans are one call only when all of these hold:
+- they come from different instrumentation scopes (one instrumentation never reports one call
+  twice, so concurrent calls from one instrumentation are never merged, even when a server
+  answers every call with the same response id);
+- they name the same provider and model;
+- they are parent and child in one trace with overlapping times, or carry the same
+  `gen_ai.response.id` with overlapping times, or one of them is an SDK's own span (the
+  anthropic SDK's) and the other, from the same service, starts before it and ends after it.
+
+The last case is OpenLLMetry's: its span and the SDK's are in unrelated traces, so a failed call
+(no response id) is told apart only by time. Two concurrent failed calls to one model in one
+service can then pair the wrong spans, one count each still; one call per pair is always kept.
+
+The first span the processor sees is counted; the later one is the duplicate: it keeps its own
+attributes, gets `genai_otel.cost.duplicate_of` (the counted span's id) instead of a cost, and adds
+to no `llm_*` series. Which span is first is the export order; the SDK's span, a child, usually
+ends and is exported first. When the two disagree on tokens (OpenLLMetry counts one more output
+token on an Anthropic stream), the counted span's tokens are the ones in the metrics.
+
+The memory is bounded: a ring of the last `capacity` entries (up to four per span: its id, the
+parent it may be waiting for, its response id, its service and model), each trusted for
+`window_seconds`. Spans of one
+call further apart than that are both counted. When processors scale out, the spans of one trace
+must reach one processor (the gateway's load balancing by trace id), or nested pairs are missed.
+
+`Recent` in the C extension does this for the lane and the Python path alike; `RecentCalls` is
+the same rule in Python for installs without the extension (tests/processor/test_duplicates.py
+holds them to the same answers).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from .scan import _accelerator
+
+MAX_RESPONSE_ID_BYTES: Final = 128  # a longer response id is not remembered
+
+Key = tuple[str, bytes, bytes]
+
+
+class RecentCalls:
+    """The pure-Python twin of the extension's `Recent` (same ring, same answers)."""
+
+    def __init__(self, capacity: int, window_seconds: float) -> None:
+        if not 1 <= capacity <= 100_000_000 or not window_seconds >= 0:
+            raise ValueError("Recent: capacity 1..1e8, window >= 0")
+        self._ring: list[Key | None] = [None] * capacity
+        # key -> [ring position, scope, ident, start, end, span id, paired, seen]
+        self._slots: dict[Key, list[Any]] = {}
+        self._next = 0
+        self._window = window_seconds
+        self._now = 0.0
+        self._undo: list[tuple[int, int]] = []  # (1 inserted | 2 paired, ring position)
+        self.duplicates = 0
+
+    def begin(self, now: float) -> None:
+        self._now = now
+        self._undo.clear()
+
+    def settle(self, ok: bool) -> None:
+        if not ok:
+            for op, pos in reversed(self._undo):
+                if op == 1:
+                    self._clear(pos)
+                else:
+                    key = self._ring[pos]
+                    if key is not None:
+                        self._slots[key][6] = False
+                    self.duplicates -= 1
+        self._undo.clear()
+
+    def _clear(self, pos: int) -> None:
+        key = self._ring[pos]
+        if key is not None:
+            del self._slots[key]
+            self._ring[pos] = None
+
+    def _insert(self, key: Key, value: list[Any]) -> None:
+        old = self._slots.get(key)
+        if old is not None:
+            self._clear(old[0])
+        pos = self._next
+        self._clear(pos)
+        self._next = (pos + 1) % len(self._ring)
+        self._ring[pos] = key
+        self._slots[key] = [pos, *value]
+        self._undo.append((1, pos))
+
+    def see(  # noqa: PLR0917 - mirrors Recent.see
+        self,
+        scope: str,
+        native: bool,
+        service: str,
+        ident: int,
+        trace_id: bytes,
+        span_id: bytes,
+        parent_span_id: bytes,
+        start_ns: int,
+        end_ns: int,
+        response_id: str | None,
+    ) -> tuple[bytes, str] | None:
+        traced = len(trace_id) == 16
+        has_span = traced and len(span_id) == 8
+        has_parent = traced and len(parent_span_id) == 8
+        rid = response_id.encode() if response_id else b""
+        has_rid = 0 < len(rid) <= MAX_RESPONSE_ID_BYTES
+        ident_bytes = ident.to_bytes(8, "little", signed=True)
+        where = hash(service).to_bytes(8, "little", signed=True) + ident_bytes
+        mine = hash(scope)
+        for k, key in enumerate((
+            ("S", trace_id, parent_span_id) if has_parent else None,
+            ("W", trace_id, span_id) if has_span else None,
+            ("R", ident_bytes, rid) if has_rid else None,
+            ("P" if native else "N", where, b""),
+        )):  # fmt: skip
+            slot = self._slots.get(key) if key is not None else None
+            if slot is None:
+                continue
+            _, scope_seen, ident_seen, start, end, span_seen, paired, seen = slot
+            if k < 3:  # nested or one response: overlapping
+                timed = start <= end_ns and start_ns <= end
+            elif native:  # a peer's span around the SDK's
+                timed = start <= start_ns and end_ns <= end
+            else:
+                timed = start_ns <= start and end <= end_ns
+            if (
+                not paired
+                and hash(scope_seen) != mine
+                and ident_seen == ident
+                and timed
+                and self._now - seen <= self._window
+            ):
+                slot[6] = True
+                self.duplicates += 1
+                self._undo.append((2, slot[0]))
+                return span_seen, scope_seen
+        value = [scope, ident, start_ns, end_ns, span_id if has_span else bytes(8), False, self._now]
+        if has_rid:
+            self._insert(("R", ident_bytes, rid), value)
+        if has_span:
+            self._insert(("S", trace_id, span_id), list(value))
+        if has_parent:
+            self._insert(("W", trace_id, parent_span_id), list(value))
+        self._insert(("N" if native else "P", where, b""), list(value))
+        return None
+
+
+def recent_calls(capacity: int, window_seconds: float, accelerated: bool) -> Any:
+    """The extension's `Recent` when the C walk is in use, else `RecentCalls`."""
+    if accelerated and _accelerator is not None:
+        return _accelerator.Recent(capacity, window_seconds)
+    return RecentCalls(capacity, window_seconds)
+
+
+def call_ident(provider: str, model: str) -> int:
+    """Which provider and model a span names, as one number both paths compare."""
+    return hash((provider, model))

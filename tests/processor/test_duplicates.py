@@ -1,0 +1,301 @@
+"""One provider response, one bill: the second span of one call is marked, not counted (issue 14).
+
+Each case runs on both paths (the C lane and the pure-Python walk). The rule is in
+processors/duplicates.py; `Recent` (C) and `RecentCalls` (Python) are held to the same answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from genai_otel.instrumentation import semconv as sc
+from genai_otel.processors import scan as scan_module
+from genai_otel.processors.duplicates import RecentCalls, call_ident
+from genai_otel.processors.pipeline import Pipeline
+from genai_otel.processors.pricing import PriceBook
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from .helpers import T_2025_07_01, attributes_of, make_pipeline, make_span, run, spans_of
+
+ACCELERATED = scan_module.accelerated_available()
+PATHS = [
+    pytest.param(True, id="c", marks=pytest.mark.skipif(not ACCELERATED, reason="no _wirescan")),
+    pytest.param(False, id="python"),
+]
+TRACE = bytes(range(1, 17))
+OTHER_TRACE = bytes(range(17, 33))
+ANTHROPIC = {
+    sc.GEN_AI_OPERATION_NAME: "chat",
+    sc.GEN_AI_PROVIDER_NAME: "anthropic",
+    sc.GEN_AI_REQUEST_MODEL: "claude-haiku-4-5",
+    sc.GEN_AI_USAGE_INPUT_TOKENS: 100,
+    sc.GEN_AI_USAGE_OUTPUT_TOKENS: 20,
+}
+PEER_SCOPE = "opentelemetry.instrumentation.anthropic"
+
+
+def span(
+    attributes: dict[str, Any],
+    span_id: int,
+    *,
+    parent: int = 0,
+    trace: bytes = TRACE,
+    start_ms: int = 0,
+    duration_ms: int = 1000,
+    error: bool = False,
+) -> Span:
+    made = make_span(
+        attributes,
+        trace_id=trace,
+        start_ns=T_2025_07_01 + start_ms * 10**6,
+        duration_s=duration_ms / 1000,
+        error=error,
+    )
+    made.span_id = span_id.to_bytes(8, "big")
+    if parent:
+        made.parent_span_id = parent.to_bytes(8, "big")
+    return made
+
+
+def request(*scoped: tuple[str, list[Span]], service: str = "checkout") -> bytes:
+    """One resource, one ScopeSpans per (scope name, spans), in this order."""
+    out = ExportTraceServiceRequest()
+    resource_spans = out.resource_spans.add()
+    resource_spans.resource.attributes.add(key="service.name").value.string_value = service
+    for scope, spans in scoped:
+        scope_spans = resource_spans.scope_spans.add()
+        scope_spans.scope.name = scope
+        scope_spans.spans.extend(spans)
+    return out.SerializeToString()
+
+
+def pipeline_for(accelerated: bool, **options: Any) -> Pipeline:
+    return Pipeline(make_pipeline().registry, PriceBook(), accelerated=accelerated, **options)
+
+
+def requests_total(pipeline: Pipeline) -> int:
+    registry = pipeline.registry
+    registry.settle()
+    return sum(n for stats in registry.series.values() for n in stats.requests.values())
+
+
+def duplicate_of(payload: bytes) -> list[str | None]:
+    return [attributes_of(s).get(sc.GENAI_OTEL_COST_DUPLICATE_OF) for s in spans_of(payload)]
+
+
+def cost_amounts(payload: bytes) -> list[float | None]:
+    return [attributes_of(s).get(sc.GEN_AI_USAGE_COST_AMOUNT) for s in spans_of(payload)]
+
+
+def warmed(accelerated: bool) -> Pipeline:
+    """A pipeline whose lane has seen both scopes' span kinds (unrelated calls, other traces)."""
+    pipeline = pipeline_for(accelerated)
+    for n, trace in enumerate((bytes([9] * 16), bytes([8] * 16))):
+        run(
+            pipeline,
+            request(
+                (PEER_SCOPE, [span(ANTHROPIC, 90 + n, trace=trace, start_ms=-10_000 * (n + 1))]),
+                (sc.ANTHROPIC_SDK_SCOPE, [span(ANTHROPIC, 80 + n, trace=trace, start_ms=-5_000 * (n + 1))]),
+            ),
+        )
+    return pipeline
+
+
+def fast(pipeline: Pipeline) -> int:
+    return pipeline.lane.stats["fast"] if pipeline.lane is not None else 0
+
+
+@pytest.mark.parametrize("accelerated", PATHS)
+@pytest.mark.parametrize("child_first", [True, False], ids=["child-first", "parent-first"])
+def test_a_child_span_of_another_instrumentation_is_the_same_call(
+    accelerated: bool, child_first: bool
+) -> None:
+    """The official instrumentation and OpenLIT: the SDK's span is a child of theirs. Whichever
+    comes first is counted; the other is marked with its id and priced nowhere."""
+    pipeline = warmed(accelerated)
+    before, fast_before = requests_total(pipeline), fast(pipeline)
+    parent = span(ANTHROPIC, 1, start_ms=0, duration_ms=1000)
+    child = span(ANTHROPIC, 2, parent=1, start_ms=10, duration_ms=900)
+    scoped = [(sc.ANTHROPIC_SDK_SCOPE, [child]), (PEER_SCOPE, [parent])]
+    if not child_first:
+        scoped.reverse()
+    out = run(pipeline, request(*scoped))
+    counted, marked = scoped[0][0], scoped[1][0]
+    assert duplicate_of(out) == [None, "0000000000000002" if child_first else "0000000000000001"]
+    amounts = cost_amounts(out)
+    assert amounts[0] is not None and amounts[0] > 0 and amounts[1] is None  # one bill on the trace
+    assert requests_total(pipeline) == before + 1
+    assert pipeline.registry.duplicates == {(counted, marked): 1}
+    assert pipeline.registry.received == {"genai": 6, "other": 0}
+    if pipeline.lane is not None:
+        assert fast(pipeline) == fast_before + 2  # both spans were decided in C
+
+
+@pytest.mark.parametrize("accelerated", PATHS)
+def test_one_response_id_in_unrelated_traces_is_one_call(accelerated: bool) -> None:
+    """OpenLLMetry: its span and the SDK's are in unrelated traces, with the same response id."""
+    pipeline = warmed(accelerated)
+    before = requests_total(pipeline)
+    rid = {**ANTHROPIC, sc.GEN_AI_RESPONSE_ID: "msg_123"}
+    out = run(
+        pipeline,
+        request(
+            (sc.ANTHROPIC_SDK_SCOPE, [span(rid, 1, trace=TRACE, start_ms=5, duration_ms=990)]),
+            (PEER_SCOPE, [span(rid, 2, trace=OTHER_TRACE, start_ms=0, duration_ms=1000)]),
+        ),
+    )
+    assert duplicate_of(out) == [None, "0000000000000001"]
+    assert requests_total(pipeline) == before + 1
+
+
+@pytest.mark.parametrize("accelerated", PATHS)
+def test_a_failed_call_under_a_peer_in_another_trace_is_one_call(accelerated: bool) -> None:
+    """OpenLLMetry's failed call: unrelated traces and no response id; the SDK's span lies within
+    the peer's, in the same service: one call. The same spans one after the other are two."""
+    pipeline = warmed(accelerated)
+    before = requests_total(pipeline)
+    failed = {**ANTHROPIC, sc.ERROR_TYPE: "overloaded_error"}
+    del failed[sc.GEN_AI_USAGE_INPUT_TOKENS], failed[sc.GEN_AI_USAGE_OUTPUT_TOKENS]
+    out = run(
+        pipeline,
+        request(
+            (sc.ANTHROPIC_SDK_SCOPE, [span(failed, 1, start_ms=5, duration_ms=990, error=True)]),
+            (PEER_SCOPE, [span(failed, 2, trace=OTHER_TRACE, start_ms=0, duration_ms=1000, error=True)]),
+            (sc.ANTHROPIC_SDK_SCOPE, [span(failed, 3, start_ms=2000, duration_ms=990, error=True)]),
+            (PEER_SCOPE, [span(failed, 4, trace=OTHER_TRACE, start_ms=3000, duration_ms=1000, error=True)]),
+        ),
+    )
+    assert duplicate_of(out) == [None, "0000000000000001", None, None]
+    assert requests_total(pipeline) == before + 3
+
+
+@pytest.mark.parametrize("accelerated", PATHS)
+def test_calls_that_only_look_alike_are_all_counted(accelerated: bool) -> None:
+    """Never merged: one instrumentation's concurrent calls with the same response id (a server
+    that answers every call alike), another model, times that do not overlap, another trace's
+    span with the same span id."""
+    pipeline = warmed(accelerated)
+    before = requests_total(pipeline)
+    rid = {**ANTHROPIC, sc.GEN_AI_RESPONSE_ID: "same-for-all"}
+    other_model = {**rid, sc.GEN_AI_REQUEST_MODEL: "claude-sonnet-4-5"}
+    out = run(
+        pipeline,
+        request(
+            (
+                PEER_SCOPE,
+                [span(rid, 1, start_ms=0), span(rid, 2, start_ms=10), span(ANTHROPIC, 3, start_ms=0)],
+            ),
+            (
+                "another.instrumentation",
+                [
+                    span(other_model, 4, trace=OTHER_TRACE, start_ms=20, duration_ms=500),
+                    span(rid, 5, trace=OTHER_TRACE, start_ms=5000),
+                    span(ANTHROPIC, 6, parent=3, trace=OTHER_TRACE, start_ms=100, duration_ms=10),
+                ],
+            ),
+        ),
+    )
+    assert duplicate_of(out) == [None] * 6
+    assert requests_total(pipeline) == before + 6
+    assert pipeline.registry.duplicates == {}
+
+
+@pytest.mark.parametrize("accelerated", PATHS)
+def test_a_refused_request_leaves_nothing_to_pair_with(accelerated: bool) -> None:
+    """All or nothing: the spans of a request that failed were never counted, so a later span of
+    the same call is counted, not marked."""
+    pipeline = warmed(accelerated)
+    rid = {**ANTHROPIC, sc.GEN_AI_RESPONSE_ID: "msg_1"}
+    real = pipeline._service_of
+
+    def service_of(data: bytes, start: int, stop: int) -> str:
+        name = real(data, start, stop)
+        if name == "broken":
+            raise RuntimeError("simulated defect")
+        return name
+
+    pipeline._service_of = service_of  # type: ignore[method-assign]
+    failing = request((PEER_SCOPE, [span(rid, 1)])) + request(
+        (PEER_SCOPE, [span(ANTHROPIC, 2)]), service="broken"
+    )
+    with pytest.raises(RuntimeError):
+        run(pipeline, failing)
+    out = run(pipeline, request((sc.ANTHROPIC_SDK_SCOPE, [span(rid, 3, trace=OTHER_TRACE, start_ms=5)])))
+    assert duplicate_of(out) == [None]
+    assert pipeline.registry.duplicates == {}
+
+
+def test_off_when_the_memory_is_sized_zero() -> None:
+    pipeline = pipeline_for(False, duplicates_capacity=0)
+    parent, child = span(ANTHROPIC, 1), span(ANTHROPIC, 2, parent=1, start_ms=10, duration_ms=900)
+    out = run(pipeline, request((sc.ANTHROPIC_SDK_SCOPE, [child]), (PEER_SCOPE, [parent])))
+    assert duplicate_of(out) == [None, None]
+    assert requests_total(pipeline) == 2
+
+
+def _memories(capacity: int, window: float) -> list[Any]:
+    memories: list[Any] = [RecentCalls(capacity, window)]
+    if ACCELERATED:
+        memories.append(scan_module._accelerator.Recent(capacity, window))
+    return memories
+
+
+def test_an_entry_is_trusted_for_the_window_and_forgotten_beyond_capacity() -> None:
+    ident = call_ident("anthropic", "m")
+    for memory in _memories(capacity=3, window=60.0):
+        memory.begin(0.0)
+        assert memory.see("a", False, "s", ident, TRACE, bytes(8), b"", 0, 10, "r1") is None
+        memory.settle(True)
+        memory.begin(61.0)  # past the window: not the same call
+        assert memory.see("b", False, "s", ident, OTHER_TRACE, bytes(8), b"", 0, 10, "r1") is None
+        memory.settle(True)
+        memory.begin(62.0)  # within the window of the second
+        assert memory.see("c", False, "s", ident, OTHER_TRACE, bytes(8), b"", 0, 10, "r1") == (bytes(8), "b")
+        memory.settle(True)
+        memory.begin(63.0)  # three entries per span here (response id, own id, service): "b" is gone
+        assert memory.see("d", False, "s", ident, TRACE, bytes(7) + b"\1", b"", 100, 110, "r2") is None
+        assert memory.see("e", False, "s", ident, OTHER_TRACE, bytes(8), b"", 0, 10, "r1") is None
+        memory.settle(True)
+
+
+_IDS = st.sampled_from([bytes([i]) * 8 for i in range(1, 5)] + [b""])
+_SEE = st.tuples(
+    st.sampled_from(["a", "b", "com.anthropic.sdk.python"]),
+    st.booleans(),
+    st.sampled_from(["s1", "s2"]),
+    st.sampled_from([1, 2]),
+    st.sampled_from([TRACE, OTHER_TRACE, b""]),
+    _IDS,
+    _IDS,
+    st.integers(0, 20),
+    st.integers(0, 20),
+    st.one_of(st.none(), st.sampled_from(["r1", "r2", ""])),
+)
+
+
+@pytest.mark.skipif(not ACCELERATED, reason="no _wirescan")
+@settings(max_examples=300, deadline=None)
+@given(
+    capacity=st.integers(1, 12),
+    requests=st.lists(st.tuples(st.lists(_SEE, max_size=6), st.booleans(), st.floats(0, 5)), max_size=8),
+)
+def test_the_c_memory_and_the_python_one_give_the_same_answers(
+    capacity: int, requests: list[tuple[list[tuple[Any, ...]], bool, float]]
+) -> None:
+    c, python = scan_module._accelerator.Recent(capacity, 3.0), RecentCalls(capacity, 3.0)
+    now = 0.0
+    for sees, ok, step in requests:
+        now += step
+        for memory in (c, python):
+            memory.begin(now)
+        for see in sees:
+            start, end = sorted(see[7:9])
+            args = (*see[:7], start, end, see[9])
+            assert c.see(*args) == python.see(*args)
+        c.settle(ok)
+        python.settle(ok)
+        assert c.duplicates == python.duplicates
