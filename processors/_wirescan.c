@@ -2474,20 +2474,26 @@ static int grow(void **array, Py_ssize_t *room, Py_ssize_t count, size_t size);
  * its own, and a failed call has no response id). The first span seen is counted; `see` names it
  * for the later one.
  *
- * Bounded: a ring of the last `capacity` entries (up to four per span: its own id, the id of the
- * parent it may be waiting for, its response id, its service), each trusted for `window` seconds. Keys are
+ * Bounded: a ring of the last `capacity` spans, each found under up to four keys (its own id, the
+ * parent it may be waiting for, its response id, its service and model), trusted for `window`
+ * seconds. Keys are
  * hashed with the interpreter's keyed hash, so no sender can aim a collision at another's span.
  * A request's changes are undone when it fails (settle(False)): all or nothing, as its metrics.
  */
 typedef struct {
-    Py_hash_t key;  /* 0: free */
+    Py_hash_t keys[4]; /* response id, own id (for children), parent (waiting), service side; 0: none */
     Py_hash_t scope_hash;
-    PyObject *scope; /* the scope's name (str), for the duplicates counter */
+    PyObject *scope; /* the scope's name (str), for the duplicates counter; NULL: free */
     long long ident, start, end;
     uint8_t span_id[8];
     int paired;
     double seen;
 } RecentSlot;
+
+typedef struct {
+    Py_hash_t key; /* 0: empty */
+    Py_ssize_t pos;
+} RecentIndex;
 
 enum { UNDO_INSERT = 1, UNDO_PAIR = 2 };
 
@@ -2498,8 +2504,8 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD RecentSlot *ring;
-    Py_ssize_t cap, next;     /* next: the ring position written next */
-    Py_ssize_t *index;        /* open addressing over keys: ring position + 1; 0: empty */
+    Py_ssize_t cap, next; /* next: the ring position written next */
+    RecentIndex *index;   /* open addressing, linear probing */
     Py_ssize_t index_mask;
     double window, now;
     RecentUndo *undo;
@@ -2512,12 +2518,12 @@ static PyTypeObject RecentType;
 static Py_ssize_t
 recent_find(RecentObject *r, Py_hash_t key)
 {
-    for (Py_ssize_t i = (Py_ssize_t)((uint64_t)key & (uint64_t)r->index_mask);; i = (i + 1) & r->index_mask) {
-        Py_ssize_t at = r->index[i];
-        if (at == 0)
+    Py_ssize_t mask = r->index_mask;
+    for (Py_ssize_t i = (Py_ssize_t)((uint64_t)key & (uint64_t)mask);; i = (i + 1) & mask) {
+        if (r->index[i].key == key)
+            return r->index[i].pos;
+        if (r->index[i].key == 0)
             return -1;
-        if (r->ring[at - 1].key == key)
-            return at - 1;
     }
 }
 
@@ -2526,33 +2532,34 @@ recent_unindex(RecentObject *r, Py_hash_t key)
 {
     Py_ssize_t mask = r->index_mask, i = (Py_ssize_t)((uint64_t)key & (uint64_t)mask);
     for (;; i = (i + 1) & mask) {
-        if (r->index[i] == 0)
+        if (r->index[i].key == 0)
             return;
-        if (r->ring[r->index[i] - 1].key == key)
+        if (r->index[i].key == key)
             break;
     }
     /* backward-shift deletion: later entries of the probe run move into the gap */
     Py_ssize_t gap = i;
-    for (Py_ssize_t j = (gap + 1) & mask; r->index[j] != 0; j = (j + 1) & mask) {
-        Py_ssize_t home = (Py_ssize_t)((uint64_t)r->ring[r->index[j] - 1].key & (uint64_t)mask);
-        /* the entry at j may fill the gap when its home is not in (gap, j] (cyclically) */
-        if (((j - home) & mask) >= ((j - gap) & mask)) {
+    for (Py_ssize_t j = (gap + 1) & mask; r->index[j].key != 0; j = (j + 1) & mask) {
+        Py_ssize_t home = (Py_ssize_t)((uint64_t)r->index[j].key & (uint64_t)mask);
+        if (((j - home) & mask) >= ((j - gap) & mask)) { /* home is not in (gap, j] */
             r->index[gap] = r->index[j];
             gap = j;
         }
     }
-    r->index[gap] = 0;
+    r->index[gap].key = 0;
 }
 
 static void
 recent_clear_slot(RecentObject *r, Py_ssize_t pos)
 {
     RecentSlot *s = &r->ring[pos];
-    if (s->key == 0)
+    if (s->scope == NULL)
         return;
-    recent_unindex(r, s->key);
-    s->key = 0;
+    for (int k = 0; k < 4; k++)
+        if (s->keys[k])
+            recent_unindex(r, s->keys[k]);
     Py_CLEAR(s->scope);
+    memset(s, 0, sizeof *s);
 }
 
 static int
@@ -2565,44 +2572,55 @@ recent_log(RecentObject *r, Py_ssize_t pos, int op)
     return 0;
 }
 
+/* Remembers one span under its keys (a key already held by an older span now means this one). */
 static int
-recent_insert(RecentObject *r, Py_hash_t key, const RecentSlot *value)
+recent_insert(RecentObject *r, const RecentSlot *value)
 {
-    Py_ssize_t old = recent_find(r, key);
-    if (old >= 0) /* the latest span under a key stands for it */
-        recent_clear_slot(r, old);
+    for (int k = 0; k < 4; k++) {
+        Py_hash_t key = value->keys[k];
+        Py_ssize_t old = key ? recent_find(r, key) : -1;
+        if (old < 0)
+            continue;
+        recent_unindex(r, key);
+        for (int j = 0; j < 4; j++)
+            if (r->ring[old].keys[j] == key)
+                r->ring[old].keys[j] = 0;
+    }
     Py_ssize_t pos = r->next;
-    recent_clear_slot(r, pos); /* the oldest entry goes */
+    recent_clear_slot(r, pos); /* the oldest span goes */
     r->next = (pos + 1) % r->cap;
     RecentSlot *s = &r->ring[pos];
     *s = *value;
-    s->key = key;
     Py_INCREF(s->scope);
-    Py_ssize_t i = (Py_ssize_t)((uint64_t)key & (uint64_t)r->index_mask);
-    while (r->index[i] != 0)
-        i = (i + 1) & r->index_mask;
-    r->index[i] = pos + 1;
+    for (int k = 0; k < 4; k++) {
+        Py_hash_t key = s->keys[k];
+        if (key == 0)
+            continue;
+        Py_ssize_t i = (Py_ssize_t)((uint64_t)key & (uint64_t)r->index_mask);
+        while (r->index[i].key != 0 && r->index[i].key != key)
+            i = (i + 1) & r->index_mask;
+        r->index[i].key = key; /* the same key twice in one span (a span its own parent): once */
+        r->index[i].pos = pos;
+    }
     return recent_log(r, pos, UNDO_INSERT);
 }
 
-static Py_hash_t
-recent_key(uint8_t tag, const uint8_t *a, Py_ssize_t a_len, const uint8_t *b, Py_ssize_t b_len)
+/* A key from a keyed hash and a tag: a bijective mix, so distinct inputs stay distinct. */
+static inline Py_hash_t
+recent_mix(Py_hash_t h, uint64_t tag)
 {
-    uint8_t buffer[1 + 16 + 8 + 256];
-    if (a_len + b_len > (Py_ssize_t)sizeof buffer - 1)
-        return 0;
-    buffer[0] = tag;
-    memcpy(buffer + 1, a, (size_t)a_len);
-    if (b_len > 0)
-        memcpy(buffer + 1 + a_len, b, (size_t)b_len);
-    Py_hash_t h = _Py_HashBytes(buffer, 1 + a_len + b_len);
-    return h == 0 ? 1 : h;
+    uint64_t x = (uint64_t)h ^ (tag * 0x9E3779B97F4A7C15ULL);
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    x ^= x >> 31;
+    return x == 0 ? 1 : (Py_hash_t)x;
 }
 
 #define RECENT_MAX_RESPONSE_ID 128
 
 /* The slot of the span counted for the same call as this one (then this one is a duplicate and
- * is not remembered), or NULL: this one is counted, and remembered. -1 in *error on failure. */
+ * is not remembered), or NULL: this one is counted, and remembered. -1 in *error on failure.
+ * native: 1 the SDK's own span, 2 a span that may be around one (the same provider), 0 neither. */
 static RecentSlot *
 recent_see(RecentObject *r, PyObject *scope, int native, PyObject *service, long long ident,
            const uint8_t *trace, Py_ssize_t trace_len, const uint8_t *span, Py_ssize_t span_len,
@@ -2618,27 +2636,40 @@ recent_see(RecentObject *r, PyObject *scope, int native, PyObject *service, long
     int traced = trace_len == 16;
     int has_span = traced && span_len == 8, has_parent = traced && parent_len == 8;
     int has_rid = rid_len > 0 && rid_len <= RECENT_MAX_RESPONSE_ID;
-    uint8_t id[8], where[16];
-    memcpy(id, &ident, 8);
-    memcpy(where, &service_hash, 8);
-    memcpy(where + 8, &ident, 8);
-    Py_hash_t keys[7] = {
-        has_parent ? recent_key('S', trace, 16, parent, 8) : 0, /* my parent, seen before */
-        has_span ? recent_key('W', trace, 16, span, 8) : 0,     /* my child, waiting for me */
-        has_rid ? recent_key('R', id, 8, rid, rid_len) : 0,      /* my response id */
-        recent_key(native ? 'P' : 'N', where, 16, NULL, 0),      /* the other side, around me */
-        has_span ? recent_key('S', trace, 16, span, 8) : 0,     /* for my children */
-        has_parent ? recent_key('W', trace, 16, parent, 8) : 0, /* for my parent */
-        recent_key(native ? 'N' : 'P', where, 16, NULL, 0),      /* for the other side */
+    uint8_t buffer[16 + RECENT_MAX_RESPONSE_ID];
+    Py_hash_t own = 0, up = 0, answer = 0, side = 0;
+    if (has_span || has_parent)
+        memcpy(buffer, trace, 16);
+    if (has_span) {
+        memcpy(buffer + 16, span, 8);
+        own = _Py_HashBytes(buffer, 24);
+    }
+    if (has_parent) {
+        memcpy(buffer + 16, parent, 8);
+        up = _Py_HashBytes(buffer, 24);
+    }
+    if (has_rid) {
+        memcpy(buffer, &ident, 8);
+        memcpy(buffer + 8, rid, (size_t)rid_len);
+        answer = recent_mix(_Py_HashBytes(buffer, 8 + rid_len), 'R');
+    }
+    if (native)
+        side = service_hash ^ (Py_hash_t)((uint64_t)ident * 0xD6E8FEB86659FD93ULL);
+    Py_hash_t look[4] = {
+        has_parent ? recent_mix(up, 'S') : 0, /* my parent, seen before */
+        has_span ? recent_mix(own, 'W') : 0,  /* my child, waiting for me */
+        answer,                               /* my response id */
+        native == 1 ? recent_mix(side, 'P') : native == 2 ? recent_mix(side, 'N') : 0, /* the other side */
     };
     for (int k = 0; k < 4; k++) {
-        Py_ssize_t at = keys[k] ? recent_find(r, keys[k]) : -1;
+        Py_ssize_t at = look[k] ? recent_find(r, look[k]) : -1;
         if (at < 0)
             continue;
         RecentSlot *s = &r->ring[at];
         /* nested or one response: overlapping; a native span and a peer's: one within the other */
         int timed = k < 3 ? s->start <= end && start <= s->end
-                          : (native ? s->start <= start && end <= s->end : start <= s->start && s->end <= end);
+                          : (native == 1 ? s->start <= start && end <= s->end
+                                         : start <= s->start && s->end <= end);
         if (!s->paired && s->scope_hash != scope_hash && s->ident == ident && timed &&
             r->now - s->seen <= r->window) {
             s->paired = 1;
@@ -2652,6 +2683,10 @@ recent_see(RecentObject *r, PyObject *scope, int native, PyObject *service, long
     }
     RecentSlot value;
     memset(&value, 0, sizeof value);
+    value.keys[0] = answer;
+    value.keys[1] = has_span ? recent_mix(own, 'S') : 0;  /* for my children */
+    value.keys[2] = has_parent ? recent_mix(up, 'W') : 0; /* for my parent */
+    value.keys[3] = native == 1 ? recent_mix(side, 'N') : native == 2 ? recent_mix(side, 'P') : 0;
     value.scope_hash = scope_hash;
     value.scope = scope;
     value.ident = ident;
@@ -2660,11 +2695,10 @@ recent_see(RecentObject *r, PyObject *scope, int native, PyObject *service, long
     if (has_span)
         memcpy(value.span_id, span, 8);
     value.seen = r->now;
-    for (int k = 2; k < 7; k++)
-        if (k != 3 && keys[k] && recent_insert(r, keys[k], &value) < 0) {
-            *error = -1;
-            return NULL;
-        }
+    if (recent_insert(r, &value) < 0) {
+        *error = -1;
+        return NULL;
+    }
     return NULL;
 }
 
@@ -2684,10 +2718,10 @@ recent_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (r == NULL)
         return NULL;
     Py_ssize_t index_cap = 16;
-    while (index_cap < capacity * 2)
+    while (index_cap < capacity * 8) /* up to four keys a span, at most half full */
         index_cap *= 2;
     r->ring = PyMem_Calloc((size_t)capacity, sizeof(RecentSlot));
-    r->index = PyMem_Calloc((size_t)index_cap, sizeof(Py_ssize_t));
+    r->index = PyMem_Calloc((size_t)index_cap, sizeof(RecentIndex));
     if (r->ring == NULL || r->index == NULL) {
         Py_DECREF(r);
         return PyErr_NoMemory();
@@ -2752,14 +2786,14 @@ recent_see_method(RecentObject *r, PyObject *const *args, Py_ssize_t nargs)
     if (nargs != 10 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[2]) || !PyBytes_Check(args[4]) ||
         !PyBytes_Check(args[5]) || !PyBytes_Check(args[6]) || (args[9] != Py_None && !PyUnicode_Check(args[9]))) {
         PyErr_SetString(PyExc_TypeError,
-                        "see(scope: str, native: bool, service: str, ident: int, trace_id, span_id, "
+                        "see(scope: str, native: 0 | 1 | 2, service: str, ident: int, trace_id, span_id, "
                         "parent_span_id: bytes, start_ns, end_ns: int, response_id: str | None)");
         return NULL;
     }
-    int native = PyObject_IsTrue(args[1]);
+    int native = (int)PyLong_AsLong(args[1]);
     long long ident = PyLong_AsLongLong(args[3]), start = PyLong_AsLongLong(args[7]),
               end = PyLong_AsLongLong(args[8]);
-    if (native < 0 || PyErr_Occurred())
+    if (PyErr_Occurred())
         return NULL;
     const char *rid = NULL;
     Py_ssize_t rid_len = 0;
@@ -2836,6 +2870,7 @@ typedef struct Entry {
     int kind;
     int anthropic_openlit; /* OpenLIT's Anthropic spans: cache tokens always added to input */
     long long ident;       /* duplicates.call_ident(provider, model) */
+    int side;              /* 2: a call whose SDK may emit its own span too (duplicates.py), else 0 */
     long long lo, hi;      /* start times [lo, hi) the rates hold for */
     PyObject *stats, *service_label, *provider_attr;
     PyObject *request_key, *status, *error_attr; /* (status, error label), "ok"/"error", bytes */
@@ -4127,7 +4162,7 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
         Py_ssize_t rid_at = 0, rid_len = 0;
         if (lane_string(&s, d, n, l->response_id, &rid_at, &rid_len) < 0)
             rid_len = 0;
-        RecentSlot *kept = recent_see(l->recent, w->scope_name, w->scope_kind & 1, w->service, e->ident,
+        RecentSlot *kept = recent_see(l->recent, w->scope_name, (w->scope_kind & 1) ? 1 : e->side, w->service, e->ident,
                                       d + facts.trace_start,
                                       facts.trace_stop - facts.trace_start, d + facts.span_start,
                                       facts.span_stop - facts.span_start, d + facts.parent_start,
@@ -4532,7 +4567,7 @@ lane_insert(LaneObject *l, Entry *e)
 /* learn(signature, kind, ...): what the Python path decided for spans of this signature.
  *   learn(sig, 3): not a model call.
  *   learn(sig, kind, stats, service label, lo, hi, provider attr, anthropic_openlit,
- *         request key, status, error attr, ident, ...) for start times in [lo, hi), then for kind
+ *         request key, status, error attr, ident, side, ...) for start times in [lo, hi), then for kind
  *   1 (priced): base rates, tiers, multiplier, prefixes; 2 (unpriced): unpriced key, unpriced
  *   attr; 4 (a failed call without usage): nothing.
  * Returns whether it was learned (False when a value is not of the expected type). */
@@ -4562,8 +4597,8 @@ lane_learn(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
     e->hi = LLONG_MAX;
     if (kind == K_OTHER && nargs == 2)
         goto learned;
-    if ((kind != K_PRICED || nargs != 16) && (kind != K_UNPRICED || nargs != 14) &&
-        (kind != K_NO_COST || nargs != 12))
+    if ((kind != K_PRICED || nargs != 17) && (kind != K_UNPRICED || nargs != 15) &&
+        (kind != K_NO_COST || nargs != 13))
         goto refused;
     if (!PyUnicode_CheckExact(args[3]) || !PyBytes_CheckExact(args[6]) || !PyTuple_CheckExact(args[8]) ||
         !PyUnicode_CheckExact(args[9]) || !PyBytes_CheckExact(args[10]))
@@ -4580,13 +4615,16 @@ lane_learn(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
     e->ident = PyLong_AsLongLongAndOverflow(args[11], &overflow);
     if (overflow || PyErr_Occurred())
         goto refused;
+    e->side = PyLong_AsLong(args[12]) == 2 ? 2 : 0;
+    if (PyErr_Occurred())
+        goto refused;
     e->stats = Py_NewRef(args[2]);
     e->service_label = Py_NewRef(args[3]);
     e->provider_attr = Py_NewRef(args[6]);
     e->request_key = Py_NewRef(args[8]);
     e->status = Py_NewRef(args[9]);
     e->error_attr = Py_NewRef(args[10]);
-    args += 4; /* the kind's own arguments follow as before */
+    args += 5; /* the kind's own arguments follow as before */
     if (kind == K_PRICED) {
         PyObject *tiers = args[9], *prefixes = args[11];
         if (float_tuple(args[8], e->base) < 0 || !PyTuple_CheckExact(tiers) ||

@@ -24,8 +24,8 @@ to no `llm_*` series. Which span is first is the export order; the SDK's span, a
 ends and is exported first. When the two disagree on tokens (OpenLLMetry counts one more output
 token on an Anthropic stream), the counted span's tokens are the ones in the metrics.
 
-The memory is bounded: a ring of the last `capacity` entries (up to four per span: its id, the
-parent it may be waiting for, its response id, its service and model), each trusted for
+The memory is bounded: a ring of the last `capacity` spans, each found under up to four keys (its
+id, the parent it may be waiting for, its response id, its service and model), trusted for
 `window_seconds`. Spans of one
 call further apart than that are both counted. When processors scale out, the spans of one trace
 must reach one processor (the gateway's load balancing by trace id), or nested pairs are missed.
@@ -43,18 +43,22 @@ from .scan import _accelerator
 
 MAX_RESPONSE_ID_BYTES: Final = 128  # a longer response id is not remembered
 
-Key = tuple[str, bytes, bytes]
+Key = tuple[Any, ...]
+
+
+NATIVE: Final = 1  # the SDK's own span
+AROUND_NATIVE: Final = 2  # a span of a provider whose SDK emits its own (it may be around one)
 
 
 class RecentCalls:
-    """The pure-Python twin of the extension's `Recent` (same ring, same answers)."""
+    """The pure-Python twin of the extension's `Recent` (same ring, same keys, same answers)."""
 
     def __init__(self, capacity: int, window_seconds: float) -> None:
         if not 1 <= capacity <= 100_000_000 or not window_seconds >= 0:
             raise ValueError("Recent: capacity 1..1e8, window >= 0")
-        self._ring: list[Key | None] = [None] * capacity
-        # key -> [ring position, scope, ident, start, end, span id, paired, seen]
-        self._slots: dict[Key, list[Any]] = {}
+        # per span: [keys, scope, ident, start, end, span id, paired, seen]
+        self._ring: list[list[Any] | None] = [None] * capacity
+        self._index: dict[Key, int] = {}  # key -> ring position
         self._next = 0
         self._window = window_seconds
         self._now = 0.0
@@ -71,33 +75,39 @@ class RecentCalls:
                 if op == 1:
                     self._clear(pos)
                 else:
-                    key = self._ring[pos]
-                    if key is not None:
-                        self._slots[key][6] = False
+                    record = self._ring[pos]
+                    if record is not None:
+                        record[6] = False
                     self.duplicates -= 1
         self._undo.clear()
 
     def _clear(self, pos: int) -> None:
-        key = self._ring[pos]
-        if key is not None:
-            del self._slots[key]
+        record = self._ring[pos]
+        if record is not None:
+            for key in record[0]:
+                if key is not None:
+                    self._index.pop(key, None)
             self._ring[pos] = None
 
-    def _insert(self, key: Key, value: list[Any]) -> None:
-        old = self._slots.get(key)
-        if old is not None:
-            self._clear(old[0])
+    def _insert(self, record: list[Any]) -> None:
+        for key in record[0]:
+            old = self._index.pop(key, None) if key is not None else None
+            if old is not None:
+                keys = self._ring[old][0]  # type: ignore[index]
+                keys[keys.index(key)] = None
         pos = self._next
         self._clear(pos)
         self._next = (pos + 1) % len(self._ring)
-        self._ring[pos] = key
-        self._slots[key] = [pos, *value]
+        self._ring[pos] = record
+        for key in record[0]:
+            if key is not None:
+                self._index[key] = pos
         self._undo.append((1, pos))
 
     def see(  # noqa: PLR0917 - mirrors Recent.see
         self,
         scope: str,
-        native: bool,
+        native: int,
         service: str,
         ident: int,
         trace_id: bytes,
@@ -111,23 +121,25 @@ class RecentCalls:
         has_span = traced and len(span_id) == 8
         has_parent = traced and len(parent_span_id) == 8
         rid = response_id.encode() if response_id else b""
-        has_rid = 0 < len(rid) <= MAX_RESPONSE_ID_BYTES
-        ident_bytes = ident.to_bytes(8, "little", signed=True)
-        where = hash(service).to_bytes(8, "little", signed=True) + ident_bytes
-        mine = hash(scope)
-        for k, key in enumerate((
+        answer = ("R", ident, rid) if 0 < len(rid) <= MAX_RESPONSE_ID_BYTES else None
+        side = (service, ident)
+        look = (
             ("S", trace_id, parent_span_id) if has_parent else None,
             ("W", trace_id, span_id) if has_span else None,
-            ("R", ident_bytes, rid) if has_rid else None,
-            ("P" if native else "N", where, b""),
-        )):  # fmt: skip
-            slot = self._slots.get(key) if key is not None else None
-            if slot is None:
+            answer,
+            ("P" if native == NATIVE else "N", *side) if native else None,
+        )
+        mine = hash(scope)
+        for k, key in enumerate(look):
+            pos = self._index.get(key) if key is not None else None
+            if pos is None:
                 continue
-            _, scope_seen, ident_seen, start, end, span_seen, paired, seen = slot
+            record = self._ring[pos]
+            assert record is not None
+            _, scope_seen, ident_seen, start, end, span_seen, paired, seen = record
             if k < 3:  # nested or one response: overlapping
                 timed = start <= end_ns and start_ns <= end
-            elif native:  # a peer's span around the SDK's
+            elif native == NATIVE:  # a peer's span around the SDK's
                 timed = start <= start_ns and end_ns <= end
             else:
                 timed = start_ns <= start and end <= end_ns
@@ -138,18 +150,20 @@ class RecentCalls:
                 and timed
                 and self._now - seen <= self._window
             ):
-                slot[6] = True
+                record[6] = True
                 self.duplicates += 1
-                self._undo.append((2, slot[0]))
+                self._undo.append((2, pos))
                 return span_seen, scope_seen
-        value = [scope, ident, start_ns, end_ns, span_id if has_span else bytes(8), False, self._now]
-        if has_rid:
-            self._insert(("R", ident_bytes, rid), value)
-        if has_span:
-            self._insert(("S", trace_id, span_id), list(value))
-        if has_parent:
-            self._insert(("W", trace_id, parent_span_id), list(value))
-        self._insert(("N" if native else "P", where, b""), list(value))
+        keys = [
+            answer,
+            ("S", trace_id, span_id) if has_span else None,
+            ("W", trace_id, parent_span_id) if has_parent else None,
+            ("N" if native == NATIVE else "P", *side) if native else None,
+        ]
+        if keys[1] is not None and keys[1] == keys[2]:  # a span its own parent: one key
+            keys[2] = None
+        span_seen = span_id if has_span else bytes(8)
+        self._insert([keys, scope, ident, start_ns, end_ns, span_seen, False, self._now])
         return None
 
 

@@ -864,7 +864,7 @@ class _Writer:
         self._family(
             sc.PROM_PROCESSOR_DUPLICATE_SPANS,
             "counter",
-            "GenAI spans describing a call another span was counted for, by pair of scopes.",
+            "Spans of a call another span was counted for, by scope pair.",
         )
         for (counted, duplicate), n in sorted(r.duplicates.items()):
             labels = f'{{counted_scope="{_escape(counted)}",duplicate_scope="{_escape(duplicate)}"}}'

@@ -23,7 +23,7 @@ from typing import Any, Final
 from genai_otel.instrumentation import semconv as sc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from .duplicates import call_ident, recent_calls
+from .duplicates import AROUND_NATIVE, NATIVE, call_ident, recent_calls
 from .metrics import OTHER, STATUS_ERROR, STATUS_OK, Registry, SeriesStats
 from .normalise import (
     MARKER_KEYS,
@@ -111,6 +111,11 @@ def _cost_packer(table: str) -> tuple[struct.Struct, bytes, bytes, bytes, bytes,
     )
     layout = "<" + "".join(f"{len(part)}sd" for part in fixed)
     return (struct.Struct(layout), *fixed)
+
+
+def _side(provider: str) -> int:
+    """AROUND_NATIVE for a provider whose SDK emits a span of its own (duplicates.py), else 0."""
+    return AROUND_NATIVE if provider == sc.Provider.ANTHROPIC else 0
 
 
 def _int_attribute(key: str, value: int) -> bytes:
@@ -415,7 +420,15 @@ class Pipeline:
         )
         common = (stats, labels[0])
         ident = call_ident(call.provider, call.request_model or call.response_model)
-        outcome = (provider_attr, openlit_anthropic, request_key, request_key[0], error_attr, ident)
+        outcome = (
+            provider_attr,
+            openlit_anthropic,
+            request_key,
+            request_key[0],
+            error_attr,
+            ident,
+            _side(call.provider),
+        )
         if not call.has_usage:  # a failed call without usage: recorded, never priced
             lane.learn(signature, LANE_NO_COST, *common, -(2**63), 2**63 - 1, *outcome)
             return
@@ -522,7 +535,7 @@ class Pipeline:
         response_id = attrs.get(sc.GEN_AI_RESPONSE_ID)
         kept = recent.see(
             scope_name,
-            scope_name == sc.ANTHROPIC_SDK_SCOPE,
+            NATIVE if scope_name == sc.ANTHROPIC_SDK_SCOPE else _side(call.provider),
             service,
             call_ident(call.provider, call.request_model or call.response_model),
             facts[0],

@@ -244,28 +244,31 @@ def _memories(capacity: int, window: float) -> list[Any]:
     return memories
 
 
-def test_an_entry_is_trusted_for_the_window_and_forgotten_beyond_capacity() -> None:
+def test_a_span_is_trusted_for_the_window_and_forgotten_beyond_capacity() -> None:
     ident = call_ident("anthropic", "m")
-    for memory in _memories(capacity=3, window=60.0):
-        memory.begin(0.0)
-        assert memory.see("a", False, "s", ident, TRACE, bytes(8), b"", 0, 10, "r1") is None
+
+    def see(memory: Any, now: float, scope: str, span_id: int, response_id: str) -> Any:
+        memory.begin(now)
+        found = memory.see(scope, 0, "s", ident, TRACE, span_id.to_bytes(8, "big"), b"", 0, 10, response_id)
         memory.settle(True)
-        memory.begin(61.0)  # past the window: not the same call
-        assert memory.see("b", False, "s", ident, OTHER_TRACE, bytes(8), b"", 0, 10, "r1") is None
-        memory.settle(True)
-        memory.begin(62.0)  # within the window of the second
-        assert memory.see("c", False, "s", ident, OTHER_TRACE, bytes(8), b"", 0, 10, "r1") == (bytes(8), "b")
-        memory.settle(True)
-        memory.begin(63.0)  # three entries per span here (response id, own id, service): "b" is gone
-        assert memory.see("d", False, "s", ident, TRACE, bytes(7) + b"\1", b"", 100, 110, "r2") is None
-        assert memory.see("e", False, "s", ident, OTHER_TRACE, bytes(8), b"", 0, 10, "r1") is None
-        memory.settle(True)
+        return found
+
+    for memory in _memories(capacity=2, window=60.0):
+        assert see(memory, 0.0, "a", 1, "r1") is None
+        assert see(memory, 61.0, "b", 2, "r1") is None  # past the window: another call
+        assert see(memory, 62.0, "c", 3, "r1") == ((2).to_bytes(8, "big"), "b")  # within it
+    for memory in _memories(capacity=2, window=60.0):
+        assert see(memory, 0.0, "a", 1, "r1") is None
+        assert see(memory, 1.0, "a", 2, "r2") is None
+        assert see(memory, 2.0, "a", 3, "r3") is None  # the ring holds two spans: the first goes
+        assert see(memory, 3.0, "b", 4, "r1") is None
+        assert see(memory, 4.0, "b", 5, "r3") == ((3).to_bytes(8, "big"), "a")
 
 
 _IDS = st.sampled_from([bytes([i]) * 8 for i in range(1, 5)] + [b""])
 _SEE = st.tuples(
     st.sampled_from(["a", "b", "com.anthropic.sdk.python"]),
-    st.booleans(),
+    st.sampled_from([0, 1, 2]),
     st.sampled_from(["s1", "s2"]),
     st.sampled_from([1, 2]),
     st.sampled_from([TRACE, OTHER_TRACE, b""]),
