@@ -39,9 +39,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from .scan import _accelerator
-
 MAX_RESPONSE_ID_BYTES: Final = 128  # a longer response id is not remembered
+DEFAULT_MAX_SPANS: Final = 100_000  # GenAI spans remembered: about 26 MB at most
+DEFAULT_WINDOW_SECONDS: Final = 300.0
 
 Key = tuple[Any, ...]
 
@@ -169,6 +169,8 @@ class RecentCalls:
 
 def recent_calls(capacity: int, window_seconds: float, accelerated: bool) -> Any:
     """The extension's `Recent` when the C walk is in use, else `RecentCalls`."""
+    from .scan import _accelerator
+
     if accelerated and _accelerator is not None:
         return _accelerator.Recent(capacity, window_seconds)
     return RecentCalls(capacity, window_seconds)

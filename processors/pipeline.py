@@ -23,7 +23,14 @@ from typing import Any, Final
 from genai_otel.instrumentation import semconv as sc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from .duplicates import AROUND_NATIVE, NATIVE, call_ident, recent_calls
+from .duplicates import (
+    AROUND_NATIVE,
+    DEFAULT_MAX_SPANS,
+    DEFAULT_WINDOW_SECONDS,
+    NATIVE,
+    call_ident,
+    recent_calls,
+)
 from .metrics import OTHER, STATUS_ERROR, STATUS_OK, Registry, SeriesStats
 from .normalise import (
     MARKER_KEYS,
@@ -88,8 +95,6 @@ _OWN_AMOUNT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_AMOUNT)
 _USAGE_INCOMPLETE = encode_bool_attribute(sc.GENAI_OTEL_USAGE_INCOMPLETE, True)
 # genai_otel.cost.duplicate_of's bytes before its value, 16 hex digits (a span id)
 _DUPLICATE_OF_PREFIX = encode_string_attribute(sc.GENAI_OTEL_COST_DUPLICATE_OF, "0" * 16)[:-16]
-DUPLICATES_CAPACITY: Final = 150_000  # remembered entries (up to three per GenAI span)
-DUPLICATES_WINDOW_SECONDS: Final = 300.0
 
 
 def _cost_packer(table: str) -> tuple[struct.Struct, bytes, bytes, bytes, bytes, bytes, bytes]:
@@ -134,8 +139,8 @@ class Pipeline:
         accelerated: bool | None = None,
         *,
         trust_reported_cost: str = "provider",
-        duplicates_capacity: int = DUPLICATES_CAPACITY,
-        duplicates_window_seconds: float = DUPLICATES_WINDOW_SECONDS,
+        duplicates_capacity: int = DEFAULT_MAX_SPANS,
+        duplicates_window_seconds: float = DEFAULT_WINDOW_SECONDS,
     ) -> None:
         from .normalise import SCANNED_KEYS
 
