@@ -286,7 +286,7 @@ def converse(request: FakeRequest, ctx: CallContext, stream: bool) -> FakeRespon
     if "toolUse" in block:
         start = {"toolUse": {key: block["toolUse"][key] for key in ("toolUseId", "name")}}
         frames.append(event("contentBlockStart", {"start": start, "contentBlockIndex": 0}))
-        deltas = [{"toolUse": {"input": piece}} for piece in pieces]
+        deltas: list[JSON] = [{"toolUse": {"input": piece}} for piece in pieces]
     else:
         deltas = [{"text": piece} for piece in pieces]
     frames += [event("contentBlockDelta", {"delta": delta, "contentBlockIndex": 0}) for delta in deltas]
@@ -384,7 +384,7 @@ def _nova(body: JSON, ctx: CallContext, stream: bool) -> FakeResponse:
     if "toolUse" in block:
         start = {"toolUse": {key: block["toolUse"][key] for key in ("toolUseId", "name")}}
         chunks.append({"contentBlockStart": {"start": start, "contentBlockIndex": 0}})
-        deltas = [{"toolUse": {"input": piece}} for piece in pieces]
+        deltas: list[JSON] = [{"toolUse": {"input": piece}} for piece in pieces]
     else:
         deltas = [{"text": piece} for piece in pieces]
     chunks += [{"contentBlockDelta": {"delta": delta, "contentBlockIndex": 0}} for delta in deltas]
