@@ -59,6 +59,8 @@ GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
 OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
 OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
 OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
+AWS_BEDROCK_GUARDRAIL_ID: Final = "aws.bedrock.guardrail.id"
+AWS_REQUEST_ID: Final = "aws.request_id"  # general AWS convention: the x-amzn-requestid header
 
 # General (non-GenAI) conventions used on GenAI spans.
 ERROR_TYPE: Final = "error.type"
@@ -234,6 +236,7 @@ GENAI_OTEL_RESPONSE_TOOL_CALL_IDS: Final = "genai_otel.response.tool_call.ids"  
 GENAI_OTEL_SCOPE_OPENAI: Final = "genai_otel.instrumentation.openai"
 GENAI_OTEL_SCOPE_ANTHROPIC: Final = "genai_otel.instrumentation.anthropic"
 GENAI_OTEL_SCOPE_GOOGLE_GENAI: Final = "genai_otel.instrumentation.google_genai"
+GENAI_OTEL_SCOPE_BEDROCK: Final = "genai_otel.instrumentation.bedrock"
 GENAI_OTEL_SCOPE_EVALUATION: Final = "genai_otel.instrumentation.evaluation"
 
 # --------------------------------------------------------------------------------------
