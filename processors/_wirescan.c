@@ -3854,11 +3854,9 @@ sig_put(uint8_t *sig, Py_ssize_t *len, const void *bytes, Py_ssize_t n)
     return 0;
 }
 
-/* The raw string of key k when Normaliser._text would take it as is: 1 with its bytes, 0 when
- * absent, -1 when the Python path must judge. */
+/* The bytes of key k's value when it is a string_value: 1 with them, 0 when absent, -1 otherwise. */
 static int
-lane_raw_text(LaneObject *l, Sink *s, const uint8_t *d, Py_ssize_t n, int k, Py_ssize_t *at,
-              Py_ssize_t *len)
+lane_string(Sink *s, const uint8_t *d, Py_ssize_t n, int k, Py_ssize_t *at, Py_ssize_t *len)
 {
     if (!(s->present & ((uint64_t)1 << k)))
         return 0;
@@ -3868,12 +3866,21 @@ lane_raw_text(LaneObject *l, Sink *s, const uint8_t *d, Py_ssize_t n, int k, Py_
     p++;
     uint64_t size;
     int wide;
-    if (read_varint(d, n, &p, &size, &wide) < 0 || wide || size > (uint64_t)(end - p) ||
-        (Py_ssize_t)size > l->max_length)
+    if (read_varint(d, n, &p, &size, &wide) < 0 || wide || size > (uint64_t)(end - p))
         return -1;
     *at = p;
     *len = (Py_ssize_t)size;
     return 1;
+}
+
+/* The raw string of key k when Normaliser._text would take it as is: 1 with its bytes, 0 when
+ * absent, -1 when the Python path must judge. */
+static int
+lane_raw_text(LaneObject *l, Sink *s, const uint8_t *d, Py_ssize_t n, int k, Py_ssize_t *at,
+              Py_ssize_t *len)
+{
+    int found = lane_string(s, d, n, k, at, len);
+    return found == 1 && *len > l->max_length ? -1 : found;
 }
 
 /* Registry.record_call's user_cost/feature_cost.add((service label, limiter(value)), total) */
@@ -3999,25 +4006,6 @@ entry_stamp(Entry *e, int index)
     if (rc == 0)
         e->stamped |= 1 << index;
     return rc;
-}
-
-/* The bytes of key k's value when it is a string_value: 1 with them, 0 when absent, -1 otherwise. */
-static int
-lane_string(Sink *s, const uint8_t *d, Py_ssize_t n, int k, Py_ssize_t *at, Py_ssize_t *len)
-{
-    if (!(s->present & ((uint64_t)1 << k)))
-        return 0;
-    Py_ssize_t p = s->value_start[k], end = s->value_end[k];
-    if (p >= end || d[p] != 0x0A)
-        return -1;
-    p++;
-    uint64_t size;
-    int wide;
-    if (read_varint(d, n, &p, &size, &wide) < 0 || wide || size > (uint64_t)(end - p))
-        return -1;
-    *at = p;
-    *len = (Py_ssize_t)size;
-    return 1;
 }
 
 /* A duplicate span: genai_otel.cost.duplicate_of = the counted span's id (hex), counted as such. */

@@ -19,7 +19,16 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from .helpers import T_2025_07_01, attributes_of, make_pipeline, make_span, run, spans_of
+from .helpers import (
+    BROKEN_SERVICE,
+    T_2025_07_01,
+    attributes_of,
+    break_service,
+    make_pipeline,
+    make_span,
+    run,
+    spans_of,
+)
 
 ACCELERATED = scan_module.accelerated_available()
 PATHS = [
@@ -210,17 +219,9 @@ def test_a_refused_request_leaves_nothing_to_pair_with(accelerated: bool) -> Non
     the same call is counted, not marked."""
     pipeline = warmed(accelerated)
     rid = {**ANTHROPIC, sc.GEN_AI_RESPONSE_ID: "msg_1"}
-    real = pipeline._service_of
-
-    def service_of(data: bytes, start: int, stop: int) -> str:
-        name = real(data, start, stop)
-        if name == "broken":
-            raise RuntimeError("simulated defect")
-        return name
-
-    pipeline._service_of = service_of  # type: ignore[method-assign]
+    break_service(pipeline)
     failing = request((PEER_SCOPE, [span(rid, 1)])) + request(
-        (PEER_SCOPE, [span(ANTHROPIC, 2)]), service="broken"
+        (PEER_SCOPE, [span(ANTHROPIC, 2)]), service=BROKEN_SERVICE
     )
     with pytest.raises(RuntimeError):
         run(pipeline, failing)
