@@ -1,8 +1,8 @@
 """Regenerate every derived artefact from its source, or check that none is stale.
 
 Sources: `prometheus/slos.yaml` (+ `DAILY_COST_BUDGET_USD` from `.env`) and the code in
-`genai_otel/observability/`. Outputs: `prometheus/rules/*.yml`, `grafana/dashboards/*.json` and the GenAI split region of the
-collector configs (`genai_otel.observability.collector_split`).
+`genai_otel/observability/`. Outputs: `prometheus/rules/*.yml`, `grafana/dashboards/*.json` and
+the generated regions of the collector configs (`genai_otel.observability.collector_split`).
 """
 
 from __future__ import annotations
