@@ -668,6 +668,25 @@ class LocalStack:
             f"{spec.name} not healthy at {spec.health_url} in time; {log_path}:\n{_log_tail(log_path)}"
         )
 
+    def restart(self, name: str, timeout: float = 60.0) -> int:
+        """Stop one running service (SIGTERM, as an orchestrator would) and start it again with the
+        same command and ports; returns its new pid."""
+        pids = self._started_pids()
+        if name not in pids:
+            raise StackError(f"{name} is not running from {self.run_dir}")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pids[name], signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pids[name]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        roles = [role for role in self._roles_needed()]
+        spec = self._specs({role: build.binary(role) for role in roles})[name]
+        pids[name] = self._spawn(spec)
+        self._programs[name] = spec.command[0]
+        self._write_state(pids)
+        self._wait_healthy(spec, pids[name], deadline=time.monotonic() + timeout)
+        return pids[name]
+
     def _write_state(self, pids: Mapping[str, int]) -> None:
         state = {
             "pids": dict(pids),
