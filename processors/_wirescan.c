@@ -26,50 +26,29 @@
 #include <structmember.h> /* T_OBJECT_EX, READONLY */
 
 /* ---------------------------------------------------------------------------------------------
- * Attribute access on the processor's __slots__ classes (dataclasses with slots=True, Histogram,
- * SeriesStats, ...), without the generic machinery: when the type's attribute lookup is the
- * generic one and `name` resolves (through the type's method cache) to a plain object slot, the
- * slot is read or written in place. That is exactly what the generic lookup does for a data
- * descriptor found on the type; anything else (an unset slot, a property, a frozen dataclass's
- * __setattr__, a read-only member) takes PyObject_GetAttr / PyObject_SetAttr as before.
+ * Module state (PEP 489 multi-phase init): the module's types and the interned names and
+ * constants its functions use. Module functions reach it through their module argument; a Lane
+ * caches the pointer when it is created (its type keeps the module, so the state, alive).
  */
-static inline PyMemberDef *
-plain_slot(PyObject *obj, PyObject *name)
-{
-    PyObject *descr = _PyType_Lookup(Py_TYPE(obj), name); /* borrowed */
-    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type))
-        return NULL;
-    PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
-    return m->type == T_OBJECT_EX && m->flags == 0 ? m : NULL;
-}
+typedef struct {
+    PyTypeObject *hist_type, *recent_type, *lane_type;
+    PyObject *s_bounds, *s_counts, *s_sum, *s_count, *s_exemplars, *s_observe;
+    PyObject *a_requests, *a_tokens, *a_duration, *a_ttfc, *a_tps, *a_cost, *a_breakdown, *a_savings,
+        *a_cost_per_request, *a_cost_exemplar, *a_input, *a_output, *a_cache_read, *a_cache_write,
+        *a_stamps, *a_stamp, *a_admit, *a_allowed, *a_admitted, *a_overflow;
+    PyObject *one, *zero, *zero_float, *empty_str;
+} WsState;
 
-static PyObject *
+/* Attribute access on the processor's classes: the public protocol (no type internals). */
+static inline PyObject *
 attr_get(PyObject *obj, PyObject *name)
 {
-    if (Py_TYPE(obj)->tp_getattro == PyObject_GenericGetAttr) {
-        PyMemberDef *m = plain_slot(obj, name);
-        if (m != NULL) {
-            PyObject *v = *(PyObject **)((char *)obj + m->offset);
-            if (v != NULL)
-                return Py_NewRef(v);
-        }
-    }
     return PyObject_GetAttr(obj, name);
 }
 
-static int
+static inline int
 attr_set(PyObject *obj, PyObject *name, PyObject *value)
 {
-    if (value != NULL && Py_TYPE(obj)->tp_setattro == PyObject_GenericSetAttr) {
-        PyMemberDef *m = plain_slot(obj, name);
-        if (m != NULL) {
-            PyObject **slot = (PyObject **)((char *)obj + m->offset);
-            PyObject *old = *slot;
-            *slot = Py_NewRef(value);
-            Py_XDECREF(old);
-            return 0;
-        }
-    }
     return PyObject_SetAttr(obj, name, value);
 }
 
@@ -1039,71 +1018,13 @@ fail:
     return NULL;
 }
 
-/* ---------------------------------------------------------------------------------------------
- * GenAICall(*fields) without running its dataclass __init__ (which only stores each argument in
- * its slot): the instance is allocated and its slots filled in place. Used only for a class whose
- * __match_args__ are exactly these fields, each a plain slot, with object's __new__ and no
- * __post_init__; any other class is called as before.
- */
+/* GenAICall(*fields), through its own constructor. */
 #define CALL_FIELDS 20
-static const char *const call_field_names[CALL_FIELDS] = {
-    "provider", "operation", "request_model", "response_model", "input_tokens", "output_tokens",
-    "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "has_usage", "error",
-    "error_category", "user", "feature", "time_to_first_chunk", "service_tier", "reported_cost",
-    "reported_cost_source", "already_enriched", "missing_current_names"};
-static PyObject *call_checked_type; /* the class the offsets below belong to (a strong reference) */
-static Py_ssize_t call_offsets[CALL_FIELDS];
 
-static int
-check_call_type(PyObject *cls)
-{
-    if (!PyType_Check(cls) || ((PyTypeObject *)cls)->tp_new != PyBaseObject_Type.tp_new)
-        return 0;
-    PyObject *match = PyObject_GetAttrString(cls, "__match_args__");
-    if (match == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    int ok = PyTuple_CheckExact(match) && PyTuple_GET_SIZE(match) == CALL_FIELDS;
-    Py_ssize_t offsets[CALL_FIELDS];
-    for (int i = 0; ok && i < CALL_FIELDS; i++) {
-        PyObject *name = PyTuple_GET_ITEM(match, i);
-        ok = PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, call_field_names[i]) == 0;
-        if (ok) {
-            PyObject *descr = _PyType_Lookup((PyTypeObject *)cls, name);
-            PyMemberDef *m = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)
-                                 ? ((PyMemberDescrObject *)descr)->d_member
-                                 : NULL;
-            ok = m != NULL && m->type == T_OBJECT_EX && m->flags == 0;
-            if (ok)
-                offsets[i] = m->offset;
-        }
-    }
-    Py_DECREF(match);
-    if (ok) {
-        int has_post_init = PyObject_HasAttrString(cls, "__post_init__");
-        ok = !has_post_init;
-    }
-    if (ok) {
-        memcpy(call_offsets, offsets, sizeof offsets);
-        Py_INCREF(cls);
-        Py_XSETREF(call_checked_type, cls);
-    }
-    return ok;
-}
-
-static PyObject *
+static inline PyObject *
 new_call(PyObject *cls, PyObject *const *fields)
 {
-    if (cls != call_checked_type && !check_call_type(cls))
-        return PyObject_Vectorcall(cls, fields, CALL_FIELDS, NULL);
-    PyTypeObject *type = (PyTypeObject *)cls;
-    PyObject *obj = type->tp_alloc(type, 0);
-    if (obj == NULL)
-        return NULL;
-    for (int i = 0; i < CALL_FIELDS; i++)
-        *(PyObject **)((char *)obj + call_offsets[i]) = Py_NewRef(fields[i]);
-    return obj;
+    return PyObject_Vectorcall(cls, fields, CALL_FIELDS, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1697,7 +1618,6 @@ wirescan_assemble(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 typedef struct HistObject HistObject;
-static PyTypeObject HistType;
 static int hist_observe_objects(HistObject *h, PyObject *value, PyObject *trace, PyObject *timestamp);
 
 /* ---------------------------------------------------------------------------------------------
@@ -1708,9 +1628,8 @@ static int hist_observe_objects(HistObject *h, PyObject *value, PyObject *trace,
 static PyObject *s_bounds, *s_counts, *s_sum, *s_count, *s_exemplars, *s_observe, *one;
 
 static PyObject *
-wirescan_observe(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+observe_core(WsState *st, PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)module;
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError, "observe(histogram, value, trace_id, timestamp)");
         return NULL;
@@ -1718,15 +1637,15 @@ wirescan_observe(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *h = args[0], *value = args[1];
     PyObject *bounds = NULL, *counts = NULL, *sum = NULL, *count = NULL, *exemplars = NULL;
     PyObject *result = NULL;
-    if (Py_IS_TYPE(h, &HistType)) {
+    if (Py_IS_TYPE(h, st->hist_type)) {
         if (hist_observe_objects((HistObject *)h, value, args[2], args[3]) < 0)
             return NULL;
         Py_RETURN_NONE;
     }
     if (!PyFloat_CheckExact(value))
-        return PyObject_CallMethodObjArgs(h, s_observe, value, args[2], args[3], NULL);
+        return PyObject_CallMethodObjArgs(h, st->s_observe, value, args[2], args[3], NULL);
     double x = PyFloat_AS_DOUBLE(value);
-    if ((bounds = attr_get(h, s_bounds)) == NULL || !PyTuple_CheckExact(bounds))
+    if ((bounds = attr_get(h, st->s_bounds)) == NULL || !PyTuple_CheckExact(bounds))
         goto done;
     Py_ssize_t lo = 0, hi = PyTuple_GET_SIZE(bounds);
     while (lo < hi) {
@@ -1741,31 +1660,31 @@ wirescan_observe(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         else {
             PyErr_Clear();
             Py_CLEAR(bounds);
-            return PyObject_CallMethodObjArgs(h, s_observe, value, args[2], args[3], NULL);
+            return PyObject_CallMethodObjArgs(h, st->s_observe, value, args[2], args[3], NULL);
         }
         if (b < x)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if ((counts = attr_get(h, s_counts)) == NULL || !PyList_CheckExact(counts))
+    if ((counts = attr_get(h, st->s_counts)) == NULL || !PyList_CheckExact(counts))
         goto done;
     PyObject *old = PyList_GET_ITEM(counts, lo);
-    PyObject *bumped = PyNumber_Add(old, one);
+    PyObject *bumped = PyNumber_Add(old, st->one);
     if (bumped == NULL)
         goto done;
     PyList_SetItem(counts, lo, bumped);
-    if ((sum = attr_get(h, s_sum)) == NULL)
+    if ((sum = attr_get(h, st->s_sum)) == NULL)
         goto done;
     Py_SETREF(sum, PyNumber_Add(sum, value));
-    if (sum == NULL || attr_set(h, s_sum, sum) < 0)
+    if (sum == NULL || attr_set(h, st->s_sum, sum) < 0)
         goto done;
-    if ((count = attr_get(h, s_count)) == NULL)
+    if ((count = attr_get(h, st->s_count)) == NULL)
         goto done;
-    Py_SETREF(count, PyNumber_Add(count, one));
-    if (count == NULL || attr_set(h, s_count, count) < 0)
+    Py_SETREF(count, PyNumber_Add(count, st->one));
+    if (count == NULL || attr_set(h, st->s_count, count) < 0)
         goto done;
-    if ((exemplars = attr_get(h, s_exemplars)) == NULL)
+    if ((exemplars = attr_get(h, st->s_exemplars)) == NULL)
         goto done;
     int keep = PyObject_IsTrue(args[2]);
     if (keep < 0)
@@ -1790,6 +1709,12 @@ done:
     return result;
 }
 
+static PyObject *
+wirescan_observe(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    return observe_core(PyModule_GetState(module), args, nargs);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * record_call(ctx, stats, service_label, status, error_type, tokens, cost, user, feature,
  *             trace_id, duration_s, ttfc_s, end_s): metrics.Registry.record_call, statement for
@@ -1807,31 +1732,27 @@ static PyObject *a_requests, *a_tokens, *a_duration, *a_ttfc, *a_tps, *a_cost, *
 
 /* dict[key] += amount; a new key of a metrics.Counts table is stamped created first. */
 static int
-add_to_item(PyObject *dict, PyObject *key, PyObject *amount)
+add_to_item(WsState *st, PyObject *dict, PyObject *key, PyObject *amount)
 {
-    Py_hash_t hash = PyObject_Hash(key); /* once, for the lookup and the store */
-    if (hash == -1)
-        return -1;
-    PyObject *old = _PyDict_GetItem_KnownHash(dict, key, hash), *admitted = NULL;
+    PyObject *old = PyDict_GetItemWithError(dict, key), *admitted = NULL; /* borrowed */
     if (old == NULL) {
         if (PyErr_Occurred())
             return -1;
         if (!PyDict_CheckExact(dict)) {
             /* Counts.admit: stamps a new key, or names the key a full table counts it under */
-            if ((admitted = PyObject_CallMethodOneArg(dict, a_admit, key)) == NULL)
+            if ((admitted = PyObject_CallMethodOneArg(dict, st->a_admit, key)) == NULL)
                 return -1;
             if (admitted != key) {
                 key = admitted;
-                if ((hash = PyObject_Hash(key)) == -1 ||
-                    ((old = _PyDict_GetItem_KnownHash(dict, key, hash)) == NULL && PyErr_Occurred())) {
+                if ((old = PyDict_GetItemWithError(dict, key)) == NULL && PyErr_Occurred()) {
                     Py_DECREF(admitted);
                     return -1;
                 }
             }
         }
     }
-    PyObject *sum = PyNumber_Add(old ? old : zero, amount);
-    int rc = sum == NULL ? -1 : _PyDict_SetItem_KnownHash(dict, key, sum, hash);
+    PyObject *sum = PyNumber_Add(old ? old : st->zero, amount);
+    int rc = sum == NULL ? -1 : PyDict_SetItem(dict, key, sum);
     Py_XDECREF(sum);
     Py_XDECREF(admitted);
     return rc;
@@ -1851,9 +1772,9 @@ add_to_list(PyObject *list, Py_ssize_t index, PyObject *amount)
 static PyObject *a_allowed, *a_admitted, *a_overflow;
 
 static PyObject *
-limit(PyObject *limiter, PyObject *value)
+limit(WsState *st, PyObject *limiter, PyObject *value)
 {
-    PyObject *allowed = attr_get(limiter, a_allowed);
+    PyObject *allowed = attr_get(limiter, st->a_allowed);
     if (allowed == NULL)
         return NULL;
     int fast = allowed == Py_True;
@@ -1861,7 +1782,7 @@ limit(PyObject *limiter, PyObject *value)
     if (allowed == Py_False) /* LabelLimiter.__call__: a label not allowed is "" */
         return PyUnicode_FromStringAndSize(NULL, 0);
     if (fast) {
-        PyObject *admitted = attr_get(limiter, a_admitted);
+        PyObject *admitted = attr_get(limiter, st->a_admitted);
         if (admitted == NULL)
             return NULL;
         int rc = PySet_CheckExact(admitted) ? PySet_Contains(admitted, value) : 0;
@@ -1878,7 +1799,7 @@ limit(PyObject *limiter, PyObject *value)
 
 /* SeriesStats: stamp series `index` created when it is not yet and `value` is non-zero. */
 static int
-stamp_when_nonzero(PyObject *stats, PyObject *stamps, Py_ssize_t index, PyObject *value)
+stamp_when_nonzero(WsState *st, PyObject *stats, PyObject *stamps, Py_ssize_t index, PyObject *value)
 {
     if (PyList_GET_ITEM(stamps, index) != Py_None)
         return 0;
@@ -1888,7 +1809,7 @@ stamp_when_nonzero(PyObject *stats, PyObject *stamps, Py_ssize_t index, PyObject
     PyObject *i = PyLong_FromSsize_t(index);
     if (i == NULL)
         return -1;
-    PyObject *r = PyObject_CallMethodOneArg(stats, a_stamp, i);
+    PyObject *r = PyObject_CallMethodOneArg(stats, st->a_stamp, i);
     Py_DECREF(i);
     Py_XDECREF(r);
     return r == NULL ? -1 : 0;
@@ -1929,10 +1850,10 @@ histogram_attr(PyObject *ctx, PyObject *stats, PyObject *name, int bounds)
 }
 
 static int
-observe_into(PyObject *h, PyObject *value, PyObject *trace_id, PyObject *end_s)
+observe_into(WsState *st, PyObject *h, PyObject *value, PyObject *trace_id, PyObject *end_s)
 {
     PyObject *args[4] = {h, value, trace_id, end_s};
-    PyObject *r = wirescan_observe(NULL, args, 4);
+    PyObject *r = observe_core(st, args, 4);
     Py_XDECREF(r);
     return r == NULL ? -1 : 0;
 }
@@ -1940,7 +1861,7 @@ observe_into(PyObject *h, PyObject *value, PyObject *trace_id, PyObject *end_s)
 /* args as record_call's, with the Cost given as its five values (input, output, cache_read,
  * cache_write, savings; borrowed) or NULL. */
 static PyObject *
-record_core(PyObject *const *args, PyObject *const *cost)
+record_core(WsState *st, PyObject *const *args, PyObject *const *cost)
 {
     PyObject *ctx = args[0], *stats = args[1], *service_label = args[2], *status = args[3];
     PyObject *error_type = args[4], *tokens = args[5], *user = args[7];
@@ -1956,33 +1877,33 @@ record_core(PyObject *const *args, PyObject *const *cost)
     if (rc < 0)
         goto done;
     if (rc)
-        label = limit(PyTuple_GET_ITEM(ctx, R_ERROR_LIMITER), error_type);
+        label = limit(st, PyTuple_GET_ITEM(ctx, R_ERROR_LIMITER), error_type);
     else {
-        label = empty_str;
+        label = st->empty_str;
         Py_INCREF(label);
     }
     if (label == NULL || (key = PyTuple_Pack(2, status, label)) == NULL)
         goto done;
-    if ((requests = attr_get(stats, a_requests)) == NULL || add_to_item(requests, key, one) < 0)
+    if ((requests = attr_get(stats, st->a_requests)) == NULL || add_to_item(st, requests, key, st->one) < 0)
         goto done;
-    if ((stamps = attr_get(stats, a_stamps)) == NULL)
+    if ((stamps = attr_get(stats, st->a_stamps)) == NULL)
         goto done;
     if (!PyList_CheckExact(stamps) || PyList_GET_SIZE(stamps) != 7) {
         PyErr_SetString(PyExc_TypeError, "record_call: SeriesStats.stamps is not a list of 7");
         goto done;
     }
     if (tokens != Py_None) {
-        if ((counts = attr_get(stats, a_tokens)) == NULL)
+        if ((counts = attr_get(stats, st->a_tokens)) == NULL)
             goto done;
         for (Py_ssize_t i = 0; i < 5; i++)
             if (add_to_list(counts, i, PyTuple_GET_ITEM(tokens, i)) < 0)
                 goto done;
         for (Py_ssize_t i = 2; i < 5; i++)
-            if (stamp_when_nonzero(stats, stamps, i, PyList_GET_ITEM(counts, i)) < 0)
+            if (stamp_when_nonzero(st, stats, stamps, i, PyList_GET_ITEM(counts, i)) < 0)
                 goto done;
     }
     if (duration_s != Py_None) {
-        if ((durations = attr_get(stats, a_duration)) == NULL)
+        if ((durations = attr_get(stats, st->a_duration)) == NULL)
             goto done;
         h = PyDict_GetItemWithError(durations, status);
         if (h == NULL) {
@@ -1996,35 +1917,35 @@ record_core(PyObject *const *args, PyObject *const *cost)
         }
         else
             Py_INCREF(h);
-        if (observe_into(h, duration_s, trace_id, end_s) < 0)
+        if (observe_into(st, h, duration_s, trace_id, end_s) < 0)
             goto done;
         Py_CLEAR(h);
     }
     if (ttfc_s != Py_None) {
-        if ((h = histogram_attr(ctx, stats, a_ttfc, R_TTFC_BUCKETS)) == NULL ||
-            observe_into(h, ttfc_s, trace_id, end_s) < 0)
+        if ((h = histogram_attr(ctx, stats, st->a_ttfc, R_TTFC_BUCKETS)) == NULL ||
+            observe_into(st, h, ttfc_s, trace_id, end_s) < 0)
             goto done;
         Py_CLEAR(h);
     }
     if (tokens != Py_None && duration_s != Py_None) {
         PyObject *output = PyTuple_GET_ITEM(tokens, 1);
-        rc = PyObject_RichCompareBool(output, zero, Py_GT);
+        rc = PyObject_RichCompareBool(output, st->zero, Py_GT);
         if (rc < 0)
             goto done;
         if (rc) {
             rc = PyObject_IsTrue(ttfc_s);
             if (rc < 0)
                 goto done;
-            generating = PyNumber_Subtract(duration_s, rc ? ttfc_s : zero_float);
+            generating = PyNumber_Subtract(duration_s, rc ? ttfc_s : st->zero_float);
             if (generating == NULL)
                 goto done;
-            rc = PyObject_RichCompareBool(generating, zero, Py_GT);
+            rc = PyObject_RichCompareBool(generating, st->zero, Py_GT);
             if (rc < 0)
                 goto done;
             if (rc) {
-                if ((h = histogram_attr(ctx, stats, a_tps, R_TPS_BUCKETS)) == NULL ||
+                if ((h = histogram_attr(ctx, stats, st->a_tps, R_TPS_BUCKETS)) == NULL ||
                     (rate = PyNumber_TrueDivide(output, generating)) == NULL ||
-                    observe_into(h, rate, trace_id, end_s) < 0)
+                    observe_into(st, h, rate, trace_id, end_s) < 0)
                     goto done;
                 Py_CLEAR(h);
             }
@@ -2037,28 +1958,28 @@ record_core(PyObject *const *args, PyObject *const *cost)
             total = PyNumber_Add(values[0], values[1]);
             for (int i = 2; i < 4 && total != NULL; i++)
                 Py_SETREF(total, PyNumber_Add(total, values[i]));
-            failed = total == NULL || add_to_attr(stats, a_cost, total) < 0;
+            failed = total == NULL || add_to_attr(stats, st->a_cost, total) < 0;
         }
         if (!failed) {
             Py_CLEAR(counts);
-            failed = (counts = attr_get(stats, a_breakdown)) == NULL;
+            failed = (counts = attr_get(stats, st->a_breakdown)) == NULL;
             for (int i = 0; i < 4 && !failed; i++)
                 failed = add_to_list(counts, i, values[i]) < 0;
             /* any(breakdown): one stamp for the four series */
             for (int i = 0; i < 4 && !failed && PyList_GET_ITEM(stamps, 5) == Py_None; i++)
-                failed = stamp_when_nonzero(stats, stamps, 5, PyList_GET_ITEM(counts, i)) < 0;
+                failed = stamp_when_nonzero(st, stats, stamps, 5, PyList_GET_ITEM(counts, i)) < 0;
         }
-        if (failed || add_to_attr(stats, a_savings, values[4]) < 0)
+        if (failed || add_to_attr(stats, st->a_savings, values[4]) < 0)
             goto done;
         if (PyList_GET_ITEM(stamps, 6) == Py_None) {
             Py_CLEAR(tmp);
-            if ((tmp = attr_get(stats, a_savings)) == NULL ||
-                stamp_when_nonzero(stats, stamps, 6, tmp) < 0)
+            if ((tmp = attr_get(stats, st->a_savings)) == NULL ||
+                stamp_when_nonzero(st, stats, stamps, 6, tmp) < 0)
                 goto done;
         }
-        if ((h = histogram_attr(ctx, stats, a_cost_per_request, R_COST_BUCKETS)) == NULL ||
+        if ((h = histogram_attr(ctx, stats, st->a_cost_per_request, R_COST_BUCKETS)) == NULL ||
             (usd = PyNumber_TrueDivide(total, PyTuple_GET_ITEM(ctx, R_QUANTA))) == NULL ||
-            observe_into(h, usd, trace_id, end_s) < 0)
+            observe_into(st, h, usd, trace_id, end_s) < 0)
             goto done;
         Py_CLEAR(h);
         int exemplars = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, R_EXEMPLARS));
@@ -2069,7 +1990,7 @@ record_core(PyObject *const *args, PyObject *const *cost)
             PyObject *exemplar = PyTuple_Pack(3, trace_id, usd, end_s);
             if (exemplar == NULL)
                 goto done;
-            rc = attr_set(stats, a_cost_exemplar, exemplar);
+            rc = attr_set(stats, st->a_cost_exemplar, exemplar);
             Py_DECREF(exemplar);
             if (rc < 0)
                 goto done;
@@ -2085,9 +2006,9 @@ record_core(PyObject *const *args, PyObject *const *cost)
                 continue;
             Py_CLEAR(label);
             Py_CLEAR(key);
-            if ((label = limit(PyTuple_GET_ITEM(ctx, limiters[i]), who[i])) == NULL ||
+            if ((label = limit(st, PyTuple_GET_ITEM(ctx, limiters[i]), who[i])) == NULL ||
                 (key = PyTuple_Pack(2, service_label, label)) == NULL ||
-                add_to_item(PyTuple_GET_ITEM(ctx, tables[i]), key, total) < 0)
+                add_to_item(st, PyTuple_GET_ITEM(ctx, tables[i]), key, total) < 0)
                 goto done;
         }
     }
@@ -2112,15 +2033,15 @@ done:
 static PyObject *
 wirescan_record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)module;
+    WsState *st = PyModule_GetState(module);
     if (nargs != 13 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != R_CONTEXT_SIZE) {
         PyErr_SetString(PyExc_TypeError, "record_call(context, stats, ... 12 arguments)");
         return NULL;
     }
     PyObject *cost = args[6];
     if (cost == Py_None)
-        return record_core(args, NULL);
-    PyObject *names[5] = {a_input, a_output, a_cache_read, a_cache_write, a_savings};
+        return record_core(st, args, NULL);
+    PyObject *names[5] = {st->a_input, st->a_output, st->a_cache_read, st->a_cache_write, st->a_savings};
     PyObject *values[5] = {NULL, NULL, NULL, NULL, NULL};
     PyObject *result = NULL;
     int i;
@@ -2128,7 +2049,7 @@ wirescan_record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if ((values[i] = attr_get(cost, names[i])) == NULL)
             break;
     if (i == 5)
-        result = record_core(args, values);
+        result = record_core(st, args, values);
     for (i = 0; i < 5; i++)
         Py_XDECREF(values[i]);
     return result;
@@ -2220,7 +2141,9 @@ hist_dealloc(HistObject *h)
     PyMem_Free(h->b);
     PyMem_Free(h->counts);
     Py_XDECREF(h->bounds);
-    Py_TYPE(h)->tp_free((PyObject *)h);
+    PyTypeObject *type = Py_TYPE(h);
+    type->tp_free((PyObject *)h);
+    Py_DECREF(type); /* a heap type: its instances hold a reference */
 }
 
 static PyObject *
@@ -2451,16 +2374,21 @@ static PyMethodDef hist_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject HistType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "genai_otel.processors._wirescan.Histogram",
-    .tp_basicsize = sizeof(HistObject),
-    .tp_dealloc = (destructor)hist_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "metrics.Histogram with its state in C arrays",
-    .tp_methods = hist_methods,
-    .tp_members = hist_members,
-    .tp_getset = hist_getset,
-    .tp_new = hist_new,
+static PyType_Slot hist_slots[] = {
+    {Py_tp_dealloc, hist_dealloc},
+    {Py_tp_doc, "metrics.Histogram with its state in C arrays"},
+    {Py_tp_methods, hist_methods},
+    {Py_tp_members, hist_members},
+    {Py_tp_getset, hist_getset},
+    {Py_tp_new, hist_new},
+    {0, NULL},
+};
+
+PyType_Spec hist_spec = {
+    .name = "genai_otel.processors._wirescan.Histogram",
+    .basicsize = sizeof(HistObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = hist_slots,
 };
 
 static int grow(void **array, Py_ssize_t *room, Py_ssize_t count, size_t size);
@@ -2511,9 +2439,18 @@ typedef struct {
     RecentUndo *undo;
     Py_ssize_t nundo, undo_room;
     long long duplicates;
+    Py_hash_t (*hash_bytes)(const void *, Py_ssize_t); /* the interpreter's keyed bytes hash */
 } RecentObject;
 
-static PyTypeObject RecentType;
+/* hash(bytes(p[:n])) for n > 0, without making the bytes object: the keyed hash function
+ * (SipHash by default) of PEP 456, as bytes.__hash__ calls it (-1 is an error code, so -2). */
+static inline Py_hash_t
+recent_hash(const RecentObject *r, const void *p, Py_ssize_t n)
+{
+    Py_hash_t h = r->hash_bytes(p, n);
+    return h == -1 ? -2 : h;
+}
+
 
 static Py_ssize_t
 recent_find(RecentObject *r, Py_hash_t key)
@@ -2642,16 +2579,16 @@ recent_see(RecentObject *r, PyObject *scope, int native, PyObject *service, long
         memcpy(buffer, trace, 16);
     if (has_span) {
         memcpy(buffer + 16, span, 8);
-        own = _Py_HashBytes(buffer, 24);
+        own = recent_hash(r, buffer, 24);
     }
     if (has_parent) {
         memcpy(buffer + 16, parent, 8);
-        up = _Py_HashBytes(buffer, 24);
+        up = recent_hash(r, buffer, 24);
     }
     if (has_rid) {
         memcpy(buffer, &ident, 8);
         memcpy(buffer + 8, rid, (size_t)rid_len);
-        answer = recent_mix(_Py_HashBytes(buffer, 8 + rid_len), 'R');
+        answer = recent_mix(recent_hash(r, buffer, 8 + rid_len), 'R');
     }
     if (native)
         side = service_hash ^ (Py_hash_t)((uint64_t)ident * 0xD6E8FEB86659FD93ULL);
@@ -2726,6 +2663,7 @@ recent_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         Py_DECREF(r);
         return PyErr_NoMemory();
     }
+    r->hash_bytes = PyHash_GetFuncDef()->hash;
     r->cap = capacity;
     r->index_mask = index_cap - 1;
     r->window = window;
@@ -2741,7 +2679,9 @@ recent_dealloc(RecentObject *r)
     PyMem_Free(r->ring);
     PyMem_Free(r->index);
     PyMem_Free(r->undo);
-    Py_TYPE(r)->tp_free((PyObject *)r);
+    PyTypeObject *type = Py_TYPE(r);
+    type->tp_free((PyObject *)r);
+    Py_DECREF(type); /* a heap type: its instances hold a reference */
 }
 
 /* begin(now): a request starts at monotonic time `now`. */
@@ -2833,15 +2773,20 @@ static PyGetSetDef recent_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject RecentType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "genai_otel.processors._wirescan.Recent",
-    .tp_basicsize = sizeof(RecentObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Recent GenAI calls, to find the second span of one call (see processors/duplicates.py).",
-    .tp_new = recent_new,
-    .tp_dealloc = (destructor)recent_dealloc,
-    .tp_methods = recent_methods,
-    .tp_getset = recent_getset,
+static PyType_Slot recent_slots[] = {
+    {Py_tp_doc, "Recent GenAI calls, to find the second span of one call (see processors/duplicates.py)."},
+    {Py_tp_new, recent_new},
+    {Py_tp_dealloc, recent_dealloc},
+    {Py_tp_methods, recent_methods},
+    {Py_tp_getset, recent_getset},
+    {0, NULL},
+};
+
+PyType_Spec recent_spec = {
+    .name = "genai_otel.processors._wirescan.Recent",
+    .basicsize = sizeof(RecentObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = recent_slots,
 };
 
 /* =============================================================================================
@@ -2913,7 +2858,8 @@ enum {
 };
 
 typedef struct {
-    PyObject_HEAD PyObject *ctx;
+    PyObject_HEAD WsState *state; /* the module's, cached here: no lookup per span */
+    PyObject *ctx;
     Table *t;
     uint64_t categorical, markers, slow;
     int group[5][8], ngroup[5], current[5], users[8], nusers, feature, ttfc;
@@ -2933,7 +2879,6 @@ typedef struct {
     Entry *retired;  /* entries replaced or dropped meanwhile, freed when the request is done */
 } LaneObject;
 
-static PyTypeObject LaneType;
 
 static void
 entry_free(Entry *e)
@@ -3010,7 +2955,9 @@ lane_dealloc(LaneObject *l)
         PyMem_Free(l->slots);
     }
     Py_XDECREF(l->ctx);
-    Py_TYPE(l)->tp_free((PyObject *)l);
+    PyTypeObject *type = Py_TYPE(l);
+    type->tp_free((PyObject *)l);
+    Py_DECREF(type); /* a heap type: its instances hold a reference */
 }
 
 static int
@@ -3086,6 +3033,7 @@ lane_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     LaneObject *l = (LaneObject *)type->tp_alloc(type, 0);
     if (l == NULL)
         return NULL;
+    l->state = PyType_GetModuleState(type);
     l->ctx = Py_NewRef(ctx);
     l->t = t;
     PyObject *groups = PyTuple_GET_ITEM(ctx, L_GROUPS), *current = PyTuple_GET_ITEM(ctx, L_CURRENT);
@@ -3142,7 +3090,7 @@ lane_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         goto fail;
     }
     PyObject *recent = PyTuple_GET_ITEM(ctx, L_RECENT);
-    if (recent != Py_None && !Py_IS_TYPE(recent, &RecentType)) {
+    if (recent != Py_None && !Py_IS_TYPE(recent, l->state->recent_type)) {
         PyErr_SetString(PyExc_TypeError, "Lane: recent must be a Recent or None");
         goto fail;
     }
@@ -3226,12 +3174,12 @@ lane_find(LaneObject *l, const uint8_t *key, Py_ssize_t len, uint64_t hash)
 
 /* ---- adding the pending sums to the registry's Python objects ---- */
 static int
-add_long_to_item(PyObject *dict, PyObject *key, long long n)
+add_long_to_item(WsState *st, PyObject *dict, PyObject *key, long long n)
 {
     PyObject *amount = PyLong_FromLongLong(n);
     if (amount == NULL)
         return -1;
-    int rc = add_to_item(dict, key, amount);
+    int rc = add_to_item(st, dict, key, amount);
     Py_DECREF(amount);
     return rc;
 }
@@ -3273,21 +3221,22 @@ add_long_to_attr(PyObject *obj, PyObject *name, long long n)
 static int
 entry_flush(LaneObject *l, Entry *e)
 {
+    WsState *st = l->state;
     PyObject *stats = e->stats, *requests = NULL, *stamps = NULL, *counts = NULL, *tmp = NULL;
     int rc = -1;
     if (e->requests) {
-        if ((requests = attr_get(stats, a_requests)) == NULL ||
-            add_long_to_item(requests, e->request_key, e->requests) < 0)
+        if ((requests = attr_get(stats, st->a_requests)) == NULL ||
+            add_long_to_item(st, requests, e->request_key, e->requests) < 0)
             goto done;
     }
-    if ((stamps = attr_get(stats, a_stamps)) == NULL)
+    if ((stamps = attr_get(stats, st->a_stamps)) == NULL)
         goto done;
     if (!PyList_CheckExact(stamps) || PyList_GET_SIZE(stamps) != 7) {
         PyErr_SetString(PyExc_TypeError, "Lane: SeriesStats.stamps is not a list of 7");
         goto done;
     }
     if (e->requests && e->kind != K_NO_COST) {
-        if ((counts = attr_get(stats, a_tokens)) == NULL || !PyList_CheckExact(counts) ||
+        if ((counts = attr_get(stats, st->a_tokens)) == NULL || !PyList_CheckExact(counts) ||
             PyList_GET_SIZE(counts) != 5) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_TypeError, "Lane: SeriesStats.tokens is not a list of 5");
@@ -3297,14 +3246,14 @@ entry_flush(LaneObject *l, Entry *e)
             if (add_long_to_list(counts, i, e->tokens[i]) < 0)
                 goto done;
         for (Py_ssize_t i = 2; i < 5; i++)
-            if (stamp_when_nonzero(stats, stamps, i, PyList_GET_ITEM(counts, i)) < 0)
+            if (stamp_when_nonzero(st, stats, stamps, i, PyList_GET_ITEM(counts, i)) < 0)
                 goto done;
         Py_CLEAR(counts);
     }
     if (e->kind == K_PRICED && e->requests) {
-        if (add_long_to_attr(stats, a_cost, e->cost) < 0)
+        if (add_long_to_attr(stats, st->a_cost, e->cost) < 0)
             goto done;
-        if ((counts = attr_get(stats, a_breakdown)) == NULL || !PyList_CheckExact(counts) ||
+        if ((counts = attr_get(stats, st->a_breakdown)) == NULL || !PyList_CheckExact(counts) ||
             PyList_GET_SIZE(counts) != 4) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_TypeError, "Lane: SeriesStats.breakdown is not a list of 4");
@@ -3314,13 +3263,13 @@ entry_flush(LaneObject *l, Entry *e)
             if (add_long_to_list(counts, i, e->breakdown[i]) < 0)
                 goto done;
         for (int i = 0; i < 4 && PyList_GET_ITEM(stamps, 5) == Py_None; i++)
-            if (stamp_when_nonzero(stats, stamps, 5, PyList_GET_ITEM(counts, i)) < 0)
+            if (stamp_when_nonzero(st, stats, stamps, 5, PyList_GET_ITEM(counts, i)) < 0)
                 goto done;
-        if (add_long_to_attr(stats, a_savings, e->savings) < 0)
+        if (add_long_to_attr(stats, st->a_savings, e->savings) < 0)
             goto done;
         if (PyList_GET_ITEM(stamps, 6) == Py_None) {
-            if ((tmp = attr_get(stats, a_savings)) == NULL ||
-                stamp_when_nonzero(stats, stamps, 6, tmp) < 0)
+            if ((tmp = attr_get(stats, st->a_savings)) == NULL ||
+                stamp_when_nonzero(st, stats, stamps, 6, tmp) < 0)
                 goto done;
         }
         if (e->ex_trace != NULL) {
@@ -3330,14 +3279,14 @@ entry_flush(LaneObject *l, Entry *e)
             Py_XDECREF(end);
             if (exemplar == NULL)
                 goto done;
-            int set = attr_set(stats, a_cost_exemplar, exemplar);
+            int set = attr_set(stats, st->a_cost_exemplar, exemplar);
             Py_DECREF(exemplar);
             if (set < 0)
                 goto done;
         }
     }
     if (e->kind == K_UNPRICED && e->unpriced &&
-        add_long_to_item(PyTuple_GET_ITEM(l->ctx, L_UNPRICED), e->unpriced_key, e->unpriced) < 0)
+        add_long_to_item(st, PyTuple_GET_ITEM(l->ctx, L_UNPRICED), e->unpriced_key, e->unpriced) < 0)
         goto done;
     rc = 0;
 done:
@@ -3365,6 +3314,7 @@ by_exemplar_order(const void *a, const void *b)
 static int
 lane_flush_whos(LaneObject *l)
 {
+    WsState *st = l->state;
     int rc = 0;
     while (l->dirty_whos != NULL) {
         Who *w = l->dirty_whos;
@@ -3372,12 +3322,12 @@ lane_flush_whos(LaneObject *l)
         w->next_dirty = NULL;
         w->dirty = 0;
         PyObject *table = PyTuple_GET_ITEM(l->ctx, w->which ? L_FEATURE_COST : L_USER_COST);
-        if (add_long_to_item(table, w->table_key, w->pending) < 0 && rc == 0)
+        if (add_long_to_item(st, table, w->table_key, w->pending) < 0 && rc == 0)
             rc = -1;
         w->pending = 0;
         /* LabelLimiter.overflow += what as many calls with an over-cap value would have counted */
         PyObject *limiter = PyTuple_GET_ITEM(l->ctx, w->which ? L_FEATURE_LIMITER : L_USER_LIMITER);
-        if (w->overflowed && add_long_to_attr(limiter, a_overflow, w->overflowed) < 0 && rc == 0)
+        if (w->overflowed && add_long_to_attr(limiter, st->a_overflow, w->overflowed) < 0 && rc == 0)
             rc = -1;
         w->overflowed = 0;
     }
@@ -3439,7 +3389,7 @@ entry_histogram(LaneObject *l, Entry *e, PyObject **slot, PyObject *name, int bo
             return -1;
         }
     }
-    if (!Py_IS_TYPE(h, &HistType)) {
+    if (!Py_IS_TYPE(h, l->state->hist_type)) {
         Py_DECREF(h);
         PyErr_SetString(PyExc_TypeError, "Lane: the registry's histograms are not C Histograms");
         return -1;
@@ -3451,9 +3401,10 @@ entry_histogram(LaneObject *l, Entry *e, PyObject **slot, PyObject *name, int bo
 static int
 entry_duration(LaneObject *l, Entry *e)
 {
+    WsState *st = l->state;
     if (e->h_duration != NULL)
         return 0;
-    PyObject *durations = attr_get(e->stats, a_duration);
+    PyObject *durations = attr_get(e->stats, st->a_duration);
     if (durations == NULL)
         return -1;
     if (!PyDict_CheckExact(durations)) {
@@ -3479,7 +3430,7 @@ entry_duration(LaneObject *l, Entry *e)
     else
         Py_INCREF(h);
     Py_DECREF(durations);
-    if (!Py_IS_TYPE(h, &HistType)) {
+    if (!Py_IS_TYPE(h, l->state->hist_type)) {
         Py_DECREF(h);
         PyErr_SetString(PyExc_TypeError, "Lane: the registry's histograms are not C Histograms");
         return -1;
@@ -3888,6 +3839,7 @@ static int
 lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *raw, Py_ssize_t len,
               long long total)
 {
+    WsState *st = l->state;
     uint8_t stack[512];
     Py_ssize_t key_len = 1 + (Py_ssize_t)sizeof(PyObject *) + len;
     uint8_t *key = key_len <= (Py_ssize_t)sizeof stack ? stack : PyMem_Malloc((size_t)key_len);
@@ -3925,10 +3877,10 @@ lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *
      * Whether it did is read off its overflow count, not guessed from the label. */
     PyObject *limiter = PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_LIMITER : L_USER_LIMITER);
     long long overflow_before, overflow_after;
-    if (long_attr(limiter, a_overflow, &overflow_before) < 0 ||
+    if (long_attr(limiter, st->a_overflow, &overflow_before) < 0 ||
         (value = PyUnicode_DecodeUTF8((const char *)raw, len, "replace")) == NULL ||
-        (label = limit(limiter, value)) == NULL || (table_key = PyTuple_Pack(2, service_label, label)) == NULL ||
-        long_attr(limiter, a_overflow, &overflow_after) < 0)
+        (label = limit(st, limiter, value)) == NULL || (table_key = PyTuple_Pack(2, service_label, label)) == NULL ||
+        long_attr(limiter, st->a_overflow, &overflow_after) < 0)
         goto done;
     int overflow = overflow_after > overflow_before;
     if ((l->who_used + 1) * 2 > l->who_cap) { /* full: make room, and cache it next time */
@@ -3941,13 +3893,13 @@ lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *
             goto done;
         if ((amount = PyLong_FromLongLong(total)) == NULL)
             goto done;
-        rc = add_to_item(PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_COST : L_USER_COST), table_key, amount);
+        rc = add_to_item(st, PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_COST : L_USER_COST), table_key, amount);
         goto done;
     }
     /* added at once (a new series is created, and stamped, when the Python path would), and
      * cached for the next sightings */
     PyObject *table = PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_COST : L_USER_COST);
-    if ((amount = PyLong_FromLongLong(total)) == NULL || add_to_item(table, table_key, amount) < 0)
+    if ((amount = PyLong_FromLongLong(total)) == NULL || add_to_item(st, table, table_key, amount) < 0)
         goto done;
     /* a full table sent it to its overflow key: not cached, so each sighting is counted there */
     int kept = PyDict_Contains(table, table_key);
@@ -3983,11 +3935,11 @@ done:
 /* SeriesStats.stamp(index) when the series first becomes non-zero, at the moment the Python path
  * would (the sums themselves wait for the flush). */
 static int
-entry_stamp(Entry *e, int index)
+entry_stamp(WsState *st, Entry *e, int index)
 {
     if (e->stamped & (1 << index))
         return 0;
-    PyObject *stamps = attr_get(e->stats, a_stamps);
+    PyObject *stamps = attr_get(e->stats, st->a_stamps);
     if (stamps == NULL)
         return -1;
     int rc = 0;
@@ -3997,7 +3949,7 @@ entry_stamp(Entry *e, int index)
     }
     else if (PyList_GET_ITEM(stamps, index) == Py_None) {
         PyObject *i = PyLong_FromLong(index);
-        PyObject *r = i ? PyObject_CallMethodOneArg(e->stats, a_stamp, i) : NULL;
+        PyObject *r = i ? PyObject_CallMethodOneArg(e->stats, st->a_stamp, i) : NULL;
         Py_XDECREF(i);
         Py_XDECREF(r);
         rc = r == NULL ? -1 : 0;
@@ -4223,12 +4175,13 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
 static int
 rec_apply(LaneObject *l, const Rec *r, const uint8_t *d)
 {
+    WsState *st = l->state;
     Entry *e = r->e;
     PyObject *trace = r->trace;
     const long long *tokens = r->tokens, *q = r->q;
     if (entry_duration(l, e) < 0 ||
-        (r->has_ttfc && entry_histogram(l, e, &e->h_ttfc, a_ttfc, 1) < 0) ||
-        (e->kind == K_PRICED && entry_histogram(l, e, &e->h_cost, a_cost_per_request, 3) < 0))
+        (r->has_ttfc && entry_histogram(l, e, &e->h_ttfc, st->a_ttfc, 1) < 0) ||
+        (e->kind == K_PRICED && entry_histogram(l, e, &e->h_cost, st->a_cost_per_request, 3) < 0))
         return -1;
     if (!e->dirty) {
         e->dirty = 1;
@@ -4240,7 +4193,7 @@ rec_apply(LaneObject *l, const Rec *r, const uint8_t *d)
         for (int i = 0; i < 5; i++)
             e->tokens[i] += tokens[i];
         for (int i = 2; i < 5; i++)
-            if (tokens[i] && entry_stamp(e, i) < 0)
+            if (tokens[i] && entry_stamp(st, e, i) < 0)
                 return -1;
     }
     hist_record((HistObject *)e->h_duration, r->duration, trace, NULL, r->end_s, NULL);
@@ -4249,7 +4202,7 @@ rec_apply(LaneObject *l, const Rec *r, const uint8_t *d)
     if (tokens[1] > 0 && e->kind != K_NO_COST) {
         double generating = r->duration - r->ttfc;
         if (generating > 0) {
-            if (entry_histogram(l, e, &e->h_tps, a_tps, 2) < 0)
+            if (entry_histogram(l, e, &e->h_tps, st->a_tps, 2) < 0)
                 return -1;
             hist_record((HistObject *)e->h_tps, (double)tokens[1] / generating, trace, NULL, r->end_s, NULL);
         }
@@ -4260,7 +4213,7 @@ rec_apply(LaneObject *l, const Rec *r, const uint8_t *d)
         for (int i = 0; i < 4; i++)
             e->breakdown[i] += q[i];
         e->savings += q[4];
-        if ((total && entry_stamp(e, 5) < 0) || (q[4] && entry_stamp(e, 6) < 0))
+        if ((total && entry_stamp(st, e, 5) < 0) || (q[4] && entry_stamp(st, e, 6) < 0))
             return -1;
         double usd = (double)total / 4294967296.0;
         hist_record((HistObject *)e->h_cost, usd, trace, NULL, r->end_s, NULL);
@@ -4697,15 +4650,20 @@ static PyGetSetDef lane_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject LaneType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "genai_otel.processors._wirescan.Lane",
-    .tp_basicsize = sizeof(LaneObject),
-    .tp_dealloc = (destructor)lane_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "a whole export request in C for spans seen before (see Pipeline)",
-    .tp_methods = lane_methods,
-    .tp_getset = lane_getset,
-    .tp_new = lane_new,
+static PyType_Slot lane_slots[] = {
+    {Py_tp_dealloc, lane_dealloc},
+    {Py_tp_doc, "a whole export request in C for spans seen before (see Pipeline)"},
+    {Py_tp_methods, lane_methods},
+    {Py_tp_getset, lane_getset},
+    {Py_tp_new, lane_new},
+    {0, NULL},
+};
+
+PyType_Spec lane_spec = {
+    .name = "genai_otel.processors._wirescan.Lane",
+    .basicsize = sizeof(LaneObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = lane_slots,
 };
 
 static PyMethodDef methods[] = {
@@ -4724,48 +4682,100 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static int
+module_exec(PyObject *module)
+{
+    WsState *st = PyModule_GetState(module);
+    struct {
+        PyObject **slot;
+        const char *name;
+    } names[] = {
+        {&st->s_bounds, "bounds"}, {&st->s_counts, "counts"}, {&st->s_sum, "sum"},
+        {&st->s_count, "count"}, {&st->s_exemplars, "exemplars"}, {&st->s_observe, "observe"},
+        {&st->a_requests, "requests"}, {&st->a_tokens, "tokens"}, {&st->a_duration, "duration"},
+        {&st->a_ttfc, "ttfc"}, {&st->a_tps, "tps"}, {&st->a_cost, "cost"},
+        {&st->a_breakdown, "breakdown"}, {&st->a_savings, "savings"},
+        {&st->a_cost_per_request, "cost_per_request"}, {&st->a_cost_exemplar, "cost_exemplar"},
+        {&st->a_input, "input"}, {&st->a_output, "output"}, {&st->a_cache_read, "cache_read"},
+        {&st->a_cache_write, "cache_write"}, {&st->empty_str, ""}, {&st->a_stamps, "stamps"},
+        {&st->a_stamp, "stamp"}, {&st->a_admit, "admit"}, {&st->a_allowed, "allowed"},
+        {&st->a_admitted, "admitted"}, {&st->a_overflow, "overflow"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
+            return -1;
+    if ((st->one = PyLong_FromLong(1)) == NULL || (st->zero = PyLong_FromLong(0)) == NULL ||
+        (st->zero_float = PyFloat_FromDouble(0.0)) == NULL)
+        return -1;
+    struct {
+        PyTypeObject **slot;
+        PyType_Spec *spec;
+        const char *name;
+    } types[] = {
+        {&st->hist_type, &hist_spec, "Histogram"},
+        {&st->lane_type, &lane_spec, "Lane"},
+        {&st->recent_type, &recent_spec, "Recent"},
+    };
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        PyObject *type = PyType_FromModuleAndSpec(module, types[i].spec, NULL);
+        if (type == NULL)
+            return -1;
+        *types[i].slot = (PyTypeObject *)type;
+        if (PyModule_AddObjectRef(module, types[i].name, type) < 0)
+            return -1;
+    }
+    return PyModule_AddStringConstant(module, "SOURCE_DIGEST", WIRESCAN_SOURCE_DIGEST);
+}
+
+/* WsState holds only object references: the collector visits and clears them as an array. */
+#define STATE_SIZE ((Py_ssize_t)(sizeof(WsState) / sizeof(PyObject *)))
+
+static int
+module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    PyObject **objects = (PyObject **)PyModule_GetState(module);
+    for (Py_ssize_t i = 0; i < STATE_SIZE; i++)
+        Py_VISIT(objects[i]);
+    return 0;
+}
+
+static int
+module_clear(PyObject *module)
+{
+    PyObject **objects = (PyObject **)PyModule_GetState(module);
+    for (Py_ssize_t i = 0; i < STATE_SIZE; i++)
+        Py_CLEAR(objects[i]);
+    return 0;
+}
+
+static void
+module_free(void *module)
+{
+    module_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+#ifdef Py_mod_multiple_interpreters
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_wirescan", "Accelerated OTLP request walk (see processors/scan.py).",
-    -1, methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_wirescan",
+    .m_doc = "Accelerated OTLP request walk (see processors/scan.py).",
+    .m_size = sizeof(WsState),
+    .m_methods = methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
 };
 
 PyMODINIT_FUNC
 PyInit__wirescan(void)
 {
-    if ((s_bounds = PyUnicode_InternFromString("bounds")) == NULL ||
-        (s_counts = PyUnicode_InternFromString("counts")) == NULL ||
-        (s_sum = PyUnicode_InternFromString("sum")) == NULL ||
-        (s_count = PyUnicode_InternFromString("count")) == NULL ||
-        (s_exemplars = PyUnicode_InternFromString("exemplars")) == NULL ||
-        (s_observe = PyUnicode_InternFromString("observe")) == NULL || (one = PyLong_FromLong(1)) == NULL)
-        return NULL;
-    struct {
-        PyObject **slot;
-        const char *name;
-    } names[] = {
-        {&a_requests, "requests"},   {&a_tokens, "tokens"},         {&a_duration, "duration"},
-        {&a_ttfc, "ttfc"},           {&a_tps, "tps"},               {&a_cost, "cost"},
-        {&a_breakdown, "breakdown"}, {&a_savings, "savings"},       {&a_cost_per_request, "cost_per_request"},
-        {&a_cost_exemplar, "cost_exemplar"}, {&a_input, "input"},   {&a_output, "output"},
-        {&a_cache_read, "cache_read"}, {&a_cache_write, "cache_write"}, {&empty_str, ""},
-        {&a_stamps, "stamps"},       {&a_stamp, "stamp"}, {&a_admit, "admit"},
-        {&a_allowed, "allowed"}, {&a_admitted, "admitted"}, {&a_overflow, "overflow"},
-    };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
-            return NULL;
-    if ((zero = PyLong_FromLong(0)) == NULL || (zero_float = PyFloat_FromDouble(0.0)) == NULL)
-        return NULL;
-    if (PyType_Ready(&HistType) < 0 || PyType_Ready(&LaneType) < 0 || PyType_Ready(&RecentType) < 0)
-        return NULL;
-    PyObject *module = PyModule_Create(&module_def);
-    if (module != NULL &&
-        (PyModule_AddStringConstant(module, "SOURCE_DIGEST", WIRESCAN_SOURCE_DIGEST) < 0 ||
-         PyModule_AddObjectRef(module, "Histogram", (PyObject *)&HistType) < 0 ||
-         PyModule_AddObjectRef(module, "Lane", (PyObject *)&LaneType) < 0 ||
-         PyModule_AddObjectRef(module, "Recent", (PyObject *)&RecentType) < 0)) {
-        Py_DECREF(module);
-        return NULL;
-    }
-    return module;
+    return PyModuleDef_Init(&module_def);
 }
