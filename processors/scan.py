@@ -34,19 +34,27 @@ SpanEntry = tuple[int, int, int, "dict[str, object] | None", "tuple[bytes, int, 
 ScopeEntry = tuple[int, int, int, str, list[SpanEntry]]
 ResourceEntry = tuple[int, int, int, "tuple[int, int] | None", list[ScopeEntry]]
 
-WIRESCAN_SOURCE: Final = Path(__file__).with_name("_wirescan.c")
+# The extension's C sources (module.c and the files it is split into, _wirescan.h included).
+WIRESCAN_SOURCES: Final = Path(__file__).with_name("native")
 
 
-def source_digest(source: Path = WIRESCAN_SOURCE) -> str | None:
-    """The digest setup.py stamps into the extension; None where the source is not shipped."""
+def source_digest(folder: Path = WIRESCAN_SOURCES) -> str | None:
+    """The digest setup.py stamps into the extension (every native source file, by name and
+    content); None where the sources are not shipped."""
     try:
-        return hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+        paths = sorted(p for p in folder.iterdir() if p.suffix in (".c", ".h"))
+        digest = hashlib.sha256()
+        for path in paths:
+            data = path.read_bytes()
+            digest.update(f"{path.name}\0{len(data)}\0".encode())
+            digest.update(data)
     except OSError:
         return None
+    return digest.hexdigest()[:16] if paths else None
 
 
 def _matching_build(module: Any, expected: str | None) -> Any:
-    """`module` when it was built from the `_wirescan.c` beside it, else None (with a warning).
+    """`module` when it was built from the sources in `native/` beside it, else None (with a warning).
 
     An editable install does not recompile after `git pull`: running C code from an older source
     against newer Python would fail or, worse, count differently. The pure-Python path gives the
@@ -55,7 +63,7 @@ def _matching_build(module: Any, expected: str | None) -> Any:
     built = getattr(module, "SOURCE_DIGEST", None)
     if expected is not None and built != expected:
         logger.warning(
-            "the compiled _wirescan (source digest %s) is stale against _wirescan.c (%s): "
+            "the compiled _wirescan (source digest %s) is stale against its sources in native/ (%s): "
             "using the pure-Python walk; reinstall genai-otel to rebuild it",
             built,
             expected,
