@@ -22,9 +22,12 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from .wire import UNSUPPORTED, KeyScanner, WireError, decode_any_value, split_request
+
+if TYPE_CHECKING:
+    from . import _wirescan
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +56,10 @@ def source_digest(folder: Path = WIRESCAN_SOURCES) -> str | None:
     return digest.hexdigest()[:16] if paths else None
 
 
-def _matching_build(module: Any, expected: str | None) -> Any:
+M = TypeVar("M")
+
+
+def _matching_build(module: M, expected: str | None) -> M | None:
     """`module` when it was built from the sources in `native/` beside it, else None (with a warning).
 
     An editable install does not recompile after `git pull`: running C code from an older source
@@ -72,13 +78,14 @@ def _matching_build(module: Any, expected: str | None) -> Any:
     return module
 
 
-_accelerator: Any
+# Typed as the module (_wirescan.pyi) so every use is checked against the stub; None when it is
+# not built or stale: the callers test that (use_accelerated, RequestScanner.accelerated) first.
 try:
-    from . import _wirescan as _accelerator  # type: ignore[attr-defined, no-redef]
+    from . import _wirescan as _accelerator
 except ImportError:  # no compiler when installed: the pure-Python walk, same results
-    _accelerator = None
+    _accelerator = None  # type: ignore[assignment]
 else:
-    _accelerator = _matching_build(_accelerator, source_digest())
+    _accelerator = _matching_build(_accelerator, source_digest())  # type: ignore[assignment]
 
 
 def accelerated_available() -> bool:
@@ -105,15 +112,14 @@ class RequestScanner:
         )
 
     @property
-    def table(self) -> Any:
+    def table(self) -> _wirescan._Table | None:
         """The C key table (None on the pure-Python path)."""
         return self._table
 
     def split(self, data: bytes) -> tuple[list[ResourceEntry], int]:
         """Raises WireError for a malformed request."""
         if self._table is not None:
-            result: tuple[list[ResourceEntry], int] = _accelerator.split(data, self._table)
-            return result
+            return _accelerator.split(data, self._table)
         return self.split_python(data)
 
     def split_python(self, data: bytes) -> tuple[list[ResourceEntry], int]:
