@@ -67,7 +67,7 @@ EVALUATION_EVENT: Final = sc.EVENT_EVALUATION_RESULT.encode()
 UNKNOWN_SERVICE: Final = "unknown_service"
 Scanned = tuple[list[ResourceEntry], int]  # from RequestScanner.split
 Journal = list[tuple[Callable[..., object], tuple[object, ...]]]  # registry calls, applied in order
-# The lane's entry kinds (see _wirescan.c) and the keys that always send a span to Python.
+# The lane's entry kinds (see native/_wirescan.h) and the keys that always send a span to Python.
 SERVICE_CACHE_SIZE: Final = 4096  # distinct Resources whose service name is remembered ...
 SERVICE_CACHE_MAX_BYTES: Final = 4096  # ... each at most this long (memory stays under 16 MiB)
 LANE_PRICED: Final = 1
