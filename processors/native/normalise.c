@@ -13,7 +13,7 @@ new_call(PyObject *cls, PyObject *const *fields)
 /* ---------------------------------------------------------------------------------------------
  * normalise(ctx, attrs, scope_name, status_error): normalise.Normaliser.normalise, step for step
  * (same checks in the same order, so the same InvalidSpan reason wins). ctx is the tuple built
- * by normalise.Normaliser._context; its layout is the enum below.
+ * by normalise.Normaliser.accelerated; its layout is the enum below.
  */
 enum {
     C_MAX_TOKENS, C_MAX_LEN, C_GENAI_CALL, C_INVALID_SPAN, C_UNSUPPORTED, C_MARKERS,
