@@ -367,7 +367,7 @@ span_facts(const uint8_t *d, Py_ssize_t n, Py_ssize_t start, Py_ssize_t end, Fac
         out->status = (uint64_t)status;
         return 0;
     }
-    /* _span_facts_exact */
+    /* _span_header_exact */
     Field f;
     out->trace_start = out->trace_stop = 0;
     out->span_start = out->span_stop = out->parent_start = out->parent_stop = 0;
