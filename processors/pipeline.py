@@ -97,6 +97,7 @@ _REPORTED_AMOUNT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_REPORTED_AMOUNT)
 _OWN_AMOUNT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_AMOUNT)
 _USAGE_INCOMPLETE = encode_bool_attribute(sc.GENAI_OTEL_USAGE_INCOMPLETE, True)
 # genai_otel.cost.duplicate_of's bytes before its value, 16 hex digits (a span id)
+_MAX_NS: Final = 2**63 - 1
 _DUPLICATE_OF_PREFIX = encode_string_attribute(sc.GENAI_OTEL_COST_DUPLICATE_OF, "0" * 16)[:-16]
 
 
@@ -557,8 +558,8 @@ class Pipeline:
             facts[0],
             span_id,
             parent_id,
-            facts[1],
-            facts[2],
+            min(facts[1], _MAX_NS),  # fixed64 on the wire; the memory keeps int64 times
+            min(facts[2], _MAX_NS),
             response_id if isinstance(response_id, str) else None,
         )
         if kept is None:

@@ -323,3 +323,18 @@ def test_both_paths_read_a_span_id_where_the_header_has_it() -> None:
     data = framed(0x0A, framed(0x0A, resource) + scopes)
     outputs = [duplicate_of(run(warmed(accelerated), data)) for accelerated in (True, False)]
     assert outputs[0] == outputs[1] == [None, None]  # the header says span 5: not the child's parent
+
+
+@pytest.mark.skipif(not ACCELERATED, reason="no _wirescan")
+def test_times_beyond_int64_are_handled_alike_on_both_paths() -> None:
+    """Found by fuzzing: a span's fixed64 times past 2**63 made the C memory raise where the
+    Python one did not (the span then counted as malformed on one path only)."""
+    late = make_span(ANTHROPIC, start_ns=2**64 - 2 * 10**9, duration_s=1.0)
+    data = request((PEER_SCOPE, [late]))
+    outputs = []
+    for accelerated in (True, False):
+        pipeline = pipeline_for(accelerated)
+        run(pipeline, data)
+        pipeline.registry.settle()
+        outputs.append((dict(pipeline.registry.invalid), requests_total(pipeline)))
+    assert outputs[0] == outputs[1] == ({}, 1)
