@@ -328,6 +328,8 @@ def decode_any_value(data: bytes, pos: int, end: int) -> object:
     try:
         if tag == 0x0A:
             length, start = read_varint(data, pos + 1)
+            if start + length > end:  # runs past its AnyValue: malformed, as the C lane reads it
+                return UNSUPPORTED
             return data[start : start + length].decode("utf-8", "replace")
         if tag == 0x18:
             value, _ = read_varint(data, pos + 1)

@@ -27,8 +27,11 @@ decode_value(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, Py_ssize_
             *undecided = 1;
             return NULL;
         }
-        Py_ssize_t stop = (v > (uint64_t)(n - p)) ? n : p + (Py_ssize_t)v; /* slicing clamps */
-        return PyUnicode_DecodeUTF8((const char *)d + p, stop - p, "replace");
+        if (p > end || v > (uint64_t)(end - p)) { /* runs past its AnyValue: malformed */
+            Py_INCREF(t->unsupported);
+            return t->unsupported;
+        }
+        return PyUnicode_DecodeUTF8((const char *)d + p, (Py_ssize_t)v, "replace");
     }
     case 0x18:
         if (read_varint(d, n, &p, &v, &wide) < 0) {
