@@ -336,6 +336,8 @@ def start_call(
 # Errors
 # --------------------------------------------------------------------------------------
 _CONTEXT_MARKERS = (
+    "input is too long",  # Bedrock's ValidationException
+    "too many input tokens",
     "context_length_exceeded",
     "prompt is too long",
     "maximum context length",
@@ -347,8 +349,42 @@ _CONTENT_FILTER_MARKERS = ("content_filter", "content_policy", "content manageme
 # Google answers a bad API key with 400 INVALID_ARGUMENT; OAuth failures are 401/403 with these statuses.
 _AUTH_MARKERS = ("api key not valid", "api_key_invalid", "unauthenticated", "permission_denied")
 _INVALID_RESPONSE_TYPES = frozenset(
-    {"JSONDecodeError", "APIResponseValidationError", "ValidationError", "UnknownApiResponseError"}
+    {
+        "JSONDecodeError",
+        "APIResponseValidationError",
+        "ValidationError",
+        "UnknownApiResponseError",
+        "ChecksumMismatch",  # botocore: a corrupt event-stream frame
+    }
 )
+# Transport failures without an HTTP status (besides names containing "ConnectionError").
+_TRANSPORT_ERRORS = frozenset(
+    {
+        "NetworkError",
+        "RemoteProtocolError",
+        "TransportError",
+        "ConnectionClosedError",
+        "ResponseStreamingError",
+    }
+)
+# AWS error codes (botocore's ClientError, EventStreamError) whose category their code says.
+_AWS_CODES: dict[str, ErrorCategory] = {
+    "ThrottlingException": ErrorCategory.RATE_LIMIT,
+    "ServiceQuotaExceededException": ErrorCategory.RATE_LIMIT,
+    "TooManyRequestsException": ErrorCategory.RATE_LIMIT,
+    "ModelTimeoutException": ErrorCategory.TIMEOUT,
+    "AccessDeniedException": ErrorCategory.AUTH,
+    "UnrecognizedClientException": ErrorCategory.AUTH,
+    "InvalidSignatureException": ErrorCategory.AUTH,
+    "ExpiredTokenException": ErrorCategory.AUTH,
+    "MissingAuthenticationTokenException": ErrorCategory.AUTH,
+    "InternalServerException": ErrorCategory.PROVIDER_DOWN,
+    "ServiceUnavailableException": ErrorCategory.PROVIDER_DOWN,
+    "ModelNotReadyException": ErrorCategory.PROVIDER_DOWN,
+    "ModelErrorException": ErrorCategory.PROVIDER_DOWN,
+    "ModelStreamErrorException": ErrorCategory.PROVIDER_DOWN,
+}
+_AUTH_TYPES = frozenset({"NoCredentialsError", "PartialCredentialsError"})  # botocore, before any request
 
 
 def _http_status(error: BaseException) -> int | None:
@@ -363,12 +399,35 @@ def _http_status(error: BaseException) -> int | None:
     return None
 
 
+def _aws_error(error: BaseException) -> tuple[str, int | None, str] | None:
+    """(code, HTTP status, lowercased code and message) of a botocore ClientError, else None."""
+    response = getattr(error, "response", None)
+    details = response.get("Error") if isinstance(response, Mapping) else None
+    if not isinstance(details, Mapping):
+        return None
+    assert isinstance(response, Mapping)
+    code = str(details.get("Code") or "")
+    code = code[:1].upper() + code[1:]  # an event stream's exception event: "throttlingException"
+    metadata = response.get("ResponseMetadata")
+    status = metadata.get("HTTPStatusCode") if isinstance(metadata, Mapping) else None
+    text = f"{code} {details.get('Message') or ''}".lower()
+    return code, status if isinstance(status, int) else None, text
+
+
 def classify_exception(error: BaseException) -> tuple[str, str]:
     """(`error.type`, error category) of an exception raised by a provider SDK call."""
     error_type = type(error).__qualname__
     mro_names = [cls.__name__ for cls in type(error).__mro__]
     status = _http_status(error)
     text = _error_text(error) if status is not None or hasattr(error, "body") else ""
+    aws = _aws_error(error) if status is None else None
+    if aws is not None:
+        code, status, text = aws
+        known = _AWS_CODES.get(code)
+        if known is not None:
+            return error_type, known.value
+    if _AUTH_TYPES.intersection(mro_names):
+        return error_type, ErrorCategory.AUTH.value
     if any("Timeout" in name for name in mro_names) or status == 408 or "deadline_exceeded" in text:
         category = ErrorCategory.TIMEOUT
     elif status == 429 or "rate_limit" in text:
@@ -383,10 +442,7 @@ def classify_exception(error: BaseException) -> tuple[str, str]:
         category = ErrorCategory.PROVIDER_DOWN
     elif _INVALID_RESPONSE_TYPES.intersection(mro_names):
         category = ErrorCategory.INVALID_RESPONSE
-    elif status is None and any(
-        "ConnectionError" in name or name in {"NetworkError", "RemoteProtocolError", "TransportError"}
-        for name in mro_names
-    ):
+    elif status is None and any("ConnectionError" in name or name in _TRANSPORT_ERRORS for name in mro_names):
         category = ErrorCategory.PROVIDER_DOWN
     else:
         category = ErrorCategory.OTHER

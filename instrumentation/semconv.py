@@ -59,6 +59,8 @@ GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
 OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
 OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
 OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
+AWS_BEDROCK_GUARDRAIL_ID: Final = "aws.bedrock.guardrail.id"
+AWS_REQUEST_ID: Final = "aws.request_id"  # general AWS convention: the x-amzn-requestid header
 
 # General (non-GenAI) conventions used on GenAI spans.
 ERROR_TYPE: Final = "error.type"
@@ -198,6 +200,8 @@ GENAI_OTEL_COST_UNPRICED_REASON: Final = "genai_otel.cost.unpriced_reason"  # pr
 # A reported cost the processor did not trust (pricing.trust_reported_cost) and re-priced: the
 # figure the span arrived with, kept for comparison ...
 GENAI_OTEL_COST_REPORTED_AMOUNT: Final = "genai_otel.cost.reported_amount"  # double, USD
+# string: the id (hex) of the span counted for the same call (this one is not: processors/duplicates.py)
+GENAI_OTEL_COST_DUPLICATE_OF: Final = "genai_otel.cost.duplicate_of"
 # ... and, when the span already carried gen_ai.usage.cost.amount (a collector keeps the first of
 # two equal keys, so that one cannot be restated), the processor's price under its own name.
 GENAI_OTEL_COST_AMOUNT: Final = "genai_otel.cost.amount"  # double, USD
@@ -232,6 +236,7 @@ GENAI_OTEL_RESPONSE_TOOL_CALL_IDS: Final = "genai_otel.response.tool_call.ids"  
 GENAI_OTEL_SCOPE_OPENAI: Final = "genai_otel.instrumentation.openai"
 GENAI_OTEL_SCOPE_ANTHROPIC: Final = "genai_otel.instrumentation.anthropic"
 GENAI_OTEL_SCOPE_GOOGLE_GENAI: Final = "genai_otel.instrumentation.google_genai"
+GENAI_OTEL_SCOPE_BEDROCK: Final = "genai_otel.instrumentation.bedrock"
 GENAI_OTEL_SCOPE_EVALUATION: Final = "genai_otel.instrumentation.evaluation"
 
 # --------------------------------------------------------------------------------------
@@ -353,6 +358,8 @@ PROM_PROCESSOR_EXPORT_FAILURES: Final = "genai_otel_processor_export_failures_to
 PROM_PROCESSOR_QUEUE_DEPTH: Final = "genai_otel_processor_queue_spans"  # gauge
 PROM_PROCESSOR_QUEUE_CAPACITY: Final = "genai_otel_processor_queue_capacity_spans"  # gauge
 PROM_PROCESSOR_SERIES_OVERFLOW: Final = "genai_otel_processor_label_overflow_total"  # {label}
+# {counted_scope, duplicate_scope}: spans found to describe a call another span was counted for
+PROM_PROCESSOR_DUPLICATE_SPANS: Final = "genai_otel_processor_duplicate_spans_total"
 PROM_PROCESSOR_PRICE_TABLE_INFO: Final = "genai_otel_processor_price_table_info"  # {version} 1
 # {accelerated="true"|"false"} 1: whether the C request walk (_wirescan) is in use
 PROM_PROCESSOR_INFO: Final = "genai_otel_processor_info"

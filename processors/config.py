@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from .duplicates import DEFAULT_MAX_SPANS, DEFAULT_WINDOW_SECONDS
+
 ENV_PREFIX: Final = "GENAI_OTEL_PROCESSOR_"
 ALLOWED_LABELS: Final = sc.METRIC_LABEL_KEYS
 
@@ -231,6 +233,13 @@ class PricingConfig(_Section):
     trust_reported_cost: Literal["provider", "all", "none"] = "provider"
 
 
+class DuplicatesConfig(_Section):
+    # The second span of one call (processors/duplicates.py): how many GenAI spans are remembered
+    # (0: duplicates are not looked for) and for how long.
+    max_spans: int = Field(default=DEFAULT_MAX_SPANS, ge=0, le=100_000_000)
+    window_seconds: float = Field(default=DEFAULT_WINDOW_SECONDS, ge=0)
+
+
 class LabelsConfig(_Section):
     allow: list[str] = list(ALLOWED_LABELS)
     # Distinct values admitted per label before the rest become "other".
@@ -347,6 +356,7 @@ class ProcessorConfig(_Section):
     auth: ListenAuthConfig = ListenAuthConfig()  # on the OTLP listener (the health service is open)
     forward: ForwardConfig = ForwardConfig()
     pricing: PricingConfig = PricingConfig()
+    duplicates: DuplicatesConfig = DuplicatesConfig()
     labels: LabelsConfig = LabelsConfig()
     limits: LimitsConfig = LimitsConfig()
     exemplars: bool = True  # OpenMetrics exemplars carrying trace ids

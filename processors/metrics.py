@@ -336,6 +336,7 @@ class Registry:
                 ("quality_series", 4),
                 ("user_series", 2),
                 ("feature_series", 2),
+                ("duplicate_series", 2),
             )
         }
         self._decided: tuple[LabelLimiter | SeriesCap, ...] = (
@@ -352,6 +353,8 @@ class Registry:
         self.user_cost = CappedCounts(clock, self.caps["user_series"])
         self.feature_cost = CappedCounts(clock, self.caps["feature_series"])
         self.quality: dict[tuple[str, ...], Histogram] = {}
+        # (counted span's scope, duplicate span's scope) -> spans found to be the second of a call
+        self.duplicates = CappedCounts(clock, self.caps["duplicate_series"])
         # health
         self.received = Counts(clock, "genai", "other")
         self.forwarded = 0  # created with the registry
@@ -563,6 +566,9 @@ class Registry:
             histogram = self.quality[key] = self.histogram(sc.QUALITY_SCORE_BUCKETS, self.exemplars)
         histogram.observe(score, trace_id, end_s)
 
+    def record_duplicate(self, counted_scope: str, duplicate_scope: str) -> None:
+        self.duplicates.add((counted_scope[:256], duplicate_scope[:256]), 1)
+
     def count(self, table: Counts, reason: str, n: int = 1) -> None:
         table.add(reason, n)
 
@@ -580,8 +586,8 @@ class Registry:
         copied._settlers = []
         copied.series = {labels: stats.copy() for labels, stats in self.series.items()}
         copied.quality = {key: h.copy() for key, h in self.quality.items()}
-        for name in ("unpriced", "usage_incomplete", "user_cost", "feature_cost", "received", "invalid",
-                     "dropped", "rejected", "export_failures"):  # fmt: skip
+        for name in ("unpriced", "usage_incomplete", "user_cost", "feature_cost", "duplicates", "received",
+                     "invalid", "dropped", "rejected", "export_failures"):  # fmt: skip
             setattr(copied, name, getattr(self, name).copy())
         copied.limiters = {name: copy.copy(limiter) for name, limiter in self.limiters.items()}
         copied.caps = {name: copy.copy(cap) for name, cap in self.caps.items()}
@@ -855,6 +861,16 @@ class _Writer:
         self.lines.append(f"{sc.PROM_PROCESSOR_QUEUE_DEPTH} {r.queue_spans}")
         self._family(sc.PROM_PROCESSOR_QUEUE_CAPACITY, "gauge", "Queue capacity in spans.")
         self.lines.append(f"{sc.PROM_PROCESSOR_QUEUE_CAPACITY} {r.queue_capacity}")
+        self._family(
+            sc.PROM_PROCESSOR_DUPLICATE_SPANS,
+            "counter",
+            "Spans of a call another span was counted for, by scope pair.",
+        )
+        for (counted, duplicate), n in sorted(r.duplicates.items()):
+            labels = f'{{counted_scope="{_escape(counted)}",duplicate_scope="{_escape(duplicate)}"}}'
+            self._counter_text(
+                sc.PROM_PROCESSOR_DUPLICATE_SPANS, labels, str(n), r.duplicates.created[(counted, duplicate)]
+            )
         limiters: list[LabelLimiter | SeriesCap] = [lim for lim in r.limiters.values() if lim.overflow]
         limiters += [cap for cap in r.caps.values() if cap.overflow]
         self._health_counter(

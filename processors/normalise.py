@@ -91,6 +91,7 @@ SCANNED_KEYS: Final = sorted(
         sc.GENAI_OTEL_COST_UNPRICED_REASON,
         sc.OPENLIT_USAGE_COST,
         sc.GEN_AI_REQUEST_STREAM,
+        sc.GEN_AI_RESPONSE_ID,  # duplicates.py
     }
 )
 

@@ -16,13 +16,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import struct
+import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from genai_otel.instrumentation import semconv as sc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from .metrics import OTHER, STATUS_ERROR, STATUS_OK, Registry, SeriesStats
+from .duplicates import (
+    AROUND_NATIVE,
+    DEFAULT_MAX_SPANS,
+    DEFAULT_WINDOW_SECONDS,
+    NATIVE,
+    call_ident,
+    recent_calls,
+)
+from .metrics import OTHER, STATUS_ERROR, STATUS_OK, Histogram, Registry, SeriesStats
 from .normalise import (
     MARKER_KEYS,
     UNKNOWN,
@@ -46,7 +55,11 @@ from .wire import (
     encode_string_attribute,
     encode_varint,
     span_facts,
+    span_ids,
 )
+
+if TYPE_CHECKING:
+    from . import _wirescan
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +67,7 @@ EVALUATION_EVENT: Final = sc.EVENT_EVALUATION_RESULT.encode()
 UNKNOWN_SERVICE: Final = "unknown_service"
 Scanned = tuple[list[ResourceEntry], int]  # from RequestScanner.split
 Journal = list[tuple[Callable[..., object], tuple[object, ...]]]  # registry calls, applied in order
-# The lane's entry kinds (see _wirescan.c) and the keys that always send a span to Python.
+# The lane's entry kinds (see native/_wirescan.h) and the keys that always send a span to Python.
 SERVICE_CACHE_SIZE: Final = 4096  # distinct Resources whose service name is remembered ...
 SERVICE_CACHE_MAX_BYTES: Final = 4096  # ... each at most this long (memory stays under 16 MiB)
 LANE_PRICED: Final = 1
@@ -83,6 +96,9 @@ _SOURCE_PROVIDER = encode_string_attribute(sc.GEN_AI_USAGE_COST_SOURCE, sc.CostS
 _REPORTED_AMOUNT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_REPORTED_AMOUNT)
 _OWN_AMOUNT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_AMOUNT)
 _USAGE_INCOMPLETE = encode_bool_attribute(sc.GENAI_OTEL_USAGE_INCOMPLETE, True)
+# genai_otel.cost.duplicate_of's bytes before its value, 16 hex digits (a span id)
+_MAX_NS: Final = 2**63 - 1
+_DUPLICATE_OF_PREFIX = encode_string_attribute(sc.GENAI_OTEL_COST_DUPLICATE_OF, "0" * 16)[:-16]
 
 
 def _cost_packer(table: str) -> tuple[struct.Struct, bytes, bytes, bytes, bytes, bytes, bytes]:
@@ -106,6 +122,11 @@ def _cost_packer(table: str) -> tuple[struct.Struct, bytes, bytes, bytes, bytes,
     return (struct.Struct(layout), *fixed)
 
 
+def _side(provider: str) -> int:
+    """AROUND_NATIVE for a provider whose SDK emits a span of its own (duplicates.py), else 0."""
+    return AROUND_NATIVE if provider == sc.Provider.ANTHROPIC else 0
+
+
 def _int_attribute(key: str, value: int) -> bytes:
     from .wire import encode_int_attribute
 
@@ -122,6 +143,8 @@ class Pipeline:
         accelerated: bool | None = None,
         *,
         trust_reported_cost: str = "provider",
+        duplicates_capacity: int = DEFAULT_MAX_SPANS,
+        duplicates_window_seconds: float = DEFAULT_WINDOW_SECONDS,
     ) -> None:
         from .normalise import SCANNED_KEYS
 
@@ -133,7 +156,10 @@ class Pipeline:
         self.span_scanner = self.scanner.span_scanner
         registry.use_accelerated(
             _accelerator.observe if self.scanner.accelerated else None,
-            _accelerator.Histogram if self.scanner.accelerated else None,
+            # duck-typed: metrics.Histogram's constructor and attributes, its state in C
+            cast("Callable[[tuple[float, ...], bool, float], Histogram]", _accelerator.Histogram)
+            if self.scanner.accelerated
+            else None,
         )
         self._record_call = (
             registry.accelerated_record_call(_accelerator.record_call)
@@ -155,13 +181,21 @@ class Pipeline:
         # what the request being processed records, applied when all of it succeeded (process)
         self._journal: Journal = []
         self._defer = self._journal.append
+        # the spans seen lately, to count each call once (duplicates.py; None: off)
+        self._recent: Any = (
+            recent_calls(duplicates_capacity, duplicates_window_seconds, self.scanner.accelerated)
+            if duplicates_capacity > 0
+            else None
+        )
 
         # the whole request in C for spans whose kind was seen before (None: off)
-        self._lane: Any = self._make_lane() if self.scanner.accelerated and fast is not None else None
+        self._lane: _wirescan.Lane | None = (
+            self._make_lane() if self.scanner.accelerated and fast is not None else None
+        )
         if self._lane is not None:  # the lane keeps its sums until the registry is read
             registry.settle_with(self._lane.flush)
 
-    def _make_lane(self) -> Any:
+    def _make_lane(self) -> _wirescan.Lane:
         from .normalise import (
             CACHE_READ_KEYS,
             CACHE_WRITE_KEYS,
@@ -221,18 +255,24 @@ class Pipeline:
                 tuple(int_headers),
                 sc.ANTHROPIC_SDK_SCOPE,
                 sc.OPENLIT_SCOPE_PREFIX,
+                self._recent,
+                registry.record_duplicate,
+                _DUPLICATE_OF_PREFIX,
+                sc.GEN_AI_RESPONSE_ID,
             )
         )
 
     @property
-    def lane(self) -> Any:
+    def lane(self) -> _wirescan.Lane | None:
         """The C lane (None when the extension is not in use); `lane.stats` counts its spans."""
         return self._lane
 
     def split(self, data: bytes) -> tuple[Scanned, int]:
         """(what `process` needs, span count); raises WireError for a malformed request."""
         if self._lane is not None:  # only validated and counted here: the lane walks it in process
-            _, count = _accelerator.split(data, self.scanner.table, True)
+            table = self.scanner.table
+            assert table is not None  # a lane is made only with the extension's table
+            _, count = _accelerator.split(data, table, True)
             return ([], count), count
         scanned = self.scanner.split(data)
         return scanned, scanned[1]
@@ -244,6 +284,9 @@ class Pipeline:
         registry = self.registry
         journal = self._journal
         marks = registry.overflow_marks()
+        recent = self._recent
+        if recent is not None:
+            recent.begin(time.monotonic())
         try:
             if self._lane is not None:
                 forward, genai, other = self._lane.process(data, self._service_of, self._lane_span, journal)
@@ -253,9 +296,13 @@ class Pipeline:
                     record(*args)
         except BaseException:
             registry.restore_overflow(marks)  # what deciding the labels counted (see Registry)
+            if recent is not None:
+                recent.settle(False)  # its spans were never counted: forget them
             raise
         finally:
             journal.clear()
+        if recent is not None:
+            recent.settle(True)
         received = registry.received
         received["genai"] += genai
         received["other"] += other
@@ -354,6 +401,7 @@ class Pipeline:
     ) -> None:
         """Give the lane the outcome of spans with this signature (see _wirescan's lane)."""
         lane = self._lane
+        assert lane is not None  # called by the lane only
         call = self._normalise(attrs, scope_name, facts[3] == STATUS_CODE_ERROR)
         if call is None:
             lane.learn(signature, LANE_OTHER)
@@ -388,7 +436,16 @@ class Pipeline:
             sc.OPENLIT_SCOPE_PREFIX
         )
         common = (stats, labels[0])
-        outcome = (provider_attr, openlit_anthropic, request_key, request_key[0], error_attr)
+        ident = call_ident(call.provider, call.request_model or call.response_model)
+        outcome = (
+            provider_attr,
+            openlit_anthropic,
+            request_key,
+            request_key[0],
+            error_attr,
+            ident,
+            _side(call.provider),
+        )
         if not call.has_usage:  # a failed call without usage: recorded, never priced
             lane.learn(signature, LANE_NO_COST, *common, -(2**63), 2**63 - 1, *outcome)
             return
@@ -455,9 +512,13 @@ class Pipeline:
                 return b"", True
         added = b""
         if call is not None:
-            added = self._call(call, service, trace_id, start_ns, end_ns)
-            if call.reported_cost is not None:  # OpenLIT's spans, among others
-                added += self._usage_note(call, attrs, scope_name, service)
+            duplicate = self._duplicate_of(data, start, end, call, facts, attrs, scope_name, service)
+            if duplicate is not None:  # the second span of a call already counted
+                added = duplicate
+            else:
+                added = self._call(call, service, trace_id, start_ns, end_ns)
+                if call.reported_cost is not None:  # OpenLIT's spans, among others
+                    added += self._usage_note(call, attrs, scope_name, service)
         if has_evaluation:
             self._scores(
                 data=data,
@@ -470,6 +531,42 @@ class Pipeline:
                 end_ns=end_ns,
             )
         return added, call is not None
+
+    def _duplicate_of(  # noqa: PLR0917
+        self,
+        data: bytes,
+        start: int,
+        end: int,
+        call: GenAICall,
+        facts: tuple[bytes, int, int, int],
+        attrs: dict[str, object],
+        scope_name: str,
+        service: str,
+    ) -> bytes | None:
+        """genai_otel.cost.duplicate_of for the second span of a call already counted (counted as
+        a duplicate), else None: the span is counted, and remembered (duplicates.py)."""
+        recent = self._recent
+        if recent is None:
+            return None
+        span_id, parent_id = span_ids(data, start, end)
+        response_id = attrs.get(sc.GEN_AI_RESPONSE_ID)
+        kept = recent.see(
+            scope_name,
+            NATIVE if scope_name == sc.ANTHROPIC_SDK_SCOPE else _side(call.provider),
+            service,
+            call_ident(call.provider, call.request_model or call.response_model),
+            facts[0],
+            span_id,
+            parent_id,
+            min(facts[1], _MAX_NS),  # fixed64 on the wire; the memory keeps int64 times
+            min(facts[2], _MAX_NS),
+            response_id if isinstance(response_id, str) else None,
+        )
+        if kept is None:
+            return None
+        kept_span, kept_scope = kept
+        self._defer((self.registry.record_duplicate, (kept_scope, scope_name)))
+        return _DUPLICATE_OF_PREFIX + kept_span.hex().encode()
 
     def _call(self, call: GenAICall, service: str, trace_id: bytes, start_ns: int, end_ns: int) -> bytes:
         registry = self.registry

@@ -61,6 +61,8 @@ PROVIDER_TABLE_IDS: Final[dict[str, str]] = {
     "openrouter": "openrouter",
     "cerebras": "cerebras",
 }
+# Providers whose request model names the price better than the response model.
+REQUEST_MODEL_PRICED: Final = frozenset({sc.Provider.AWS_BEDROCK.value})
 # Tier values that mean "the standard price".
 STANDARD_TIERS: Final = frozenset({"", "default", "auto", "standard", "on_demand"})
 
@@ -293,8 +295,13 @@ class PriceBook:
 
     def _resolve(self, provider_label: str, request_model: str, response_model: str) -> _Resolved | str:
         # The response model is the more specific (often dated) name; an unknown dated
-        # response model falls back to the request model.
-        refs = [r for r in dict.fromkeys((response_model, request_model)) if r]
+        # response model falls back to the request model. On Bedrock the request's model id is
+        # the price: its inference-profile prefix (us., eu., global.) picks the regional or the
+        # global rate, which a response model from the body (Anthropic's bare name) does not say.
+        first, second = response_model, request_model
+        if provider_label in REQUEST_MODEL_PRICED:
+            first, second = request_model, response_model
+        refs = [r for r in dict.fromkeys((first, second)) if r]
         if not refs:
             return UnpricedReason.NO_MODEL
         for ref in refs:

@@ -138,6 +138,8 @@ class Processor:
             max_tokens=config.limits.max_tokens_per_span,
             max_value_length=config.limits.max_attribute_length,
             trust_reported_cost=config.pricing.trust_reported_cost,
+            duplicates_capacity=config.duplicates.max_spans,
+            duplicates_window_seconds=config.duplicates.window_seconds,
         )
         self.forwarder = Forwarder(config.forward, self.registry)
         self._auth = listener_check(config.auth)

@@ -88,8 +88,9 @@ def test_builder_manifest_pins_every_component_to_the_collector_version() -> Non
         )
 
 
-def test_every_component_the_config_uses_is_in_the_manifest() -> None:
-    config = yaml.safe_load((CONFIG_DIR / "collector.yaml").read_text())
+@pytest.mark.parametrize("config_name", ["collector.yaml", "gateway.yaml", "sampler.yaml"])
+def test_every_component_the_config_uses_is_in_the_manifest(config_name: str) -> None:
+    config = yaml.safe_load((CONFIG_DIR / config_name).read_text())
     manifest = (CONFIG_DIR / "builder-config.yaml").read_text()
     module_of = {
         "otlp": "otlpreceiver",
@@ -100,9 +101,12 @@ def test_every_component_the_config_uses_is_in_the_manifest() -> None:
         "debug": "debugexporter",
         "health_check": "healthcheckextension",
         "file_storage": "filestorage",
+        "filter": "filterprocessor",
+        "loadbalancing": "loadbalancingexporter",
+        "forward": "forwardconnector",
     }
-    for section in ("receivers", "processors", "exporters", "extensions"):
-        for name in config[section]:
+    for section in ("receivers", "processors", "exporters", "extensions", "connectors"):
+        for name in config.get(section, {}):
             kind = name.split("/")[0]
             if section == "exporters" and kind == "otlp_grpc":
                 assert "/otlpexporter " in manifest
@@ -299,3 +303,53 @@ def test_the_processor_scrape_job_gets_tls_and_credentials_when_set(tmp_path: Pa
         tmp_path, LocalStack(tmp_path / "run", build_missing=False).prometheus_values()
     )
     assert "https" not in plain.read_text()
+
+
+def _scale_out_env(tmp_path: Path) -> dict[str, str]:
+    stack = LocalStack(
+        tmp_path / "run", ports=configured_ports(), build_missing=False, processors=2, samplers=2
+    )
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "processor-endpoints.yaml").write_text(
+        yaml.safe_dump(stack.processor_otlp_endpoints())
+    )
+    binaries = dict.fromkeys(("collector", "jaeger", "prometheus", "alertmanager"), Path())
+    specs = stack._specs(binaries)
+    return {**os.environ, **specs["collector"].env, **specs["sampler-1"].env}
+
+
+@pytest.mark.parametrize("config_name", ["gateway.yaml", "sampler.yaml"])
+def test_the_scale_out_configs_are_valid(tmp_path: Path, config_name: str) -> None:
+    collector = _binary_or_skip("collector")
+    result = _validate(collector, CONFIG_DIR / config_name, _scale_out_env(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_genai_split_is_the_processors_marker_list_in_both_directions() -> None:
+    from genai_otel.processors.normalise import MARKER_KEYS
+
+    for name in ("collector.yaml", "gateway.yaml"):
+        processors = yaml.safe_load((CONFIG_DIR / name).read_text())["processors"]
+        (drop_plain,) = processors["filter/genai-only"]["trace_conditions"]
+        (drop_genai,) = processors["filter/not-genai"]["trace_conditions"]
+        assert drop_plain == " and ".join(
+            [*(f'span.attributes["{key}"] == nil' for key in MARKER_KEYS), "Len(span.events) == 0"]
+        )
+        assert drop_genai == " or ".join(
+            [*(f'span.attributes["{key}"] != nil' for key in MARKER_KEYS), "Len(span.events) > 0"]
+        )
+
+
+def test_the_sampler_samples_with_the_single_collectors_policies() -> None:
+    single = yaml.safe_load((CONFIG_DIR / "collector.yaml").read_text())["processors"]["tail_sampling"]
+    sampler = yaml.safe_load((CONFIG_DIR / "sampler.yaml").read_text())["processors"]["tail_sampling"]
+    assert sampler == single
+
+
+def test_both_tiers_route_by_trace_id() -> None:
+    exporters = yaml.safe_load((CONFIG_DIR / "gateway.yaml").read_text())["exporters"]
+    assert exporters["loadbalancing/processors"]["routing_key"] == "traceID"
+    assert exporters["loadbalancing/samplers"]["routing_key"] == "traceID"
+    # a failed request returns to the gateway's persistent queue, not to a per-processor retry
+    assert exporters["loadbalancing/processors"]["protocol"]["otlp"]["retry_on_failure"] == {"enabled": False}
+    assert exporters["loadbalancing/processors"]["sending_queue"]["storage"] == "file_storage"

@@ -100,7 +100,20 @@ def _chosen_tool(body: JSON) -> JSON | None:
 
 def messages(request: FakeRequest, ctx: CallContext) -> FakeResponse:
     body = request.body
-    model = str(_require(body, "model"))
+    message, pieces = build_message(body, ctx, str(_require(body, "model")))
+    headers = {"request-id": ctx.make_id("req_", "request")}
+    if body.get("stream"):
+        return FakeResponse(
+            status=200,
+            headers={**SSE_HEADERS, **headers},
+            chunks=[Chunk(sse_event(name, payload)) for name, payload in stream_events(message, pieces)],
+        )
+    return FakeResponse(status=200, headers={**JSON_HEADERS, **headers}, body=compact_json(message).encode())
+
+
+def build_message(body: JSON, ctx: CallContext, model: str) -> tuple[JSON, list[str]]:
+    """The whole answer to a Messages request (also Bedrock's Anthropic body), and the pieces a
+    stream sends it in."""
     max_tokens = _require(body, "max_tokens")
     conversation = _require(body, "messages")
     if not isinstance(conversation, list) or not isinstance(max_tokens, int):
@@ -161,13 +174,11 @@ def messages(request: FakeRequest, ctx: CallContext) -> FakeResponse:
     }
     if stop_details is not None:
         message["stop_details"] = stop_details
-    headers = {"request-id": ctx.make_id("req_", "request")}
-    if body.get("stream"):
-        return _stream(message, pieces, headers)
-    return FakeResponse(status=200, headers={**JSON_HEADERS, **headers}, body=compact_json(message).encode())
+    return message, pieces
 
 
-def _stream(message: JSON, pieces: list[str], headers: dict[str, str]) -> FakeResponse:
+def stream_events(message: JSON, pieces: list[str]) -> list[tuple[str, JSON]]:
+    """The (event name, payload) sequence of a streamed answer."""
     usage = message["usage"]
     start_usage = {**usage, "output_tokens": 1}
     start_usage.pop("output_tokens_details", None)
@@ -195,8 +206,4 @@ def _stream(message: JSON, pieces: list[str], headers: dict[str, str]) -> FakeRe
         ("message_delta", {"type": "message_delta", "delta": delta, "usage": final_usage}),
         ("message_stop", {"type": "message_stop"}),
     ]
-    return FakeResponse(
-        status=200,
-        headers={**SSE_HEADERS, **headers},
-        chunks=[Chunk(sse_event(name, payload)) for name, payload in events],
-    )
+    return events

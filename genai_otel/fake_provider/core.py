@@ -40,6 +40,7 @@ SCENARIOS = (
     "hang",
     "invalid_json",
     "stream_break",
+    "stream_exception",  # Bedrock event streams: an exception event half way through
 )
 _INLINE_SCENARIO = re.compile(r"\[fake:([a-z_]+)\]")
 

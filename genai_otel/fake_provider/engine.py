@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import anthropic_api, gemini_api, openai_api
+from . import anthropic_api, bedrock_api, gemini_api, openai_api
 from .core import (
     MAX_HANG_SECONDS,
     CallContext,
@@ -85,9 +85,17 @@ _GEMINI = _Route(
     gemini_api.request_error,
     b'data: {"candidates": [{"content": {"parts": [{"text": \n\n',
 )
+_BEDROCK = _Route(
+    bedrock_api.handle,
+    bedrock_api.last_user_text,
+    bedrock_api.scenario_error,
+    bedrock_api.request_error,
+    bedrock_api.MALFORMED_FRAME,
+)
 
 # OpenAI clients are usually given a base URL ending in /v1; accept the bare paths too.
-# Gemini paths carry the model (`/v1beta/models/{model}:{method}`): matched by gemini_api.PATH.
+# Gemini paths carry the model (`/v1beta/models/{model}:{method}`): matched by gemini_api.PATH;
+# so do Bedrock's (`/model/{modelId}/converse`): matched by bedrock_api.PATH.
 ROUTES: dict[str, _Route] = {
     "/v1/chat/completions": _CHAT,
     "/chat/completions": _CHAT,
@@ -108,9 +116,16 @@ def respond(request: FakeRequest, defaults: Defaults, *, now: float, seed: str) 
     route = ROUTES.get(path)
     if route is None and gemini_api.PATH.match(path):
         route = _GEMINI
+    if route is None and bedrock_api.PATH.match(path):
+        route = _BEDROCK
+        refused = bedrock_api.signature_error(request.headers)
+        if refused is not None:
+            return refused
     if route is None:
         if path.startswith(("/v1beta/", "/v1alpha/", "/v1beta1/")):
             return gemini_api.not_found(path)
+        if path.startswith("/model/"):
+            return bedrock_api.not_found(path)
         is_anthropic = path.startswith("/v1/messages")
         return anthropic_api.not_found(path) if is_anthropic else openai_api.not_found(path)
     if request.method != "POST":

@@ -1,7 +1,8 @@
 """Regenerate every derived artefact from its source, or check that none is stale.
 
 Sources: `prometheus/slos.yaml` (+ `DAILY_COST_BUDGET_USD` from `.env`) and the code in
-`genai_otel/observability/`. Outputs: `prometheus/rules/*.yml` and `grafana/dashboards/*.json`.
+`genai_otel/observability/`. Outputs: `prometheus/rules/*.yml`, `grafana/dashboards/*.json` and
+the generated regions of the collector configs (`genai_otel.observability.collector_split`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from genai_otel.observability import dashboards, rules
+from genai_otel.observability import collector_split, dashboards, rules
 from genai_otel.observability.spec import REPO_ROOT, SPEC_FILE, Spec, SpecError, load_spec
 
 logger = logging.getLogger(__name__)
@@ -21,10 +22,12 @@ DASHBOARDS_DIR = Path("grafana/dashboards")
 GENERATED_MARK = "generated — do not edit"
 
 
-def outputs(spec: Spec) -> dict[Path, str]:
-    """Relative path -> content of every generated file."""
+def outputs(spec: Spec, root: Path = REPO_ROOT) -> dict[Path, str]:
+    """Relative path -> content of every generated file (or generated region, for the collector
+    configs: their hand-written rest is read from `root`)."""
     files = {RULES_DIR / name: content for name, content in rules.rule_files(spec).items()}
     files |= {DASHBOARDS_DIR / name: content for name, content in dashboards.dashboard_files(spec).items()}
+    files |= collector_split.outputs(root)
     return files
 
 
@@ -41,7 +44,7 @@ def _stale_generated_files(root: Path, expected: dict[Path, str]) -> list[Path]:
 
 def write(spec: Spec, root: Path = REPO_ROOT) -> list[Path]:
     """Write every output under `root`; returns the paths whose content changed."""
-    expected = outputs(spec)
+    expected = outputs(spec, root)
     changed = []
     for relative, content in expected.items():
         path = root / relative
@@ -57,7 +60,7 @@ def write(spec: Spec, root: Path = REPO_ROOT) -> list[Path]:
 
 def check(spec: Spec, root: Path = REPO_ROOT) -> list[str]:
     """Human-readable problems; empty when every output is up to date."""
-    expected = outputs(spec)
+    expected = outputs(spec, root)
     problems = []
     for relative, content in expected.items():
         path = root / relative
@@ -80,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         spec = load_spec(args.spec)
-    except SpecError as exc:
+        outputs(spec, args.root)
+    except (SpecError, collector_split.SplitError, OSError) as exc:
         print(f"genai-otel generate: {exc}", file=sys.stderr)
         return 2
     if args.check:
@@ -90,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         if problems:
             print("genai-otel generate: outputs are stale; run `genai-otel generate`", file=sys.stderr)
             return 1
-        print(f"genai-otel generate: {len(outputs(spec))} outputs up to date")
+        print(f"genai-otel generate: {len(outputs(spec, args.root))} outputs up to date")
         return 0
     changed = write(spec, args.root)
     for relative in changed:
         print(f"wrote {relative}")
-    print(f"genai-otel generate: {len(changed)} of {len(outputs(spec))} outputs changed")
+    print(f"genai-otel generate: {len(changed)} of {len(outputs(spec, args.root))} outputs changed")
     return 0

@@ -1,6 +1,7 @@
 """`genai-otel stack`: build, start, stop and inspect the local observability stack.
 
     genai-otel stack up [--run-dir DIR] [--no-build] [--scrape-interval 15s] [--processor-config FILE]
+                        [--processors N] [--samplers M]   # the scale-out topology (README "Scale-out")
     genai-otel stack down [--run-dir DIR]
     genai-otel stack status [--run-dir DIR] [--json]
     genai-otel stack render TEMPLATE OUTPUT    # fill ${NAME} placeholders from the environment
@@ -48,6 +49,17 @@ def _parser() -> argparse.ArgumentParser:
             )
             action.add_argument("--processor-config", type=Path, help="config file for the processor")
             action.add_argument("--timeout", type=float, default=90.0, help="seconds each service may take")
+            action.add_argument(
+                "--processors",
+                type=int,
+                default=1,
+                help="processors behind a gateway collector (more than 1: the scale-out topology)",
+            )
+            action.add_argument(
+                "--samplers",
+                type=int,
+                help="sampling collectors behind the gateway (given: the scale-out topology)",
+            )
         if name == "status":
             action.add_argument("--json", action="store_true", help="print one JSON object")
     render = sub.add_parser("render")
@@ -66,12 +78,18 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     if args.action == "up":
-        stack = LocalStack(
-            args.run_dir,
-            scrape_interval=args.scrape_interval,
-            processor_config=args.processor_config,
-            build_missing=not args.no_build,
-        )
+        try:
+            stack = LocalStack(
+                args.run_dir,
+                scrape_interval=args.scrape_interval,
+                processor_config=args.processor_config,
+                build_missing=not args.no_build,
+                processors=args.processors,
+                samplers=args.samplers,
+            )
+        except StackError as error:
+            print(f"genai-otel stack up: {error}", file=sys.stderr)
+            return 1
         print(f"starting the genai-otel stack (run folder {stack.run_dir})", file=sys.stderr)
         try:
             endpoints = stack.start(timeout=args.timeout)
@@ -80,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print("stack is up:")
         print_endpoints(endpoints)
+        if stack.scaled_out:
+            for key, urls in stack.instance_urls().items():
+                print(f"  {key:<38} {' '.join(urls)}")
         print(f"  logs: {stack.run_dir / 'logs'}    stop: genai-otel stack down --run-dir {stack.run_dir}")
         return 0
     stack = LocalStack(args.run_dir)

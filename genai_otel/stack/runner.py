@@ -5,7 +5,15 @@
 
 Every process reads the same config files docker-compose.yml mounts (collector-config/,
 prometheus/); only prometheus.yml is rendered first, because Prometheus cannot read environment
-variables. Each process runs in its own session (process group) with its log and pid file in the
+variables.
+
+`LocalStack(processors=N, samplers=M)` starts the scale-out topology instead: a gateway collector
+(gateway.yaml) in place of the single collector, N processors, M sampling collectors (sampler.yaml)
+and a `discovery` process that plays the part Kubernetes' endpoints play for the gateway's
+loadbalancing exporter: it lists the processors that answer their health check in the file the
+gateway's static resolver reads, and has the gateway reload (SIGHUP) when that list changes.
+
+Each process runs in its own session (process group) with its log and pid file in the
 run folder; `stop` (also from another process, through `stack.json`) signals exactly those groups.
 """
 
@@ -38,6 +46,10 @@ from genai_otel.stack.env import REPO_ROOT, settings
 logger = logging.getLogger(__name__)
 
 COLLECTOR_CONFIG = REPO_ROOT / "collector-config" / "collector.yaml"
+GATEWAY_CONFIG = REPO_ROOT / "collector-config" / "gateway.yaml"
+SAMPLER_CONFIG = REPO_ROOT / "collector-config" / "sampler.yaml"
+PROCESSOR_ENDPOINTS_FILE = "processor-endpoints.yaml"
+COLLECTOR_SCRAPE_JOB = "otel-collector"
 JAEGER_CONFIG = REPO_ROOT / "collector-config" / "jaeger.yaml"
 # Overlays merged over collector.yaml with a second --config when their variables are set
 # (docs/security.md); without them the local stack is plaintext on 127.0.0.1.
@@ -89,6 +101,20 @@ PROCESSOR_MESSAGE_ENV = "GENAI_OTEL_PROCESSOR_FORWARD__MAX_MESSAGE_BYTES"
 
 # Start order: a process comes up after whatever it sends to.
 SERVICES = ("jaeger", "alertmanager", "collector", "processor", "prometheus")
+# The scale-out topology's start order: sampler-1..M, collector (the gateway), processor,
+# processor-2..N, discovery; `stop` goes the other way.
+SCALE_OUT_ORDER = ("jaeger", "alertmanager", "sampler", "collector", "processor", "discovery", "prometheus")
+
+
+def _order(name: str) -> int:
+    """A service's start position (`processor-2` starts with `processor`)."""
+    kind = name.split("-", 1)[0]
+    return SCALE_OUT_ORDER.index(kind) if kind in SCALE_OUT_ORDER else len(SCALE_OUT_ORDER)
+
+
+def processor_name(index: int) -> str:
+    """Service name of processor `index` (1-based): the first keeps the single-instance name."""
+    return "processor" if index == 1 else f"processor-{index}"
 
 
 class StackError(RuntimeError):
@@ -109,16 +135,47 @@ def enriched_max_recv_msg_mib(environ: Mapping[str, str] | None = None) -> int:
 
 def free_ports(host: str = "127.0.0.1") -> dict[str, int]:
     """One free port per PORT_KEYS entry, for a stack that must not clash with anything running."""
+    return free_port_map(list(PORT_KEYS), host)
+
+
+def free_port_map(keys: list[str], host: str = "127.0.0.1") -> dict[str, int]:
+    """One free port per key."""
     sockets = []
     try:
-        for _ in PORT_KEYS:
+        for _ in keys:
             sock = socket.socket()
             sock.bind((host, 0))
             sockets.append(sock)
-        return {key: sock.getsockname()[1] for key, sock in zip(PORT_KEYS, sockets, strict=True)}
+        return {key: sock.getsockname()[1] for key, sock in zip(keys, sockets, strict=True)}
     finally:
         for sock in sockets:
             sock.close()
+
+
+def scale_out_port_keys(processors: int, samplers: int) -> list[str]:
+    """Port names of the instances beyond the single-instance ones (processor 2.., every sampler)."""
+    keys = []
+    for index in range(2, processors + 1):
+        keys += [f"PROCESSOR_{index}_OTLP_PORT", f"PROCESSOR_{index}_METRICS_PORT"]
+    for index in range(1, samplers + 1):
+        keys += [
+            f"SAMPLER_{index}_OTLP_PORT",
+            f"SAMPLER_{index}_HEALTH_PORT",
+            f"SAMPLER_{index}_TELEMETRY_PORT",
+        ]
+    return keys
+
+
+def scale_out_scrape_targets(text: str, processor_targets: list[str], collector_targets: list[str]) -> str:
+    """prometheus.yml with every processor and every collector of a scale-out stack scraped."""
+    config = yaml.safe_load(text)
+    for job in config["scrape_configs"]:
+        if job["job_name"] == PROCESSOR_SCRAPE_JOB:
+            job["static_configs"] = [{"targets": processor_targets}]
+        elif job["job_name"] == COLLECTOR_SCRAPE_JOB:
+            job["static_configs"] = [{"targets": collector_targets}]
+    header = "# Rendered by genai-otel stack: every processor and collector instance is scraped.\n"
+    return header + yaml.safe_dump(config, sort_keys=False)
 
 
 def collector_overlays(environ: Mapping[str, str]) -> list[Path]:
@@ -268,6 +325,10 @@ class LocalStack:
     # the rules Prometheus loads and the Alertmanager config (tests render variants of both)
     rules_dir: Path = RULES_DIR
     alertmanager_config: Path = ALERTMANAGER_CONFIG
+    # The scale-out topology (None: the single collector of collector.yaml): N processors behind
+    # a gateway collector, M sampling collectors
+    processors: int = 1
+    samplers: int | None = None
     # pids this object spawned and their programs (argv[0]), also written to the state file
     _spawned: set[int] = field(default_factory=set, init=False, repr=False)
     _programs: dict[str, str] = field(default_factory=dict, init=False, repr=False)
@@ -277,6 +338,45 @@ class LocalStack:
         missing = [key for key in PORT_KEYS if key not in self.ports]
         if missing:
             self.ports = {**configured_ports(), **self.ports}
+        if self.processors < 1 or (self.samplers is not None and self.samplers < 1):
+            raise StackError("--processors and --samplers need at least 1 each")
+        extra = [
+            key for key in scale_out_port_keys(self.processors, self.samplers or 0) if key not in self.ports
+        ]
+        if extra:
+            self.ports = {**self.ports, **free_port_map(extra, self.host)}
+
+    @property
+    def scaled_out(self) -> bool:
+        return self.processors > 1 or self.samplers is not None
+
+    def _processor_ports(self, index: int) -> tuple[str, str]:
+        """(OTLP, metrics) port keys of processor `index` (1-based)."""
+        if index == 1:
+            return "PROCESSOR_OTLP_PORT", "PROCESSOR_METRICS_PORT"
+        return f"PROCESSOR_{index}_OTLP_PORT", f"PROCESSOR_{index}_METRICS_PORT"
+
+    def processor_otlp_endpoints(self) -> list[str]:
+        return [self._addr(self._processor_ports(i)[0]) for i in range(1, self.processors + 1)]
+
+    def sampler_otlp_endpoints(self) -> list[str]:
+        return [self._addr(f"SAMPLER_{i}_OTLP_PORT") for i in range(1, (self.samplers or 0) + 1)]
+
+    def instance_urls(self) -> dict[str, list[str]]:
+        """Every instance's URLs (one entry each in the single-instance topology)."""
+        samplers = range(1, (self.samplers or 0) + 1)
+        return {
+            "processor_metrics_urls": [
+                self._processor_metrics_url("/metrics", self._processor_ports(i)[1])
+                for i in range(1, self.processors + 1)
+            ],
+            "processor_otlp_endpoints": self.processor_otlp_endpoints(),
+            "collector_metrics_urls": [
+                self._url("COLLECTOR_TELEMETRY_PORT", "/metrics"),
+                *(self._url(f"SAMPLER_{i}_TELEMETRY_PORT", "/metrics") for i in samplers),
+            ],
+            "sampler_health_urls": [self._url(f"SAMPLER_{i}_HEALTH_PORT", "/") for i in samplers],
+        }
 
     # -- addresses -------------------------------------------------------------------------------
     def _addr(self, key: str) -> str:
@@ -285,10 +385,10 @@ class LocalStack:
     def _url(self, key: str, path: str = "") -> str:
         return f"http://{self._addr(key)}{path}"
 
-    def _processor_metrics_url(self, path: str) -> str:
+    def _processor_metrics_url(self, path: str, port_key: str = "PROCESSOR_METRICS_PORT") -> str:
         # TLS on /metrics is the processor's own setting; the stack sees it in the environment
         tls = os.environ.get("GENAI_OTEL_PROCESSOR_METRICS__TLS__CERT_FILE")
-        return f"{'https' if tls else 'http'}://{self._addr('PROCESSOR_METRICS_PORT')}{path}"
+        return f"{'https' if tls else 'http'}://{self._addr(port_key)}{path}"
 
     def endpoints(self) -> dict[str, str]:
         return {
@@ -329,46 +429,94 @@ class LocalStack:
             {},
             self._url("ALERTMANAGER_PORT", "/-/ready"),
         )
-        specs["collector"] = ServiceSpec(
-            "collector",
-            [
+        collector_env = {
+            **ports,
+            "COLLECTOR_LISTEN_HOST": self.host,
+            "PROCESSOR_OTLP_ENDPOINT": self._addr("PROCESSOR_OTLP_PORT"),
+            "JAEGER_OTLP_ENDPOINT": self._addr("JAEGER_OTLP_GRPC_PORT"),
+            "COLLECTOR_STORAGE_DIR": str(run / "collector-storage"),
+            ENRICHED_MESSAGE_KEY: str(self.enriched_max_recv_msg_mib),
+            **self.collector_env,
+        }
+        if self.scaled_out:
+            if overlays:
+                raise StackError(
+                    "the scale-out topology has no TLS/token overlays yet: unset "
+                    + ", ".join((*SECURITY_OVERLAY_VARIABLES, *ENRICHED_TLS_VARIABLES))
+                )
+            collector_command = [str(binaries.get("collector", "")), "--config", str(GATEWAY_CONFIG)]
+            collector_env |= {
+                "PROCESSOR_ENDPOINTS_FILE": str(run / PROCESSOR_ENDPOINTS_FILE),
+                "SAMPLER_ENDPOINTS": json.dumps(
+                    self.sampler_otlp_endpoints() or [self._addr("OTLP_GRPC_PORT")]
+                ),
+            }
+        else:
+            collector_command = [
                 str(binaries.get("collector", "")),
                 "--config",
                 str(COLLECTOR_CONFIG),
                 *(arg for overlay in overlays for arg in ("--config", str(overlay))),
-            ],
-            {
-                **ports,
-                "COLLECTOR_LISTEN_HOST": self.host,
-                "PROCESSOR_OTLP_ENDPOINT": self._addr("PROCESSOR_OTLP_PORT"),
-                "JAEGER_OTLP_ENDPOINT": self._addr("JAEGER_OTLP_GRPC_PORT"),
-                "COLLECTOR_STORAGE_DIR": str(run / "collector-storage"),
-                ENRICHED_MESSAGE_KEY: str(self.enriched_max_recv_msg_mib),
-                **self.collector_env,
-            },
-            self._url("COLLECTOR_HEALTH_PORT", "/"),
+            ]
+        for index in range(1, (self.samplers or 0) + 1):
+            specs[f"sampler-{index}"] = ServiceSpec(
+                f"sampler-{index}",
+                [str(binaries.get("collector", "")), "--config", str(SAMPLER_CONFIG)],
+                {
+                    "COLLECTOR_LISTEN_HOST": self.host,
+                    "SAMPLER_OTLP_PORT": ports[f"SAMPLER_{index}_OTLP_PORT"],
+                    "COLLECTOR_HEALTH_PORT": ports[f"SAMPLER_{index}_HEALTH_PORT"],
+                    "COLLECTOR_TELEMETRY_PORT": ports[f"SAMPLER_{index}_TELEMETRY_PORT"],
+                    "JAEGER_OTLP_ENDPOINT": self._addr("JAEGER_OTLP_GRPC_PORT"),
+                    ENRICHED_MESSAGE_KEY: str(self.enriched_max_recv_msg_mib),
+                    **self.collector_env,
+                },
+                self._url(f"SAMPLER_{index}_HEALTH_PORT", "/"),
+            )
+        specs["collector"] = ServiceSpec(
+            "collector", collector_command, collector_env, self._url("COLLECTOR_HEALTH_PORT", "/")
         )
-        processor = [
-            sys.executable,
-            "-m",
-            "genai_otel",
-            "processor",
-            "--listen",
-            self._addr("PROCESSOR_OTLP_PORT"),
-            "--metrics-listen",
-            self._addr("PROCESSOR_METRICS_PORT"),
-            "--forward-endpoint",
-            self.processor_forward_endpoint or self._addr("COLLECTOR_ENRICHED_OTLP_PORT"),
-        ]
-        if self.processor_config:
-            processor += ["--config", str(self.processor_config)]
-        specs["processor"] = ServiceSpec(
-            "processor",
-            processor,
-            {"OTEL_SDK_DISABLED": "true", PROCESSOR_MESSAGE_ENV: f"{self.enriched_max_recv_msg_mib}MiB"},
-            # /healthz, not /metrics: it answers without the scrape credentials /metrics may need
-            self._processor_metrics_url("/healthz"),
-        )
+        for index in range(1, self.processors + 1):
+            otlp_key, metrics_key = self._processor_ports(index)
+            processor = [
+                sys.executable,
+                "-m",
+                "genai_otel",
+                "processor",
+                "--listen",
+                self._addr(otlp_key),
+                "--metrics-listen",
+                self._addr(metrics_key),
+                "--forward-endpoint",
+                self.processor_forward_endpoint or self._addr("COLLECTOR_ENRICHED_OTLP_PORT"),
+            ]
+            if self.processor_config:
+                processor += ["--config", str(self.processor_config)]
+            name = processor_name(index)
+            specs[name] = ServiceSpec(
+                name,
+                processor,
+                {"OTEL_SDK_DISABLED": "true", PROCESSOR_MESSAGE_ENV: f"{self.enriched_max_recv_msg_mib}MiB"},
+                # /healthz, not /metrics: it answers without the scrape credentials /metrics may need
+                self._processor_metrics_url("/healthz", metrics_key),
+            )
+        if self.scaled_out:
+            discovery = [
+                sys.executable,
+                "-m",
+                "genai_otel.stack.discovery",
+                "--endpoints-file",
+                str(run / PROCESSOR_ENDPOINTS_FILE),
+                "--collector-pid-file",
+                str(run / "collector.pid"),
+            ]
+            for index in range(1, self.processors + 1):
+                otlp_key, metrics_key = self._processor_ports(index)
+                discovery += [
+                    "--backend",
+                    f"{self._addr(otlp_key)}={self._processor_metrics_url('/healthz', metrics_key)}",
+                ]
+            specs["discovery"] = ServiceSpec("discovery", discovery, {}, "")
         specs["prometheus"] = ServiceSpec(
             "prometheus",
             [
@@ -382,7 +530,14 @@ class LocalStack:
             {},
             self._url("PROMETHEUS_PORT", "/-/ready"),
         )
-        return {name: specs[name] for name in self.services}
+        wanted = set(self.services)
+        if self.scaled_out and "collector" in wanted:
+            wanted |= {"sampler", "discovery"}
+        return {
+            name: spec
+            for name, spec in sorted(specs.items(), key=lambda item: _order(item[0]))
+            if name.split("-", 1)[0] in wanted
+        }
 
     def prometheus_values(self) -> dict[str, str]:
         return {
@@ -452,7 +607,19 @@ class LocalStack:
         if "prometheus" in self.services:
             scrape = {name: os.environ[name] for name in PROCESSOR_SCRAPE_VARIABLES if os.environ.get(name)}
             values = {**self.prometheus_values(), **scrape}
-            render_template(PROMETHEUS_TEMPLATE, values, self.run_dir / "prometheus.yml")
+            rendered = render_template(PROMETHEUS_TEMPLATE, values, self.run_dir / "prometheus.yml")
+            if self.scaled_out:
+                urls = self.instance_urls()
+                text = scale_out_scrape_targets(
+                    rendered.read_text(encoding="utf-8"),
+                    [url.split("/")[2] for url in urls["processor_metrics_urls"]],
+                    [url.split("/")[2] for url in urls["collector_metrics_urls"]],
+                )
+                rendered.write_text(text, encoding="utf-8")
+        if self.scaled_out:
+            # every processor to begin with; the discovery process keeps it current
+            endpoints_file = self.run_dir / PROCESSOR_ENDPOINTS_FILE
+            endpoints_file.write_text(yaml.safe_dump(self.processor_otlp_endpoints()), encoding="utf-8")
         pids: dict[str, int] = {}
         self._programs.clear()
         self._write_state(pids)
@@ -486,6 +653,11 @@ class LocalStack:
 
     def _wait_healthy(self, spec: ServiceSpec, pid: int, deadline: float) -> None:
         log_path = self.run_dir / "logs" / f"{spec.name}.log"
+        if not spec.health_url:  # no health endpoint: alive a moment after start is all there is
+            time.sleep(0.5)
+            if not _alive(pid):
+                raise StackError(f"{spec.name} exited during start-up; {log_path}:\n{_log_tail(log_path)}")
+            return
         while time.monotonic() < deadline:
             if not _alive(pid):
                 raise StackError(f"{spec.name} exited during start-up; {log_path}:\n{_log_tail(log_path)}")
@@ -496,13 +668,35 @@ class LocalStack:
             f"{spec.name} not healthy at {spec.health_url} in time; {log_path}:\n{_log_tail(log_path)}"
         )
 
+    def restart(self, name: str, timeout: float = 60.0) -> int:
+        """Stop one running service (SIGTERM, as an orchestrator would) and start it again with the
+        same command and ports; returns its new pid."""
+        pids = self._started_pids()
+        if name not in pids:
+            raise StackError(f"{name} is not running from {self.run_dir}")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pids[name], signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pids[name]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        roles = [role for role in self._roles_needed()]
+        spec = self._specs({role: build.binary(role) for role in roles})[name]
+        pids[name] = self._spawn(spec)
+        self._programs[name] = spec.command[0]
+        self._write_state(pids)
+        self._wait_healthy(spec, pids[name], deadline=time.monotonic() + timeout)
+        return pids[name]
+
     def _write_state(self, pids: Mapping[str, int]) -> None:
         state = {
             "pids": dict(pids),
             "programs": dict(self._programs),
             "ports": self.ports,
             "host": self.host,
+            "processors": self.processors,
+            "samplers": self.samplers,
             "endpoints": self.endpoints(),
+            **self.instance_urls(),
         }
         tmp = self._state_path().with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
@@ -513,7 +707,7 @@ class LocalStack:
         pids = self._started_pids()
         stopped: list[str] = []
         # reverse start order: senders stop before what they send to, so queues drain
-        for name in sorted(pids, key=lambda n: -SERVICES.index(n) if n in SERVICES else 0):
+        for name in sorted(pids, key=lambda n: -_order(n)):
             pid = pids[name]
             if _alive(pid):
                 with contextlib.suppress(ProcessLookupError):
@@ -529,9 +723,9 @@ class LocalStack:
             # the group may outlive its leader (a child that ignored the leader's exit)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-        for name in SERVICES:
+        for pid_file in self.run_dir.glob("*.pid"):
             with contextlib.suppress(FileNotFoundError):
-                (self.run_dir / f"{name}.pid").unlink()
+                pid_file.unlink()
         with contextlib.suppress(FileNotFoundError):
             self._state_path().unlink()
         return stopped
@@ -543,6 +737,9 @@ class LocalStack:
             assert isinstance(ports, dict)
             self.ports = {key: int(value) for key, value in ports.items()}
             self.host = str(state.get("host", self.host))
+            processors, samplers = state.get("processors", 1), state.get("samplers")
+            self.processors = int(processors) if isinstance(processors, int) else 1
+            self.samplers = int(samplers) if isinstance(samplers, int) else None
         running_pids = self._started_pids()
         specs = self._specs(dict.fromkeys(("collector", "jaeger", "prometheus", "alertmanager"), Path()))
         services: dict[str, dict[str, object]] = {}
@@ -552,14 +749,16 @@ class LocalStack:
             services[name] = {
                 "pid": pid,
                 "running": running,
-                "healthy": running and _http_ok(spec.health_url),
+                "healthy": running and (not spec.health_url or _http_ok(spec.health_url)),
                 "log": str(self.run_dir / "logs" / f"{name}.log"),
             }
             with contextlib.suppress(KeyError):  # the processor is this package, not a cached binary
                 services[name]["binary"] = build.provenance(name)
-        if "processor" in services:
-            services["processor"]["hot_path"] = processor_hot_path(self.run_dir / "logs" / "processor.log")
+        for name, info in services.items():
+            if name.split("-", 1)[0] == "processor":
+                info["hot_path"] = processor_hot_path(self.run_dir / "logs" / f"{name}.log")
         result: dict[str, object] = dict(self.endpoints())
+        result |= self.instance_urls()
         result["run_dir"] = str(self.run_dir)
         result["running"] = any(s["running"] for s in services.values())
         result["services"] = services

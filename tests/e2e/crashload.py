@@ -142,6 +142,10 @@ class Load:
     def sent_ids(self) -> set[bytes]:
         return {span_id(n + 1) for n in range(self._first, self._first + self.sent)}
 
+    def sent_genai_ids(self) -> set[bytes]:
+        """The acknowledged GenAI spans: the only ones the collector sends to the processor."""
+        return {span_id(n + 1) for n in range(self._first, self._first + self.sent) if is_genai(n)}
+
 
 @dataclass
 class CountingSink:

@@ -129,7 +129,7 @@ def test_kill_9_of_the_processor_under_load_loses_no_span(
         processor.start()
         _until(t0 + 60)
         load.stop()
-        sent_ids = load.sent_ids()
+        sent_ids = load.sent_genai_ids()  # the rest go straight to sampling, not to the processor
         drained_in = _wait(lambda: sink.holds(sent_ids), 60, "", fail=False)
         _wait(lambda: _queued(processor) == 0, 30, "an empty processor queue")
         time.sleep(1.0)  # nothing more arrives: the collector's queue is empty
@@ -213,7 +213,7 @@ OVERLOAD_QUEUE_SPANS = 500  # forward.queue_max_spans: less than the collector's
 def test_three_times_capacity_is_pushed_back_upstream_and_delivered_afterwards(
     tmp_path: Path, require_binaries: Callable[..., None], require_processor: None
 ) -> None:
-    """Capacity is set by a next hop that takes 400 spans/s; the app sends 1,200/s for 60 s."""
+    """Capacity is set by a next hop that takes 400 spans/s; the app sends 2,400/s (1,200 GenAI) for 60 s."""
     require_binaries("collector")
     ports = free_ports()
     sink = CountingSink(spans_per_second=OVERLOAD_CAPACITY).start()
@@ -236,8 +236,10 @@ def test_three_times_capacity_is_pushed_back_upstream_and_delivered_afterwards(
         idle_rss = rss_kib(processor.pid)
         sampler.start()
         t0 = time.monotonic()
+        # half the load is GenAI, the only spans the collector sends to the processor: twice
+        # three times capacity puts three times capacity on the processor
         load = Load(
-            endpoints["otlp_grpc_endpoint"].removeprefix("http://"), rate=3 * OVERLOAD_CAPACITY
+            endpoints["otlp_grpc_endpoint"].removeprefix("http://"), rate=2 * 3 * OVERLOAD_CAPACITY
         ).start()
         _until(t0 + 30)
         while refusal is None and probes < 20:  # the test's own request, straight to the processor
@@ -248,7 +250,7 @@ def test_three_times_capacity_is_pushed_back_upstream_and_delivered_afterwards(
         overload_end = time.monotonic()
         at_next_hop = sum(sink.snapshot().values())
         sink.spans_per_second = None  # the next hop recovers: the backlog upstream drains
-        sent_ids = load.sent_ids()
+        sent_ids = load.sent_genai_ids()  # the rest go straight to sampling, not to the processor
         drained_in = _wait(lambda: sink.holds(sent_ids), 90, "", fail=False)
         _wait(lambda: _queued(processor) == 0, 30, "an empty processor queue")
         final = scrape(processor.metrics_url)

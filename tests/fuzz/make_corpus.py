@@ -99,6 +99,29 @@ def _two_resources() -> bytes:
     return request.SerializeToString()
 
 
+def _duplicate_pair() -> bytes:
+    """One Anthropic call seen twice (processors/duplicates.py): the SDK's own span, a child of a
+    peer's span, and a third span in another trace with the same response id."""
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.add(key="service.name").value.string_value = "svc"
+    call = {"gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-haiku-4-5", **USAGE}
+    call["gen_ai.response.id"] = "msg_1"
+    for scope_name, span_id, parent, trace in (
+        ("com.anthropic.sdk.python", 2, 1, bytes(range(1, 17))),
+        ("opentelemetry.instrumentation.anthropic", 1, 0, bytes(range(1, 17))),
+        ("openlit.otel.tracing", 3, 0, bytes(range(17, 33))),
+    ):
+        scope = resource_spans.scope_spans.add()
+        scope.scope.name = scope_name
+        span = make_span(call, trace_id=trace)
+        span.span_id = span_id.to_bytes(8, "big")
+        if parent:
+            span.parent_span_id = parent.to_bytes(8, "big")
+        scope.spans.append(span)
+    return request.SerializeToString()
+
+
 def seeds() -> dict[str, bytes]:
     out: dict[str, bytes] = {}
 
@@ -291,6 +314,7 @@ def seeds() -> dict[str, bytes]:
     ]
     out["lane-repeated-kind"] = make_request(repeated)
     out["two-resources"] = _two_resources()
+    out["duplicate-pair"] = _duplicate_pair()
     out["collector-field-order"] = _reversed(out["openai-chat"])
     out["collector-field-order-events"] = _reversed(out["evaluation-on-genai"])
     out["already-enriched"] = run(make_pipeline(), out["openai-chat"])

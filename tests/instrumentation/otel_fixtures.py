@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genai_otel.instrumentation.anthropic import AnthropicInstrumentor
+from genai_otel.instrumentation.bedrock import BedrockInstrumentor
 from genai_otel.instrumentation.google_genai import GoogleGenAIInstrumentor
 from genai_otel.instrumentation.openai import OpenAIInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -38,13 +39,19 @@ class Otel:
         return found
 
     def instrument(self) -> None:
-        for instrumentor in (OpenAIInstrumentor(), AnthropicInstrumentor(), GoogleGenAIInstrumentor()):
+        for instrumentor in (
+            OpenAIInstrumentor(),
+            AnthropicInstrumentor(),
+            GoogleGenAIInstrumentor(),
+            BedrockInstrumentor(),
+        ):
             instrumentor.instrument(tracer_provider=self.tracer_provider, meter_provider=self.meter_provider)
 
     def uninstrument(self) -> None:
         OpenAIInstrumentor().uninstrument()
         AnthropicInstrumentor().uninstrument()
         GoogleGenAIInstrumentor().uninstrument()
+        BedrockInstrumentor().uninstrument()
 
     def reinstrument(self) -> None:
         """Instrument again, e.g. after changing a content-capture environment variable."""

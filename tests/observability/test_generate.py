@@ -29,13 +29,13 @@ def _genai_otel(*args: str) -> subprocess.CompletedProcess[str]:
 def test_committed_outputs_are_up_to_date() -> None:
     result = _genai_otel("--check")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "genai-otel generate: 9 outputs up to date"
+    assert result.stdout.strip() == "genai-otel generate: 12 outputs up to date"
 
 
 @pytest.fixture
 def scratch_repo(tmp_path: Path) -> Path:
     """A copy of the generated outputs and the spec, to break without touching the repository."""
-    for folder in (generate.RULES_DIR, generate.DASHBOARDS_DIR):
+    for folder in (generate.RULES_DIR, generate.DASHBOARDS_DIR, Path("collector-config")):
         shutil.copytree(REPO_ROOT / folder, tmp_path / folder)
     return tmp_path
 
@@ -71,7 +71,20 @@ def test_check_fails_on_a_missing_dashboard_and_a_leftover_generated_file(scratc
 def test_every_generated_file_says_it_is_generated() -> None:
     spec = load_spec()
     for relative, content in generate.outputs(spec).items():
+        if relative.parts[0] == "collector-config":  # hand-written configs with a generated region
+            assert re.search(
+                r"^ *# >>> (generated|copied) by `genai-otel generate`.*do not edit$", content, re.M
+            )
+            continue
         assert "generated — do not edit" in content[:400], relative
+
+
+def test_check_fails_on_an_edited_genai_split(scratch_repo: Path) -> None:
+    config = scratch_repo / "collector-config" / "gateway.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace('"gen_ai.system"] != nil or ', ""))
+    result = _genai_otel("--check", "--root", str(scratch_repo))
+    assert result.returncode == 1
+    assert "collector-config/gateway.yaml: stale" in result.stderr
 
 
 def test_daily_budget_comes_from_env_unless_the_spec_sets_it(tmp_path: Path) -> None:

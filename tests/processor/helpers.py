@@ -131,6 +131,22 @@ def make_pipeline(overrides: PriceOverrides | None = None, **label_options: Any)
     return Pipeline(registry, PriceBook(overrides))
 
 
+BROKEN_SERVICE = "broken"
+
+
+def break_service(pipeline: Pipeline) -> None:
+    """A defect to reach from a request: reading the name of service BROKEN_SERVICE raises."""
+    real = pipeline._service_of
+
+    def service_of(data: bytes, start: int, stop: int) -> str:
+        name = real(data, start, stop)
+        if name == BROKEN_SERVICE:
+            raise RuntimeError("simulated defect")
+        return name
+
+    pipeline._service_of = service_of  # type: ignore[method-assign]
+
+
 def run(pipeline: Pipeline, payload: bytes) -> bytes:
     blocks, _ = pipeline.split(payload)
     return pipeline.process(payload, blocks)

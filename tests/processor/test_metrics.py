@@ -211,6 +211,8 @@ genai_otel_processor_queue_spans 0
 # HELP genai_otel_processor_queue_capacity_spans Queue capacity in spans.
 # TYPE genai_otel_processor_queue_capacity_spans gauge
 genai_otel_processor_queue_capacity_spans 0
+# HELP genai_otel_processor_duplicate_spans Spans of a call another span was counted for, by scope pair.
+# TYPE genai_otel_processor_duplicate_spans counter
 # HELP genai_otel_processor_label_overflow Label values replaced by other, by label.
 # TYPE genai_otel_processor_label_overflow counter
 # HELP genai_otel_processor_price_table_info The price table in use.

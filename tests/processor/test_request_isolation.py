@@ -22,10 +22,12 @@ from genai_otel.processors.pricing import PriceBook
 from genai_otel.processors.service import ERROR_LOG_INTERVAL_SECONDS, Processor, RateLimitedLog
 
 from .helpers import (
+    BROKEN_SERVICE,
     EXPORT,
     GENAI,
     Sink,
     attributes_of,
+    break_service,
     framed,
     make_pipeline,
     make_request,
@@ -287,20 +289,12 @@ def test_a_request_that_fails_part_way_changes_no_metric(accelerated: bool) -> N
     base = make_pipeline(label_limits={sc.LABEL_MODEL: 2})
     pipeline = Pipeline(base.registry, PriceBook(), accelerated=accelerated)
     registry = pipeline.registry
-    real_service_of = pipeline._service_of
-
-    def service_of(data: bytes, start: int, stop: int) -> str:
-        service = real_service_of(data, start, stop)
-        if service == "broken":
-            raise RuntimeError("simulated defect")
-        return service
-
-    pipeline._service_of = service_of  # type: ignore[method-assign]
+    break_service(pipeline)
     run(pipeline, _calls("checkout", "gpt-4o"))  # every kind seen once: the lane knows them
     registry.settle()
     fast_before = pipeline.lane.stats["fast"] if pipeline.lane is not None else 0
     before = registry.expose(openmetrics=True)
-    failing = _calls("checkout", "gpt-4o-mini") + _calls("broken", "gpt-4o")
+    failing = _calls("checkout", "gpt-4o-mini") + _calls(BROKEN_SERVICE, "gpt-4o")
     with pytest.raises(RuntimeError, match="simulated defect"):
         run(pipeline, failing)
     assert registry.expose(openmetrics=True) == before

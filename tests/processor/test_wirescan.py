@@ -771,3 +771,23 @@ _MALFORMED_WITHOUT_MARKER = [
 def test_a_malformed_span_without_a_marker_key_is_counted_alike_by_the_lane(data: bytes) -> None:
     assert_same_scan(data)
     assert_same_processing(data)
+
+
+def test_a_string_running_past_its_any_value_is_malformed_on_both_paths() -> None:
+    """Found by fuzzing: a model string whose length runs past its AnyValue frame was read into
+    the bytes that follow (the next span's) by both decoders, while the lane's signature saw the
+    frame: two spans with different models shared one learned entry on the C path. Such a string
+    is not a string on any path now."""
+    model_key = framed(0x0A, sc.GEN_AI_REQUEST_MODEL.encode())
+    usage = {sc.GEN_AI_USAGE_INPUT_TOKENS: 100, sc.GEN_AI_USAGE_OUTPUT_TOKENS: 10}
+    bad = make_span({sc.GEN_AI_PROVIDER_NAME: "openai", **usage}).SerializeToString() + framed(
+        0x4A,
+        model_key + framed(0x12, b"\x0a\x67gen_ai."),  # a 103-byte string in 8 bytes
+    )
+    good = make_span({sc.GEN_AI_PROVIDER_NAME: "openai", sc.GEN_AI_REQUEST_MODEL: "gen_ai.", **usage})
+    data = framed(0x0A, framed(0x12, framed(0x12, bad) + framed(0x12, good.SerializeToString())))
+    assert_same_scan(data)
+    assert_same_processing(data)
+    _, slow = _scanners()
+    ((_, _, _, _, ((_, _, _, _, spans),)),), _ = slow.split(data)
+    assert [span[3][sc.GEN_AI_REQUEST_MODEL] for span in spans] == [UNSUPPORTED, "gen_ai."]
