@@ -457,7 +457,8 @@ def ensure(names: list[str] | None = None) -> dict[str, Path]:
 
 
 def binary(role: str) -> Path:
-    """The cached path of one binary role (collector, jaeger, prometheus, promtool, alertmanager, amtool, helm)."""
+    """The cached path of one binary role (collector, jaeger, prometheus, promtool, alertmanager, amtool,
+    helm)."""
     for component in components().values():
         if role in component.binaries:
             return component.paths()[role]
