@@ -77,12 +77,19 @@ def schemas(tmp_path_factory: pytest.TempPathFactory) -> Schemas:
     return Schemas.load(kubernetes, ENV["KUBERNETES_SCHEMA_VERSION"], operator)
 
 
-def render(helm: Path, values: dict[str, str]) -> list[dict[str, Any]]:
-    args = [str(helm), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
-    args += ["--kube-version", ENV["KUBERNETES_SCHEMA_VERSION"]]
+def set_args(values: dict[str, str]) -> list[str]:
+    """--set (typed) or --set-string (values that must stay strings) for each value."""
+    args = []
     for key, value in values.items():
         args += ["--set-string" if key.startswith(("sampler.tailSampling.", "jaeger.otlp")) else "--set"]
         args += [f"{key}={value}"]
+    return args
+
+
+def render(helm: Path, values: dict[str, str]) -> list[dict[str, Any]]:
+    args = [str(helm), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    args += ["--kube-version", ENV["KUBERNETES_SCHEMA_VERSION"]]
+    args += set_args(values)
     result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
@@ -404,6 +411,15 @@ def test_images_are_the_versions_of_env(rendered: dict[str, list[dict[str, Any]]
         f"{RELEASE}-genai-otel-sampler": f"otel/opentelemetry-collector-contrib:{ENV['COLLECTOR_VERSION']}",
         f"{RELEASE}-genai-otel-jaeger": f"jaegertracing/jaeger:{ENV['JAEGER_VERSION']}",
     }
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_helm_lint_passes_strictly_notes_included(helm: Path, variant: str) -> None:
+    args = [str(helm), "lint", "--strict", str(CHART), "--kube-version", ENV["KUBERNETES_SCHEMA_VERSION"]]
+    args += set_args(VARIANTS[variant])
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
 
 
 def test_bad_choices_fail_with_a_message(helm: Path) -> None:
