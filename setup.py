@@ -7,8 +7,9 @@
 compiler is available the install still succeeds and the processor uses its pure-Python walk
 (and says so at WARNING when it starts); GENAI_OTEL_REQUIRE_EXTENSION=1 makes a failed compile
 fail the build instead (the Docker image's build stage sets it).
-The build stamps the extension with a digest of its source, which the processor compares with the
-`_wirescan.c` it ships beside, so a stale build (an editable install after a pull) is never used.
+The extension's C sources are in `processors/native/` (split by concern, one internal header).
+The build stamps the extension with a digest of every one of them, which the processor compares
+with the sources it ships beside, so a stale build (an editable install after a pull) is never used.
 """
 
 import hashlib
@@ -17,9 +18,19 @@ from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
 
-WIRESCAN_SOURCE = Path(__file__).parent / "processors" / "_wirescan.c"
-# Same digest as genai_otel.processors.scan.source_digest().
-WIRESCAN_DIGEST = hashlib.sha256(WIRESCAN_SOURCE.read_bytes()).hexdigest()[:16]
+NATIVE = Path("processors") / "native"
+WIRESCAN_SOURCES = sorted(p for p in (Path(__file__).parent / NATIVE).iterdir() if p.suffix in (".c", ".h"))
+
+
+def source_digest() -> str:
+    """Same digest as genai_otel.processors.scan.source_digest(): every source, name and content."""
+    digest = hashlib.sha256()
+    for path in WIRESCAN_SOURCES:
+        data = path.read_bytes()
+        digest.update(f"{path.name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()[:16]
+
 
 MAPPED = {"genai_otel.instrumentation": "instrumentation", "genai_otel.processors": "processors"}
 
@@ -34,9 +45,11 @@ setup(
     ext_modules=[
         Extension(
             "genai_otel.processors._wirescan",
-            ["processors/_wirescan.c"],
-            extra_compile_args=["-O2"],
-            define_macros=[("WIRESCAN_SOURCE_DIGEST", f'"{WIRESCAN_DIGEST}"')],
+            [str(NATIVE / p.name) for p in WIRESCAN_SOURCES if p.suffix == ".c"],
+            depends=[str(NATIVE / p.name) for p in WIRESCAN_SOURCES if p.suffix == ".h"],
+            # hidden: the sources' shared functions are not exported (direct calls, no PLT)
+            extra_compile_args=["-O2", "-fvisibility=hidden"],
+            define_macros=[("WIRESCAN_SOURCE_DIGEST", f'"{source_digest()}"')],
             optional=os.environ.get("GENAI_OTEL_REQUIRE_EXTENSION", "") in ("", "0"),
         )
     ],

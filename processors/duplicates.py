@@ -37,7 +37,10 @@ holds them to the same answers).
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from . import _wirescan
 
 MAX_RESPONSE_ID_BYTES: Final = 128  # a longer response id is not remembered
 DEFAULT_MAX_SPANS: Final = 100_000  # GenAI spans remembered: about 26 MB at most
@@ -167,7 +170,7 @@ class RecentCalls:
         return None
 
 
-def recent_calls(capacity: int, window_seconds: float, accelerated: bool) -> Any:
+def recent_calls(capacity: int, window_seconds: float, accelerated: bool) -> RecentCalls | _wirescan.Recent:
     """The extension's `Recent` when the C walk is in use, else `RecentCalls`."""
     from .scan import _accelerator
 

@@ -18,7 +18,7 @@ import logging
 import struct
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from genai_otel.instrumentation import semconv as sc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -31,7 +31,7 @@ from .duplicates import (
     call_ident,
     recent_calls,
 )
-from .metrics import OTHER, STATUS_ERROR, STATUS_OK, Registry, SeriesStats
+from .metrics import OTHER, STATUS_ERROR, STATUS_OK, Histogram, Registry, SeriesStats
 from .normalise import (
     MARKER_KEYS,
     UNKNOWN,
@@ -58,13 +58,16 @@ from .wire import (
     span_ids,
 )
 
+if TYPE_CHECKING:
+    from . import _wirescan
+
 logger = logging.getLogger(__name__)
 
 EVALUATION_EVENT: Final = sc.EVENT_EVALUATION_RESULT.encode()
 UNKNOWN_SERVICE: Final = "unknown_service"
 Scanned = tuple[list[ResourceEntry], int]  # from RequestScanner.split
 Journal = list[tuple[Callable[..., object], tuple[object, ...]]]  # registry calls, applied in order
-# The lane's entry kinds (see _wirescan.c) and the keys that always send a span to Python.
+# The lane's entry kinds (see native/_wirescan.h) and the keys that always send a span to Python.
 SERVICE_CACHE_SIZE: Final = 4096  # distinct Resources whose service name is remembered ...
 SERVICE_CACHE_MAX_BYTES: Final = 4096  # ... each at most this long (memory stays under 16 MiB)
 LANE_PRICED: Final = 1
@@ -152,7 +155,10 @@ class Pipeline:
         self.span_scanner = self.scanner.span_scanner
         registry.use_accelerated(
             _accelerator.observe if self.scanner.accelerated else None,
-            _accelerator.Histogram if self.scanner.accelerated else None,
+            # duck-typed: metrics.Histogram's constructor and attributes, its state in C
+            cast("Callable[[tuple[float, ...], bool, float], Histogram]", _accelerator.Histogram)
+            if self.scanner.accelerated
+            else None,
         )
         self._record_call = (
             registry.accelerated_record_call(_accelerator.record_call)
@@ -182,11 +188,13 @@ class Pipeline:
         )
 
         # the whole request in C for spans whose kind was seen before (None: off)
-        self._lane: Any = self._make_lane() if self.scanner.accelerated and fast is not None else None
+        self._lane: _wirescan.Lane | None = (
+            self._make_lane() if self.scanner.accelerated and fast is not None else None
+        )
         if self._lane is not None:  # the lane keeps its sums until the registry is read
             registry.settle_with(self._lane.flush)
 
-    def _make_lane(self) -> Any:
+    def _make_lane(self) -> _wirescan.Lane:
         from .normalise import (
             CACHE_READ_KEYS,
             CACHE_WRITE_KEYS,
@@ -254,14 +262,16 @@ class Pipeline:
         )
 
     @property
-    def lane(self) -> Any:
+    def lane(self) -> _wirescan.Lane | None:
         """The C lane (None when the extension is not in use); `lane.stats` counts its spans."""
         return self._lane
 
     def split(self, data: bytes) -> tuple[Scanned, int]:
         """(what `process` needs, span count); raises WireError for a malformed request."""
         if self._lane is not None:  # only validated and counted here: the lane walks it in process
-            _, count = _accelerator.split(data, self.scanner.table, True)
+            table = self.scanner.table
+            assert table is not None  # a lane is made only with the extension's table
+            _, count = _accelerator.split(data, table, True)
             return ([], count), count
         scanned = self.scanner.split(data)
         return scanned, scanned[1]
@@ -390,6 +400,7 @@ class Pipeline:
     ) -> None:
         """Give the lane the outcome of spans with this signature (see _wirescan's lane)."""
         lane = self._lane
+        assert lane is not None  # called by the lane only
         call = self._normalise(attrs, scope_name, facts[3] == STATUS_CODE_ERROR)
         if call is None:
             lane.learn(signature, LANE_OTHER)

@@ -22,9 +22,12 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from .wire import UNSUPPORTED, KeyScanner, WireError, decode_any_value, split_request
+
+if TYPE_CHECKING:
+    from . import _wirescan
 
 logger = logging.getLogger(__name__)
 
@@ -34,19 +37,30 @@ SpanEntry = tuple[int, int, int, "dict[str, object] | None", "tuple[bytes, int, 
 ScopeEntry = tuple[int, int, int, str, list[SpanEntry]]
 ResourceEntry = tuple[int, int, int, "tuple[int, int] | None", list[ScopeEntry]]
 
-WIRESCAN_SOURCE: Final = Path(__file__).with_name("_wirescan.c")
+# The extension's C sources (module.c and the files it is split into, _wirescan.h included).
+WIRESCAN_SOURCES: Final = Path(__file__).with_name("native")
 
 
-def source_digest(source: Path = WIRESCAN_SOURCE) -> str | None:
-    """The digest setup.py stamps into the extension; None where the source is not shipped."""
+def source_digest(folder: Path = WIRESCAN_SOURCES) -> str | None:
+    """The digest setup.py stamps into the extension (every native source file, by name and
+    content); None where the sources are not shipped."""
     try:
-        return hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+        paths = sorted(p for p in folder.iterdir() if p.suffix in (".c", ".h"))
+        digest = hashlib.sha256()
+        for path in paths:
+            data = path.read_bytes()
+            digest.update(f"{path.name}\0{len(data)}\0".encode())
+            digest.update(data)
     except OSError:
         return None
+    return digest.hexdigest()[:16] if paths else None
 
 
-def _matching_build(module: Any, expected: str | None) -> Any:
-    """`module` when it was built from the `_wirescan.c` beside it, else None (with a warning).
+M = TypeVar("M")
+
+
+def _matching_build(module: M, expected: str | None) -> M | None:
+    """`module` when it was built from the sources in `native/` beside it, else None (with a warning).
 
     An editable install does not recompile after `git pull`: running C code from an older source
     against newer Python would fail or, worse, count differently. The pure-Python path gives the
@@ -55,7 +69,7 @@ def _matching_build(module: Any, expected: str | None) -> Any:
     built = getattr(module, "SOURCE_DIGEST", None)
     if expected is not None and built != expected:
         logger.warning(
-            "the compiled _wirescan (source digest %s) is stale against _wirescan.c (%s): "
+            "the compiled _wirescan (source digest %s) is stale against its sources in native/ (%s): "
             "using the pure-Python walk; reinstall genai-otel to rebuild it",
             built,
             expected,
@@ -64,13 +78,14 @@ def _matching_build(module: Any, expected: str | None) -> Any:
     return module
 
 
-_accelerator: Any
+# Typed as the module (_wirescan.pyi) so every use is checked against the stub; None when it is
+# not built or stale: the callers test that (use_accelerated, RequestScanner.accelerated) first.
 try:
-    from . import _wirescan as _accelerator  # type: ignore[attr-defined, no-redef]
+    from . import _wirescan as _accelerator
 except ImportError:  # no compiler when installed: the pure-Python walk, same results
-    _accelerator = None
+    _accelerator = None  # type: ignore[assignment]
 else:
-    _accelerator = _matching_build(_accelerator, source_digest())
+    _accelerator = _matching_build(_accelerator, source_digest())  # type: ignore[assignment]
 
 
 def accelerated_available() -> bool:
@@ -97,15 +112,14 @@ class RequestScanner:
         )
 
     @property
-    def table(self) -> Any:
+    def table(self) -> _wirescan._Table | None:
         """The C key table (None on the pure-Python path)."""
         return self._table
 
     def split(self, data: bytes) -> tuple[list[ResourceEntry], int]:
         """Raises WireError for a malformed request."""
         if self._table is not None:
-            result: tuple[list[ResourceEntry], int] = _accelerator.split(data, self._table)
-            return result
+            return _accelerator.split(data, self._table)
         return self.split_python(data)
 
     def split_python(self, data: bytes) -> tuple[list[ResourceEntry], int]:

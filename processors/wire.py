@@ -432,7 +432,19 @@ STATUS_CODE_ERROR: Final = 2
 
 
 def span_facts(data: bytes, start: int, end: int) -> tuple[bytes, int, int, int]:
-    """(trace id, start time ns, end time ns, status code) of the span in data[start:end].
+    """(trace id, start time ns, end time ns, status code) of the span in data[start:end]."""
+    return _span_header(data, start, end)[:4]
+
+
+def span_ids(data: bytes, start: int, end: int) -> tuple[bytes, bytes]:
+    """(span id, parent span id) of the span in data[start:end] (b"" when absent), read from the
+    header as span_facts reads it: the C walk reads them in the same pass as its facts."""
+    header = _span_header(data, start, end)
+    return header[4], header[5]
+
+
+def _span_header(data: bytes, start: int, end: int) -> tuple[bytes, int, int, int, bytes, bytes]:
+    """(trace id, start time ns, end time ns, status code, span id, parent span id).
 
     Fields 1-8 come first in the canonical field order every OTLP encoder uses, so the walk
     stops at the first attribute; the status (field 15) is read from the tail, where the
@@ -440,7 +452,7 @@ def span_facts(data: bytes, start: int, end: int) -> tuple[bytes, int, int, int]
     order still gets correct times (the walk is exact); its status is found by the exact
     fallback walk.
     """
-    trace_id = b""
+    trace_id = span_id = parent_id = b""
     start_ns = end_ns = 0
     pos = start
     seen_end = False
@@ -459,6 +471,10 @@ def span_facts(data: bytes, start: int, end: int) -> tuple[bytes, int, int, int]
             pos = payload + length
         elif tag in (0x12, 0x1A, 0x22, 0x2A):  # span id, trace state, parent, name
             length, payload = read_varint(data, pos + 1)
+            if tag == 0x12:
+                span_id = data[payload : payload + length]
+            elif tag == 0x22:
+                parent_id = data[payload : payload + length]
             pos = payload + length
         elif tag == 0x30:  # kind
             _, pos = read_varint(data, pos + 1)
@@ -468,8 +484,8 @@ def span_facts(data: bytes, start: int, end: int) -> tuple[bytes, int, int, int]
         raise WireError("span header runs past the end of the span")
     status = _tail_status(data, start, end)
     if status < 0 or not seen_end:
-        return _span_facts_exact(data, start, end)
-    return trace_id, start_ns, end_ns, status
+        return _span_header_exact(data, start, end)
+    return trace_id, start_ns, end_ns, status, span_id, parent_id
 
 
 def _tail_status(data: bytes, start: int, end: int) -> int:
@@ -511,23 +527,16 @@ def _tail_status(data: bytes, start: int, end: int) -> int:
     return -1
 
 
-def span_ids(data: bytes, start: int, end: int) -> tuple[bytes, bytes]:
-    """(span id, parent span id) of the span in data[start:end] (b"" when absent)."""
-    span_id = parent_id = b""
-    for number, wire_type, fstart, fend in iter_fields(data, start, end):
-        if wire_type == 2 and number == 2:
-            span_id = data[fstart:fend]
-        elif wire_type == 2 and number == 4:
-            parent_id = data[fstart:fend]
-    return span_id, parent_id
-
-
-def _span_facts_exact(data: bytes, start: int, end: int) -> tuple[bytes, int, int, int]:
-    trace_id = b""
+def _span_header_exact(data: bytes, start: int, end: int) -> tuple[bytes, int, int, int, bytes, bytes]:
+    trace_id = span_id = parent_id = b""
     start_ns = end_ns = status = 0
     for number, wire_type, fstart, fend in iter_fields(data, start, end):
         if number == 1 and wire_type == 2:
             trace_id = data[fstart:fend]
+        elif number == 2 and wire_type == 2:
+            span_id = data[fstart:fend]
+        elif number == 4 and wire_type == 2:
+            parent_id = data[fstart:fend]
         elif number == 7 and wire_type == 1:
             start_ns = _FIXED64.unpack_from(data, fstart)[0]
         elif number == 8 and wire_type == 1:
@@ -536,7 +545,7 @@ def _span_facts_exact(data: bytes, start: int, end: int) -> tuple[bytes, int, in
             for snumber, swire, sstart, _ in iter_fields(data, fstart, fend):
                 if snumber == 3 and swire == 0:
                     status, _ = read_varint(data, sstart)
-    return trace_id, start_ns, end_ns, status
+    return trace_id, start_ns, end_ns, status, span_id, parent_id
 
 
 # --------------------------------------------------------------------------------------

@@ -51,7 +51,11 @@ def test_the_wheel_is_a_platform_wheel_with_the_extension(wheel: Path) -> None:
     assert not wheel.name.endswith("-none-any.whl")  # tagged for this interpreter and platform
     names = zipfile.ZipFile(wheel).namelist()
     assert [n for n in names if re.fullmatch(r"genai_otel/processors/_wirescan\..*\.so", n)]
-    assert "genai_otel/processors/_wirescan.c" in names  # the source it is checked against
+    shipped = {n for n in names if n.startswith("genai_otel/processors/native/")}
+    native = REPO_ROOT / "processors" / "native"
+    # every source the build is checked against, the shared header too
+    assert shipped == {f"genai_otel/processors/native/{p.name}" for p in native.iterdir()}
+    assert "genai_otel/processors/native/_wirescan.h" in shipped
 
 
 def test_a_required_extension_that_cannot_compile_fails_the_build(tmp_path: Path) -> None:

@@ -172,7 +172,11 @@ def cost(spec: Spec) -> list[Panel]:
            q(f"{rec.SERVICE_COST_RATE1H}{{{S}}} offset 1w * 3600", "{{service}} a week ago")),
         _p("table", "Unpriced calls, last hour", "short",
            "Calls the processor could not price, per provider, model and reason; they are missing from cost.",
-           q(f"sum by (provider, model, reason) ({rec.UNPRICED_INCREASE1H}{{{PM}}})"), width=24),
+           q(f"sum by (provider, model, reason) ({rec.UNPRICED_INCREASE1H}{{{PM}}})"), width=12),
+        _p("table", "Calls with incomplete usage, last hour", "short",
+           "Calls whose instrumentation is known to report part of the usage (e.g. OpenLIT's Anthropic "
+           "streams without cache tokens): their cost is a lower bound.",
+           q(f"sum by (provider, model) (increase({sc.PROM_LLM_USAGE_INCOMPLETE}{{{F}}}[1h]))"), width=12),
     ]  # fmt: skip
 
 
@@ -324,6 +328,11 @@ def pipeline(spec: Spec) -> list[Panel]:
            "Spans per second the collector's receivers accepted and refused.",
            q(f"sum(rate({_collector('receiver_accepted_spans')}[5m]))", "accepted"),
            q(f"sum(rate({_collector('receiver_refused_spans')}[5m])) or vector(0)", "refused")),
+        _p("timeseries", "Second spans of one call", "short",
+           "Spans per second found to describe a call another instrumentation's span was counted for "
+           "(not counted again), by the two scopes.",
+           q(f"sum by (counted_scope, duplicate_scope) (rate({sc.PROM_PROCESSOR_DUPLICATE_SPANS}[5m]))",
+             "{{duplicate_scope}} after {{counted_scope}}")),
     ]  # fmt: skip
 
 

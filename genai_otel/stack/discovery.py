@@ -6,7 +6,7 @@
 The gateway collector's loadbalancing exporter (collector-config/gateway.yaml) reads its static
 list of processors from the endpoints file, at start and when it reloads its config on SIGHUP.
 This process checks every processor's health URL each interval; when the set that answers changes
-(a processor is dropped after two failed checks in a row, added back after one good one), it
+(a processor is dropped after three failed checks in a row, added back after one good one), it
 rewrites the file and signals the gateway. The gateway then hashes trace ids over the processors
 that are left, and the requests it still holds for a vanished one (they stay in its persistent
 queue until a processor answers OK) go to the others. With no processor answering, the file
@@ -30,10 +30,14 @@ from pathlib import Path
 import yaml
 
 logger = logging.getLogger(__name__)
-FAILURES_BEFORE_REMOVAL = 2
+# Every change of the list reloads the gateway, and a reload makes it resend what it had in flight
+# (priced twice: at-least-once), so a processor slow to answer on a loaded machine is not dropped
+# at once: three refusals (a killed processor refuses at once: gone within about 1.5 s) or three
+# checks of 2 s without an answer.
+FAILURES_BEFORE_REMOVAL = 3
 
 
-def healthy(url: str, timeout: float = 1.0) -> bool:
+def healthy(url: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return bool(200 <= response.status < 300)

@@ -1,5 +1,5 @@
-"""What the demo does not send, for the live dashboard test: judge scores, unpriced calls and a
-burst of rate-limited calls.
+"""What the demo does not send, for the live dashboard test: judge scores, unpriced calls, a
+burst of rate-limited calls, and spans as peer instrumentations write them.
 
 Run as `opentelemetry-instrument python tests/e2e/dashboard_extras_app.py` with the demo's
 environment. Records LLM-as-judge evaluations of the demo's models (the quality dashboard reads
@@ -15,7 +15,9 @@ import time
 from typing import Any
 
 import openai
+from genai_otel.instrumentation import semconv as sc
 from genai_otel.instrumentation.evaluation import record_evaluation
+from opentelemetry import trace
 
 RATE_LIMITED_MODEL = "gpt-4o-mini"
 RATE_LIMITED_CALLS = 20
@@ -23,8 +25,43 @@ PROMPT: Any = [{"role": "user", "content": "Rate this answer."}]
 JUDGED = (("openai", "gpt-4o-mini", 8.5), ("openai", "gpt-4o", 6.0), ("anthropic", "claude-sonnet-4-0", 9.0))
 
 
+ANTHROPIC_CALL = {
+    sc.GEN_AI_OPERATION_NAME: "chat",
+    sc.GEN_AI_PROVIDER_NAME: "anthropic",
+    sc.GEN_AI_REQUEST_MODEL: "claude-sonnet-4-0",
+    sc.GEN_AI_USAGE_INPUT_TOKENS: 120,
+    sc.GEN_AI_USAGE_OUTPUT_TOKENS: 30,
+}
+
+
+def peers_spans() -> None:
+    """Spans as other instrumentations write them: one Anthropic call seen by a peer and by the
+    anthropic SDK itself (its span a child of the peer's: the processor counts the call once), and
+    an OpenLIT Anthropic stream span, whose usage is known to be incomplete."""
+    peer = trace.get_tracer("opentelemetry.instrumentation.anthropic")
+    sdk = trace.get_tracer(sc.ANTHROPIC_SDK_SCOPE)
+    openlit = trace.get_tracer("openlit.otel.tracing")
+    with (
+        peer.start_as_current_span("chat claude-sonnet-4-0", attributes=ANTHROPIC_CALL),
+        sdk.start_as_current_span("anthropic.messages.create", attributes=ANTHROPIC_CALL),
+    ):
+        time.sleep(0.01)
+    streamed = {
+        **ANTHROPIC_CALL,
+        sc.GEN_AI_REQUEST_STREAM: True,
+        sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 0,
+        sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: 0,
+        sc.OPENLIT_USAGE_COST: 0.0,  # OpenLIT's own estimate (re-priced)
+    }
+    with openlit.start_as_current_span("chat claude-sonnet-4-0", attributes=streamed):
+        time.sleep(0.01)
+
+
 def main() -> None:
     client = openai.OpenAI(max_retries=0, timeout=30)
+    for _ in range(6):  # spread over several scrapes: each one is an increase
+        peers_spans()
+        time.sleep(1.0)
     for _ in range(3):
         for provider, model, score in JUDGED:
             record_evaluation("helpfulness", score, provider=provider, model=model)

@@ -24,6 +24,7 @@ from .helpers import (
     T_2025_07_01,
     attributes_of,
     break_service,
+    framed,
     make_pipeline,
     make_span,
     run,
@@ -303,3 +304,22 @@ def test_the_c_memory_and_the_python_one_give_the_same_answers(
         c.settle(ok)
         python.settle(ok)
         assert c.duplicates == python.duplicates
+
+
+@pytest.mark.skipif(not ACCELERATED, reason="no _wirescan")
+def test_both_paths_read_a_span_id_where_the_header_has_it() -> None:
+    """A second span_id field between the attributes and the status (found by fuzzing): the C walk
+    reads the ids from the header, where the canonical order puts them, and so must the Python
+    path, or a child naming the late id pairs on one path and not on the other."""
+    head = span(ANTHROPIC, 5).SerializeToString()  # no status: the status goes last, by hand
+    parent = head + framed(0x12, (7).to_bytes(8, "big")) + b"\x7a\x00"
+    child = span(ANTHROPIC, 2, parent=7, start_ms=10, duration_ms=900).SerializeToString()
+
+    def scope(name: str, span_bytes: bytes) -> bytes:
+        return framed(0x12, framed(0x0A, framed(0x0A, name.encode())) + framed(0x12, span_bytes))
+
+    resource = framed(0x0A, framed(0x0A, b"service.name") + framed(0x12, framed(0x0A, b"checkout")))
+    scopes = scope(PEER_SCOPE, parent) + scope("another.instrumentation", child)
+    data = framed(0x0A, framed(0x0A, resource) + scopes)
+    outputs = [duplicate_of(run(warmed(accelerated), data)) for accelerated in (True, False)]
+    assert outputs[0] == outputs[1] == [None, None]  # the header says span 5: not the child's parent

@@ -1,0 +1,98 @@
+"""Types of the C extension `_wirescan` (sources: processors/native/; see processors/scan.py).
+
+The positional context tuples (`normalise`, `record_call`, `Lane`) are built by
+`Normaliser.accelerated`, `Registry.record_context` and `Pipeline._make_lane`.
+"""
+
+from collections.abc import Callable
+from typing import Final, final
+
+from . import metrics
+from .normalise import GenAICall
+from .scan import ResourceEntry, SpanEntry
+
+SOURCE_DIGEST: Final[str]  # what setup.py stamped: scan.source_digest() of the sources built
+
+@final
+class _Table:
+    """The key table `make_table` returns (a capsule: opaque, and not importable by this name)."""
+
+def make_table(
+    keys: tuple[str, ...],
+    eval_name: bytes,
+    wire_error: type[Exception],
+    unsupported: object,
+    decode_other: Callable[[bytes, int, int], object],
+    /,
+) -> _Table: ...
+def split(data: bytes, table: _Table, count_only: bool = ..., /) -> tuple[list[ResourceEntry], int]: ...
+def normalise(
+    context: tuple[object, ...], attrs: dict[str, object], scope_name: str, status_error: bool, /
+) -> GenAICall | None: ...
+def assemble(data: bytes, resources: list[ResourceEntry], additions: dict[int, bytes], /) -> bytes: ...
+def observe(
+    histogram: Histogram | metrics.Histogram, value: float, trace_id: bytes, timestamp: float, /
+) -> None: ...
+def record_call(context: tuple[object, ...], /, *args: object) -> None: ...
+
+@final
+class Histogram:
+    """metrics.Histogram with its state in C arrays."""
+
+    @property
+    def bounds(self) -> tuple[float, ...]: ...
+    created: float
+    def __init__(self, bounds: tuple[float, ...], exemplars: bool, created: float = ...) -> None: ...
+    @property
+    def counts(self) -> list[int]: ...
+    @property
+    def sum(self) -> float: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def exemplars(self) -> list[tuple[bytes, float, float] | None] | None: ...
+    def observe(self, value: float, trace_id: bytes, timestamp: float, /) -> None: ...
+    def copy(self) -> Histogram: ...
+
+@final
+class Recent:
+    """Recent GenAI calls, to find the second span of one call (duplicates.RecentCalls)."""
+
+    def __init__(self, capacity: int, window_seconds: float) -> None: ...
+    def begin(self, now: float, /) -> None: ...
+    def settle(self, ok: bool, /) -> None: ...
+    def see(
+        self,
+        scope: str,
+        native: int,  # 0, 1 or 2 (duplicates.RecentCalls.see)
+        service: str,
+        ident: int,
+        trace_id: bytes,
+        span_id: bytes,
+        parent_span_id: bytes,
+        start_ns: int,
+        end_ns: int,
+        response_id: str | None,
+        /,
+    ) -> tuple[bytes, str] | None: ...
+    @property
+    def duplicates(self) -> int: ...
+
+@final
+class Lane:
+    """A whole export request in C for spans seen before (see Pipeline)."""
+
+    def __init__(self, context: tuple[object, ...], /) -> None: ...
+    def process(
+        self,
+        data: bytes,
+        service_of: Callable[[bytes, int, int], str],
+        slow: Callable[[bytes, SpanEntry, str, str, bytes | None], tuple[bytes, bool]],
+        journal: list[tuple[Callable[..., object], tuple[object, ...]]],
+        /,
+    ) -> tuple[bytes, int, int]: ...
+    def learn(self, signature: bytes, kind: int, /, *outcome: object) -> bool: ...
+    def flush(self) -> None: ...
+    def clear(self) -> None: ...
+    @property
+    def stats(self) -> dict[str, int]: ...
