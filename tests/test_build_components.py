@@ -31,6 +31,7 @@ def test_binaries_are_named_with_the_env_versions() -> None:
     assert build.binary("jaeger").name == f"jaeger-{env['JAEGER_VERSION']}"
     assert build.binary("promtool").name == f"promtool-{env['PROMETHEUS_VERSION']}"
     assert build.binary("alertmanager").name == f"alertmanager-{env['ALERTMANAGER_VERSION']}"
+    assert build.binary("helm").name == f"helm-{env['HELM_VERSION']}"
 
 
 def test_cached_binaries_are_reused_without_building(tmp_path: Path) -> None:
@@ -56,7 +57,8 @@ def test_missing_go_fails_with_a_clear_message(tmp_path: Path) -> None:
 def test_unknown_component_is_rejected_naming_the_known_ones(tmp_path: Path) -> None:
     result = _run("grafana", cache=tmp_path)
     assert result.returncode == 1
-    assert "unknown component(s) grafana; known: collector, jaeger, prometheus, alertmanager" in result.stderr
+    known = "collector, jaeger, prometheus, alertmanager, helm"
+    assert f"unknown component(s) grafana; known: {known}" in result.stderr
 
 
 def test_prometheus_release_maps_to_its_go_module_version() -> None:

@@ -1,8 +1,9 @@
 """Regenerate every derived artefact from its source, or check that none is stale.
 
 Sources: `prometheus/slos.yaml` (+ `DAILY_COST_BUDGET_USD` from `.env`) and the code in
-`genai_otel/observability/`. Outputs: `prometheus/rules/*.yml`, `grafana/dashboards/*.json` and
-the generated regions of the collector configs (`genai_otel.observability.collector_split`).
+`genai_otel/observability/`. Outputs: `prometheus/rules/*.yml`, `grafana/dashboards/*.json`,
+the generated regions of the collector configs (`genai_otel.observability.collector_split`) and the
+Kubernetes chart's copies of all these (`genai_otel.observability.chart_files`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from genai_otel.observability import collector_split, dashboards, rules
+from genai_otel.observability import chart_files, collector_split, dashboards, rules
 from genai_otel.observability.spec import REPO_ROOT, SPEC_FILE, Spec, SpecError, load_spec
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ def outputs(spec: Spec, root: Path = REPO_ROOT) -> dict[Path, str]:
     files = {RULES_DIR / name: content for name, content in rules.rule_files(spec).items()}
     files |= {DASHBOARDS_DIR / name: content for name, content in dashboards.dashboard_files(spec).items()}
     files |= collector_split.outputs(root)
+    files |= chart_files.outputs(root, files)
     return files
 
 
@@ -39,7 +41,7 @@ def _stale_generated_files(root: Path, expected: dict[Path, str]) -> list[Path]:
             relative = path.relative_to(root)
             if relative not in expected and GENERATED_MARK in path.read_text(encoding="utf-8")[:2000]:
                 leftovers.append(relative)
-    return leftovers
+    return leftovers + chart_files.stale(root, expected)
 
 
 def write(spec: Spec, root: Path = REPO_ROOT) -> list[Path]:

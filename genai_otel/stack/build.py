@@ -1,6 +1,6 @@
 """Build or find the real stack components and cache them under ~/.cache/genai-otel/bin/.
 
-    scripts/build-components [collector|jaeger|prometheus|alertmanager ...]   (default: all)
+    scripts/build-components [collector|jaeger|prometheus|alertmanager|helm ...]   (default: all)
 
 A component that is not cached comes first from its official release archive for the pinned
 version, checked against the checksum file of the same release (see `genai_otel.stack.release`);
@@ -26,6 +26,9 @@ and write the binary atomically, so an interrupted build never leaves a broken f
   They are built through a small generated wrapper module that requires the upstream module and
   repeats those directives.
 - alertmanager, amtool: `go install github.com/prometheus/alertmanager/cmd/...@vALERTMANAGER_VERSION`.
+- helm: `go install helm.sh/helm/v3/cmd/helm@vHELM_VERSION` (always from its Go module: Helm does not
+  publish its release archives where the collector's, Jaeger's and Prometheus's are). Only the tests
+  use it, to render and check the Kubernetes chart under deploy/helm/.
 
 The collector's release is the otelcol-contrib distribution, used only while every component the
 manifest lists is one it contains (`collector_release_gap`); it is cached under the same name.
@@ -79,6 +82,8 @@ class Component:
     binaries: dict[str, str]
     build: Callable[[Component, Path], None]
     about: str
+    # False: no official release archive is tried (`genai_otel.stack.release` knows none)
+    has_release: bool = True
 
     def paths(self) -> dict[str, Path]:
         return {role: bin_dir() / file for role, file in self.binaries.items()}
@@ -132,10 +137,10 @@ def _install_atomically(source: Path, target: Path) -> None:
     partial.replace(target)
 
 
-def _go_install(package: str, version: str, binary: str, target: Path) -> None:
+def _go_install(package: str, version: str, binary: str, target: Path, ldflags: str = "") -> None:
     with tempfile.TemporaryDirectory(prefix="genai-otel-gobin-") as gobin:
         _run(
-            [_go(), "install", f"{package}@{version}"],
+            [_go(), "install", *(["-ldflags", ldflags] if ldflags else []), f"{package}@{version}"],
             cwd=Path(gobin),
             env={"GOBIN": gobin},
             step=f"go install {package}@{version}",
@@ -281,6 +286,18 @@ def _build_alertmanager(component: Component, _: Path) -> None:
         _go_install(f"github.com/prometheus/alertmanager/cmd/{role}", version, role, component.paths()[role])
 
 
+def _build_helm(component: Component, _: Path) -> None:
+    version = f"v{component.version}"
+    _go_install(
+        "helm.sh/helm/v3/cmd/helm",
+        version,
+        "helm",
+        component.paths()["helm"],
+        # what `helm version` prints; a plain `go install` leaves it empty
+        ldflags=f"-X helm.sh/helm/v3/internal/version.version={version}",
+    )
+
+
 def manifest_digest() -> str:
     """First 12 hex digits of the builder manifest's SHA-256: part of the collector's cache key."""
     return hashlib.sha256(MANIFEST.read_bytes()).hexdigest()[:12]
@@ -319,6 +336,7 @@ def components() -> dict[str, Component]:
     env = settings()
     collector, jaeger = env["COLLECTOR_VERSION"], env["JAEGER_VERSION"]
     prometheus, alertmanager = env["PROMETHEUS_VERSION"], env["ALERTMANAGER_VERSION"]
+    helm = env["HELM_VERSION"]
     return {
         "collector": Component(
             "collector",
@@ -347,6 +365,14 @@ def components() -> dict[str, Component]:
             {"alertmanager": f"alertmanager-{alertmanager}", "amtool": f"amtool-{alertmanager}"},
             _build_alertmanager,
             "Alertmanager and amtool (Go module)",
+        ),
+        "helm": Component(
+            "helm",
+            helm,
+            {"helm": f"helm-{helm}"},
+            _build_helm,
+            "Helm (Go module), for the chart's tests",
+            has_release=False,
         ),
     }
 
@@ -389,6 +415,8 @@ def _obtain(component: Component, fetcher: release.Fetcher) -> None:
     label = f"{component.name} {component.version}"
     started = time.monotonic()
     try:
+        if not component.has_release:
+            raise release.ReleaseUnavailable("built from its Go module only")
         _install_release(component, fetcher)
     except release.ReleaseUnavailable as why:
         _log(
@@ -429,7 +457,8 @@ def ensure(names: list[str] | None = None) -> dict[str, Path]:
 
 
 def binary(role: str) -> Path:
-    """The cached path of one binary role (collector, jaeger, prometheus, promtool, alertmanager, amtool)."""
+    """The cached path of one binary role (collector, jaeger, prometheus, promtool, alertmanager, amtool,
+    helm)."""
     for component in components().values():
         if role in component.binaries:
             return component.paths()[role]

@@ -29,7 +29,7 @@ def _genai_otel(*args: str) -> subprocess.CompletedProcess[str]:
 def test_committed_outputs_are_up_to_date() -> None:
     result = _genai_otel("--check")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "genai-otel generate: 12 outputs up to date"
+    assert result.stdout.strip() == "genai-otel generate: 24 outputs up to date"
 
 
 @pytest.fixture
@@ -181,3 +181,26 @@ def test_burn_rate_factors_follow_the_slo_period(tmp_path: Path, period: str, fa
     ]
     assert thresholds == pytest.approx([f * 0.01 for f in factors], rel=1e-6)
     assert f"the {period} budget" in text
+
+
+def test_the_charts_copies_follow_their_sources(scratch_repo: Path) -> None:
+    assert _genai_otel("--root", str(scratch_repo)).returncode == 0
+    chart_files = scratch_repo / "deploy" / "helm" / "genai-otel" / "files"
+    gateway = (scratch_repo / "collector-config" / "gateway.yaml").read_text(encoding="utf-8")
+    assert (chart_files / "collector" / "gateway.yaml").read_text(encoding="utf-8") == (
+        "# generated — do not edit: a copy of collector-config/gateway.yaml, "
+        "written by `genai-otel generate`\n" + gateway
+    )
+    source = scratch_repo / "collector-config" / "gateway.yaml"
+    source.write_text(gateway.replace("queue_size: 5000", "queue_size: 6000"), encoding="utf-8")
+    (chart_files / "dashboards" / "old.json").write_text("{}", encoding="utf-8")
+
+    result = _genai_otel("--check", "--root", str(scratch_repo))
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[:2] == [
+        "deploy/helm/genai-otel/files/collector/gateway.yaml: stale (differs from what its sources generate)",
+        "deploy/helm/genai-otel/files/dashboards/old.json: no longer generated",
+    ]
+    assert _genai_otel("--root", str(scratch_repo)).returncode == 0
+    assert "queue_size: 6000" in (chart_files / "collector" / "gateway.yaml").read_text(encoding="utf-8")
+    assert not (chart_files / "dashboards" / "old.json").exists()
