@@ -315,6 +315,15 @@ recent_get_duplicates(RecentObject *r, void *closure)
     return PyLong_FromLongLong(r->duplicates);
 }
 
+/* What the ring and its index take once full (calloc'd: pages are touched as they fill). */
+static PyObject *
+recent_get_memory_bytes(RecentObject *r, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSsize_t(r->cap * (Py_ssize_t)sizeof(RecentSlot) +
+                              (r->index_mask + 1) * (Py_ssize_t)sizeof(RecentIndex));
+}
+
 static PyMethodDef recent_methods[] = {
     {"see", (PyCFunction)(void (*)(void))recent_see_method, METH_FASTCALL,
      "see(scope, native, service, ident, trace_id, span_id, parent_span_id, start_ns, end_ns, "
@@ -326,6 +335,7 @@ static PyMethodDef recent_methods[] = {
 
 static PyGetSetDef recent_getset[] = {
     {"duplicates", (getter)recent_get_duplicates, NULL, "duplicates found", NULL},
+    {"memory_bytes", (getter)recent_get_memory_bytes, NULL, "bytes the memory takes once full", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

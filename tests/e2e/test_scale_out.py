@@ -148,8 +148,13 @@ def test_costs_add_up_across_processors_and_every_kept_trace_is_complete(scaled_
     assert scraped
     total = prometheus_scalar(prometheus, "sum(llm_cost_usd_total)")
     assert total == pytest.approx(span_costs, rel=1e-9)
-    assert prometheus_scalar(prometheus, 'count(up{job="genai-otel-processor"} == 1)') == 2
-    assert prometheus_scalar(prometheus, 'count(up{job="otel-collector"} == 1)') == 3
+    for job, instances in (("genai-otel-processor", 2), ("otel-collector", 3)):  # gateway, 2 samplers
+        query = f'count(up{{job="{job}"}} == 1)'
+        wait_for(  # each target's first scrape comes within one scrape interval of its start
+            lambda q=query, n=instances: prometheus_scalar(prometheus, q) == n or None,
+            30,
+            what=f"Prometheus scraping {instances} {job} instances",
+        )
 
 
 def test_kill_9_of_one_processor_under_load_loses_no_span_and_the_other_takes_over(
