@@ -22,59 +22,37 @@ machine, to compare figures across machines. The official instrumentation is the
 
 from __future__ import annotations
 
-import argparse
-import gc
-import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import httpx2
 import openai
-from genai_otel.instrumentation import semconv
-from genai_otel.instrumentation.openai import OpenAIInstrumentor
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SimpleSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
+from _instrumentation_harness import (
+    FLOOR,
+    Mode,
+    SdkFloor,
+    capture,
+    dropping_providers,
+    idle,
+    instrumented,
+    parser,
+    print_table,
+    rotate,
 )
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from genai_otel.instrumentation.openai import OpenAIInstrumentor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.util.types import AnyValue
 
 from genai_otel.fake_provider import FakeTransport
 
-FLOOR = "sdk floor"
 MESSAGES = [{"role": "user", "content": "Summarise the benchmark in one sentence."}]
-
-
-class DroppingExporter(SpanExporter):
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return SpanExportResult.SUCCESS
-
-
-class Mode:
-    def __init__(self, name: str, on: Callable[[], None], off: Callable[[], None]) -> None:
-        self.name, self.on, self.off = name, on, off
 
 
 def _modes(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> list[Mode]:
     providers = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
-    modes = [
-        Mode("none", lambda: None, lambda: None),
-        Mode(
-            "genai-otel",
-            lambda: OpenAIInstrumentor().instrument(**providers),
-            lambda: OpenAIInstrumentor().uninstrument(),
-        ),
-    ]
+    modes = [idle("none"), instrumented("genai-otel", OpenAIInstrumentor, **providers)]
     try:
         from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor as Official
     except ImportError:
@@ -105,88 +83,12 @@ def _chat_stream(client: openai.OpenAI) -> None:
         pass
 
 
-# Span attributes known when the call starts (the rest are set when it ends).
-_REQUEST_KEYS = (
-    semconv.GEN_AI_OPERATION_NAME,
-    semconv.GEN_AI_PROVIDER_NAME,
-    semconv.SERVER_ADDRESS,
-    semconv.SERVER_PORT,
-)
-_HISTOGRAMS = {
-    semconv.METRIC_CLIENT_TOKEN_USAGE: ("{token}", semconv.TOKEN_USAGE_BUCKETS),
-    semconv.METRIC_CLIENT_OPERATION_DURATION: ("s", semconv.DURATION_BUCKETS),
-    semconv.METRIC_CLIENT_TIME_TO_FIRST_CHUNK: ("s", semconv.TIME_TO_FIRST_CHUNK_BUCKETS),
-}
-
-
-class SdkFloor:
-    """Replays, through the SDK alone, the telemetry genai-otel emits for one call of a kind."""
-
-    def __init__(
-        self,
-        call: Callable[[openai.OpenAI], None],
-        tracer_provider: TracerProvider,
-        meter_provider: MeterProvider,
-    ) -> None:
-        exporter = InMemorySpanExporter()
-        capture_tracer_provider = TracerProvider()
-        capture_tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-        reader = InMemoryMetricReader()
-        OpenAIInstrumentor().instrument(
-            tracer_provider=capture_tracer_provider, meter_provider=MeterProvider(metric_readers=[reader])
-        )
-        client = _client()
-        try:
-            call(client)
-        finally:
-            OpenAIInstrumentor().uninstrument()
-            client.close()
-        (span,) = exporter.get_finished_spans()
-        self.call = call
-        attributes = dict(span.attributes or {})
-        self.name = span.name
-        self.request = {
-            key: value
-            for key, value in attributes.items()
-            if key in _REQUEST_KEYS or key.startswith("gen_ai.request.")
-        }
-        self.response = {key: value for key, value in attributes.items() if key not in self.request}
-        self.tracer = tracer_provider.get_tracer("sdk-floor")
-        meter = meter_provider.get_meter("sdk-floor")
-        self.records: list[tuple[Any, float, Mapping[str, AnyValue]]] = []
-        data = reader.get_metrics_data()
-        assert data is not None
-        for metric in data.resource_metrics[0].scope_metrics[0].metrics:
-            unit, buckets = _HISTOGRAMS[metric.name]
-            histogram = meter.create_histogram(
-                metric.name, unit=unit, explicit_bucket_boundaries_advisory=buckets
-            )
-            for point in metric.data.data_points:
-                assert isinstance(point, HistogramDataPoint) and point.count == 1
-                self.records.append((histogram, point.sum, point.attributes or {}))
-
-    def once(self, client: openai.OpenAI) -> None:
-        """The uninstrumented call inside the SDK work of its telemetry: run in place, so the
-        SDK code meets the same cold caches as it does behind a real instrumentation."""
-        span = self.tracer.start_span(self.name, kind=SpanKind.CLIENT, attributes=self.request)
-        token = otel_context.attach(trace.set_span_in_context(span))
-        try:
-            self.call(client)
-        finally:
-            otel_context.detach(token)
-        span.set_attributes(self.response)
-        span.end()
-        for histogram, value, attributes in self.records:
-            histogram.record(value, attributes)
-
-
-def _block(call: Callable[[openai.OpenAI], None], client: openai.OpenAI, calls: int) -> float:
-    """CPU of the calling thread per call, in µs."""
-    gc.collect()
-    start = time.thread_time()
-    for _ in range(calls):
-        call(client)
-    return (time.thread_time() - start) / calls * 1e6
+def sdk_floor(
+    call: Callable[[openai.OpenAI], None], tracer_provider: TracerProvider, meter_provider: MeterProvider
+) -> SdkFloor:
+    """The SDK floor of one call of a kind: its telemetry captured once, then replayed."""
+    captured = capture(OpenAIInstrumentor, call, _client, close=lambda client: client.close())
+    return SdkFloor(call, captured, tracer_provider, meter_provider)
 
 
 def _calibration(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> tuple[float, float]:
@@ -211,37 +113,13 @@ def _calibration(tracer_provider: TracerProvider, meter_provider: MeterProvider)
 
 def run(calls: int, blocks: int) -> tuple[dict[str, dict[str, tuple[float, float]]], tuple[float, float]]:
     """Per call type and mode: (median thread µs per call, median added µs over none in the same block)."""
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(DroppingExporter()))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    tracer_provider, meter_provider = dropping_providers()
     modes = _modes(tracer_provider, meter_provider)
     results: dict[str, dict[str, tuple[float, float]]] = {}
     for label, call in (("chat", _chat), ("chat_stream", _chat_stream)):
-        floor = SdkFloor(call, tracer_provider, meter_provider)
-        rotation = [*modes, Mode(FLOOR, lambda: None, lambda: None)]
-        per_call: dict[str, list[float]] = {mode.name: [] for mode in rotation}
-        added: dict[str, list[float]] = {mode.name: [] for mode in rotation}
-        client = _client()
-        for block in range(blocks + 1):  # block 0 warms every mode up and is discarded
-            if block % 20 == 0:  # the transport records requests: do not let them pile up
-                client.close()
-                client = _client()
-            order = rotation[block % len(rotation) :] + rotation[: block % len(rotation)]
-            sample: dict[str, float] = {}
-            for mode in order:
-                mode.on()
-                try:
-                    sample[mode.name] = _block(floor.once if mode.name == FLOOR else call, client, calls)
-                finally:
-                    mode.off()
-            if block:
-                for name, value in sample.items():
-                    per_call[name].append(value)
-                    added[name].append(value - sample["none"])
-        client.close()
-        results[label] = {
-            name: (statistics.median(per_call[name]), statistics.median(added[name])) for name in per_call
-        }
+        floor = sdk_floor(call, tracer_provider, meter_provider)
+        rotation = [*modes, idle(FLOOR, floor.once)]
+        results[label] = rotate(rotation, call, _client, calls, blocks, close=lambda client: client.close())
     calibration = _calibration(tracer_provider, meter_provider)
     tracer_provider.shutdown()
     meter_provider.shutdown()
@@ -258,15 +136,9 @@ def _client() -> openai.OpenAI:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--calls", type=int, default=25, help="calls per mode per block (default 25)")
-    parser.add_argument("--blocks", type=int, default=60, help="measured blocks (default 60)")
-    args = parser.parse_args(argv)
+    args = parser(__doc__, calls=25, blocks=60).parse_args(argv)
     results, (span_us, record_us) = run(args.calls, args.blocks)
-    print(f"{'call':<12} {'mode':<11} {'CPU µs/call':>12} {'added µs':>9}")
-    for label, modes in results.items():
-        for name, (per_call_us, added_us) in modes.items():
-            print(f"{label:<12} {name:<11} {per_call_us:>12.1f} {added_us:>+9.1f}")
+    print_table(results)
     for label, modes in results.items():
         ours, floor = modes["genai-otel"][1], modes[FLOOR][1]
         print(

@@ -14,27 +14,23 @@ Calls: `generate_content` (16 output tokens) and `generate_content_stream` of 50
 
 from __future__ import annotations
 
-import argparse
-import gc
-import statistics
 import sys
-import time
-from collections.abc import Callable, Mapping
-from typing import Any
 
 import httpx2
-from bench_instrumentation import _HISTOGRAMS, _REQUEST_KEYS, FLOOR, DroppingExporter, Mode
+from _instrumentation_harness import (
+    FLOOR,
+    SdkFloor,
+    capture,
+    dropping_providers,
+    idle,
+    instrumented,
+    parser,
+    print_ratios,
+    print_table,
+    rotate,
+)
 from genai_otel.instrumentation.google_genai import GoogleGenAIInstrumentor
 from google import genai
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
-from opentelemetry.util.types import AnyValue
 
 from genai_otel.fake_provider import FakeTransport
 
@@ -59,127 +55,27 @@ def _client() -> genai.Client:
     )
 
 
-class GeminiFloor:
-    """Replays, through the SDK alone, the telemetry genai-otel emits for one call of a kind."""
-
-    def __init__(
-        self,
-        call: Callable[[genai.Client], None],
-        tracer_provider: TracerProvider,
-        meter_provider: MeterProvider,
-    ) -> None:
-        exporter = InMemorySpanExporter()
-        capture = TracerProvider()
-        capture.add_span_processor(SimpleSpanProcessor(exporter))
-        reader = InMemoryMetricReader()
-        GoogleGenAIInstrumentor().instrument(
-            tracer_provider=capture, meter_provider=MeterProvider(metric_readers=[reader])
-        )
-        try:
-            call(_client())
-        finally:
-            GoogleGenAIInstrumentor().uninstrument()
-        (span,) = exporter.get_finished_spans()
-        attributes = dict(span.attributes or {})
-        self.call, self.name = call, span.name
-        self.request = {
-            key: value
-            for key, value in attributes.items()
-            if key in _REQUEST_KEYS or key.startswith("gen_ai.request.")
-        }
-        self.response = {key: value for key, value in attributes.items() if key not in self.request}
-        self.tracer = tracer_provider.get_tracer("sdk-floor")
-        meter = meter_provider.get_meter("sdk-floor")
-        self.records: list[tuple[Any, float, Mapping[str, AnyValue]]] = []
-        data = reader.get_metrics_data()
-        assert data is not None
-        for metric in data.resource_metrics[0].scope_metrics[0].metrics:
-            unit, buckets = _HISTOGRAMS[metric.name]
-            histogram = meter.create_histogram(
-                metric.name, unit=unit, explicit_bucket_boundaries_advisory=buckets
-            )
-            for point in metric.data.data_points:
-                assert isinstance(point, HistogramDataPoint) and point.count == 1
-                self.records.append((histogram, point.sum, point.attributes or {}))
-
-    def once(self, client: genai.Client) -> None:
-        span = self.tracer.start_span(self.name, kind=SpanKind.CLIENT, attributes=self.request)
-        token = otel_context.attach(trace.set_span_in_context(span))
-        try:
-            self.call(client)
-        finally:
-            otel_context.detach(token)
-        span.set_attributes(self.response)
-        span.end()
-        for histogram, value, attributes in self.records:
-            histogram.record(value, attributes)
-
-
-def _block(call: Callable[[genai.Client], None], client: genai.Client, calls: int) -> float:
-    gc.collect()
-    start = time.thread_time()
-    for _ in range(calls):
-        call(client)
-    return (time.thread_time() - start) / calls * 1e6
-
-
 def run(calls: int, blocks: int) -> dict[str, dict[str, tuple[float, float]]]:
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(DroppingExporter()))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    providers = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
-    modes = [
-        Mode("none", lambda: None, lambda: None),
-        Mode(
-            "genai-otel",
-            lambda: GoogleGenAIInstrumentor().instrument(**providers),
-            lambda: GoogleGenAIInstrumentor().uninstrument(),
-        ),
-        Mode(FLOOR, lambda: None, lambda: None),
-    ]
+    tracer_provider, meter_provider = dropping_providers()
+    genai_otel = instrumented(
+        "genai-otel", GoogleGenAIInstrumentor, tracer_provider=tracer_provider, meter_provider=meter_provider
+    )
     results: dict[str, dict[str, tuple[float, float]]] = {}
     for label, call in (("generate", _generate), ("stream_50", _generate_stream)):
-        floor = GeminiFloor(call, tracer_provider, meter_provider)
-        per_call: dict[str, list[float]] = {mode.name: [] for mode in modes}
-        added: dict[str, list[float]] = {mode.name: [] for mode in modes}
-        client = _client()
-        for block in range(blocks + 1):  # block 0 warms every mode up and is discarded
-            if block % 20 == 0:  # the transport records requests: do not let them pile up
-                client = _client()
-            order = modes[block % len(modes) :] + modes[: block % len(modes)]
-            sample: dict[str, float] = {}
-            for mode in order:
-                mode.on()
-                try:
-                    sample[mode.name] = _block(floor.once if mode.name == FLOOR else call, client, calls)
-                finally:
-                    mode.off()
-            if block:
-                for name, value in sample.items():
-                    per_call[name].append(value)
-                    added[name].append(value - sample["none"])
-        results[label] = {
-            name: (statistics.median(per_call[name]), statistics.median(added[name])) for name in per_call
-        }
+        captured = capture(GoogleGenAIInstrumentor, call, _client)
+        floor = SdkFloor(call, captured, tracer_provider, meter_provider)
+        modes = [idle("none"), genai_otel, idle(FLOOR, floor.once)]
+        results[label] = rotate(modes, call, _client, calls, blocks)
     tracer_provider.shutdown()
     meter_provider.shutdown()
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--calls", type=int, default=25, help="calls per mode per block (default 25)")
-    parser.add_argument("--blocks", type=int, default=60, help="measured blocks (default 60)")
-    args = parser.parse_args(argv)
+    args = parser(__doc__, calls=25, blocks=60).parse_args(argv)
     results = run(args.calls, args.blocks)
-    print(f"{'call':<12} {'mode':<11} {'CPU µs/call':>12} {'added µs':>9}")
-    for label, modes in results.items():
-        for name, (per_call_us, added_us) in modes.items():
-            print(f"{label:<12} {name:<11} {per_call_us:>12.1f} {added_us:>+9.1f}")
-    for label, modes in results.items():
-        ours, floor = modes["genai-otel"][1], modes[FLOOR][1]
-        ratio = ours / floor if floor > 0 else float("nan")
-        print(f"{label}: genai-otel adds {ours:.1f} µs/call, the SDK floor {floor:.1f} µs ({ratio:.2f}x)")
+    print_table(results)
+    print_ratios(results)
     return 0
 
 

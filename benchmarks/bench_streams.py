@@ -27,11 +27,8 @@ through genai-otel's stream generator (the SDK's chunks or raw events), and "own
 from __future__ import annotations
 
 import argparse
-import gc
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from time import perf_counter
@@ -42,7 +39,15 @@ os.environ.setdefault("ANTHROPIC_OPEN_TELEMETRY", "false")  # no native SDK span
 import anthropic
 import httpx2
 import openai
-from bench_instrumentation import _HISTOGRAMS, _REQUEST_KEYS, DroppingExporter
+from _instrumentation_harness import (
+    FLOOR,
+    capture,
+    dropping_providers,
+    floor_histograms,
+    idle,
+    instrumented,
+    rotate,
+)
 from genai_otel.instrumentation import semconv
 from genai_otel.instrumentation.anthropic import AnthropicInstrumentor
 from genai_otel.instrumentation.google_genai import GoogleGenAIInstrumentor
@@ -51,15 +56,11 @@ from google import genai
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from genai_otel.fake_provider import FakeTransport
 
-FLOOR = "sdk floor"
 # Output tokens of a streamed call (one chunk each); BENCH_STREAM_TOKENS changes it (per-chunk slopes).
 TOKENS = {"x-fake-output-tokens": os.environ.get("BENCH_STREAM_TOKENS", "50")}
 MESSAGES: Any = [{"role": "user", "content": "Summarise the benchmark in one sentence."}]
@@ -72,47 +73,21 @@ _TTFC = semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
 # --------------------------------------------------------------------------------------
 class Floor:
     def __init__(self, case: Case, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
-        exporter = InMemorySpanExporter()
-        capture = TracerProvider()
-        capture.add_span_processor(SimpleSpanProcessor(exporter))
-        reader = InMemoryMetricReader()
-        case.instrumentor().instrument(
-            tracer_provider=capture, meter_provider=MeterProvider(metric_readers=[reader])
-        )
-        try:
-            case.call(case.client())
-        finally:
-            case.instrumentor().uninstrument()
-        (span,) = exporter.get_finished_spans()
-        attributes = dict(span.attributes or {})
-        self.name = span.name
-        self.request = {
-            key: value
-            for key, value in attributes.items()
-            if key in _REQUEST_KEYS or key.startswith("gen_ai.request.")
-        }
-        self.response = {key: value for key, value in attributes.items() if key not in self.request}
+        captured = capture(case.instrumentor, case.call, case.client)
+        self.name, self.request, self.response = captured.name, captured.request, captured.response
         self.tracer = tracer_provider.get_tracer("sdk-floor")
-        meter = meter_provider.get_meter("sdk-floor")
-        histograms = {
-            name: meter.create_histogram(name, unit=unit, explicit_bucket_boundaries_advisory=buckets)
-            for name, (unit, buckets) in _HISTOGRAMS.items()
-        }
-        data = reader.get_metrics_data()
-        assert data is not None
+        histograms = floor_histograms(meter_provider)
         self.duration: tuple[Any, Mapping[str, Any]] | None = None
         self.ttfc: tuple[Any, Mapping[str, Any]] | None = None
         self.tokens: list[tuple[Any, Mapping[str, Any]]] = []
-        for metric in data.resource_metrics[0].scope_metrics[0].metrics:
-            for point in metric.data.data_points:
-                assert isinstance(point, HistogramDataPoint) and point.count == 1
-                record = (histograms[metric.name], point.attributes or {})
-                if metric.name == semconv.METRIC_CLIENT_OPERATION_DURATION:
-                    self.duration = record
-                elif metric.name == semconv.METRIC_CLIENT_TIME_TO_FIRST_CHUNK:
-                    self.ttfc = record
-                else:  # input first, then output (the order genai-otel records them)
-                    self.tokens.append(record)
+        for name, _value, attributes in captured.records:
+            record = (histograms[name], attributes)
+            if name == semconv.METRIC_CLIENT_OPERATION_DURATION:
+                self.duration = record
+            elif name == semconv.METRIC_CLIENT_TIME_TO_FIRST_CHUNK:
+                self.ttfc = record
+            else:  # input first, then output (the order genai-otel records them)
+                self.tokens.append(record)
 
     def begin(self) -> tuple[Any, Any, float]:
         start = perf_counter()
@@ -416,15 +391,6 @@ CASES = [
 # --------------------------------------------------------------------------------------
 # The rotation
 # --------------------------------------------------------------------------------------
-def _block(call: Callable[[Any], Any], client: Any, calls: int) -> float:
-    """CPU of the calling thread per call, in µs."""
-    gc.collect()
-    start = time.thread_time()
-    for _ in range(calls):
-        call(client)
-    return (time.thread_time() - start) / calls * 1e6
-
-
 @dataclass
 class Result:
     none_us: float
@@ -440,44 +406,18 @@ class Result:
 def measure(
     case: Case, calls: int, blocks: int, tracer_provider: TracerProvider, meter_provider: MeterProvider
 ) -> Result:
-    providers = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
     floor = Floor(case, tracer_provider, meter_provider)
     chunks = case.chunks(case.client()) if case.chunks else 0
     floor_call = case.floor_call
-    modes: list[tuple[str, Callable[[Any], Any], Callable[[], None], Callable[[], None]]] = [
-        ("none", case.call, lambda: None, lambda: None),
-        (
-            "genai-otel",
-            case.call,
-            lambda: case.instrumentor().instrument(**providers),
-            lambda: case.instrumentor().uninstrument(),
+    modes = [
+        idle("none"),
+        instrumented(
+            "genai-otel", case.instrumentor, tracer_provider=tracer_provider, meter_provider=meter_provider
         ),
-        (FLOOR, lambda client: floor_call(client, floor), lambda: None, lambda: None),
+        idle(FLOOR, lambda client: floor_call(client, floor)),
     ]
-    per_call: dict[str, list[float]] = {name: [] for name, *_ in modes}
-    added: dict[str, list[float]] = {name: [] for name, *_ in modes}
-    client = case.client()
-    for block in range(blocks + 1):  # block 0 warms every mode up and is discarded
-        if block % 20 == 0:  # the transport records requests: do not let them pile up
-            client = case.client()
-        order = modes[block % len(modes) :] + modes[: block % len(modes)]
-        sample: dict[str, float] = {}
-        for name, call, on, off in order:
-            on()
-            try:
-                sample[name] = _block(call, client, calls)
-            finally:
-                off()
-        if block:
-            for name, value in sample.items():
-                per_call[name].append(value)
-                added[name].append(value - sample["none"])
-    return Result(
-        statistics.median(per_call["none"]),
-        statistics.median(added["genai-otel"]),
-        statistics.median(added[FLOOR]),
-        chunks,
-    )
+    medians = rotate(modes, case.call, case.client, calls, blocks)
+    return Result(medians["none"][0], medians["genai-otel"][1], medians[FLOOR][1], chunks)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -487,9 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default="", help="comma-separated labels (default: all)")
     args = parser.parse_args(argv)
     wanted = {label.strip() for label in args.cases.split(",") if label.strip()}
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(DroppingExporter()))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    tracer_provider, meter_provider = dropping_providers()
     print(f"load average at start: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
     print(
         f"{'call':<24} {'chunks':>6} {'none µs':>9} {'genai-otel +µs':>15} {'floor +µs':>10}"

@@ -17,12 +17,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
-import re
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 MODES = ("none", "genai-otel", "official", "sdk floor")
 WARM_UP = 5
@@ -30,32 +25,11 @@ WARM_UP = 5
 
 def _measure(mode: str, calls: int, stream: bool) -> None:
     """Runs inside valgrind: set up `mode`, warm up, then the counted loop."""
-    from bench_instrumentation import (
-        DroppingExporter,
-        OpenAIInstrumentor,
-        SdkFloor,
-        _chat,
-        _chat_stream,
-        _client,
-    )
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from _instrumentation_harness import quiet_providers
+    from bench_instrumentation import OpenAIInstrumentor, _chat, _chat_stream, _client, sdk_floor
 
     call = _chat_stream if stream else _chat
-    tracer_provider = TracerProvider()
-    # No export during the count: the batch worker thread would add its own instructions.
-    queue = max(2048, (calls + WARM_UP + 2) * 2)
-    tracer_provider.add_span_processor(
-        BatchSpanProcessor(
-            DroppingExporter(),
-            max_queue_size=queue,
-            max_export_batch_size=queue,
-            schedule_delay_millis=3_600_000,
-        )
-    )
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    tracer_provider, meter_provider = quiet_providers(calls + WARM_UP + 2)
     providers = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
     if mode == "genai-otel":
         OpenAIInstrumentor().instrument(**providers)
@@ -64,7 +38,7 @@ def _measure(mode: str, calls: int, stream: bool) -> None:
 
         Official().instrument(skip_dep_check=True, **providers)
     elif mode == "sdk floor":
-        call = SdkFloor(call, tracer_provider, meter_provider).once
+        call = sdk_floor(call, tracer_provider, meter_provider).once
     client = _client()
     for _ in range(WARM_UP):
         call(client)
@@ -77,27 +51,10 @@ def _measure(mode: str, calls: int, stream: bool) -> None:
 
 
 def _count(mode: str, calls: int, stream: bool) -> int:
-    with tempfile.TemporaryDirectory() as directory:
-        out = Path(directory) / "callgrind.out"
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            "--toggle-collect=functools_reduce",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            __file__,
-            "--inside",
-            mode,
-            "--calls",
-            str(calls),
-            *(["--stream"] if stream else []),
-        ]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        subprocess.run(command, check=True, env=env, capture_output=True)
-        match = re.search(r"^summary: (\d+)", out.read_text(), re.MULTILINE)
-        if match is None:
-            raise RuntimeError(f"no instruction summary for mode {mode}")
-        return int(match.group(1))
+    from _instrumentation_harness import count_instructions
+
+    arguments = ["--inside", mode, "--calls", str(calls), *(["--stream"] if stream else [])]
+    return count_instructions(__file__, arguments, f"mode {mode}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,12 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
-import re
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 MODES = ("none", "genai-otel", "sdk floor")
 WARM_UP = 3
@@ -27,25 +22,11 @@ WARM_UP = 3
 
 def _measure(label: str, mode: str, calls: int) -> None:
     """Runs inside valgrind: set up `mode` for case `label`, warm up, then the counted loop."""
-    from bench_streams import CASES, DroppingExporter, Floor
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from _instrumentation_harness import quiet_providers
+    from bench_streams import CASES, Floor
 
     (case,) = [case for case in CASES if case.label == label]
-    tracer_provider = TracerProvider()
-    # No export during the count: the batch worker thread would add its own instructions.
-    queue = max(2048, (calls + WARM_UP + 2) * 2)
-    tracer_provider.add_span_processor(
-        BatchSpanProcessor(
-            DroppingExporter(),
-            max_queue_size=queue,
-            max_export_batch_size=queue,
-            schedule_delay_millis=3_600_000,
-        )
-    )
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    tracer_provider, meter_provider = quiet_providers(calls + WARM_UP + 2)
     call = case.call
     if mode == "genai-otel":
         case.instrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
@@ -66,28 +47,10 @@ def _measure(label: str, mode: str, calls: int) -> None:
 
 
 def _count(label: str, mode: str, calls: int) -> int:
-    with tempfile.TemporaryDirectory() as directory:
-        out = Path(directory) / "callgrind.out"
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            "--toggle-collect=functools_reduce",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            __file__,
-            "--inside",
-            mode,
-            "--cases",
-            label,
-            "--calls",
-            str(calls),
-        ]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        subprocess.run(command, check=True, env=env, capture_output=True)
-        match = re.search(r"^summary: (\d+)", out.read_text(), re.MULTILINE)
-        if match is None:
-            raise RuntimeError(f"no instruction summary for {label}, mode {mode}")
-        return int(match.group(1))
+    from _instrumentation_harness import count_instructions
+
+    arguments = ["--inside", mode, "--cases", label, "--calls", str(calls)]
+    return count_instructions(__file__, arguments, f"{label}, mode {mode}")
 
 
 def main(argv: list[str] | None = None) -> int:
