@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 import grpc
+import pytest
 from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors.config import load_config
 from genai_otel.processors.metrics import ALL_LABELS, Registry
@@ -23,6 +25,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 # one priced gpt-4o chat call: 0.0035 USD
@@ -160,6 +165,50 @@ def enrich_one(
     scope = span_options.pop("scope", "test.scope")
     (span,) = spans_of(run(pipeline, make_request([make_span(attributes, **span_options)], scope=scope)))
     return attributes_of(span)
+
+
+# The cost breakdown attributes, in the order the pricing tests give their figures.
+COST_BREAKDOWN = (
+    sc.GENAI_OTEL_COST_INPUT,
+    sc.GENAI_OTEL_COST_OUTPUT,
+    sc.GENAI_OTEL_COST_CACHE_READ,
+    sc.GENAI_OTEL_COST_CACHE_WRITE,
+    sc.GENAI_OTEL_COST_CACHE_SAVINGS,
+)
+
+
+def assert_priced_exactly(enriched: dict[str, Any], breakdown: tuple[float, ...], total: float) -> None:
+    """Priced locally at `total`, broken down as `breakdown` (input, output, cache read, cache
+    write, savings), the first four summing to the total."""
+    assert enriched[sc.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(total, abs=1e-9)
+    got = tuple(enriched[key] for key in COST_BREAKDOWN)
+    assert got == pytest.approx(breakdown, abs=1e-9)
+    assert sum(got[:4]) == enriched[sc.GEN_AI_USAGE_COST_AMOUNT]
+    assert enriched[sc.GEN_AI_USAGE_COST_SOURCE] == "local"
+    assert sc.GENAI_OTEL_COST_UNPRICED_REASON not in enriched
+
+
+@contextmanager
+def instrumented(instrumentor: Any) -> Iterator[InMemorySpanExporter]:
+    """genai-otel's `instrumentor` on, its spans kept in memory; off again afterwards."""
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    instrumentor().instrument(tracer_provider=tracer_provider)
+    try:
+        yield spans
+    finally:
+        instrumentor().uninstrument()
+
+
+def enrich_exported(exporter: InMemorySpanExporter) -> dict[str, Any]:
+    """The one span the instrumentation exported, run through a pipeline: its attributes."""
+    (span,) = exporter.get_finished_spans()
+    attributes = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in (span.attributes or {}).items()
+    }
+    return enrich_one(attributes, name=span.name)
 
 
 # --------------------------------------------------------------------------------------

@@ -17,23 +17,14 @@ import pytest
 from botocore.config import Config
 from genai_otel.instrumentation import semconv as sc
 from genai_otel.instrumentation.bedrock import BedrockInstrumentor
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from genai_otel.fake_provider import FakeProvider
 
-from .helpers import enrich_one
+from .helpers import assert_priced_exactly, enrich_exported, enrich_one, instrumented
 
 IN, OUT = sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS
 CR, CW = sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
-BREAKDOWN = (
-    sc.GENAI_OTEL_COST_INPUT,
-    sc.GENAI_OTEL_COST_OUTPUT,
-    sc.GENAI_OTEL_COST_CACHE_READ,
-    sc.GENAI_OTEL_COST_CACHE_WRITE,
-    sc.GENAI_OTEL_COST_CACHE_SAVINGS,
-)
 
 
 def bedrock_span(model: str, response_model: str | None = None, **usage: int) -> dict[str, Any]:
@@ -113,24 +104,13 @@ def test_bedrock_span_priced_exactly(
     attributes: dict[str, Any], breakdown: tuple[float, ...], total: float
 ) -> None:
     enriched = enrich_one(attributes, name=f"chat {attributes[sc.GEN_AI_REQUEST_MODEL]}")
-    assert enriched[sc.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(total, abs=1e-9)
-    got = tuple(enriched[key] for key in BREAKDOWN)
-    assert got == pytest.approx(breakdown, abs=1e-9)
-    assert sum(got[:4]) == enriched[sc.GEN_AI_USAGE_COST_AMOUNT]
-    assert enriched[sc.GEN_AI_USAGE_COST_SOURCE] == "local"
-    assert sc.GENAI_OTEL_COST_UNPRICED_REASON not in enriched
+    assert_priced_exactly(enriched, breakdown, total)
 
 
 @pytest.fixture
 def exporter() -> Iterator[InMemorySpanExporter]:
-    spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    BedrockInstrumentor().instrument(tracer_provider=tracer_provider)
-    try:
+    with instrumented(BedrockInstrumentor) as spans:
         yield spans
-    finally:
-        BedrockInstrumentor().uninstrument()
 
 
 def test_span_from_the_real_sdk_is_priced_exactly(exporter: InMemorySpanExporter) -> None:
@@ -163,13 +143,8 @@ def test_span_from_the_real_sdk_is_priced_exactly(exporter: InMemorySpanExporter
             modelId="us.anthropic.claude-3-5-sonnet-20241022-v2:0", body=json.dumps(body)
         )
         usage = json.loads(response["body"].read())["usage"]
-    (span,) = exporter.get_finished_spans()
-    attributes = {
-        key: list(value) if isinstance(value, tuple) else value
-        for key, value in (span.attributes or {}).items()
-    }
 
-    enriched = enrich_one(attributes, name=span.name)
+    enriched = enrich_exported(exporter)
 
     uncached = usage["input_tokens"]  # Anthropic's figure excludes the cache tokens
     expected = (uncached * 3 + 4000 * 0.3 + 1000 * 3.75 + 2000 * 15) / 1e6

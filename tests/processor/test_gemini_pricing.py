@@ -15,23 +15,14 @@ from genai_otel.instrumentation import semconv as sc
 from genai_otel.instrumentation.google_genai import GoogleGenAIInstrumentor
 from google import genai
 from google.genai import types
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from genai_otel.fake_provider import FakeProvider
 
-from .helpers import enrich_one
+from .helpers import assert_priced_exactly, enrich_exported, enrich_one, instrumented
 
 IN, OUT = sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS
 CR, REASONING = sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
-BREAKDOWN = (
-    sc.GENAI_OTEL_COST_INPUT,
-    sc.GENAI_OTEL_COST_OUTPUT,
-    sc.GENAI_OTEL_COST_CACHE_READ,
-    sc.GENAI_OTEL_COST_CACHE_WRITE,
-    sc.GENAI_OTEL_COST_CACHE_SAVINGS,
-)
 
 
 def gemini_span(operation: str, provider: str, model: str, **usage: int) -> dict[str, Any]:
@@ -79,24 +70,13 @@ def test_gemini_span_priced_exactly(
     enriched = enrich_one(
         attributes, name=f"{attributes[sc.GEN_AI_OPERATION_NAME]} {attributes[sc.GEN_AI_REQUEST_MODEL]}"
     )
-    assert enriched[sc.GEN_AI_USAGE_COST_AMOUNT] == pytest.approx(total, abs=1e-9)
-    got = tuple(enriched[key] for key in BREAKDOWN)
-    assert got == pytest.approx(breakdown, abs=1e-9)
-    assert sum(got[:4]) == enriched[sc.GEN_AI_USAGE_COST_AMOUNT]
-    assert enriched[sc.GEN_AI_USAGE_COST_SOURCE] == "local"
-    assert sc.GENAI_OTEL_COST_UNPRICED_REASON not in enriched
+    assert_priced_exactly(enriched, breakdown, total)
 
 
 @pytest.fixture
 def exporter() -> Iterator[InMemorySpanExporter]:
-    spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    GoogleGenAIInstrumentor().instrument(tracer_provider=tracer_provider)
-    try:
+    with instrumented(GoogleGenAIInstrumentor) as spans:
         yield spans
-    finally:
-        GoogleGenAIInstrumentor().uninstrument()
 
 
 def test_span_from_the_real_sdk_is_priced_exactly(exporter: InMemorySpanExporter) -> None:
@@ -112,13 +92,8 @@ def test_span_from_the_real_sdk_is_priced_exactly(exporter: InMemorySpanExporter
         )
     usage = response.usage_metadata
     assert usage is not None and usage.prompt_token_count is not None
-    (span,) = exporter.get_finished_spans()
-    attributes = {
-        key: list(value) if isinstance(value, tuple) else value
-        for key, value in (span.attributes or {}).items()
-    }
 
-    enriched = enrich_one(attributes, name=span.name)
+    enriched = enrich_exported(exporter)
 
     uncached = usage.prompt_token_count - 4000  # Gemini's prompt count includes the cached part
     expected = (uncached * 0.3 + 4000 * 0.03 + (2000 + 1000) * 2.5) / 1e6
