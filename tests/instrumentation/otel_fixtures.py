@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from genai_otel.instrumentation.anthropic import AnthropicInstrumentor
@@ -61,3 +66,57 @@ class Otel:
 
 def port_of(provider: FakeProvider) -> int:
     return int(provider.base_url.rsplit(":", 1)[1].split("/")[0])
+
+
+def run_instrumented_app(
+    tmp_path: Path, app: str, provider: FakeProvider, drop: tuple[str, ...] = ("OTEL_",), **env: str
+) -> tuple[list[dict[str, Any]], str]:
+    """Zero code: runs `app` (given the fake provider's base URL) under `opentelemetry-instrument`,
+    configured by environment variables alone (the console span exporter, no metrics or logs; the
+    caller's variables starting with `drop` left out, `env` added). Returns the spans printed and
+    the output; the app must print APP-DONE."""
+    script = tmp_path / "app.py"
+    script.write_text(app)
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(drop)}
+    environment.update(
+        OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none"
+    )
+    environment.update(env)
+    bin_dir = Path(sys.executable).parent
+    done = subprocess.run(
+        [str(bin_dir / "opentelemetry-instrument"), str(bin_dir / "python"), str(script), provider.base_url],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "APP-DONE" in done.stdout, done.stderr
+    return console_spans(done.stdout), done.stdout
+
+
+def console_spans(stdout: str) -> list[dict[str, Any]]:
+    """The JSON objects the console span exporter printed (one per span, pretty-printed)."""
+    spans, decoder, index = [], json.JSONDecoder(), 0
+    while (start := stdout.find("{", index)) != -1:
+        try:
+            value, index = decoder.raw_decode(stdout, start)
+        except json.JSONDecodeError:
+            index = start + 1
+            continue
+        if isinstance(value, dict) and "context" in value and "name" in value:
+            spans.append(value)
+    return spans
+
+
+def console_summary(span: dict[str, Any]) -> dict[str, Any]:
+    """What a zero-code test checks of a printed span: name, kind, service, provider and tokens."""
+    attributes = span["attributes"]
+    return {
+        "name": span["name"],
+        "kind": span["kind"],
+        "service": span["resource"]["attributes"]["service.name"],
+        "provider": attributes["gen_ai.provider.name"],
+        "input_tokens": attributes["gen_ai.usage.input_tokens"],
+        "output_tokens": attributes["gen_ai.usage.output_tokens"],
+    }

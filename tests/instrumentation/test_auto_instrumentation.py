@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from otel_fixtures import run_instrumented_app
 
 from genai_otel.fake_provider import FakeProvider
 
@@ -20,48 +21,20 @@ anthropic.Anthropic(base_url=base, api_key="k", max_retries=0).messages.create(
 print("APP-DONE", flush=True)
 """
 
-BIN = Path(sys.executable).parent
-
 
 def _run(tmp_path: Path, provider: FakeProvider, **env: str) -> tuple[list[dict], str]:
-    app = tmp_path / "app.py"
-    app.write_text(APP)
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "ANTHROPIC_"))
-    }
-    environment.update(
-        OTEL_SERVICE_NAME="auto-test",
-        OTEL_TRACES_EXPORTER="console",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-        # the official OpenAI instrumentation may be installed too (benchmarks): one span per call
-        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai",
+    return run_instrumented_app(
+        tmp_path,
+        APP,
+        provider,
+        ("OTEL_", "ANTHROPIC_"),
+        **{
+            "OTEL_SERVICE_NAME": "auto-test",
+            # the official OpenAI instrumentation may be installed too (benchmarks): one span per call
+            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai",
+            **env,
+        },
     )
-    environment.update(env)
-    done = subprocess.run(
-        [str(BIN / "opentelemetry-instrument"), str(BIN / "python"), str(app), provider.base_url],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert "APP-DONE" in done.stdout, done.stderr
-    return _console_spans(done.stdout), done.stdout
-
-
-def _console_spans(stdout: str) -> list[dict]:
-    """The JSON objects the console span exporter printed (one per span, pretty-printed)."""
-    spans, decoder, index = [], json.JSONDecoder(), 0
-    while (start := stdout.find("{", index)) != -1:
-        try:
-            value, index = decoder.raw_decode(stdout, start)
-        except json.JSONDecodeError:
-            index = start + 1
-            continue
-        if isinstance(value, dict) and "context" in value and "name" in value:
-            spans.append(value)
-    return spans
 
 
 def test_opentelemetry_instrument_exports_one_span_per_call(tmp_path: Path, provider: FakeProvider) -> None:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import EventStreamError
 from genai_otel.instrumentation import semconv
 from opentelemetry.trace import SpanKind, StatusCode
-from otel_fixtures import Otel, port_of
+from otel_fixtures import Otel, console_summary, port_of, run_instrumented_app
 
 from genai_otel.fake_provider import FakeProvider, message_tokens
 
@@ -452,34 +449,24 @@ print("APP-DONE", flush=True)
 
 
 def test_opentelemetry_instrument_with_env_vars_only(tmp_path: Path, provider: FakeProvider) -> None:
-    app = tmp_path / "app.py"
-    app.write_text(APP)
-    environment = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "AWS_"))}
-    environment.update(
+    spans, _ = run_instrumented_app(
+        tmp_path,
+        APP,
+        provider,
+        ("OTEL_", "AWS_"),
         OTEL_SERVICE_NAME="bedrock-app",
-        OTEL_TRACES_EXPORTER="console",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
         AWS_ACCESS_KEY_ID="AKIDFAKEFAKEFAKE",
         AWS_SECRET_ACCESS_KEY="fake-secret",
         AWS_CONFIG_FILE=str(tmp_path / "none"),
         AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
     )
-    bin_dir = Path(sys.executable).parent
-    done = subprocess.run(
-        [str(bin_dir / "opentelemetry-instrument"), str(bin_dir / "python"), str(app), provider.base_url],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert "APP-DONE" in done.stdout, done.stderr
-    start = done.stdout.index("{")
-    span, _ = json.JSONDecoder().raw_decode(done.stdout, start)
-    assert span["name"] == "chat us.anthropic.claude-3-5-sonnet-20241022-v2:0"
-    assert span["kind"] == "SpanKind.CLIENT"
-    assert span["resource"]["attributes"]["service.name"] == "bedrock-app"
-    assert span["attributes"]["gen_ai.provider.name"] == "aws.bedrock"
-    assert span["attributes"]["gen_ai.usage.input_tokens"] == message_tokens("hi")
-    assert span["attributes"]["gen_ai.usage.output_tokens"] == 16
+    assert [console_summary(span) for span in spans] == [
+        {
+            "name": "chat us.anthropic.claude-3-5-sonnet-20241022-v2:0",
+            "kind": "SpanKind.CLIENT",
+            "service": "bedrock-app",
+            "provider": "aws.bedrock",
+            "input_tokens": message_tokens("hi"),
+            "output_tokens": 16,
+        }
+    ]

@@ -6,9 +6,6 @@ import asyncio
 import gc
 import importlib.metadata
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,7 @@ from genai_otel.instrumentation import semconv
 from google import genai
 from google.genai import errors, types
 from opentelemetry.trace import SpanKind, StatusCode
-from otel_fixtures import Otel, port_of
+from otel_fixtures import Otel, console_summary, port_of, run_instrumented_app
 
 from genai_otel.fake_provider import FakeProvider, message_tokens
 
@@ -467,33 +464,17 @@ print("APP-DONE", flush=True)
 
 
 def test_opentelemetry_instrument_with_env_vars_only(tmp_path: Path, provider: FakeProvider) -> None:
-    app = tmp_path / "app.py"
-    app.write_text(APP)
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
-    environment.update(
-        OTEL_SERVICE_NAME="gemini-app",
-        OTEL_TRACES_EXPORTER="console",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-    )
-    bin_dir = Path(sys.executable).parent
-    done = subprocess.run(
-        [str(bin_dir / "opentelemetry-instrument"), str(bin_dir / "python"), str(app), provider.base_url],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert "APP-DONE" in done.stdout, done.stderr
-    start = done.stdout.index("{")
-    span, _ = json.JSONDecoder().raw_decode(done.stdout, start)
-    assert span["name"] == "generate_content gemini-2.5-flash"
-    assert span["kind"] == "SpanKind.CLIENT"
-    assert span["resource"]["attributes"]["service.name"] == "gemini-app"
-    assert span["attributes"]["gen_ai.provider.name"] == "gcp.gemini"
-    assert span["attributes"]["gen_ai.usage.input_tokens"] == message_tokens("hi")
-    assert span["attributes"]["gen_ai.usage.output_tokens"] == 16
+    spans, _ = run_instrumented_app(tmp_path, APP, provider, OTEL_SERVICE_NAME="gemini-app")
+    assert [console_summary(span) for span in spans] == [
+        {
+            "name": "generate_content gemini-2.5-flash",
+            "kind": "SpanKind.CLIENT",
+            "service": "gemini-app",
+            "provider": "gcp.gemini",
+            "input_tokens": message_tokens("hi"),
+            "output_tokens": 16,
+        }
+    ]
 
 
 def test_stream_whose_first_chunk_has_no_id_takes_it_from_the_usage_chunk() -> None:
