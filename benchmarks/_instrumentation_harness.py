@@ -35,6 +35,8 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AnyValue
 
 FLOOR = "sdk floor"
+# Per call label, per mode: (median thread µs per call, median added µs over "none").
+Results = dict[str, dict[str, tuple[float, float]]]
 
 # Span attributes known when the call starts (the rest are set when it ends).
 REQUEST_KEYS = (
@@ -251,6 +253,40 @@ def rotate(
     return {name: (statistics.median(per_call[name]), statistics.median(added[name])) for name in per_call}
 
 
+def compare(
+    instrumentor: Callable[[], Any],
+    calls_by_label: Mapping[str, Callable[[Any], Any]],
+    client_for: Callable[[Callable[[Any], Any]], Callable[[], Any]],
+    calls: int,
+    blocks: int,
+    **rotation: Any,
+) -> Results:
+    """Per call label, `rotate`'s figures for none, genai-otel (`instrumentor`) and the SDK floor;
+    `client_for(call)` makes that call's clients, `rotation` passes options on to `rotate`."""
+    tracer_provider, meter_provider = dropping_providers()
+    genai_otel = instrumented(
+        "genai-otel", instrumentor, tracer_provider=tracer_provider, meter_provider=meter_provider
+    )
+    results: Results = {}
+    for label, call in calls_by_label.items():
+        new_client = client_for(call)
+        floor = SdkFloor(call, capture(instrumentor, call, new_client), tracer_provider, meter_provider)
+        modes = [idle("none"), genai_otel, idle(FLOOR, floor.once)]
+        results[label] = rotate(modes, call, new_client, calls, blocks, **rotation)
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+    return results
+
+
+def compare_main(doc: str | None, run: Callable[[int, int], Results], argv: list[str] | None = None) -> int:
+    """The command line of a benchmark comparing genai-otel with the SDK floor: its table and ratios."""
+    args = parser(doc, calls=25, blocks=60).parse_args(argv)
+    results = run(args.calls, args.blocks)
+    print_table(results)
+    print_ratios(results)
+    return 0
+
+
 def parser(doc: str | None, calls: int, blocks: int) -> argparse.ArgumentParser:
     """The command line every rotation benchmark takes: --calls and --blocks."""
     result = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
@@ -261,7 +297,7 @@ def parser(doc: str | None, calls: int, blocks: int) -> argparse.ArgumentParser:
     return result
 
 
-def print_table(results: Mapping[str, Mapping[str, tuple[float, float]]]) -> None:
+def print_table(results: Results) -> None:
     """Per call and mode: the CPU per call and what the mode adds over none."""
     print(f"{'call':<12} {'mode':<11} {'CPU µs/call':>12} {'added µs':>9}")
     for label, modes in results.items():
@@ -269,7 +305,7 @@ def print_table(results: Mapping[str, Mapping[str, tuple[float, float]]]) -> Non
             print(f"{label:<12} {name:<11} {per_call_us:>12.1f} {added_us:>+9.1f}")
 
 
-def print_ratios(results: Mapping[str, Mapping[str, tuple[float, float]]]) -> None:
+def print_ratios(results: Results) -> None:
     """Per call: what genai-otel adds beside what the SDK floor adds."""
     for label, modes in results.items():
         ours, floor = modes["genai-otel"][1], modes[FLOOR][1]

@@ -31,6 +31,7 @@ import openai
 from _instrumentation_harness import (
     FLOOR,
     Mode,
+    Results,
     SdkFloor,
     capture,
     dropping_providers,
@@ -111,11 +112,11 @@ def _calibration(tracer_provider: TracerProvider, meter_provider: MeterProvider)
     return span_us, (time.thread_time() - start) / count * 1e6
 
 
-def run(calls: int, blocks: int) -> tuple[dict[str, dict[str, tuple[float, float]]], tuple[float, float]]:
+def run(calls: int, blocks: int) -> tuple[Results, tuple[float, float]]:
     """Per call type and mode: (median thread µs per call, median added µs over none in the same block)."""
     tracer_provider, meter_provider = dropping_providers()
     modes = _modes(tracer_provider, meter_provider)
-    results: dict[str, dict[str, tuple[float, float]]] = {}
+    results: Results = {}
     for label, call in (("chat", _chat), ("chat_stream", _chat_stream)):
         floor = sdk_floor(call, tracer_provider, meter_provider)
         rotation = [*modes, idle(FLOOR, floor.once)]

@@ -22,18 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
-from _instrumentation_harness import (
-    FLOOR,
-    SdkFloor,
-    capture,
-    dropping_providers,
-    idle,
-    instrumented,
-    parser,
-    print_ratios,
-    print_table,
-    rotate,
-)
+from _instrumentation_harness import Results, compare, compare_main
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from genai_otel.instrumentation.bedrock import BedrockInstrumentor
@@ -92,40 +81,23 @@ def _converse_stream(client: Any) -> None:
         pass
 
 
-def run(calls: int, blocks: int) -> dict[str, dict[str, tuple[float, float]]]:
-    tracer_provider, meter_provider = dropping_providers()
-    genai_otel = instrumented(
-        "genai-otel", BedrockInstrumentor, tracer_provider=tracer_provider, meter_provider=meter_provider
+def run(calls: int, blocks: int) -> Results:
+    # Instrumentation hooks clients as they are created: the genai-otel mode makes a new client
+    # once instrumented (outside the timed block); uninstrument() untraces it again. The
+    # responder records nothing, so the client is never renewed otherwise.
+    return compare(
+        BedrockInstrumentor,
+        {"converse": _converse, "stream_50": _converse_stream},
+        lambda call: functools.partial(_client, "50" if call is _converse_stream else None),
+        calls,
+        blocks,
+        renew_every=None,
+        fresh_client_for="genai-otel",
     )
-    results: dict[str, dict[str, tuple[float, float]]] = {}
-    for label, call in (("converse", _converse), ("stream_50", _converse_stream)):
-        new_client = functools.partial(_client, "50" if call is _converse_stream else None)
-        captured = capture(BedrockInstrumentor, call, new_client)
-        floor = SdkFloor(call, captured, tracer_provider, meter_provider)
-        modes = [idle("none"), genai_otel, idle(FLOOR, floor.once)]
-        # Instrumentation hooks clients as they are created: the genai-otel mode makes a new
-        # client once instrumented (outside the timed block); uninstrument() untraces it again.
-        # The responder records nothing, so the client is never renewed otherwise.
-        results[label] = rotate(
-            modes,
-            call,
-            new_client,
-            calls,
-            blocks,
-            renew_every=None,
-            fresh_client_for="genai-otel",
-        )
-    tracer_provider.shutdown()
-    meter_provider.shutdown()
-    return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser(__doc__, calls=25, blocks=60).parse_args(argv)
-    results = run(args.calls, args.blocks)
-    print_table(results)
-    print_ratios(results)
-    return 0
+    return compare_main(__doc__, run, argv)
 
 
 if __name__ == "__main__":

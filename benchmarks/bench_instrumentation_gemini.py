@@ -17,18 +17,7 @@ from __future__ import annotations
 import sys
 
 import httpx2
-from _instrumentation_harness import (
-    FLOOR,
-    SdkFloor,
-    capture,
-    dropping_providers,
-    idle,
-    instrumented,
-    parser,
-    print_ratios,
-    print_table,
-    rotate,
-)
+from _instrumentation_harness import Results, compare, compare_main
 from genai_otel.instrumentation.google_genai import GoogleGenAIInstrumentor
 from google import genai
 
@@ -55,28 +44,13 @@ def _client() -> genai.Client:
     )
 
 
-def run(calls: int, blocks: int) -> dict[str, dict[str, tuple[float, float]]]:
-    tracer_provider, meter_provider = dropping_providers()
-    genai_otel = instrumented(
-        "genai-otel", GoogleGenAIInstrumentor, tracer_provider=tracer_provider, meter_provider=meter_provider
-    )
-    results: dict[str, dict[str, tuple[float, float]]] = {}
-    for label, call in (("generate", _generate), ("stream_50", _generate_stream)):
-        captured = capture(GoogleGenAIInstrumentor, call, _client)
-        floor = SdkFloor(call, captured, tracer_provider, meter_provider)
-        modes = [idle("none"), genai_otel, idle(FLOOR, floor.once)]
-        results[label] = rotate(modes, call, _client, calls, blocks)
-    tracer_provider.shutdown()
-    meter_provider.shutdown()
-    return results
+def run(calls: int, blocks: int) -> Results:
+    calls_by_label = {"generate": _generate, "stream_50": _generate_stream}
+    return compare(GoogleGenAIInstrumentor, calls_by_label, lambda _call: _client, calls, blocks)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser(__doc__, calls=25, blocks=60).parse_args(argv)
-    results = run(args.calls, args.blocks)
-    print_table(results)
-    print_ratios(results)
-    return 0
+    return compare_main(__doc__, run, argv)
 
 
 if __name__ == "__main__":
