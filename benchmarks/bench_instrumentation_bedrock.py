@@ -21,13 +21,12 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 from _instrumentation_harness import Results, compare, compare_main
 from botocore.awsrequest import AWSResponse
-from botocore.config import Config
 from genai_otel.instrumentation.bedrock import BedrockInstrumentor
 
 from genai_otel.fake_provider import Responder
+from genai_otel.fake_provider.bedrock_client import bedrock_client
 
 MODEL = "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
 MESSAGES = [{"role": "user", "content": [{"text": "Summarise the benchmark in one sentence."}]}]
@@ -49,14 +48,7 @@ class _Raw:
 
 def _client(stream_tokens: str | None = None) -> Any:
     responder = Responder(max_recorded=0)
-    client = boto3.client(
-        "bedrock-runtime",
-        region_name="us-east-1",
-        endpoint_url="http://fake",
-        aws_access_key_id="AKIDBENCH",
-        aws_secret_access_key="bench",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    client = bedrock_client("http://fake")
 
     def send(request: Any, **_: Any) -> AWSResponse:
         headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}

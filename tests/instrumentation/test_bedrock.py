@@ -10,13 +10,13 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import EventStreamError
 from genai_otel.instrumentation import semconv
 from opentelemetry.trace import SpanKind, StatusCode
 from otel_fixtures import Otel, console_summary, port_of, run_instrumented_app
 
 from genai_otel.fake_provider import FakeProvider, message_tokens
+from genai_otel.fake_provider.bedrock_client import add_headers, bedrock_client
 
 PROFILE = "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
 PROMPT = "Say hello to the tests"
@@ -25,14 +25,7 @@ MESSAGES = [{"role": "user", "content": [{"text": PROMPT}]}]
 
 
 def make_client(provider: FakeProvider) -> Any:
-    return boto3.client(
-        "bedrock-runtime",
-        region_name="us-east-1",
-        endpoint_url=provider.base_url,
-        aws_access_key_id="AKIDFAKEFAKEFAKE",
-        aws_secret_access_key="fake-secret",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    return bedrock_client(provider.base_url)
 
 
 @pytest.fixture
@@ -44,13 +37,7 @@ def bedrock(otel: Otel, provider: FakeProvider) -> Iterator[Any]:
 
 def send_headers(client: Any, **headers: Any) -> None:
     """Sends `x-fake-*` headers (cache_read_tokens=30 sends x-fake-cache-read-tokens)."""
-    sent = {f"x-fake-{name.replace('_', '-')}": str(value) for name, value in headers.items()}
-
-    def add(request: Any, **_: Any) -> None:
-        for name, value in sent.items():
-            request.headers[name] = value
-
-    client.meta.events.register_first("before-sign.bedrock-runtime.*", add)
+    add_headers(client, {f"x-fake-{name.replace('_', '-')}": str(value) for name, value in headers.items()})
 
 
 def attributes_of(otel: Otel) -> dict[str, Any]:

@@ -12,14 +12,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from genai_otel.instrumentation import semconv as sc
 from genai_otel.instrumentation.bedrock import BedrockInstrumentor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from genai_otel.fake_provider import FakeProvider
+from genai_otel.fake_provider.bedrock_client import bedrock_client
 
 from .helpers import assert_priced_exactly, enrich_exported, enrich_one, instrumented
 
@@ -120,20 +119,7 @@ def test_span_from_the_real_sdk_is_priced_exactly(exporter: InMemorySpanExporter
         "x-fake-output-tokens": "2000",
     }
     with FakeProvider() as provider:
-        client = boto3.client(
-            "bedrock-runtime",
-            region_name="us-east-1",
-            endpoint_url=provider.base_url,
-            aws_access_key_id="AKIDFAKE",
-            aws_secret_access_key="fake",
-            config=Config(retries={"total_max_attempts": 1}),
-        )
-
-        def add(request: Any, **_: Any) -> None:
-            for name, value in headers.items():
-                request.headers[name] = value
-
-        client.meta.events.register_first("before-sign.bedrock-runtime.*", add)
+        client = bedrock_client(provider.base_url, headers)
         body = {
             "anthropic_version": "bedrock-2023-05-31",
             "max_tokens": 4096,
