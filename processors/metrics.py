@@ -795,28 +795,16 @@ class _Writer:
         for labels, stats in series:
             if stats.tps is not None:
                 self._histogram(sc.PROM_LLM_OUTPUT_TOKENS_PER_SECOND, base, labels, stats.tps)
-        self._family(sc.PROM_LLM_UNPRICED_REQUESTS, "counter", "Calls that could not be priced, by reason.")
-        for key, n in sorted(r.unpriced.items()):
-            self._counter(
-                sc.PROM_LLM_UNPRICED_REQUESTS,
-                (sc.LABEL_PROVIDER, sc.LABEL_MODEL, sc.LABEL_REASON),
-                key,
-                str(n),
-                r.unpriced.created[key],
-            )
-        self._family(
-            sc.PROM_LLM_USAGE_INCOMPLETE,
-            "counter",
-            "Calls whose usage is known incomplete: their cost is a lower bound.",
-        )
-        for key, n in sorted(r.usage_incomplete.items()):
-            self._counter(
-                sc.PROM_LLM_USAGE_INCOMPLETE,
-                (sc.LABEL_SERVICE, sc.LABEL_PROVIDER, sc.LABEL_MODEL),
-                key,
-                str(n),
-                r.usage_incomplete.created[key],
-            )
+        for name, help_, names, counts in (
+            (sc.PROM_LLM_UNPRICED_REQUESTS, "Calls that could not be priced, by reason.",
+             (sc.LABEL_PROVIDER, sc.LABEL_MODEL, sc.LABEL_REASON), r.unpriced),
+            (sc.PROM_LLM_USAGE_INCOMPLETE,
+             "Calls whose usage is known incomplete: their cost is a lower bound.",
+             (sc.LABEL_SERVICE, sc.LABEL_PROVIDER, sc.LABEL_MODEL), r.usage_incomplete),
+        ):  # fmt: skip
+            self._family(name, "counter", help_)
+            for key, n in sorted(counts.items()):
+                self._counter(name, names, key, str(n), counts.created[key])
         for name, label, table in (
             (sc.PROM_LLM_USER_COST, sc.LABEL_USER, r.user_cost),
             (sc.PROM_LLM_FEATURE_COST, sc.LABEL_FEATURE, r.feature_cost),
