@@ -23,7 +23,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from genai_otel.stack.query import jaeger_trace, prometheus_scalar, span_tags, wait_for
-from genai_otel.stack.runner import PROCESSOR_ENDPOINTS_FILE, LocalStack, free_ports
+from genai_otel.stack.runner import PROCESSOR_ENDPOINTS_FILE, LocalStack, StackError, free_ports
 from tests.e2e.crashload import EXPORT, Load, sample_value, scrape
 
 KEEP_EVERYTHING = {
@@ -44,17 +44,26 @@ def scaled_stack(
     tmp_path: Path, require_binaries: Callable[..., None], require_processor: None
 ) -> Iterator[LocalStack]:
     require_binaries("collector", "jaeger", "prometheus")
-    stack = LocalStack(
-        tmp_path / "run",
-        ports=free_ports(),
-        scrape_interval="1s",
-        build_missing=False,
-        services=("jaeger", "collector", "processor", "prometheus"),
-        collector_env=KEEP_EVERYTHING,
-        processors=2,
-        samplers=2,
-    )
-    stack.start(timeout=60)
+    for attempt in (1, 2):
+        stack = LocalStack(
+            tmp_path / f"run-{attempt}" if attempt > 1 else tmp_path / "run",
+            ports=free_ports(),
+            scrape_interval="1s",
+            build_missing=False,
+            services=("jaeger", "collector", "processor", "prometheus"),
+            collector_env=KEEP_EVERYTHING,
+            processors=2,
+            samplers=2,
+        )
+        try:
+            stack.start(timeout=60)
+            break
+        except StackError as error:
+            # a port free when picked was taken before the process bound it (another process's
+            # ephemeral port): once more with fresh ports; anything else is a failure
+            stack.stop()
+            if attempt == 2 or "address already in use" not in str(error):
+                raise
     try:
         yield stack
     finally:
