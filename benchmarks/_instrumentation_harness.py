@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genai_otel.instrumentation import semconv
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -33,6 +32,8 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AnyValue
+
+from genai_otel import semconv
 
 FLOOR = "sdk floor"
 # Per call label, per mode: (median thread µs per call, median added µs over "none").

@@ -48,7 +48,6 @@ from _instrumentation_harness import (
     instrumented,
     rotate,
 )
-from genai_otel.instrumentation import semconv
 from genai_otel.instrumentation.anthropic import AnthropicInstrumentor
 from genai_otel.instrumentation.google_genai import GoogleGenAIInstrumentor
 from genai_otel.instrumentation.openai import OpenAIInstrumentor
@@ -59,6 +58,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
+from genai_otel import semconv
 from genai_otel.fake_provider import FakeTransport
 
 # Output tokens of a streamed call (one chunk each); BENCH_STREAM_TOKENS changes it (per-chunk slopes).

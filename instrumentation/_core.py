@@ -17,12 +17,13 @@ from time import perf_counter
 from typing import Any
 
 import wrapt
-from genai_otel.instrumentation import semconv
 from genai_otel.instrumentation.attribution import current_attributes
-from genai_otel.instrumentation.semconv import ContentCapture, ErrorCategory
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from genai_otel import semconv
+from genai_otel.semconv import ContentCapture, ErrorCategory
 
 logger = logging.getLogger(__name__)
 

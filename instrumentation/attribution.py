@@ -31,7 +31,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from genai_otel.instrumentation import semconv
+from genai_otel import semconv
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _R = TypeVar("_R")

@@ -25,11 +25,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from genai_otel.instrumentation import semconv
 from genai_otel.instrumentation._core import VERSION, content_capture_from_env, content_max_length_from_env
-from genai_otel.instrumentation.semconv import ContentCapture
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
+
+from genai_otel import semconv
+from genai_otel.semconv import ContentCapture
 
 SCORE_MIN = 0.0
 SCORE_MAX = 10.0

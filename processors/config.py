@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import yaml
-from genai_otel.instrumentation import semconv as sc
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,6 +26,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from genai_otel import semconv as sc
 
 from .duplicates import DEFAULT_MAX_SPANS, DEFAULT_WINDOW_SECONDS
 

@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Final
 
-from genai_otel.instrumentation import semconv as sc
+from genai_otel import semconv as sc
 
 from .pricing import QUANTA_PER_USD, Cost
 

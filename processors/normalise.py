@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from genai_otel.instrumentation import semconv as sc
+from genai_otel import semconv as sc
 
 from .wire import UNSUPPORTED
 

@@ -20,8 +20,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from genai_otel.instrumentation import semconv as sc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from genai_otel import semconv as sc
 
 from .duplicates import (
     AROUND_NATIVE,

@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Final
 
 import yaml
-from genai_otel.instrumentation import semconv as sc
 from genai_prices import data_snapshot
 from genai_prices import types as gp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from genai_otel import semconv as sc
 
 logger = logging.getLogger(__name__)
 

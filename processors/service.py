@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any, Final
 
 import grpc
-from genai_otel.instrumentation import semconv as sc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
+
+from genai_otel import semconv as sc
 
 from .config import ConfigError, LabelsConfig, ProcessorConfig, load_config
 from .forwarder import RETRY_INFO_KEY, STATUS_DETAILS_KEY, Forwarder

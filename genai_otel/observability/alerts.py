@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genai_otel.instrumentation import semconv as sc
+from genai_otel import semconv as sc
 from genai_otel.observability import recording as rec
 from genai_otel.observability.spec import Severity, Spec
 

@@ -19,7 +19,7 @@ from grafana_foundation_sdk.builders import prometheus as gprom
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as models
 
-from genai_otel.instrumentation import semconv as sc
+from genai_otel import semconv as sc
 from genai_otel.observability import recording as rec
 from genai_otel.observability import slo
 from genai_otel.observability.alerts import COLLECTOR_JOB, PROCESSOR_JOB

@@ -1,6 +1,6 @@
 """Recording rules: `level:metric:operations`, read by the alerts and the dashboards.
 
-Every name is built from the derived-metrics contract in `genai_otel.instrumentation.semconv`,
+Every name is built from the derived-metrics contract in `genai_otel.semconv`,
 so a renamed metric changes the rules, the alerts and the dashboards together.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genai_otel.instrumentation import semconv as sc
+from genai_otel import semconv as sc
 
 SPM = "service, provider, model"
 QUANTILES = ("0.5", "0.95", "0.99")

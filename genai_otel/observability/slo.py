@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genai_otel.instrumentation import semconv as sc
+from genai_otel import semconv as sc
 from genai_otel.observability.alerts import Alert, num
 from genai_otel.observability.recording import Recording
 from genai_otel.observability.spec import SLO, Severity, Spec, seconds

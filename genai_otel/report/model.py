@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from genai_otel.instrumentation import semconv
+from genai_otel import semconv
 
 Labels = dict[str, str]
 Sample = tuple[Labels, float]

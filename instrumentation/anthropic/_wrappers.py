@@ -10,7 +10,6 @@ import contextvars
 import logging
 from typing import Any
 
-from genai_otel.instrumentation import semconv
 from genai_otel.instrumentation._core import (
     Call,
     Outcome,
@@ -26,7 +25,9 @@ from genai_otel.instrumentation._core import (
     text_part,
 )
 from genai_otel.instrumentation._stream import AsyncStreamProxy, SyncStreamProxy
-from genai_otel.instrumentation.semconv import ErrorCategory, Operation
+
+from genai_otel import semconv
+from genai_otel.semconv import ErrorCategory, Operation
 
 logger = logging.getLogger(__name__)
 

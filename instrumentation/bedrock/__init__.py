@@ -57,10 +57,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from genai_otel.instrumentation import semconv
 from genai_otel.instrumentation._core import Telemetry, unwrap, wrap
 from genai_otel.instrumentation.bedrock import _wrappers
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from genai_otel import semconv
 
 __all__ = ["BedrockInstrumentor"]
 

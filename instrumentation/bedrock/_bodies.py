@@ -17,9 +17,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from genai_otel.instrumentation import semconv
 from genai_otel.instrumentation._core import Outcome, number, strings, text_part
-from genai_otel.instrumentation.semconv import Operation
+
+from genai_otel import semconv
+from genai_otel.semconv import Operation
 
 ANTHROPIC, META, NOVA, TITAN_TEXT, TITAN_EMBED = (
     "anthropic",

@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from genai_otel.instrumentation import semconv
 from genai_otel.instrumentation._core import (
     Call,
     Outcome,
@@ -32,7 +31,9 @@ from genai_otel.instrumentation._core import (
 )
 from genai_otel.instrumentation._stream import SyncStreamProxy
 from genai_otel.instrumentation.bedrock import _bodies
-from genai_otel.instrumentation.semconv import Operation
+
+from genai_otel import semconv
+from genai_otel.semconv import Operation
 
 logger = logging.getLogger(__name__)
 

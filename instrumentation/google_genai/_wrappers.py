@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from genai_otel.instrumentation import semconv
 from genai_otel.instrumentation._core import (
     Call,
     Outcome,
@@ -30,7 +29,9 @@ from genai_otel.instrumentation._core import (
     text_part,
 )
 from genai_otel.instrumentation._stream import AsyncStreamProxy, SyncStreamProxy
-from genai_otel.instrumentation.semconv import Operation, Provider
+
+from genai_otel import semconv
+from genai_otel.semconv import Operation, Provider
 
 _GENERATE_CONTENT = Operation.GENERATE_CONTENT.value
 _EMBEDDINGS = Operation.EMBEDDINGS.value

@@ -41,10 +41,11 @@ from collections.abc import Collection
 from functools import partial
 from typing import Any
 
-from genai_otel.instrumentation import semconv
 from genai_otel.instrumentation._core import Telemetry, async_wrapper, sync_wrapper, unwrap_all, wrap_all
 from genai_otel.instrumentation.openai import _wrappers
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from genai_otel import semconv
 
 __all__ = ["OpenAIInstrumentor"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from genai_otel.instrumentation import semconv
 from genai_otel.instrumentation._core import (
     Call,
     Outcome,
@@ -25,7 +24,9 @@ from genai_otel.instrumentation._core import (
     text_part,
 )
 from genai_otel.instrumentation._stream import AsyncStreamProxy, SyncStreamProxy, finish_stream
-from genai_otel.instrumentation.semconv import Operation
+
+from genai_otel import semconv
+from genai_otel.semconv import Operation
 
 _CHAT = Operation.CHAT.value
 _EMBEDDINGS = Operation.EMBEDDINGS.value

@@ -15,9 +15,10 @@ import time
 from typing import Any
 
 import openai
-from genai_otel.instrumentation import semconv as sc
 from genai_otel.instrumentation.evaluation import record_evaluation
 from opentelemetry import trace
+
+from genai_otel import semconv as sc
 
 RATE_LIMITED_MODEL = "gpt-4o-mini"
 RATE_LIMITED_CALLS = 20

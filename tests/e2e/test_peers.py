@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors.config import load_config
 from genai_otel.processors.service import Processor
 
+from genai_otel import semconv as sc
 from genai_otel.fake_provider import FakeProvider
 from tests.e2e import peer_envs
 from tests.processor.helpers import Sink, scrape

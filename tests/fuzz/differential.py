@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors.config import load_config
 from genai_otel.processors.metrics import ALL_LABELS, Registry
 from genai_otel.processors.normalise import SCANNED_KEYS
@@ -32,6 +31,8 @@ from genai_otel.processors.pricing import PRICE_TABLE_VERSION, PriceBook
 from genai_otel.processors.scan import RequestScanner
 from genai_otel.processors.wire import WireError
 from processor.helpers import StepClock, resolved_scan
+
+from genai_otel import semconv as sc
 
 # Small caps so that label overflow, `other` series and top-N eviction are reached by small inputs.
 LABEL_LIMIT = 3

@@ -8,10 +8,10 @@ import json
 
 import anthropic
 import pytest
-from genai_otel.instrumentation import semconv
 from opentelemetry.trace import SpanKind, StatusCode
 from otel_fixtures import Otel, port_of
 
+from genai_otel import semconv
 from genai_otel.fake_provider import FakeProvider
 
 MODEL = "claude-haiku-4-5"

@@ -7,11 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
-from genai_otel.instrumentation import semconv
 from genai_otel.instrumentation.attribution import attribution, in_current_context
 from genai_otel.instrumentation.evaluation import record_evaluation
 from opentelemetry.trace import SpanKind
 from otel_fixtures import Otel
+
+from genai_otel import semconv
 
 MODEL = "gpt-4o-mini"
 MESSAGES = [{"role": "user", "content": "hi"}]

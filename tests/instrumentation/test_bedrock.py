@@ -11,10 +11,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import EventStreamError
-from genai_otel.instrumentation import semconv
 from opentelemetry.trace import SpanKind, StatusCode
 from otel_fixtures import Otel, console_summary, port_of, run_instrumented_app
 
+from genai_otel import semconv
 from genai_otel.fake_provider import FakeProvider, message_tokens
 from genai_otel.fake_provider.bedrock_client import add_headers, bedrock_client
 

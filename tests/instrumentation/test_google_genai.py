@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx2
 import pytest
-from genai_otel.instrumentation import semconv
 from google import genai
 from google.genai import errors, types
 from opentelemetry.trace import SpanKind, StatusCode
 from otel_fixtures import Otel, console_summary, port_of, run_instrumented_app
 
+from genai_otel import semconv
 from genai_otel.fake_provider import FakeProvider, message_tokens
 
 MODEL = "gemini-2.5-flash"

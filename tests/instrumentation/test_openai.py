@@ -8,12 +8,12 @@ import json
 import httpx2
 import openai
 import pytest
-from genai_otel.instrumentation import semconv
 from genai_otel.instrumentation.openai import OpenAIInstrumentor
 from opentelemetry.trace import SpanKind, StatusCode
 from otel_fixtures import Otel, port_of
 from pydantic import BaseModel
 
+from genai_otel import semconv
 from genai_otel.fake_provider import FakeProvider
 
 MODEL = "gpt-4o-mini"

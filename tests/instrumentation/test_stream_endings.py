@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from genai_otel.instrumentation import semconv
 from genai_otel.instrumentation._core import Outcome, Telemetry, start_call
 from genai_otel.instrumentation._stream import AsyncStreamProxy, SyncStreamProxy, finish_stream
 from opentelemetry.trace import StatusCode
 from otel_fixtures import Otel
+
+from genai_otel import semconv
 
 CHUNKS = 5
 

@@ -11,7 +11,6 @@ from typing import Any, Self
 
 import grpc
 import pytest
-from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors.config import load_config
 from genai_otel.processors.metrics import ALL_LABELS, Registry
 from genai_otel.processors.normalise import SCANNED_KEYS
@@ -28,6 +27,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from genai_otel import semconv as sc
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 # one priced gpt-4o chat call: 0.0035 USD

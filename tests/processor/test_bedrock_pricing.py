@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from genai_otel.instrumentation import semconv as sc
 from genai_otel.instrumentation.bedrock import BedrockInstrumentor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from genai_otel import semconv as sc
 from genai_otel.fake_provider import FakeProvider
 from genai_otel.fake_provider.bedrock_client import bedrock_client
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from genai_otel.instrumentation import semconv as sc
+
+from genai_otel import semconv as sc
 
 from .helpers import T_2025_01_01, T_2025_07_01, T_2026_11_01, enrich_one
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors import scan as scan_module
 from genai_otel.processors.duplicates import RecentCalls, call_ident
 from genai_otel.processors.pipeline import Pipeline
@@ -18,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from genai_otel import semconv as sc
 
 from .helpers import (
     BROKEN_SERVICE,

@@ -17,7 +17,6 @@ from typing import Any
 
 import grpc
 import pytest
-from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors.config import ConfigError, load_config
 from genai_otel.processors.service import Processor
 from genai_otel.processors.wire import split_by_size
@@ -27,6 +26,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from genai_otel import semconv as sc
 
 from .helpers import EXPORT, GENAI, Sink, make_request, make_span, samples, scrape
 

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from genai_otel.instrumentation import semconv as sc
 from genai_otel.instrumentation.google_genai import GoogleGenAIInstrumentor
 from google import genai
 from google.genai import types
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from genai_otel import semconv as sc
 from genai_otel.fake_provider import FakeProvider
 
 from .helpers import assert_priced_exactly, enrich_exported, enrich_one, instrumented

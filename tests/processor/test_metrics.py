@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genai_otel.instrumentation import semconv as sc
+from genai_otel import semconv as sc
 
 from .helpers import make_pipeline, make_request, make_span, run, samples
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from genai_otel.instrumentation import semconv as sc
+
+from genai_otel import semconv as sc
 
 from .helpers import (
     T_2025_07_01,

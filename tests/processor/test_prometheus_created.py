@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from genai_otel.instrumentation import semconv as sc
+
+from genai_otel import semconv as sc
 
 from .helpers import Sink, make_request, make_span, samples, scrape
 from .test_service import free_port, processor_config

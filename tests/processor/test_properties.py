@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors.normalise import Normaliser
 from genai_otel.processors.pricing import PriceBook, compute_cost, to_usd
 from genai_prices import Usage, calc_price
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from genai_otel import semconv as sc
 
 from .helpers import attributes_of, make_pipeline, make_request, make_span, run, spans_of
 

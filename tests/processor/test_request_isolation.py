@@ -15,11 +15,12 @@ from typing import Any
 
 import grpc
 import pytest
-from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors import scan as scan_module
 from genai_otel.processors.pipeline import Pipeline
 from genai_otel.processors.pricing import PriceBook
 from genai_otel.processors.service import ERROR_LOG_INTERVAL_SECONDS, Processor, RateLimitedLog
+
+from genai_otel import semconv as sc
 
 from .helpers import (
     BROKEN_SERVICE,

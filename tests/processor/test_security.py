@@ -18,12 +18,12 @@ import grpc
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors import service
 from genai_otel.processors.config import ConfigError, load_config
 from genai_otel.processors.service import Processor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from genai_otel import semconv as sc
 from tests.certs import Issued, issue
 
 from .helpers import EXPORT, GENAI, Sink, attributes_of, make_request, make_span, samples, scrape

@@ -14,7 +14,6 @@ from typing import Any
 
 import grpc
 import pytest
-from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors import metrics as metrics_module
 from genai_otel.processors import scan as scan_module
 from genai_otel.processors.config import ConfigError, load_config
@@ -22,6 +21,8 @@ from genai_otel.processors.metrics import ALL_LABELS, Registry
 from genai_otel.processors.pipeline import Pipeline
 from genai_otel.processors.pricing import PRICE_TABLE_VERSION, QUANTA_PER_USD, PriceBook
 from genai_otel.processors.service import Processor
+
+from genai_otel import semconv as sc
 
 from .helpers import EXPORT, GENAI, Sink, StepClock, make_request, make_span, samples
 

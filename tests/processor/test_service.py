@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors.config import load_config
 from genai_otel.processors.service import Processor
 from google.rpc import error_details_pb2, status_pb2
@@ -24,6 +23,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from genai_otel import semconv as sc
 
 from .helpers import EXPORT, GENAI, Sink, attributes_of, make_request, make_span, samples, scrape
 

@@ -11,13 +11,14 @@ from typing import Any
 
 import grpc
 import pytest
-from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors import scan as scan_module
 from genai_otel.processors.config import ConfigError, load_config
 from genai_otel.processors.metrics import ALL_LABELS, Registry, hmac_label
 from genai_otel.processors.pipeline import Pipeline
 from genai_otel.processors.pricing import PRICE_TABLE_VERSION, PriceBook
 from genai_otel.processors.service import Processor
+
+from genai_otel import semconv as sc
 
 from .helpers import EXPORT, GENAI, Sink, StepClock, make_request, make_span, run, samples, scrape
 

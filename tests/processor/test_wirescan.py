@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from genai_otel.instrumentation import semconv as sc
 from genai_otel.processors import scan as scan_module
 from genai_otel.processors.config import ENV_PREFIX, load_config
 from genai_otel.processors.normalise import SCANNED_KEYS, GenAICall, InvalidSpan, Normaliser
@@ -26,6 +25,8 @@ from genai_otel.processors.scan import PURE_PYTHON_ENV, RequestScanner
 from genai_otel.processors.wire import UNSUPPORTED, WireError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from genai_otel import semconv as sc
 
 from .helpers import (
     GENAI,
