@@ -1,14 +1,11 @@
 """Types of the C extension `_wirescan` (sources: processors/native/; see processors/scan.py).
 
-The positional context tuples (`normalise`, `record_call`, `Lane`) are built by
-`Normaliser.accelerated`, `Registry.record_context` and `Pipeline._make_lane`.
+The Lane's context tuple is built by `Pipeline._make_lane`.
 """
 
 from collections.abc import Callable
 from typing import Final, final
 
-from . import metrics
-from .normalise import GenAICall
 from .scan import ResourceEntry, SpanEntry
 
 SOURCE_DIGEST: Final[str]  # what setup.py stamped: scan.source_digest() of the sources built
@@ -26,14 +23,7 @@ def make_table(
     /,
 ) -> _Table: ...
 def split(data: bytes, table: _Table, count_only: bool = ..., /) -> tuple[list[ResourceEntry], int]: ...
-def normalise(
-    context: tuple[object, ...], attrs: dict[str, object], scope_name: str, status_error: bool, /
-) -> GenAICall | None: ...
 def assemble(data: bytes, resources: list[ResourceEntry], additions: dict[int, bytes], /) -> bytes: ...
-def observe(
-    histogram: Histogram | metrics.Histogram, value: float, trace_id: bytes, timestamp: float, /
-) -> None: ...
-def record_call(context: tuple[object, ...], /, *args: object) -> None: ...
 
 @final
 class Histogram:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import bisect
 import copy
-import functools
 import hashlib
 import hmac
 import math
@@ -61,6 +60,8 @@ TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 
 Clock = Callable[[], float]
+# makes a Histogram(bounds, exemplars, created): this module's, or the C extension's
+HistogramType = Callable[[tuple[float, ...], bool, float], "Histogram"]
 
 
 class Counts(dict[Any, int]):
@@ -315,9 +316,8 @@ class Registry:
         self.created = clock()
         self.exemplars = exemplars
         self.price_table = price_table
-        self.accelerated = False  # set by the pipeline that records here (use_accelerated)
-        self._observe: Callable[[Histogram, float, bytes, float], None] = Histogram.observe
-        self._histogram_type: Callable[[tuple[float, ...], bool, float], Histogram] = Histogram
+        self.accelerated = False  # the C lane records here (set by its pipeline): processor_info
+        self._histogram_type: HistogramType = Histogram
         self.limiters = {
             name: LabelLimiter(name, label_limits.get(name, 1000), name in allowed, clock)
             for name in ALL_LABELS
@@ -386,37 +386,10 @@ class Registry:
         for flush in self._settlers:
             flush()
 
-    def use_accelerated(
-        self,
-        observe: Callable[[Histogram, float, bytes, float], None] | None,
-        histogram_type: Callable[[tuple[float, ...], bool, float], Histogram] | None = None,
-    ) -> None:
-        """Record histogram observations with the C extension's `observe` (None: the Python method);
-        `histogram_type`: the extension's Histogram (same attributes, state in C), for new ones."""
-        self.accelerated = observe is not None
-        self._observe = observe or Histogram.observe
-        self._histogram_type = histogram_type or Histogram
-
-    def record_context(self) -> tuple[object, ...]:
-        """What the C extension's recording functions need from this registry."""
-        return (
-            self.limiters[sc.LABEL_ERROR_TYPE],
-            self.limiters[sc.LABEL_USER],
-            self.limiters[sc.LABEL_FEATURE],
-            self.histogram,
-            sc.DURATION_BUCKETS,
-            sc.TIME_TO_FIRST_CHUNK_BUCKETS,
-            sc.OUTPUT_TOKENS_PER_SECOND_BUCKETS,
-            sc.COST_PER_REQUEST_BUCKETS,
-            self.exemplars,
-            QUANTA_PER_USD,
-            self.user_cost,
-            self.feature_cost,
-        )
-
-    def accelerated_record_call(self, record_call: Callable[..., Any]) -> Callable[..., Any]:
-        """`record_call` as the C extension runs it: the same arguments, the same effects."""
-        return functools.partial(record_call, self.record_context())
+    def use_histogram_type(self, histogram_type: HistogramType) -> None:
+        """Make new histograms with `histogram_type` (the C extension's Histogram: the same
+        constructor, attributes and `observe`, its state in C arrays, which the lane updates)."""
+        self._histogram_type = histogram_type
 
     # -- recording ---------------------------------------------------------------------
     def histogram(self, bounds: tuple[float, ...], exemplars: bool) -> Histogram:
@@ -475,7 +448,6 @@ class Registry:
         ttfc_s: float | None,
         end_s: float,
     ) -> None:
-        observe = self._observe
         key = (status, self.limiters[sc.LABEL_ERROR_TYPE](error_type) if error_type else "")
         stats.requests.add(key, 1)
         if tokens is not None:
@@ -493,17 +465,17 @@ class Registry:
             histogram = stats.duration.get(status)
             if histogram is None:
                 histogram = stats.duration[status] = self.histogram(sc.DURATION_BUCKETS, self.exemplars)
-            observe(histogram, duration_s, trace_id, end_s)
+            histogram.observe(duration_s, trace_id, end_s)
         if ttfc_s is not None:
             if stats.ttfc is None:
                 stats.ttfc = self.histogram(sc.TIME_TO_FIRST_CHUNK_BUCKETS, self.exemplars)
-            observe(stats.ttfc, ttfc_s, trace_id, end_s)
+            stats.ttfc.observe(ttfc_s, trace_id, end_s)
         if tokens is not None and tokens[1] > 0 and duration_s is not None:
             generating = duration_s - (ttfc_s or 0.0)
             if generating > 0:
                 if stats.tps is None:
                     stats.tps = self.histogram(sc.OUTPUT_TOKENS_PER_SECOND_BUCKETS, self.exemplars)
-                observe(stats.tps, tokens[1] / generating, trace_id, end_s)
+                stats.tps.observe(tokens[1] / generating, trace_id, end_s)
         if cost is not None:
             total = cost.input + cost.output + cost.cache_read + cost.cache_write
             stats.cost += total
@@ -520,7 +492,7 @@ class Registry:
             if stats.cost_per_request is None:
                 stats.cost_per_request = self.histogram(sc.COST_PER_REQUEST_BUCKETS, self.exemplars)
             usd = total / QUANTA_PER_USD
-            observe(stats.cost_per_request, usd, trace_id, end_s)
+            stats.cost_per_request.observe(usd, trace_id, end_s)
             if self.exemplars and trace_id:
                 stats.cost_exemplar = (trace_id, usd, end_s)
             if user:

@@ -17,9 +17,7 @@ Where neither applies the convention is trusted, so nothing is ever counted twic
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -297,73 +295,6 @@ class Normaliser:
     def __init__(self, max_tokens: int, max_value_length: int) -> None:
         self.max_tokens = max_tokens
         self.max_value_length = max_value_length
-
-    def accelerated(self) -> Callable[[dict[str, object], str, bool], GenAICall | None] | None:
-        """`normalise` as the C extension runs it (identical results), or None without it.
-
-        The C code counts tokens in 64-bit integers, so it is only used while the token cap
-        keeps every sum exact.
-        """
-        from .scan import _accelerator
-
-        if _accelerator is None or not 0 <= self.max_tokens < 2**53:
-            return None
-        context: tuple[object, ...] = (
-            self.max_tokens,
-            self.max_value_length,
-            GenAICall,
-            InvalidSpan,
-            UNSUPPORTED,
-            MARKER_KEYS,
-            sc.GEN_AI_OPERATION_NAME,
-            sc.OPENLLMETRY_REQUEST_TYPE,
-            sc.GEN_AI_REQUEST_MODEL,
-            sc.GEN_AI_RESPONSE_MODEL,
-            sc.GEN_AI_PROVIDER_NAME,
-            sc.LEGACY_GEN_AI_SYSTEM,
-            OPENLLMETRY_REQUEST_TYPES,
-            sc.ANTHROPIC_SDK_SCOPE,
-            sc.Operation.CHAT,
-            NON_INFERENCE_OPERATIONS,
-            normalise_provider,
-            {},  # normalise_provider results by raw spelling
-            sc.Provider.ANTHROPIC,
-            sc.OPENLIT_SCOPE_PREFIX,
-            INPUT_KEYS,
-            OUTPUT_KEYS,
-            CACHE_READ_KEYS,
-            CACHE_WRITE_KEYS,
-            REASONING_KEYS,
-            sc.ERROR_TYPE,
-            sc.GENAI_OTEL_ERROR_CATEGORY,
-            _CATEGORY_VALUES,
-            error_category,
-            sc.ErrorCategory.OTHER,
-            sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-            sc.GEN_AI_USAGE_COST_AMOUNT,
-            sc.OPENLIT_USAGE_COST,
-            sc.GEN_AI_USAGE_COST_SOURCE,
-            sc.CostSource.PROVIDER,
-            sc.GENAI_OTEL_COST_PRICE_TABLE,
-            sc.GENAI_OTEL_COST_UNPRICED_REASON,
-            USER_KEYS,
-            sc.GENAI_OTEL_FEATURE,
-            SERVICE_TIER_KEYS,
-            UNKNOWN,
-            sc.GEN_AI_USAGE_INPUT_TOKENS,
-            sc.GEN_AI_USAGE_OUTPUT_TOKENS,
-            sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-            sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
-            sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-            InvalidReason.TOKEN_TYPE,
-            InvalidReason.TOKEN_NEGATIVE,
-            InvalidReason.TOKEN_ABSURD,
-            InvalidReason.VALUE_TYPE,
-            InvalidReason.VALUE_TOO_LONG,
-            InvalidReason.BAD_TIME_TO_FIRST_CHUNK,
-            InvalidReason.BAD_COST,
-        )
-        return functools.partial(_accelerator.normalise, context)
 
     def _tokens(self, attrs: dict[str, object], keys: tuple[str, ...]) -> int | None:
         for key in keys:

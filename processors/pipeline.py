@@ -32,7 +32,7 @@ from .duplicates import (
     call_ident,
     recent_calls,
 )
-from .metrics import OTHER, STATUS_ERROR, STATUS_OK, Histogram, Registry, SeriesStats
+from .metrics import OTHER, STATUS_ERROR, STATUS_OK, HistogramType, Registry, SeriesStats
 from .normalise import (
     MARKER_KEYS,
     UNKNOWN,
@@ -155,20 +155,16 @@ class Pipeline:
         self.normaliser = Normaliser(max_tokens=max_tokens, max_value_length=max_value_length)
         self.scanner = RequestScanner(SCANNED_KEYS, EVALUATION_EVENT, accelerated)
         self.span_scanner = self.scanner.span_scanner
-        registry.use_accelerated(
-            _accelerator.observe if self.scanner.accelerated else None,
-            # duck-typed: metrics.Histogram's constructor and attributes, its state in C
-            cast("Callable[[tuple[float, ...], bool, float], Histogram]", _accelerator.Histogram)
-            if self.scanner.accelerated
-            else None,
-        )
-        self._record_call = (
-            registry.accelerated_record_call(_accelerator.record_call)
-            if self.scanner.accelerated
-            else registry.record_call
-        )
-        fast = self.normaliser.accelerated() if self.scanner.accelerated else None
-        self._normalise = fast or self.normaliser.normalise
+        # The rules run in Python only; the C extension, where it is in use, walks the wire,
+        # re-assembles, and runs the lane (the outcomes Python decided, applied to span kinds
+        # seen before). Its token sums are 64-bit: it is used while the token cap keeps them exact.
+        native = self.scanner.accelerated and 0 <= max_tokens < 2**53
+        registry.accelerated = self.scanner.accelerated
+        if native:
+            # duck-typed: metrics.Histogram's constructor, attributes and observe, its state in C
+            registry.use_histogram_type(cast("HistogramType", _accelerator.Histogram))
+        self._record_call = registry.record_call
+        self._normalise = self.normaliser.normalise
         self._assemble = _accelerator.assemble if self.scanner.accelerated else _assemble
         self.resource_scanner = KeyScanner([sc.SERVICE_NAME], tag=0x0A)
         self._services: dict[bytes, str] = {}  # Resource bytes -> service name (_service_of)
@@ -190,9 +186,7 @@ class Pipeline:
         )
 
         # the whole request in C for spans whose kind was seen before (None: off)
-        self._lane: _wirescan.Lane | None = (
-            self._make_lane() if self.scanner.accelerated and fast is not None else None
-        )
+        self._lane: _wirescan.Lane | None = self._make_lane() if native else None
         if self._lane is not None:  # the lane keeps its sums until the registry is read
             registry.settle_with(self._lane.flush)
 

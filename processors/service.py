@@ -331,9 +331,7 @@ class Processor:
             "bearer token sent" if self.config.forward.auth.enabled else "no token sent",
         )
         if self.pipeline.scanner.accelerated:
-            logger.info(
-                "hot path: accelerated (C extension _wirescan: request walk, normaliser, re-assembly)"
-            )
+            logger.info("hot path: accelerated (C extension _wirescan: request walk, lane, re-assembly)")
         else:
             logger.warning("hot path: %s", slow_path_warning())
 

@@ -4,8 +4,7 @@
  *
  *   module.c       the module: its functions, state and multi-phase initialisation
  *   scan.c         the request walk behind `split`, attribute scans, span facts, `make_table`
- *   normalise.c    `normalise`: a span's attributes to a GenAICall
- *   record.c       `assemble`, `observe` and `record_call`: the registry side of the Python path
+ *   record.c       `assemble` (the Python path's re-assembly), the lane's flush helpers, cost arithmetic
  *   histogram.c    the Histogram type
  *   recent.c       the Recent type: recent GenAI calls, for duplicate spans
  *   lane.c         the Lane type: its entries, learning, and the flush to the registry
@@ -34,11 +33,10 @@
  */
 typedef struct {
     PyTypeObject *hist_type, *recent_type, *lane_type;
-    PyObject *s_bounds, *s_counts, *s_sum, *s_count, *s_exemplars, *s_observe;
     PyObject *a_requests, *a_tokens, *a_duration, *a_ttfc, *a_tps, *a_cost, *a_breakdown, *a_savings,
-        *a_cost_per_request, *a_cost_exemplar, *a_input, *a_output, *a_cache_read, *a_cache_write,
+        *a_cost_per_request, *a_cost_exemplar,
         *a_stamps, *a_stamp, *a_admit, *a_allowed, *a_admitted, *a_overflow;
-    PyObject *one, *zero, *zero_float, *empty_str;
+    PyObject *one, *zero, *empty_str;
 } WsState;
 
 /* Attribute access on the processor's classes: the public protocol (no type internals). */
@@ -561,14 +559,10 @@ PyObject *
 wirescan_split(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *
 wirescan_make_table(PyObject *module, PyObject *args);
-PyObject *
-wirescan_normalise(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 Py_ssize_t
 scope_size(PyObject *scope, PyObject *additions, int *ok);
 PyObject *
 wirescan_assemble(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
-PyObject *
-wirescan_observe(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 int
 add_to_item(WsState *st, PyObject *dict, PyObject *key, PyObject *amount);
 int
@@ -579,8 +573,6 @@ int
 stamp_when_nonzero(WsState *st, PyObject *stats, PyObject *stamps, Py_ssize_t index, PyObject *value);
 int
 add_to_attr(PyObject *obj, PyObject *name, PyObject *amount);
-PyObject *
-wirescan_record_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 int
 cost_quanta(const long long n[4], const double rate[5], double multiplier, long long q[5]);
 int

@@ -1,5 +1,5 @@
-/* Accelerated walk of an OTLP ExportTraceServiceRequest (see processors/scan.py), and the
- * span normaliser (normalise.Normaliser.normalise) over the attributes it found.
+/* Accelerated walk of an OTLP ExportTraceServiceRequest (see processors/scan.py) and the lane
+ * that applies, to span kinds seen before, the outcomes the Python rules decided.
  *
  * One call walks request -> ResourceSpans -> ScopeSpans -> Span and, for every span, finds the
  * span attributes whose keys are in a fixed table (the same byte-level rules as the pure-Python
@@ -20,14 +20,8 @@ static PyMethodDef methods[] = {
      "make_table(keys, eval_name, wire_error, unsupported, decode_other) -> table"},
     {"split", (PyCFunction)(void (*)(void))wirescan_split, METH_FASTCALL,
      "split(data, table) -> (resources, span_count); raises wire_error when malformed"},
-    {"record_call", (PyCFunction)(void (*)(void))wirescan_record_call, METH_FASTCALL,
-     "record_call(context, stats, ...): metrics.Registry.record_call"},
-    {"observe", (PyCFunction)(void (*)(void))wirescan_observe, METH_FASTCALL,
-     "observe(histogram, value, trace_id, timestamp): metrics.Histogram.observe"},
     {"assemble", (PyCFunction)(void (*)(void))wirescan_assemble, METH_FASTCALL,
      "assemble(data, resources, additions) -> bytes: the request with additions appended"},
-    {"normalise", (PyCFunction)(void (*)(void))wirescan_normalise, METH_FASTCALL,
-     "normalise(context, attrs, scope_name, status_error) -> GenAICall | None"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -39,22 +33,18 @@ module_exec(PyObject *module)
         PyObject **slot;
         const char *name;
     } names[] = {
-        {&st->s_bounds, "bounds"}, {&st->s_counts, "counts"}, {&st->s_sum, "sum"},
-        {&st->s_count, "count"}, {&st->s_exemplars, "exemplars"}, {&st->s_observe, "observe"},
         {&st->a_requests, "requests"}, {&st->a_tokens, "tokens"}, {&st->a_duration, "duration"},
         {&st->a_ttfc, "ttfc"}, {&st->a_tps, "tps"}, {&st->a_cost, "cost"},
         {&st->a_breakdown, "breakdown"}, {&st->a_savings, "savings"},
         {&st->a_cost_per_request, "cost_per_request"}, {&st->a_cost_exemplar, "cost_exemplar"},
-        {&st->a_input, "input"}, {&st->a_output, "output"}, {&st->a_cache_read, "cache_read"},
-        {&st->a_cache_write, "cache_write"}, {&st->empty_str, ""}, {&st->a_stamps, "stamps"},
+        {&st->empty_str, ""}, {&st->a_stamps, "stamps"},
         {&st->a_stamp, "stamp"}, {&st->a_admit, "admit"}, {&st->a_allowed, "allowed"},
         {&st->a_admitted, "admitted"}, {&st->a_overflow, "overflow"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
             return -1;
-    if ((st->one = PyLong_FromLong(1)) == NULL || (st->zero = PyLong_FromLong(0)) == NULL ||
-        (st->zero_float = PyFloat_FromDouble(0.0)) == NULL)
+    if ((st->one = PyLong_FromLong(1)) == NULL || (st->zero = PyLong_FromLong(0)) == NULL)
         return -1;
     struct {
         PyTypeObject **slot;

@@ -39,7 +39,7 @@ LABEL_LIMIT = 3
 TOP_USERS = 2
 TOP_FEATURES = 2
 LANE_TOKEN_CAP = 100_000_000  # the default limits.max_tokens_per_span
-NO_LANE_TOKEN_CAP = 2**53  # the C normaliser (and so the lane) is off at or above this cap
+NO_LANE_TOKEN_CAP = 2**53  # the lane is off at or above this cap (its sums are 64-bit)
 PASSES = 2
 
 _CONFIG = load_config(environ={})

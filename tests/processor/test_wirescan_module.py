@@ -15,7 +15,7 @@ code = '''
 from genai_otel.processors import _wirescan, scan
 assert scan.accelerated_available()
 h = _wirescan.Histogram((1.0, 2.0), True)
-_wirescan.observe(h, 1.5, b"t", 3.0)
+h.observe(1.5, b"t", 3.0)
 assert h.counts == [0, 1, 0] and h.exemplars[1] == (b"t", 1.5, 3.0)
 assert _wirescan.Recent(4, 1.0).duplicates == 0
 '''
