@@ -36,11 +36,12 @@ import hashlib
 import hmac
 import math
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, Final
 
 from genai_otel import semconv as sc
 
+from .normalise import TOKEN_OUTPUT
 from .pricing import QUANTA_PER_USD, Cost
 
 OTHER: Final = sc.OTHER_LABEL_VALUE
@@ -288,6 +289,19 @@ class LabelLimiter:
         self.overflow += 1
         return OTHER
 
+    def decide(self, value: str) -> tuple[str, bool]:
+        """(label, whether it counted an overflow): the C lane asks once per value and counts
+        each later sighting of an overflowing value with `count_overflow`."""
+        before = self.overflow
+        label = self(value)
+        return label, self.overflow > before
+
+    def count_overflow(self, n: int) -> None:
+        """`n` more calls whose value became `other`."""
+        if not self.overflow:
+            self.overflow_created = self.clock()
+        self.overflow += n
+
 
 class Registry:
     """The processor's derived metrics and its own health counters."""
@@ -433,6 +447,40 @@ class Registry:
                 stats = self.series[labels] = SeriesStats(self.exemplars, self.clock)
         return labels, stats
 
+    def add_sums(  # noqa: PLR0917
+        self,
+        stats: SeriesStats,
+        request_key: tuple[str, str],
+        requests: int,
+        tokens: Sequence[int] | None,
+        breakdown: Sequence[int] | None,
+        savings: int,
+        cost_exemplar: tuple[bytes, float, float] | None,
+    ) -> None:
+        """What `requests` calls recorded under one series and request key add to its counters:
+        their tokens (normalise.TOKEN_TYPES order; None: calls without usage), their cost
+        (COST_TYPES order, and the cache savings; None: not priced) and the last priced call's
+        exemplar. `record_call` adds one call so; the C lane adds the sums it kept."""
+        stats.requests.add(request_key, requests)
+        if tokens is not None:
+            counts, stamps = stats.tokens, stats.stamps
+            for index, n in enumerate(tokens):
+                counts[index] += n
+                if stamps[index] is None and counts[index]:
+                    stats.stamp(index)
+        if breakdown is not None:
+            stats.cost += sum(breakdown)
+            parts = stats.breakdown
+            for index, n in enumerate(breakdown):
+                parts[index] += n
+            if stats.stamps[STAMP_BREAKDOWN] is None and any(parts):
+                stats.stamp(STAMP_BREAKDOWN)
+            stats.savings += savings
+            if stats.stamps[STAMP_SAVINGS] is None and stats.savings:
+                stats.stamp(STAMP_SAVINGS)
+            if cost_exemplar is not None:
+                stats.cost_exemplar = cost_exemplar
+
     def record_call(  # noqa: PLR0917 - the hot path: positional calls are cheaper
         self,
         stats: SeriesStats,
@@ -449,18 +497,15 @@ class Registry:
         end_s: float,
     ) -> None:
         key = (status, self.limiters[sc.LABEL_ERROR_TYPE](error_type) if error_type else "")
-        stats.requests.add(key, 1)
-        if tokens is not None:
-            counts = stats.tokens
-            counts[0] += tokens[0]
-            counts[1] += tokens[1]
-            counts[2] += tokens[2]
-            counts[3] += tokens[3]
-            counts[4] += tokens[4]
-            stamps = stats.stamps
-            for index in (2, 3, 4):
-                if stamps[index] is None and counts[index]:
-                    stats.stamp(index)
+        total, usd = 0, 0.0
+        if cost is None:
+            self.add_sums(stats, key, 1, tokens, None, 0, None)
+        else:
+            total = cost.total
+            usd = total / QUANTA_PER_USD
+            exemplar = (trace_id, usd, end_s) if self.exemplars and trace_id else None
+            breakdown = (cost.input, cost.output, cost.cache_read, cost.cache_write)
+            self.add_sums(stats, key, 1, tokens, breakdown, cost.savings, exemplar)
         if duration_s is not None:
             histogram = stats.duration.get(status)
             if histogram is None:
@@ -470,31 +515,16 @@ class Registry:
             if stats.ttfc is None:
                 stats.ttfc = self.histogram(sc.TIME_TO_FIRST_CHUNK_BUCKETS, self.exemplars)
             stats.ttfc.observe(ttfc_s, trace_id, end_s)
-        if tokens is not None and tokens[1] > 0 and duration_s is not None:
+        if tokens is not None and tokens[TOKEN_OUTPUT] > 0 and duration_s is not None:
             generating = duration_s - (ttfc_s or 0.0)
             if generating > 0:
                 if stats.tps is None:
                     stats.tps = self.histogram(sc.OUTPUT_TOKENS_PER_SECOND_BUCKETS, self.exemplars)
-                stats.tps.observe(tokens[1] / generating, trace_id, end_s)
+                stats.tps.observe(tokens[TOKEN_OUTPUT] / generating, trace_id, end_s)
         if cost is not None:
-            total = cost.input + cost.output + cost.cache_read + cost.cache_write
-            stats.cost += total
-            breakdown = stats.breakdown
-            breakdown[0] += cost.input
-            breakdown[1] += cost.output
-            breakdown[2] += cost.cache_read
-            breakdown[3] += cost.cache_write
-            if stats.stamps[STAMP_BREAKDOWN] is None and any(breakdown):
-                stats.stamp(STAMP_BREAKDOWN)
-            stats.savings += cost.savings
-            if stats.stamps[STAMP_SAVINGS] is None and stats.savings:
-                stats.stamp(STAMP_SAVINGS)
             if stats.cost_per_request is None:
                 stats.cost_per_request = self.histogram(sc.COST_PER_REQUEST_BUCKETS, self.exemplars)
-            usd = total / QUANTA_PER_USD
             stats.cost_per_request.observe(usd, trace_id, end_s)
-            if self.exemplars and trace_id:
-                stats.cost_exemplar = (trace_id, usd, end_s)
             if user:
                 self.user_cost.add((service_label, self.limiters[sc.LABEL_USER](user)), total)
             if feature:

@@ -18,6 +18,7 @@ Where neither applies the convention is trusted, so nothing is ever counted twic
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -51,6 +52,63 @@ CACHE_WRITE_KEYS: Final = (
     sc.OPENLLMETRY_USAGE_CACHE_CREATION_INPUT_TOKENS,
 )
 REASONING_KEYS: Final = (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, sc.OPENLLMETRY_USAGE_REASONING_TOKENS)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenType:
+    """One kind of token count: where it is read and under which name it is written."""
+
+    keys: tuple[str, ...]  # read, first found wins
+    current: str  # the current conventions' name, written onto a span that reports it otherwise
+    zero_written: bool  # a reported 0 is written under `current` too (else only a count above 0)
+
+
+# The token counts of a call, in the order of GenAICall's fields, SeriesStats.tokens and the
+# `type` label (metrics.TOKEN_TYPES). The C lane is handed this table (lane_contract).
+TOKEN_TYPES: Final = (
+    TokenType(INPUT_KEYS, sc.GEN_AI_USAGE_INPUT_TOKENS, zero_written=True),
+    TokenType(OUTPUT_KEYS, sc.GEN_AI_USAGE_OUTPUT_TOKENS, zero_written=True),
+    TokenType(CACHE_READ_KEYS, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, zero_written=False),
+    TokenType(CACHE_WRITE_KEYS, sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, zero_written=False),
+    TokenType(REASONING_KEYS, sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, zero_written=False),
+)
+TOKEN_INPUT, TOKEN_OUTPUT, TOKEN_CACHE_READ, TOKEN_CACHE_WRITE, TOKEN_REASONING = range(len(TOKEN_TYPES))
+
+
+def _openlit_anthropic(provider: str, scope_name: str) -> bool:
+    return provider == sc.Provider.ANTHROPIC and scope_name.startswith(sc.OPENLIT_SCOPE_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """Token accounting to the conventions: `target` includes `parts`. A source that reported it
+    excluding them is corrected: `target += sum(parts)` when the parts exceed the target (by
+    evidence: it cannot have included them), or always for a source known to exclude them."""
+
+    target: int  # a TOKEN_TYPES index
+    parts: tuple[int, ...]  # TOKEN_TYPES indexes, never a target
+    always_for: Callable[[str, str], bool] | None = None  # (provider, scope name)
+
+
+TOKEN_CORRECTIONS: Final = (
+    # input includes cache reads and writes; OpenLIT's Anthropic spans copy Anthropic's
+    # usage.input_tokens, which excludes them
+    Correction(TOKEN_INPUT, (TOKEN_CACHE_READ, TOKEN_CACHE_WRITE), _openlit_anthropic),
+    # output includes reasoning
+    Correction(TOKEN_OUTPUT, (TOKEN_REASONING,)),
+)
+assert not {p for c in TOKEN_CORRECTIONS for p in c.parts} & {c.target for c in TOKEN_CORRECTIONS}
+
+
+def always_corrected(provider: str, scope_name: str) -> int:
+    """Bit i: TOKEN_CORRECTIONS[i] applies to this source whatever its counts say."""
+    mask = 0
+    for i, correction in enumerate(TOKEN_CORRECTIONS):
+        if correction.always_for is not None and correction.always_for(provider, scope_name):
+            mask |= 1 << i
+    return mask
+
+
 USER_KEYS: Final = (sc.USER_ID, sc.OPENLIT_REQUEST_USER, sc.OPENLLMETRY_LLM_USER, sc.OPENLLMETRY_GEN_AI_USER)
 SERVICE_TIER_KEYS: Final = (
     sc.OPENAI_RESPONSE_SERVICE_TIER,
@@ -362,24 +420,16 @@ class Normaliser:
         if not provider and scope_name == sc.ANTHROPIC_SDK_SCOPE:
             provider = sc.Provider.ANTHROPIC
 
-        input_tokens = self._tokens(attrs, INPUT_KEYS)
-        output_tokens = self._tokens(attrs, OUTPUT_KEYS)
-        cache_read = self._tokens(attrs, CACHE_READ_KEYS) or 0
-        cache_write = self._tokens(attrs, CACHE_WRITE_KEYS) or 0
-        reasoning = self._tokens(attrs, REASONING_KEYS) or 0
-        has_usage = input_tokens is not None or output_tokens is not None
-        input_total = input_tokens or 0
-        output_total = output_tokens or 0
-        cache_total = cache_read + cache_write
-        if cache_total and (
-            cache_total > input_total
-            or (provider == sc.Provider.ANTHROPIC and scope_name.startswith(sc.OPENLIT_SCOPE_PREFIX))
-        ):
-            input_total += cache_total
-            if input_total > self.max_tokens:
-                raise InvalidSpan(InvalidReason.TOKEN_ABSURD)
-        if reasoning > output_total:
-            output_total += reasoning
+        counts = [self._tokens(attrs, token.keys) for token in TOKEN_TYPES]
+        has_usage = counts[TOKEN_INPUT] is not None or counts[TOKEN_OUTPUT] is not None
+        totals = [count or 0 for count in counts]
+        always = always_corrected(provider, scope_name)
+        for i, correction in enumerate(TOKEN_CORRECTIONS):
+            added = sum(totals[part] for part in correction.parts)  # parts are never corrected
+            if added and (added > totals[correction.target] or always >> i & 1):
+                totals[correction.target] += added
+                if totals[correction.target] > self.max_tokens:
+                    raise InvalidSpan(InvalidReason.TOKEN_ABSURD)
 
         error_type = self._text(attrs, sc.ERROR_TYPE)
         category = self._text(attrs, sc.GENAI_OTEL_ERROR_CATEGORY)
@@ -417,16 +467,9 @@ class Normaliser:
         missing = []
         if provider and sc.GEN_AI_PROVIDER_NAME not in attrs:
             missing.append(sc.GEN_AI_PROVIDER_NAME)
-        if input_tokens is not None and sc.GEN_AI_USAGE_INPUT_TOKENS not in attrs:
-            missing.append(sc.GEN_AI_USAGE_INPUT_TOKENS)
-        if output_tokens is not None and sc.GEN_AI_USAGE_OUTPUT_TOKENS not in attrs:
-            missing.append(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
-        if cache_read and sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS not in attrs:
-            missing.append(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
-        if cache_write and sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS not in attrs:
-            missing.append(sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)
-        if reasoning and sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS not in attrs:
-            missing.append(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)
+        for token, count in zip(TOKEN_TYPES, counts, strict=True):
+            if count is not None and (count or token.zero_written) and token.current not in attrs:
+                missing.append(token.current)
         if reported_cost is not None and sc.GEN_AI_USAGE_COST_AMOUNT not in attrs:
             missing.append(sc.GEN_AI_USAGE_COST_AMOUNT)
         if error and sc.GENAI_OTEL_ERROR_CATEGORY not in attrs:
@@ -437,11 +480,11 @@ class Normaliser:
             operation=operation or UNKNOWN,
             request_model=request_model,
             response_model=response_model,
-            input_tokens=input_total,
-            output_tokens=output_total,
-            cache_read_tokens=cache_read,
-            cache_write_tokens=cache_write,
-            reasoning_tokens=reasoning,
+            input_tokens=totals[TOKEN_INPUT],
+            output_tokens=totals[TOKEN_OUTPUT],
+            cache_read_tokens=totals[TOKEN_CACHE_READ],
+            cache_write_tokens=totals[TOKEN_CACHE_WRITE],
+            reasoning_tokens=totals[TOKEN_REASONING],
             has_usage=has_usage,
             error=error,
             error_category=category,

@@ -24,6 +24,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from genai_otel import semconv as sc
 
+from . import lane_contract
 from .duplicates import (
     AROUND_NATIVE,
     DEFAULT_MAX_SPANS,
@@ -35,16 +36,29 @@ from .duplicates import (
 from .metrics import OTHER, STATUS_ERROR, STATUS_OK, HistogramType, Registry, SeriesStats
 from .normalise import (
     MARKER_KEYS,
+    SERVICE_TIER_KEYS,
+    TOKEN_CORRECTIONS,
+    TOKEN_TYPES,
     UNKNOWN,
+    USER_KEYS,
     GenAICall,
     InvalidReason,
     InvalidSpan,
     Normaliser,
+    always_corrected,
     finite_number,
     trusts_reported_cost,
     usage_incomplete,
 )
-from .pricing import QUANTA_PER_USD, Cost, PriceBook, Rates, UnpricedReason, compute_cost
+from .pricing import (
+    QUANTA_PER_USD,
+    Cost,
+    PriceBook,
+    Rates,
+    UnpricedReason,
+    compiled_cost_parts,
+    compute_cost,
+)
 from .scan import RequestScanner, ResourceEntry, SpanEntry, _accelerator
 from .wire import (
     STATUS_CODE_ERROR,
@@ -71,10 +85,7 @@ Journal = list[tuple[Callable[..., object], tuple[object, ...]]]  # registry cal
 # The lane's entry kinds (see native/_wirescan.h) and the keys that always send a span to Python.
 SERVICE_CACHE_SIZE: Final = 4096  # distinct Resources whose service name is remembered ...
 SERVICE_CACHE_MAX_BYTES: Final = 4096  # ... each at most this long (memory stays under 16 MiB)
-LANE_PRICED: Final = 1
-LANE_UNPRICED: Final = 2
-LANE_OTHER: Final = 3
-LANE_NO_COST: Final = 4
+LANE_PRICED, LANE_UNPRICED, LANE_OTHER, LANE_NO_COST = (value for _, value in lane_contract.KINDS)
 LANE_SLOW_KEYS: Final = (
     sc.GEN_AI_USAGE_COST_AMOUNT,
     sc.GEN_AI_USAGE_COST_SOURCE,
@@ -123,9 +134,23 @@ def _cost_packer(table: str) -> tuple[struct.Struct, bytes, bytes, bytes, bytes,
     return (struct.Struct(layout), *fixed)
 
 
-def _side(provider: str) -> int:
-    """AROUND_NATIVE for a provider whose SDK emits a span of its own (duplicates.py), else 0."""
+def _native(scope_name: str, provider: str) -> int:
+    """How a span may pair with another span of its call (duplicates.py): NATIVE for the anthropic
+    SDK's own span, AROUND_NATIVE for a call whose SDK may emit one too, else 0."""
+    if scope_name == sc.ANTHROPIC_SDK_SCOPE:
+        return NATIVE
     return AROUND_NATIVE if provider == sc.Provider.ANTHROPIC else 0
+
+
+# the outcome items of the priced and unpriced kinds, for the kinds that do not use them
+_NOT_PRICED: Final = {
+    "base": None,
+    "tiers": None,
+    "multiplier": None,
+    "prefixes": None,
+    "unpriced_key": None,
+    "unpriced_attr": None,
+}
 
 
 def _int_attribute(key: str, value: int) -> bytes:
@@ -191,69 +216,45 @@ class Pipeline:
             registry.settle_with(self._lane.flush)
 
     def _make_lane(self) -> _wirescan.Lane:
-        from .normalise import (
-            CACHE_READ_KEYS,
-            CACHE_WRITE_KEYS,
-            INPUT_KEYS,
-            MARKER_KEYS,
-            OUTPUT_KEYS,
-            REASONING_KEYS,
-            SERVICE_TIER_KEYS,
-            USER_KEYS,
-        )
-
         registry = self.registry
         normaliser = self.normaliser
-        int_headers = [
-            IntAttributeEncoder(key).headers
-            for key in (
-                sc.GEN_AI_USAGE_INPUT_TOKENS,
-                sc.GEN_AI_USAGE_OUTPUT_TOKENS,
-                sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-                sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
-                sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-            )
-        ]
         return _accelerator.Lane(
-            (
-                self.scanner.table,
-                # what the categorical decisions read
-                (*MARKER_KEYS, *SERVICE_TIER_KEYS, sc.ERROR_TYPE, sc.GENAI_OTEL_ERROR_CATEGORY),
-                MARKER_KEYS,
-                LANE_SLOW_KEYS,
-                (INPUT_KEYS, OUTPUT_KEYS, CACHE_READ_KEYS, CACHE_WRITE_KEYS, REASONING_KEYS),
-                (
-                    sc.GEN_AI_USAGE_INPUT_TOKENS,
-                    sc.GEN_AI_USAGE_OUTPUT_TOKENS,
-                    sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-                    sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
-                    sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-                ),
-                USER_KEYS,
-                sc.GENAI_OTEL_FEATURE,
-                sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-                normaliser.max_tokens,
-                normaliser.max_value_length,
-                registry.exemplars,
-                registry.histogram,
-                (
+            lane_contract.pack(
+                lane_contract.CONTEXT,
+                table=self.scanner.table,
+                # what the Python path's decisions read besides the numbers, user and feature
+                categorical=(*MARKER_KEYS, *SERVICE_TIER_KEYS, sc.ERROR_TYPE, sc.GENAI_OTEL_ERROR_CATEGORY),
+                markers=MARKER_KEYS,
+                slow=LANE_SLOW_KEYS,
+                token_keys=tuple(token.keys for token in TOKEN_TYPES),
+                token_current=tuple(token.current for token in TOKEN_TYPES),
+                token_zero_written=tuple(token.zero_written for token in TOKEN_TYPES),
+                token_headers=tuple(IntAttributeEncoder(token.current).headers for token in TOKEN_TYPES),
+                corrections=tuple((c.target, c.parts) for c in TOKEN_CORRECTIONS),
+                cost_parts=compiled_cost_parts(),
+                users=USER_KEYS,
+                feature=sc.GENAI_OTEL_FEATURE,
+                ttfc=sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+                max_tokens=normaliser.max_tokens,
+                max_length=normaliser.max_value_length,
+                exemplars=registry.exemplars,
+                histogram=registry.histogram,
+                bounds=(
                     sc.DURATION_BUCKETS,
                     sc.TIME_TO_FIRST_CHUNK_BUCKETS,
                     sc.OUTPUT_TOKENS_PER_SECOND_BUCKETS,
                     sc.COST_PER_REQUEST_BUCKETS,
                 ),
-                registry.limiters[sc.LABEL_USER],
-                registry.limiters[sc.LABEL_FEATURE],
-                registry.user_cost,
-                registry.feature_cost,
-                registry.unpriced,
-                tuple(int_headers),
-                sc.ANTHROPIC_SDK_SCOPE,
-                sc.OPENLIT_SCOPE_PREFIX,
-                self._recent,
-                registry.record_duplicate,
-                _DUPLICATE_OF_PREFIX,
-                sc.GEN_AI_RESPONSE_ID,
+                add_sums=registry.add_sums,
+                user_limiter=registry.limiters[sc.LABEL_USER],
+                feature_limiter=registry.limiters[sc.LABEL_FEATURE],
+                user_cost=registry.user_cost,
+                feature_cost=registry.feature_cost,
+                unpriced=registry.unpriced,
+                recent=self._recent,
+                record_duplicate=registry.record_duplicate,
+                duplicate_prefix=_DUPLICATE_OF_PREFIX,
+                response_id=sc.GEN_AI_RESPONSE_ID,
             )
         )
 
@@ -399,7 +400,7 @@ class Pipeline:
         assert lane is not None  # called by the lane only
         call = self._normalise(attrs, scope_name, facts[3] == STATUS_CODE_ERROR)
         if call is None:
-            lane.learn(signature, LANE_OTHER)
+            lane.learn(signature, LANE_OTHER, None)
             return
         if call.reported_cost is not None or call.already_enriched or not (call.has_usage or call.error):
             return
@@ -422,58 +423,48 @@ class Pipeline:
                 return
             if sc.GENAI_OTEL_ERROR_CATEGORY in call.missing_current_names:
                 error_attr = self._current_name(call, sc.GENAI_OTEL_ERROR_CATEGORY)
-        provider_attr = (
-            self._current_name(call, sc.GEN_AI_PROVIDER_NAME)
-            if sc.GEN_AI_PROVIDER_NAME in call.missing_current_names
-            else b""
-        )
-        openlit_anthropic = call.provider == sc.Provider.ANTHROPIC and scope_name.startswith(
-            sc.OPENLIT_SCOPE_PREFIX
-        )
-        common = (stats, labels[0])
-        ident = call_ident(call.provider, call.request_model or call.response_model)
-        outcome = (
-            provider_attr,
-            openlit_anthropic,
-            request_key,
-            request_key[0],
-            error_attr,
-            ident,
-            _side(call.provider),
-        )
+        outcome: dict[str, object] = {
+            "stats": stats,
+            "service_label": labels[0],
+            "lo": -(2**63),
+            "hi": 2**63 - 1,
+            "provider_attr": (
+                self._current_name(call, sc.GEN_AI_PROVIDER_NAME)
+                if sc.GEN_AI_PROVIDER_NAME in call.missing_current_names
+                else b""
+            ),
+            "always": always_corrected(call.provider, scope_name),
+            "request_key": request_key,
+            "status": request_key[0],
+            "error_attr": error_attr,
+            "ident": call_ident(call.provider, call.request_model or call.response_model),
+            "native": _native(scope_name, call.provider),
+            **_NOT_PRICED,
+        }
         if not call.has_usage:  # a failed call without usage: recorded, never priced
-            lane.learn(signature, LANE_NO_COST, *common, -(2**63), 2**63 - 1, *outcome)
+            lane.learn(signature, LANE_NO_COST, lane_contract.pack(lane_contract.OUTCOME, **outcome))
             return
         start_ns = facts[1]
         rates = self.prices.rates(
             call.provider, call.request_model, call.response_model, start_ns, call.service_tier
         )
-        lo, hi = self.prices.window(call.provider, call.request_model, call.response_model, start_ns)
+        outcome["lo"], outcome["hi"] = self.prices.window(
+            call.provider, call.request_model, call.response_model, start_ns
+        )
         if type(rates) is str:
-            lane.learn(
-                signature,
-                LANE_UNPRICED,
-                *common,
-                lo,
-                hi,
-                *outcome,
-                (labels[1], labels[2], rates),
-                self._unpriced_bytes(rates),
-            )
+            kind = LANE_UNPRICED
+            outcome["unpriced_key"] = (labels[1], labels[2], rates)
+            outcome["unpriced_attr"] = self._unpriced_bytes(rates)
         else:
             assert isinstance(rates, Rates)
-            lane.learn(
-                signature,
-                LANE_PRICED,
-                *common,
-                lo,
-                hi,
-                *outcome,
-                rates.base,
-                rates.tiers,
-                rates.multiplier,
-                self._prefixes(rates.table),
-            )
+            kind = LANE_PRICED
+            outcome |= {
+                "base": rates.base,
+                "tiers": rates.tiers,
+                "multiplier": rates.multiplier,
+                "prefixes": self._prefixes(rates.table),
+            }
+        lane.learn(signature, kind, lane_contract.pack(lane_contract.OUTCOME, **outcome))
 
     # -- per span -------------------------------------------------------------------------
     def _span(  # noqa: PLR0917 - the hot path: positional calls are cheaper
@@ -547,7 +538,7 @@ class Pipeline:
         response_id = attrs.get(sc.GEN_AI_RESPONSE_ID)
         kept = recent.see(
             scope_name,
-            NATIVE if scope_name == sc.ANTHROPIC_SDK_SCOPE else _side(call.provider),
+            _native(scope_name, call.provider),
             service,
             call_ident(call.provider, call.request_model or call.response_model),
             facts[0],

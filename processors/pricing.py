@@ -115,20 +115,63 @@ def to_usd(quanta: int) -> float:
     return quanta / QUANTA_PER_USD
 
 
+RATE_INPUT, RATE_OUTPUT, RATE_CACHE_READ, RATE_CACHE_WRITE, RATE_PER_REQUEST = range(5)  # Rates.base
+
+
+@dataclass(frozen=True, slots=True)
+class CostPart:
+    """One part of a call's cost, in quanta:
+
+        int((n * rate + per_request) * multiplier * QUANTA_PER_USD + 0.5)
+
+    where n is the sum of the token counts (input, output, cache read, cache write; input
+    includes the cache tokens) times `coefficients`, rate is `rates[rate]`, less `rates[minus]`
+    when given (a part whose rate is then not above 0 is 0), and per_request is `rates[per_request]`
+    when given, else 0. The C lane is handed this table (lane_contract) and computes it the same
+    way, operation for operation."""
+
+    name: str  # a Cost field
+    coefficients: tuple[int, int, int, int]
+    rate: int
+    minus: int = -1
+    per_request: int = -1
+
+
+COST_PARTS: Final = (
+    CostPart("input", (1, 0, -1, -1), RATE_INPUT, per_request=RATE_PER_REQUEST),  # uncached input
+    CostPart("output", (0, 1, 0, 0), RATE_OUTPUT),
+    CostPart("cache_read", (0, 0, 1, 0), RATE_CACHE_READ),
+    CostPart("cache_write", (0, 0, 0, 1), RATE_CACHE_WRITE),
+    # what the cache reads saved against the input rate
+    CostPart("savings", (0, 0, 1, 0), RATE_INPUT, minus=RATE_CACHE_READ),
+)
+assert tuple(part.name for part in COST_PARTS) == Cost.__slots__[:5]
+
+
 def compute_cost(
     rates: Rates, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int
 ) -> Cost:
-    rate_in, rate_out, rate_cr, rate_cw, per_request = rates.for_input(input_tokens)
+    rate = rates.for_input(input_tokens)
     m = rates.multiplier * QUANTA_PER_USD
-    uncached = input_tokens - cache_read - cache_write
-    return Cost(
-        input=int((uncached * rate_in + per_request) * m + 0.5),
-        output=int(output_tokens * rate_out * m + 0.5),
-        cache_read=int(cache_read * rate_cr * m + 0.5),
-        cache_write=int(cache_write * rate_cw * m + 0.5),
-        savings=int(cache_read * (rate_in - rate_cr) * m + 0.5) if rate_in > rate_cr else 0,
-        table=rates.table,
-    )
+    counts = (input_tokens, output_tokens, cache_read, cache_write)
+    quanta = []
+    for part in COST_PARTS:
+        r = rate[part.rate]
+        if part.minus >= 0:
+            r -= rate[part.minus]
+            if not r > 0:
+                quanta.append(0)
+                continue
+        n = sum(c * k for c, k in zip(part.coefficients, counts, strict=True))
+        extra = rate[part.per_request] if part.per_request >= 0 else 0.0
+        quanta.append(int((n * r + extra) * m + 0.5))
+    input_q, output_q, cache_read_q, cache_write_q, savings_q = quanta
+    return Cost(input_q, output_q, cache_read_q, cache_write_q, savings_q, rates.table)
+
+
+def compiled_cost_parts() -> tuple[tuple[tuple[int, int, int, int], int, int, int], ...]:
+    """COST_PARTS as the C lane reads them."""
+    return tuple((p.coefficients, p.rate, p.minus, p.per_request) for p in COST_PARTS)
 
 
 # --------------------------------------------------------------------------------------

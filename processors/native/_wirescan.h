@@ -26,6 +26,8 @@
 #include <string.h>
 #include <structmember.h> /* T_OBJECT_EX, READONLY */
 
+#include "_contract.h" /* written from processors/lane_contract.py */
+
 /* ---------------------------------------------------------------------------------------------
  * Module state (PEP 489 multi-phase init): the module's types and the interned names and
  * constants its functions use. Module functions reach it through their module argument; a Lane
@@ -33,10 +35,8 @@
  */
 typedef struct {
     PyTypeObject *hist_type, *recent_type, *lane_type;
-    PyObject *a_requests, *a_tokens, *a_duration, *a_ttfc, *a_tps, *a_cost, *a_breakdown, *a_savings,
-        *a_cost_per_request, *a_cost_exemplar,
-        *a_stamps, *a_stamp, *a_admit, *a_allowed, *a_admitted, *a_overflow;
-    PyObject *one, *zero, *empty_str;
+    PyObject *a_duration, *a_ttfc, *a_tps, *a_cost_per_request, *a_stamps, *a_stamp, *a_add, *a_decide;
+    PyObject *empty_str;
 } WsState;
 
 /* Attribute access on the processor's classes: the public protocol (no type internals). */
@@ -311,7 +311,9 @@ typedef struct {
  * registry is read (`flush`, which Registry.settle calls; integer sums: the same totals);
  * histograms are the C Histogram above, updated in place.
  */
-enum { K_PRICED = 1, K_UNPRICED = 2, K_OTHER = 3, K_NO_COST = 4 /* a failed call without usage */ };
+/* the kinds of entry (_contract.h): KIND_PRICED, KIND_UNPRICED, KIND_OTHER (not a model call),
+ * KIND_NO_COST (a failed call without usage) */
+#define MAX_CORRECTIONS 8
 
 #define MAX_TIERS 8
 
@@ -324,9 +326,9 @@ typedef struct Entry {
     Py_ssize_t key_len;
     uint64_t hash;
     int kind;
-    int anthropic_openlit; /* OpenLIT's Anthropic spans: cache tokens always added to input */
+    int always;            /* bit i: correction i applies whatever the counts */
     long long ident;       /* duplicates.call_ident(provider, model) */
-    int side;              /* 2: a call whose SDK may emit its own span too (duplicates.py), else 0 */
+    int native;            /* how it may pair with another span of its call (duplicates.py) */
     long long lo, hi;      /* start times [lo, hi) the rates hold for */
     PyObject *stats, *service_label, *provider_attr;
     PyObject *request_key, *status, *error_attr; /* (status, error label), "ok"/"error", bytes */
@@ -338,7 +340,7 @@ typedef struct Entry {
     PyObject *h_duration, *h_ttfc, *h_tps, *h_cost;
     /* not yet added to the Python objects */
     int dirty;
-    long long requests, tokens[5], cost, breakdown[4], savings, unpriced;
+    long long requests, tokens[TOKEN_TYPES], cost, breakdown[4], savings, unpriced;
     PyObject *ex_trace;
     double ex_usd, ex_end;
     unsigned long long ex_seq; /* when ex_trace was set: flushed in this order (the last wins) */
@@ -361,19 +363,17 @@ typedef struct Who {
     struct Who *next_dirty;
 } Who;
 
-enum {
-    L_TABLE, L_CATEGORICAL, L_MARKERS, L_SLOW, L_GROUPS, L_CURRENT, L_USERS, L_FEATURE, L_TTFC,
-    L_MAX_TOKENS, L_MAX_LENGTH, L_EXEMPLARS, L_FACTORY, L_BOUNDS, L_USER_LIMITER,
-    L_FEATURE_LIMITER, L_USER_COST, L_FEATURE_COST, L_UNPRICED, L_HEADERS, L_ANTHROPIC_SCOPE,
-    L_OPENLIT_PREFIX, L_RECENT, L_RECORD_DUPLICATE, L_DUPLICATE_PREFIX, L_RESPONSE_ID, L_SIZE
-};
-
 typedef struct {
     PyObject_HEAD WsState *state; /* the module's, cached here: no lookup per span */
     PyObject *ctx;
     Table *t;
     uint64_t categorical, markers, slow;
-    int group[5][8], ngroup[5], current[5], users[8], nusers, feature, ttfc;
+    int group[TOKEN_TYPES][8], ngroup[TOKEN_TYPES], current[TOKEN_TYPES], zero_written[TOKEN_TYPES];
+    int ncorrections, correction_target[MAX_CORRECTIONS];
+    unsigned correction_parts[MAX_CORRECTIONS]; /* bit g: token type g */
+    int cost_coefficient[COST_PARTS][4], cost_rate[COST_PARTS], cost_minus[COST_PARTS],
+        cost_per_request[COST_PARTS];
+    int users[8], nusers, feature, ttfc;
     long long max_tokens;
     Py_ssize_t max_length;
     int exemplars;
@@ -388,6 +388,8 @@ typedef struct {
     int response_id; /* the key index of gen_ai.response.id */
     RecentObject *recent; /* borrowed from ctx; NULL: duplicates are not looked for */
     Entry *retired;  /* entries replaced or dropped meanwhile, freed when the request is done */
+    PyObject *scope_ids; /* scope name -> its number in signatures (dict) */
+    uint64_t scopes_seen;
 } LaneObject;
 
 typedef struct {
@@ -564,17 +566,10 @@ scope_size(PyObject *scope, PyObject *additions, int *ok);
 PyObject *
 wirescan_assemble(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 int
-add_to_item(WsState *st, PyObject *dict, PyObject *key, PyObject *amount);
+cost_quanta(const LaneObject *l, const long long n[4], const double rate[5], double multiplier,
+            long long q[COST_PARTS]);
 int
-add_to_list(PyObject *list, Py_ssize_t index, PyObject *amount);
-PyObject *
-limit(WsState *st, PyObject *limiter, PyObject *value);
-int
-stamp_when_nonzero(WsState *st, PyObject *stats, PyObject *stamps, Py_ssize_t index, PyObject *value);
-int
-add_to_attr(PyObject *obj, PyObject *name, PyObject *amount);
-int
-cost_quanta(const long long n[4], const double rate[5], double multiplier, long long q[5]);
+counts_add(WsState *st, PyObject *table, PyObject *key, long long n);
 int
 hist_observe_objects(HistObject *h, PyObject *value, PyObject *trace, PyObject *timestamp);
 RecentSlot *
@@ -590,8 +585,6 @@ int
 table_grow(void ***slots, Py_ssize_t *cap, size_t hash_offset);
 Entry *
 lane_find(LaneObject *l, const uint8_t *key, Py_ssize_t len, uint64_t hash);
-int
-long_attr(PyObject *obj, PyObject *name, long long *out);
 int
 lane_flush_whos(LaneObject *l);
 int

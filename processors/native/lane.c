@@ -76,6 +76,7 @@ lane_dealloc(LaneObject *l)
         PyMem_Free(l->slots);
     }
     Py_XDECREF(l->ctx);
+    Py_XDECREF(l->scope_ids);
     PyTypeObject *type = Py_TYPE(l);
     type->tp_free((PyObject *)l);
     Py_DECREF(type); /* a heap type: its instances hold a reference */
@@ -130,6 +131,64 @@ key_list(Table *t, PyObject *names, int *out, int *count, int room)
     return 0;
 }
 
+/* A small int from a tuple item, in [lo, hi); -1 with an exception otherwise. */
+static int
+small_int(PyObject *tuple, Py_ssize_t i, int lo, int hi)
+{
+    PyObject *item = PyTuple_GET_ITEM(tuple, i);
+    long v = PyLong_Check(item) ? PyLong_AsLong(item) : lo - 1;
+    if (v < lo || v >= hi) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "Lane: a rule's index is out of range");
+        return -1;
+    }
+    return (int)v;
+}
+
+/* normalise.TOKEN_CORRECTIONS ((target, (parts, ...)), ...) and pricing.COST_PARTS compiled
+ * ((coefficients, rate, minus, per_request), ...): the rules the lane applies, as data. */
+static int
+lane_rules(LaneObject *l, PyObject *corrections, PyObject *parts)
+{
+    if (!PyTuple_Check(corrections) || PyTuple_GET_SIZE(corrections) > MAX_CORRECTIONS ||
+        !PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != COST_PARTS) {
+        PyErr_SetString(PyExc_TypeError, "Lane: the token corrections and cost parts are tuples");
+        return -1;
+    }
+    l->ncorrections = (int)PyTuple_GET_SIZE(corrections);
+    for (int c = 0; c < l->ncorrections; c++) {
+        PyObject *rule = PyTuple_GET_ITEM(corrections, c), *of;
+        if (!PyTuple_Check(rule) || PyTuple_GET_SIZE(rule) != 2 || !PyTuple_Check(of = PyTuple_GET_ITEM(rule, 1))) {
+            PyErr_SetString(PyExc_TypeError, "Lane: a correction is (target, (parts, ...))");
+            return -1;
+        }
+        if ((l->correction_target[c] = small_int(rule, 0, 0, TOKEN_TYPES)) < 0)
+            return -1;
+        l->correction_parts[c] = 0;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(of); i++) {
+            int g = small_int(of, i, 0, TOKEN_TYPES);
+            if (g < 0)
+                return -1;
+            l->correction_parts[c] |= 1u << g;
+        }
+    }
+    for (int p = 0; p < COST_PARTS; p++) {
+        PyObject *part = PyTuple_GET_ITEM(parts, p), *coefficients;
+        if (!PyTuple_Check(part) || PyTuple_GET_SIZE(part) != 4 ||
+            !PyTuple_Check(coefficients = PyTuple_GET_ITEM(part, 0)) || PyTuple_GET_SIZE(coefficients) != 4) {
+            PyErr_SetString(PyExc_TypeError, "Lane: a cost part is ((4 coefficients), rate, minus, per_request)");
+            return -1;
+        }
+        for (int i = 0; i < 4; i++)
+            if ((l->cost_coefficient[p][i] = small_int(coefficients, i, -1, 2)) < -1 || PyErr_Occurred())
+                return -1;
+        if ((l->cost_rate[p] = small_int(part, 1, 0, 5)) < 0 || (l->cost_minus[p] = small_int(part, 2, -1, 5)) < -1 ||
+            PyErr_Occurred() || (l->cost_per_request[p] = small_int(part, 3, -1, 5)) < -1 || PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 lane_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -140,11 +199,11 @@ lane_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     if (!PyArg_ParseTuple(args, "O!:Lane", &PyTuple_Type, &ctx))
         return NULL;
-    if (PyTuple_GET_SIZE(ctx) != L_SIZE) {
-        PyErr_Format(PyExc_TypeError, "Lane: context of %d items expected", L_SIZE);
+    if (PyTuple_GET_SIZE(ctx) != CTX_SIZE) {
+        PyErr_Format(PyExc_TypeError, "Lane: context of %d items expected", CTX_SIZE);
         return NULL;
     }
-    Table *t = PyCapsule_GetPointer(PyTuple_GET_ITEM(ctx, L_TABLE), CAPSULE_NAME);
+    Table *t = PyCapsule_GetPointer(PyTuple_GET_ITEM(ctx, CTX_TABLE), CAPSULE_NAME);
     if (t == NULL)
         return NULL;
     if (t->nkeys > MAX_LANE_KEYS) {
@@ -157,42 +216,47 @@ lane_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     l->state = PyType_GetModuleState(type);
     l->ctx = Py_NewRef(ctx);
     l->t = t;
-    PyObject *groups = PyTuple_GET_ITEM(ctx, L_GROUPS), *current = PyTuple_GET_ITEM(ctx, L_CURRENT);
-    if (key_mask(t, PyTuple_GET_ITEM(ctx, L_CATEGORICAL), &l->categorical) < 0 ||
-        key_mask(t, PyTuple_GET_ITEM(ctx, L_MARKERS), &l->markers) < 0 ||
-        key_mask(t, PyTuple_GET_ITEM(ctx, L_SLOW), &l->slow) < 0)
+    PyObject *groups = PyTuple_GET_ITEM(ctx, CTX_TOKEN_KEYS), *current = PyTuple_GET_ITEM(ctx, CTX_TOKEN_CURRENT);
+    PyObject *zero = PyTuple_GET_ITEM(ctx, CTX_TOKEN_ZERO_WRITTEN);
+    if (key_mask(t, PyTuple_GET_ITEM(ctx, CTX_CATEGORICAL), &l->categorical) < 0 ||
+        key_mask(t, PyTuple_GET_ITEM(ctx, CTX_MARKERS), &l->markers) < 0 ||
+        key_mask(t, PyTuple_GET_ITEM(ctx, CTX_SLOW), &l->slow) < 0)
         goto fail;
-    if (!PyTuple_Check(groups) || PyTuple_GET_SIZE(groups) != 5 || !PyTuple_Check(current) ||
-        PyTuple_GET_SIZE(current) != 5) {
-        PyErr_SetString(PyExc_TypeError, "Lane: five token groups and five current names");
+    if (!PyTuple_Check(groups) || PyTuple_GET_SIZE(groups) != TOKEN_TYPES || !PyTuple_Check(current) ||
+        PyTuple_GET_SIZE(current) != TOKEN_TYPES || !PyTuple_Check(zero) ||
+        PyTuple_GET_SIZE(zero) != TOKEN_TYPES) {
+        PyErr_SetString(PyExc_TypeError, "Lane: keys, a current name and a flag per token type");
         goto fail;
     }
-    for (int g = 0; g < 5; g++) {
+    for (int g = 0; g < TOKEN_TYPES; g++) {
         if (key_list(t, PyTuple_GET_ITEM(groups, g), l->group[g], &l->ngroup[g], 8) < 0 ||
-            (l->current[g] = key_index(t, PyTuple_GET_ITEM(current, g))) < 0)
+            (l->current[g] = key_index(t, PyTuple_GET_ITEM(current, g))) < 0 ||
+            (l->zero_written[g] = PyObject_IsTrue(PyTuple_GET_ITEM(zero, g))) < 0)
             goto fail;
     }
-    if (key_list(t, PyTuple_GET_ITEM(ctx, L_USERS), l->users, &l->nusers, 8) < 0 ||
-        (l->feature = key_index(t, PyTuple_GET_ITEM(ctx, L_FEATURE))) < 0 ||
-        (l->ttfc = key_index(t, PyTuple_GET_ITEM(ctx, L_TTFC))) < 0)
+    if (lane_rules(l, PyTuple_GET_ITEM(ctx, CTX_CORRECTIONS), PyTuple_GET_ITEM(ctx, CTX_COST_PARTS)) < 0)
         goto fail;
-    l->max_tokens = PyLong_AsLongLong(PyTuple_GET_ITEM(ctx, L_MAX_TOKENS));
-    l->max_length = PyLong_AsSsize_t(PyTuple_GET_ITEM(ctx, L_MAX_LENGTH));
+    if (key_list(t, PyTuple_GET_ITEM(ctx, CTX_USERS), l->users, &l->nusers, 8) < 0 ||
+        (l->feature = key_index(t, PyTuple_GET_ITEM(ctx, CTX_FEATURE))) < 0 ||
+        (l->ttfc = key_index(t, PyTuple_GET_ITEM(ctx, CTX_TTFC))) < 0)
+        goto fail;
+    l->max_tokens = PyLong_AsLongLong(PyTuple_GET_ITEM(ctx, CTX_MAX_TOKENS));
+    l->max_length = PyLong_AsSsize_t(PyTuple_GET_ITEM(ctx, CTX_MAX_LENGTH));
     if (PyErr_Occurred())
         goto fail;
     if (l->max_tokens < 0 || l->max_tokens >= (1LL << 53) || l->max_length < 0) {
         PyErr_SetString(PyExc_ValueError, "Lane: token cap must be in [0, 2**53)");
         goto fail;
     }
-    if ((l->exemplars = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, L_EXEMPLARS))) < 0)
+    if ((l->exemplars = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, CTX_EXEMPLARS))) < 0)
         goto fail;
-    PyObject *headers = PyTuple_GET_ITEM(ctx, L_HEADERS), *bounds = PyTuple_GET_ITEM(ctx, L_BOUNDS);
-    if (!PyTuple_Check(headers) || PyTuple_GET_SIZE(headers) != 5 || !PyTuple_Check(bounds) ||
+    PyObject *headers = PyTuple_GET_ITEM(ctx, CTX_TOKEN_HEADERS), *bounds = PyTuple_GET_ITEM(ctx, CTX_BOUNDS);
+    if (!PyTuple_Check(headers) || PyTuple_GET_SIZE(headers) != TOKEN_TYPES || !PyTuple_Check(bounds) ||
         PyTuple_GET_SIZE(bounds) != 4) {
-        PyErr_SetString(PyExc_TypeError, "Lane: five header lists and four bucket tuples");
+        PyErr_SetString(PyExc_TypeError, "Lane: a header list per token type and four bucket tuples");
         goto fail;
     }
-    for (int g = 0; g < 5; g++) {
+    for (int g = 0; g < TOKEN_TYPES; g++) {
         PyObject *list = PyTuple_GET_ITEM(headers, g);
         if (!PyList_CheckExact(list) || PyList_GET_SIZE(list) != 11) {
             PyErr_SetString(PyExc_TypeError, "Lane: headers must be lists of 11 bytes");
@@ -205,23 +269,20 @@ lane_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                 goto fail;
             }
     }
-    if (!PyUnicode_Check(PyTuple_GET_ITEM(ctx, L_ANTHROPIC_SCOPE)) ||
-        !PyUnicode_Check(PyTuple_GET_ITEM(ctx, L_OPENLIT_PREFIX))) {
-        PyErr_SetString(PyExc_TypeError, "Lane: scope names must be str");
-        goto fail;
-    }
-    PyObject *recent = PyTuple_GET_ITEM(ctx, L_RECENT);
+    PyObject *recent = PyTuple_GET_ITEM(ctx, CTX_RECENT);
     if (recent != Py_None && !Py_IS_TYPE(recent, l->state->recent_type)) {
         PyErr_SetString(PyExc_TypeError, "Lane: recent must be a Recent or None");
         goto fail;
     }
     l->recent = recent == Py_None ? NULL : (RecentObject *)recent;
-    if (!PyBytes_CheckExact(PyTuple_GET_ITEM(ctx, L_DUPLICATE_PREFIX)) ||
-        (l->response_id = key_index(t, PyTuple_GET_ITEM(ctx, L_RESPONSE_ID))) < 0) {
+    if (!PyBytes_CheckExact(PyTuple_GET_ITEM(ctx, CTX_DUPLICATE_PREFIX)) ||
+        (l->response_id = key_index(t, PyTuple_GET_ITEM(ctx, CTX_RESPONSE_ID))) < 0) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_TypeError, "Lane: the duplicate_of prefix must be bytes");
         goto fail;
     }
+    if ((l->scope_ids = PyDict_New()) == NULL)
+        goto fail;
     l->cap = 64;
     l->who_cap = 1024;
     if ((l->slots = PyMem_Calloc((size_t)l->cap, sizeof(Entry *))) == NULL ||
@@ -275,121 +336,50 @@ lane_find(LaneObject *l, const uint8_t *key, Py_ssize_t len, uint64_t hash)
     }
 }
 
-/* ---- adding the pending sums to the registry's Python objects ---- */
-static int
-add_long_to_item(WsState *st, PyObject *dict, PyObject *key, long long n)
-{
-    PyObject *amount = PyLong_FromLongLong(n);
-    if (amount == NULL)
-        return -1;
-    int rc = add_to_item(st, dict, key, amount);
-    Py_DECREF(amount);
-    return rc;
-}
+/* ---- adding the pending sums to the registry (its own methods: Registry.add_sums, Counts.add,
+ * LabelLimiter.count_overflow) ---- */
 
-static int
-add_long_to_list(PyObject *list, Py_ssize_t index, long long n)
+/* A tuple of n ints. */
+static PyObject *
+long_tuple(const long long *values, int n)
 {
-    PyObject *amount = PyLong_FromLongLong(n);
-    if (amount == NULL)
-        return -1;
-    int rc = add_to_list(list, index, amount);
-    Py_DECREF(amount);
-    return rc;
-}
-
-/* obj.name as a long long (-1 with an exception when it is not an int in range). */
-int
-long_attr(PyObject *obj, PyObject *name, long long *out)
-{
-    PyObject *value = attr_get(obj, name);
-    if (value == NULL)
-        return -1;
-    *out = PyLong_AsLongLong(value);
-    Py_DECREF(value);
-    return *out == -1 && PyErr_Occurred() ? -1 : 0;
-}
-
-static int
-add_long_to_attr(PyObject *obj, PyObject *name, long long n)
-{
-    PyObject *amount = PyLong_FromLongLong(n);
-    if (amount == NULL)
-        return -1;
-    int rc = add_to_attr(obj, name, amount);
-    Py_DECREF(amount);
-    return rc;
+    PyObject *tuple = PyTuple_New(n);
+    if (tuple == NULL)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromLongLong(values[i]);
+        if (v == NULL) {
+            Py_DECREF(tuple);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(tuple, i, v);
+    }
+    return tuple;
 }
 
 static int
 entry_flush(LaneObject *l, Entry *e)
 {
     WsState *st = l->state;
-    PyObject *stats = e->stats, *requests = NULL, *stamps = NULL, *counts = NULL, *tmp = NULL;
+    PyObject *tokens = NULL, *breakdown = NULL, *exemplar = NULL, *done = NULL;
     int rc = -1;
     if (e->requests) {
-        if ((requests = attr_get(stats, st->a_requests)) == NULL ||
-            add_long_to_item(st, requests, e->request_key, e->requests) < 0)
+        tokens = e->kind != KIND_NO_COST ? long_tuple(e->tokens, TOKEN_TYPES) : Py_NewRef(Py_None);
+        breakdown = e->kind == KIND_PRICED ? long_tuple(e->breakdown, 4) : Py_NewRef(Py_None);
+        if (e->kind == KIND_PRICED && e->ex_trace != NULL)
+            exemplar = Py_BuildValue("(Odd)", e->ex_trace, e->ex_usd, e->ex_end);
+        else
+            exemplar = Py_NewRef(Py_None);
+        if (tokens == NULL || breakdown == NULL || exemplar == NULL)
+            goto done;
+        /* Registry.add_sums(stats, request key, requests, tokens, breakdown, savings, exemplar) */
+        done = PyObject_CallFunction(PyTuple_GET_ITEM(l->ctx, CTX_ADD_SUMS), "OOLOOLO", e->stats,
+                                     e->request_key, e->requests, tokens, breakdown, e->savings, exemplar);
+        if (done == NULL)
             goto done;
     }
-    if ((stamps = attr_get(stats, st->a_stamps)) == NULL)
-        goto done;
-    if (!PyList_CheckExact(stamps) || PyList_GET_SIZE(stamps) != 7) {
-        PyErr_SetString(PyExc_TypeError, "Lane: SeriesStats.stamps is not a list of 7");
-        goto done;
-    }
-    if (e->requests && e->kind != K_NO_COST) {
-        if ((counts = attr_get(stats, st->a_tokens)) == NULL || !PyList_CheckExact(counts) ||
-            PyList_GET_SIZE(counts) != 5) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "Lane: SeriesStats.tokens is not a list of 5");
-            goto done;
-        }
-        for (Py_ssize_t i = 0; i < 5; i++)
-            if (add_long_to_list(counts, i, e->tokens[i]) < 0)
-                goto done;
-        for (Py_ssize_t i = 2; i < 5; i++)
-            if (stamp_when_nonzero(st, stats, stamps, i, PyList_GET_ITEM(counts, i)) < 0)
-                goto done;
-        Py_CLEAR(counts);
-    }
-    if (e->kind == K_PRICED && e->requests) {
-        if (add_long_to_attr(stats, st->a_cost, e->cost) < 0)
-            goto done;
-        if ((counts = attr_get(stats, st->a_breakdown)) == NULL || !PyList_CheckExact(counts) ||
-            PyList_GET_SIZE(counts) != 4) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "Lane: SeriesStats.breakdown is not a list of 4");
-            goto done;
-        }
-        for (Py_ssize_t i = 0; i < 4; i++)
-            if (add_long_to_list(counts, i, e->breakdown[i]) < 0)
-                goto done;
-        for (int i = 0; i < 4 && PyList_GET_ITEM(stamps, 5) == Py_None; i++)
-            if (stamp_when_nonzero(st, stats, stamps, 5, PyList_GET_ITEM(counts, i)) < 0)
-                goto done;
-        if (add_long_to_attr(stats, st->a_savings, e->savings) < 0)
-            goto done;
-        if (PyList_GET_ITEM(stamps, 6) == Py_None) {
-            if ((tmp = attr_get(stats, st->a_savings)) == NULL ||
-                stamp_when_nonzero(st, stats, stamps, 6, tmp) < 0)
-                goto done;
-        }
-        if (e->ex_trace != NULL) {
-            PyObject *usd = PyFloat_FromDouble(e->ex_usd), *end = PyFloat_FromDouble(e->ex_end);
-            PyObject *exemplar = usd && end ? PyTuple_Pack(3, e->ex_trace, usd, end) : NULL;
-            Py_XDECREF(usd);
-            Py_XDECREF(end);
-            if (exemplar == NULL)
-                goto done;
-            int set = attr_set(stats, st->a_cost_exemplar, exemplar);
-            Py_DECREF(exemplar);
-            if (set < 0)
-                goto done;
-        }
-    }
-    if (e->kind == K_UNPRICED && e->unpriced &&
-        add_long_to_item(st, PyTuple_GET_ITEM(l->ctx, L_UNPRICED), e->unpriced_key, e->unpriced) < 0)
+    if (e->kind == KIND_UNPRICED && e->unpriced &&
+        counts_add(st, PyTuple_GET_ITEM(l->ctx, CTX_UNPRICED), e->unpriced_key, e->unpriced) < 0)
         goto done;
     rc = 0;
 done:
@@ -398,10 +388,10 @@ done:
     memset(e->breakdown, 0, sizeof e->breakdown);
     Py_CLEAR(e->ex_trace);
     e->dirty = 0;
-    Py_XDECREF(requests);
-    Py_XDECREF(stamps);
-    Py_XDECREF(counts);
-    Py_XDECREF(tmp);
+    Py_XDECREF(tokens);
+    Py_XDECREF(breakdown);
+    Py_XDECREF(exemplar);
+    Py_XDECREF(done);
     return rc;
 }
 
@@ -424,14 +414,18 @@ lane_flush_whos(LaneObject *l)
         l->dirty_whos = w->next_dirty;
         w->next_dirty = NULL;
         w->dirty = 0;
-        PyObject *table = PyTuple_GET_ITEM(l->ctx, w->which ? L_FEATURE_COST : L_USER_COST);
-        if (add_long_to_item(st, table, w->table_key, w->pending) < 0 && rc == 0)
+        PyObject *table = PyTuple_GET_ITEM(l->ctx, w->which ? CTX_FEATURE_COST : CTX_USER_COST);
+        if (counts_add(st, table, w->table_key, w->pending) < 0 && rc == 0)
             rc = -1;
         w->pending = 0;
-        /* LabelLimiter.overflow += what as many calls with an over-cap value would have counted */
-        PyObject *limiter = PyTuple_GET_ITEM(l->ctx, w->which ? L_FEATURE_LIMITER : L_USER_LIMITER);
-        if (w->overflowed && add_long_to_attr(limiter, st->a_overflow, w->overflowed) < 0 && rc == 0)
-            rc = -1;
+        /* what as many calls with an over-cap value would have counted */
+        PyObject *limiter = PyTuple_GET_ITEM(l->ctx, w->which ? CTX_FEATURE_LIMITER : CTX_USER_LIMITER);
+        if (w->overflowed && rc == 0) {
+            PyObject *done = PyObject_CallMethod(limiter, "count_overflow", "L", w->overflowed);
+            if (done == NULL)
+                rc = -1;
+            Py_XDECREF(done);
+        }
         w->overflowed = 0;
     }
     return rc;
@@ -484,8 +478,8 @@ entry_histogram(LaneObject *l, Entry *e, PyObject **slot, PyObject *name, int bo
         return -1;
     if (h == Py_None) {
         Py_DECREF(h);
-        h = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(l->ctx, L_FACTORY),
-                                         PyTuple_GET_ITEM(PyTuple_GET_ITEM(l->ctx, L_BOUNDS), bounds),
+        h = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(l->ctx, CTX_HISTOGRAM),
+                                         PyTuple_GET_ITEM(PyTuple_GET_ITEM(l->ctx, CTX_BOUNDS), bounds),
                                          l->exemplars ? Py_True : Py_False, NULL);
         if (h == NULL || attr_set(e->stats, name, h) < 0) {
             Py_XDECREF(h);
@@ -521,8 +515,8 @@ entry_duration(LaneObject *l, Entry *e)
             Py_DECREF(durations);
             return -1;
         }
-        h = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(l->ctx, L_FACTORY),
-                                         PyTuple_GET_ITEM(PyTuple_GET_ITEM(l->ctx, L_BOUNDS), 0),
+        h = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(l->ctx, CTX_HISTOGRAM),
+                                         PyTuple_GET_ITEM(PyTuple_GET_ITEM(l->ctx, CTX_BOUNDS), 0),
                                          l->exemplars ? Py_True : Py_False, NULL);
         if (h == NULL || PyDict_SetItem(durations, e->status, h) < 0) {
             Py_XDECREF(h);
@@ -579,23 +573,21 @@ lane_insert(LaneObject *l, Entry *e)
     }
 }
 
-/* learn(signature, kind, ...): what the Python path decided for spans of this signature.
- *   learn(sig, 3): not a model call.
- *   learn(sig, kind, stats, service label, lo, hi, provider attr, anthropic_openlit,
- *         request key, status, error attr, ident, side, ...) for start times in [lo, hi), then for kind
- *   1 (priced): base rates, tiers, multiplier, prefixes; 2 (unpriced): unpriced key, unpriced
- *   attr; 4 (a failed call without usage): nothing.
+/* learn(signature, kind, outcome): what the Python path decided for spans of this signature.
+ * KIND_OTHER (not a model call): outcome None. KIND_PRICED, KIND_UNPRICED, KIND_NO_COST: the
+ * tuple lane_contract.OUTCOME declares (OUT_* in _contract.h), for start times in [lo, hi).
  * Returns whether it was learned (False when a value is not of the expected type). */
 static PyObject *
 lane_learn(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 2 || !PyBytes_CheckExact(args[0]) || !PyLong_CheckExact(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "learn(signature, kind, ...)");
+    if (nargs != 3 || !PyBytes_CheckExact(args[0]) || !PyLong_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "learn(signature, kind, outcome)");
         return NULL;
     }
     if (lane_flush(l) < 0)
         return NULL;
     long kind = PyLong_AsLong(args[1]);
+    PyObject *o = args[2];
     Entry *e = PyMem_Calloc(1, sizeof(Entry));
     if (e == NULL)
         return PyErr_NoMemory();
@@ -610,41 +602,43 @@ lane_learn(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
     e->kind = (int)kind;
     e->lo = LLONG_MIN;
     e->hi = LLONG_MAX;
-    if (kind == K_OTHER && nargs == 2)
+    if (kind == KIND_OTHER && o == Py_None)
         goto learned;
-    if ((kind != K_PRICED || nargs != 17) && (kind != K_UNPRICED || nargs != 15) &&
-        (kind != K_NO_COST || nargs != 13))
+    if ((kind != KIND_PRICED && kind != KIND_UNPRICED && kind != KIND_NO_COST) || !PyTuple_CheckExact(o) ||
+        PyTuple_GET_SIZE(o) != OUT_SIZE)
         goto refused;
-    if (!PyUnicode_CheckExact(args[3]) || !PyBytes_CheckExact(args[6]) || !PyTuple_CheckExact(args[8]) ||
-        !PyUnicode_CheckExact(args[9]) || !PyBytes_CheckExact(args[10]))
+#define OUT(name) PyTuple_GET_ITEM(o, OUT_##name)
+    if (!PyUnicode_CheckExact(OUT(SERVICE_LABEL)) || !PyBytes_CheckExact(OUT(PROVIDER_ATTR)) ||
+        !PyTuple_CheckExact(OUT(REQUEST_KEY)) || !PyUnicode_CheckExact(OUT(STATUS)) ||
+        !PyBytes_CheckExact(OUT(ERROR_ATTR)))
         goto refused;
     int overflow = 0;
-    e->lo = PyLong_AsLongLongAndOverflow(args[4], &overflow);
+    e->lo = PyLong_AsLongLongAndOverflow(OUT(LO), &overflow);
     if (overflow || PyErr_Occurred())
         goto refused;
-    e->hi = PyLong_AsLongLongAndOverflow(args[5], &overflow);
+    e->hi = PyLong_AsLongLongAndOverflow(OUT(HI), &overflow);
     if (overflow || PyErr_Occurred())
         goto refused;
-    if ((e->anthropic_openlit = PyObject_IsTrue(args[7])) < 0)
-        goto refused;
-    e->ident = PyLong_AsLongLongAndOverflow(args[11], &overflow);
-    if (overflow || PyErr_Occurred())
-        goto refused;
-    e->side = PyLong_AsLong(args[12]) == 2 ? 2 : 0;
+    e->always = (int)PyLong_AsLong(OUT(ALWAYS));
     if (PyErr_Occurred())
         goto refused;
-    e->stats = Py_NewRef(args[2]);
-    e->service_label = Py_NewRef(args[3]);
-    e->provider_attr = Py_NewRef(args[6]);
-    e->request_key = Py_NewRef(args[8]);
-    e->status = Py_NewRef(args[9]);
-    e->error_attr = Py_NewRef(args[10]);
-    args += 5; /* the kind's own arguments follow as before */
-    if (kind == K_PRICED) {
-        PyObject *tiers = args[9], *prefixes = args[11];
-        if (float_tuple(args[8], e->base) < 0 || !PyTuple_CheckExact(tiers) ||
-            PyTuple_GET_SIZE(tiers) > MAX_TIERS || !PyFloat_CheckExact(args[10]) ||
-            !PyTuple_CheckExact(prefixes) || PyTuple_GET_SIZE(prefixes) != 6)
+    e->ident = PyLong_AsLongLongAndOverflow(OUT(IDENT), &overflow);
+    if (overflow || PyErr_Occurred())
+        goto refused;
+    e->native = (int)PyLong_AsLong(OUT(NATIVE));
+    if (PyErr_Occurred() || e->native < 0 || e->native > 2)
+        goto refused;
+    e->stats = Py_NewRef(OUT(STATS));
+    e->service_label = Py_NewRef(OUT(SERVICE_LABEL));
+    e->provider_attr = Py_NewRef(OUT(PROVIDER_ATTR));
+    e->request_key = Py_NewRef(OUT(REQUEST_KEY));
+    e->status = Py_NewRef(OUT(STATUS));
+    e->error_attr = Py_NewRef(OUT(ERROR_ATTR));
+    if (kind == KIND_PRICED) {
+        PyObject *tiers = OUT(TIERS), *prefixes = OUT(PREFIXES);
+        if (float_tuple(OUT(BASE), e->base) < 0 || !PyTuple_CheckExact(tiers) ||
+            PyTuple_GET_SIZE(tiers) > MAX_TIERS || !PyFloat_CheckExact(OUT(MULTIPLIER)) ||
+            !PyTuple_CheckExact(prefixes) || PyTuple_GET_SIZE(prefixes) != COST_PARTS + 1)
             goto refused;
         e->ntiers = (int)PyTuple_GET_SIZE(tiers);
         for (int i = 0; i < e->ntiers; i++) {
@@ -656,18 +650,19 @@ lane_learn(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
             if (overflow || PyErr_Occurred() || float_tuple(PyTuple_GET_ITEM(tier, 1), e->tier[i]) < 0)
                 goto refused;
         }
-        e->multiplier = PyFloat_AS_DOUBLE(args[10]);
-        for (int i = 0; i < 6; i++)
+        e->multiplier = PyFloat_AS_DOUBLE(OUT(MULTIPLIER));
+        for (int i = 0; i < COST_PARTS + 1; i++)
             if (!PyBytes_CheckExact(PyTuple_GET_ITEM(prefixes, i)))
                 goto refused;
         e->prefixes = Py_NewRef(prefixes);
     }
-    else if (kind == K_UNPRICED) {
-        if (!PyTuple_CheckExact(args[8]) || !PyBytes_CheckExact(args[9]))
+    else if (kind == KIND_UNPRICED) {
+        if (!PyTuple_CheckExact(OUT(UNPRICED_KEY)) || !PyBytes_CheckExact(OUT(UNPRICED_ATTR)))
             goto refused;
-        e->unpriced_key = Py_NewRef(args[8]);
-        e->unpriced_attr = Py_NewRef(args[9]);
+        e->unpriced_key = Py_NewRef(OUT(UNPRICED_KEY));
+        e->unpriced_attr = Py_NewRef(OUT(UNPRICED_ATTR));
     }
+#undef OUT
 learned:
     if (lane_insert(l, e) < 0) {
         entry_free(e);
@@ -712,7 +707,7 @@ static PyMethodDef lane_methods[] = {
     {"process", (PyCFunction)(void (*)(void))lane_process, METH_FASTCALL,
      "process(data, service_of, slow) -> (bytes, genai, other)"},
     {"learn", (PyCFunction)(void (*)(void))lane_learn, METH_FASTCALL,
-     "learn(signature, kind, ...) -> bool"},
+     "learn(signature, kind, outcome) -> bool"},
     {"flush", (PyCFunction)lane_flush_method, METH_NOARGS, "add pending sums to the registry"},
     {"clear", (PyCFunction)lane_clear, METH_NOARGS, "flush, then forget every entry"},
     {NULL, NULL, 0, NULL},

@@ -33,7 +33,7 @@ put_int_attribute(LaneObject *l, Buffer *b, int which, long long value)
 {
     uint8_t varint[10];
     Py_ssize_t size = put_varint(varint, (uint64_t)value);
-    PyObject *header = PyList_GET_ITEM(PyTuple_GET_ITEM(PyTuple_GET_ITEM(l->ctx, L_HEADERS), which), size);
+    PyObject *header = PyList_GET_ITEM(PyTuple_GET_ITEM(PyTuple_GET_ITEM(l->ctx, CTX_TOKEN_HEADERS), which), size);
     Py_ssize_t hlen = PyBytes_GET_SIZE(header);
     if (buffer_reserve(b, hlen + 1 + size) < 0)
         return -1;
@@ -61,7 +61,7 @@ put_bytes(Buffer *b, PyObject *bytes)
  * path handled spans here, and journal[..upto] holds what they record. */
 typedef struct {
     Entry *e;
-    long long tokens[5], q[5];
+    long long tokens[TOKEN_TYPES], q[COST_PARTS];
     double duration, ttfc, end_s;
     int has_ttfc;
     PyObject *trace; /* owned; NULL without exemplars */
@@ -81,7 +81,7 @@ typedef struct {
     Output out;
     Place place;
     PyObject *scope_name;  /* str */
-    int scope_kind;        /* 1: the Anthropic SDK's scope; 2: an OpenLIT scope */
+    uint64_t scope_id;     /* the scope's number in signatures (LaneObject.scope_ids) */
     PyObject *service;     /* str, NULL until a span needs it */
     Py_ssize_t res_start, res_stop; /* the Resource's range (-1: none), for service_of */
     long long genai, other;
@@ -224,7 +224,7 @@ lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *
     uint64_t hash = signature_hash(key, key_len);
     Py_ssize_t mask = l->who_cap - 1, i = (Py_ssize_t)(hash & (uint64_t)mask);
     int rc = -1;
-    PyObject *value = NULL, *label = NULL, *table_key = NULL, *amount = NULL;
+    PyObject *value = NULL, *label = NULL, *table_key = NULL;
     for (;; i = (i + 1) & mask) {
         Who *found = l->whos[i];
         if (found == NULL)
@@ -246,14 +246,21 @@ lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *
      * admitted value's label (the value, or its keyed hash), `other` or "" (not allowed); each
      * later sighting of a value the limiter counted as overflow counts one more, as a call would.
      * Whether it did is read off its overflow count, not guessed from the label. */
-    PyObject *limiter = PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_LIMITER : L_USER_LIMITER);
-    long long overflow_before, overflow_after;
-    if (long_attr(limiter, st->a_overflow, &overflow_before) < 0 ||
-        (value = PyUnicode_DecodeUTF8((const char *)raw, len, "replace")) == NULL ||
-        (label = limit(st, limiter, value)) == NULL || (table_key = PyTuple_Pack(2, service_label, label)) == NULL ||
-        long_attr(limiter, st->a_overflow, &overflow_after) < 0)
+    PyObject *limiter = PyTuple_GET_ITEM(l->ctx, which ? CTX_FEATURE_LIMITER : CTX_USER_LIMITER);
+    PyObject *verdict = NULL; /* LabelLimiter.decide(value): (label, whether it counted an overflow) */
+    if ((value = PyUnicode_DecodeUTF8((const char *)raw, len, "replace")) == NULL ||
+        (verdict = PyObject_VectorcallMethod(st->a_decide, (PyObject *[]){limiter, value}, 2, NULL)) == NULL)
         goto done;
-    int overflow = overflow_after > overflow_before;
+    if (!PyTuple_CheckExact(verdict) || PyTuple_GET_SIZE(verdict) != 2) {
+        Py_DECREF(verdict);
+        PyErr_SetString(PyExc_TypeError, "Lane: LabelLimiter.decide returns (label, overflowed)");
+        goto done;
+    }
+    label = Py_NewRef(PyTuple_GET_ITEM(verdict, 0));
+    int overflow = PyObject_IsTrue(PyTuple_GET_ITEM(verdict, 1));
+    Py_DECREF(verdict);
+    if (overflow < 0 || (table_key = PyTuple_Pack(2, service_label, label)) == NULL)
+        goto done;
     if ((l->who_used + 1) * 2 > l->who_cap) { /* full: make room, and cache it next time */
         if (l->who_used >= MAX_ENTRIES) {
             if (lane_flush_whos(l) < 0)
@@ -262,15 +269,13 @@ lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *
         }
         else if (table_grow((void ***)&l->whos, &l->who_cap, offsetof(Who, hash)) < 0)
             goto done;
-        if ((amount = PyLong_FromLongLong(total)) == NULL)
-            goto done;
-        rc = add_to_item(st, PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_COST : L_USER_COST), table_key, amount);
+        rc = counts_add(st, PyTuple_GET_ITEM(l->ctx, which ? CTX_FEATURE_COST : CTX_USER_COST), table_key, total);
         goto done;
     }
     /* added at once (a new series is created, and stamped, when the Python path would), and
      * cached for the next sightings */
-    PyObject *table = PyTuple_GET_ITEM(l->ctx, which ? L_FEATURE_COST : L_USER_COST);
-    if ((amount = PyLong_FromLongLong(total)) == NULL || add_to_item(st, table, table_key, amount) < 0)
+    PyObject *table = PyTuple_GET_ITEM(l->ctx, which ? CTX_FEATURE_COST : CTX_USER_COST);
+    if (counts_add(st, table, table_key, total) < 0)
         goto done;
     /* a full table sent it to its overflow key: not cached, so each sighting is counted there */
     int kept = PyDict_Contains(table, table_key);
@@ -299,7 +304,6 @@ done:
     Py_XDECREF(value);
     Py_XDECREF(label);
     Py_XDECREF(table_key);
-    Py_XDECREF(amount);
     return rc;
 }
 
@@ -341,7 +345,7 @@ walk_duplicate(Walk *w, const RecentSlot *kept, Py_ssize_t field_start, Py_ssize
         return -1;
     Buffer *b = &w->out.bytes;
     Py_ssize_t mark = b->len;
-    if (put_bytes(b, PyTuple_GET_ITEM(w->l->ctx, L_DUPLICATE_PREFIX)) < 0 || buffer_reserve(b, 16) < 0)
+    if (put_bytes(b, PyTuple_GET_ITEM(w->l->ctx, CTX_DUPLICATE_PREFIX)) < 0 || buffer_reserve(b, 16) < 0)
         return -1;
     for (int i = 0; i < 8; i++) {
         b->data[b->len++] = (uint8_t)hex[kept->span_id[i] >> 4];
@@ -396,7 +400,9 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
     const char *service = PyUnicode_AsUTF8AndSize(w->service, &service_len);
     if (service == NULL)
         return -1;
-    sig[sig_len++] = (uint8_t)(w->scope_kind | (facts.status == 2 ? 4 : 0));
+    memcpy(sig, &w->scope_id, 8); /* the Python path's decisions may depend on the scope */
+    sig_len += 8;
+    sig[sig_len++] = (uint8_t)(facts.status == 2);
     memcpy(sig + sig_len, &s.present, 8);
     sig_len += 8;
     int fits = sig_put(sig, &sig_len, service, service_len) == 0;
@@ -417,27 +423,33 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
         Py_DECREF(signature);
         return rc;
     }
-    if (e->kind == K_OTHER) {
+    if (e->kind == KIND_OTHER) {
         w->other++;
         return 0;
     }
-    /* Normaliser.normalise on the numbers; anything unusual is the Python path's */
-    long long tok[5];
-    int have[5];
-    for (int g = 0; g < 5; g++)
+    /* the counts, corrected by the declared rules (normalise.TOKEN_CORRECTIONS); anything unusual
+     * is the Python path's */
+    long long tok[TOKEN_TYPES], total[TOKEN_TYPES];
+    int have[TOKEN_TYPES];
+    for (int g = 0; g < TOKEN_TYPES; g++) {
         if ((have[g] = lane_tokens(l, &s, d, n, g, &tok[g])) < 0)
             return walk_slow(w, field_start, start, end, NULL);
-    if ((!have[0] && !have[1]) != (e->kind == K_NO_COST))
-        return walk_slow(w, field_start, start, end, NULL);
-    long long input = tok[0], output = tok[1], cache_read = tok[2], cache_write = tok[3];
-    long long reasoning = tok[4], cache = cache_read + cache_write;
-    if (cache && (cache > input || e->anthropic_openlit)) {
-        input += cache;
-        if (input > l->max_tokens)
-            return walk_slow(w, field_start, start, end, NULL);
+        total[g] = have[g] ? tok[g] : 0;
     }
-    if (reasoning > output)
-        output += reasoning;
+    if ((!have[TOKEN_INPUT] && !have[TOKEN_OUTPUT]) != (e->kind == KIND_NO_COST))
+        return walk_slow(w, field_start, start, end, NULL);
+    for (int c = 0; c < l->ncorrections; c++) {
+        long long added = 0;
+        for (int g = 0; g < TOKEN_TYPES; g++)
+            if ((l->correction_parts[c] >> g) & 1)
+                added += total[g]; /* parts are never corrected: the reported counts */
+        int target = l->correction_target[c];
+        if (added && (added > total[target] || ((e->always >> c) & 1))) {
+            total[target] += added;
+            if (total[target] > l->max_tokens)
+                return walk_slow(w, field_start, start, end, NULL);
+        }
+    }
     int has_ttfc = (s.present >> l->ttfc) & 1;
     double ttfc = 0.0;
     if (has_ttfc) {
@@ -448,18 +460,15 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
         if (!isfinite(ttfc) || ttfc < 0)
             return walk_slow(w, field_start, start, end, NULL);
     }
-    long long q[5] = {0, 0, 0, 0, 0};
-    if (e->kind == K_PRICED) {
-        if (cache_read + cache_write > input)
-            return walk_slow(w, field_start, start, end, NULL);
-        const double *rate = e->base;
+    long long q[COST_PARTS] = {0};
+    if (e->kind == KIND_PRICED) {
+        const double *rate = e->base; /* pricing.Rates.for_input: tiers on the total input */
         for (int i = 0; i < e->ntiers; i++)
-            if (input > e->threshold[i]) {
+            if (total[TOKEN_INPUT] > e->threshold[i]) {
                 rate = e->tier[i];
                 break;
             }
-        long long counts[4] = {input, output, cache_read, cache_write};
-        if (cost_quanta(counts, rate, e->multiplier, q))
+        if (cost_quanta(l, total, rate, e->multiplier, q))
             return walk_slow(w, field_start, start, end, NULL);
     }
     Py_ssize_t who_at[2] = {0, 0}, who_len[2] = {0, 0};
@@ -473,7 +482,7 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
         Py_ssize_t rid_at = 0, rid_len = 0;
         if (lane_string(&s, d, n, l->response_id, &rid_at, &rid_len) < 0)
             rid_len = 0;
-        RecentSlot *kept = recent_see(l->recent, w->scope_name, (w->scope_kind & 1) ? 1 : e->side, w->service, e->ident,
+        RecentSlot *kept = recent_see(l->recent, w->scope_name, e->native, w->service, e->ident,
                                       d + facts.trace_start,
                                       facts.trace_stop - facts.trace_start, d + facts.span_start,
                                       facts.span_stop - facts.span_start, d + facts.parent_start,
@@ -490,8 +499,7 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
     if (r == NULL)
         return -1;
     r->e = e;
-    long long tokens[5] = {input, output, cache_read, cache_write, reasoning};
-    memcpy(r->tokens, tokens, sizeof tokens);
+    memcpy(r->tokens, total, sizeof total);
     memcpy(r->q, q, sizeof q);
     r->duration = (double)(end_ns - start_ns) / 1e9;
     r->end_s = (double)end_ns / 1e9;
@@ -507,14 +515,14 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
         return -1;
     Buffer *b = &w->out.bytes;
     Py_ssize_t mark = b->len;
-    if (e->kind == K_PRICED) {
+    if (e->kind == KIND_PRICED) {
         /* pipeline._cost_packer's layout */
         const double usd_per_quantum = 1.0 / 4294967296.0;
-        double amounts[6] = {(double)(q[0] + q[1] + q[2] + q[3]) * usd_per_quantum,
+        double amounts[COST_PARTS + 1] = {(double)(q[0] + q[1] + q[2] + q[3]) * usd_per_quantum,
                              (double)q[0] * usd_per_quantum, (double)q[1] * usd_per_quantum,
                              (double)q[2] * usd_per_quantum, (double)q[3] * usd_per_quantum,
                              (double)q[4] * usd_per_quantum};
-        for (Py_ssize_t i = 0; i < 6; i++) {
+        for (Py_ssize_t i = 0; i < COST_PARTS + 1; i++) {
             PyObject *prefix = PyTuple_GET_ITEM(e->prefixes, i);
             if (put_bytes(b, prefix) < 0 || buffer_reserve(b, 8) < 0)
                 return -1;
@@ -522,14 +530,14 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
             b->len += 8;
         }
     }
-    else if (e->kind == K_UNPRICED && put_bytes(b, e->unpriced_attr) < 0)
+    else if (e->kind == KIND_UNPRICED && put_bytes(b, e->unpriced_attr) < 0)
         return -1;
     /* Pipeline._current_name for each name the span lacked, in Normaliser's order */
     if (PyBytes_GET_SIZE(e->provider_attr) && put_bytes(b, e->provider_attr) < 0)
         return -1;
-    long long named[5] = {have[0], have[1], cache_read, cache_write, reasoning};
-    for (int g = 0; g < 5; g++)
-        if (named[g] && !((s.present >> l->current[g]) & 1) && put_int_attribute(l, b, g, tokens[g]) < 0)
+    for (int g = 0; g < TOKEN_TYPES; g++)
+        if (have[g] && (tok[g] || l->zero_written[g]) && !((s.present >> l->current[g]) & 1) &&
+            put_int_attribute(l, b, g, total[g]) < 0)
             return -1;
     if (PyBytes_GET_SIZE(e->error_attr) && put_bytes(b, e->error_attr) < 0)
         return -1;
@@ -552,7 +560,7 @@ rec_apply(LaneObject *l, const Rec *r, const uint8_t *d)
     const long long *tokens = r->tokens, *q = r->q;
     if (entry_duration(l, e) < 0 ||
         (r->has_ttfc && entry_histogram(l, e, &e->h_ttfc, st->a_ttfc, 1) < 0) ||
-        (e->kind == K_PRICED && entry_histogram(l, e, &e->h_cost, st->a_cost_per_request, 3) < 0))
+        (e->kind == KIND_PRICED && entry_histogram(l, e, &e->h_cost, st->a_cost_per_request, 3) < 0))
         return -1;
     if (!e->dirty) {
         e->dirty = 1;
@@ -560,25 +568,25 @@ rec_apply(LaneObject *l, const Rec *r, const uint8_t *d)
         l->dirty = e;
     }
     e->requests++;
-    if (e->kind != K_NO_COST) { /* Registry.record_call: a call without usage counts no tokens */
-        for (int i = 0; i < 5; i++)
+    if (e->kind != KIND_NO_COST) { /* Registry.add_sums: a call without usage counts no tokens */
+        for (int i = 0; i < TOKEN_TYPES; i++) {
             e->tokens[i] += tokens[i];
-        for (int i = 2; i < 5; i++)
             if (tokens[i] && entry_stamp(st, e, i) < 0)
                 return -1;
+        }
     }
     hist_record((HistObject *)e->h_duration, r->duration, trace, NULL, r->end_s, NULL);
     if (r->has_ttfc)
         hist_record((HistObject *)e->h_ttfc, r->ttfc, trace, NULL, r->end_s, NULL);
-    if (tokens[1] > 0 && e->kind != K_NO_COST) {
+    if (tokens[TOKEN_OUTPUT] > 0 && e->kind != KIND_NO_COST) {
         double generating = r->duration - r->ttfc;
         if (generating > 0) {
             if (entry_histogram(l, e, &e->h_tps, st->a_tps, 2) < 0)
                 return -1;
-            hist_record((HistObject *)e->h_tps, (double)tokens[1] / generating, trace, NULL, r->end_s, NULL);
+            hist_record((HistObject *)e->h_tps, (double)tokens[TOKEN_OUTPUT] / generating, trace, NULL, r->end_s, NULL);
         }
     }
-    if (e->kind == K_PRICED) {
+    if (e->kind == KIND_PRICED) {
         long long total = q[0] + q[1] + q[2] + q[3];
         e->cost += total;
         for (int i = 0; i < 4; i++)
@@ -599,7 +607,7 @@ rec_apply(LaneObject *l, const Rec *r, const uint8_t *d)
                 lane_who_cost(l, e->service_label, i, d + r->who_at[i], r->who_len[i], total) < 0)
                 return -1;
     }
-    else if (e->kind == K_UNPRICED)
+    else if (e->kind == KIND_UNPRICED)
         e->unpriced++;
     return 0;
 }
@@ -619,7 +627,7 @@ walk_commit(Walk *w)
             continue;
         }
         if (r->duplicate != NULL) { /* Registry.record_duplicate(counted scope, duplicate scope) */
-            PyObject *done = PyObject_Call(PyTuple_GET_ITEM(l->ctx, L_RECORD_DUPLICATE), r->duplicate, NULL);
+            PyObject *done = PyObject_Call(PyTuple_GET_ITEM(l->ctx, CTX_RECORD_DUPLICATE), r->duplicate, NULL);
             if (done == NULL)
                 return -1;
             Py_DECREF(done);
@@ -659,6 +667,30 @@ walk_free(Walk *w)
     output_free(&w->out);
 }
 
+#define MAX_SCOPES 4096
+
+/* The scope's number in signatures: the Python path's decisions may depend on the scope name, so
+ * span kinds of different scopes are different kinds. Numbers are never reused (a full table
+ * starts over with new ones; entries under old numbers are simply no longer found). */
+static int
+scope_number(LaneObject *l, PyObject *name, uint64_t *out)
+{
+    PyObject *found = PyDict_GetItemWithError(l->scope_ids, name);
+    if (found != NULL) {
+        *out = PyLong_AsUnsignedLongLong(found);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    if (PyErr_Occurred())
+        return -1;
+    if (PyDict_GET_SIZE(l->scope_ids) >= MAX_SCOPES)
+        PyDict_Clear(l->scope_ids);
+    *out = ++l->scopes_seen;
+    PyObject *number = PyLong_FromUnsignedLongLong(*out);
+    int rc = number == NULL ? -1 : PyDict_SetItem(l->scope_ids, name, number);
+    Py_XDECREF(number);
+    return rc;
+}
+
 static int
 walk_scope(Walk *w, Py_ssize_t pos, Py_ssize_t end)
 {
@@ -684,18 +716,8 @@ walk_scope(Walk *w, Py_ssize_t pos, Py_ssize_t end)
     if (name == NULL && (name = PyUnicode_FromStringAndSize("", 0)) == NULL)
         goto fail;
     w->scope_name = name;
-    w->scope_kind = 0;
-    int eq = PyUnicode_Compare(name, PyTuple_GET_ITEM(w->l->ctx, L_ANTHROPIC_SCOPE));
-    if (eq == -1 && PyErr_Occurred())
+    if (scope_number(w->l, name, &w->scope_id) < 0)
         goto fail;
-    if (eq == 0)
-        w->scope_kind |= 1;
-    Py_ssize_t starts = PyUnicode_Tailmatch(name, PyTuple_GET_ITEM(w->l->ctx, L_OPENLIT_PREFIX), 0,
-                                            PY_SSIZE_T_MAX, -1);
-    if (starts < 0)
-        goto fail;
-    if (starts)
-        w->scope_kind |= 2;
     while (pos < end) {
         Py_ssize_t field_start = pos;
         Field f;

@@ -33,19 +33,13 @@ module_exec(PyObject *module)
         PyObject **slot;
         const char *name;
     } names[] = {
-        {&st->a_requests, "requests"}, {&st->a_tokens, "tokens"}, {&st->a_duration, "duration"},
-        {&st->a_ttfc, "ttfc"}, {&st->a_tps, "tps"}, {&st->a_cost, "cost"},
-        {&st->a_breakdown, "breakdown"}, {&st->a_savings, "savings"},
-        {&st->a_cost_per_request, "cost_per_request"}, {&st->a_cost_exemplar, "cost_exemplar"},
-        {&st->empty_str, ""}, {&st->a_stamps, "stamps"},
-        {&st->a_stamp, "stamp"}, {&st->a_admit, "admit"}, {&st->a_allowed, "allowed"},
-        {&st->a_admitted, "admitted"}, {&st->a_overflow, "overflow"},
+        {&st->a_duration, "duration"}, {&st->a_ttfc, "ttfc"}, {&st->a_tps, "tps"},
+        {&st->a_cost_per_request, "cost_per_request"}, {&st->a_stamps, "stamps"},
+        {&st->a_stamp, "stamp"}, {&st->a_add, "add"}, {&st->a_decide, "decide"}, {&st->empty_str, ""},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
             return -1;
-    if ((st->one = PyLong_FromLong(1)) == NULL || (st->zero = PyLong_FromLong(0)) == NULL)
-        return -1;
     struct {
         PyTypeObject **slot;
         PyType_Spec *spec;

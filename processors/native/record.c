@@ -149,105 +149,20 @@ wirescan_assemble(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 typedef struct HistObject HistObject;
 
 /* ---------------------------------------------------------------------------------------------
- * What the lane's flush adds to the registry's Python objects (public attribute protocol).
+ * table.add(key, n): metrics.Counts.add, the table's own method (a new key is admitted there,
+ * stamped, or counted under a full table's overflow key).
  */
-/* dict[key] += amount; a new key of a metrics.Counts table is stamped created first. */
 int
-add_to_item(WsState *st, PyObject *dict, PyObject *key, PyObject *amount)
+counts_add(WsState *st, PyObject *table, PyObject *key, long long n)
 {
-    PyObject *old = PyDict_GetItemWithError(dict, key), *admitted = NULL; /* borrowed */
-    if (old == NULL) {
-        if (PyErr_Occurred())
-            return -1;
-        if (!PyDict_CheckExact(dict)) {
-            /* Counts.admit: stamps a new key, or names the key a full table counts it under */
-            if ((admitted = PyObject_CallMethodOneArg(dict, st->a_admit, key)) == NULL)
-                return -1;
-            if (admitted != key) {
-                key = admitted;
-                if ((old = PyDict_GetItemWithError(dict, key)) == NULL && PyErr_Occurred()) {
-                    Py_DECREF(admitted);
-                    return -1;
-                }
-            }
-        }
-    }
-    PyObject *sum = PyNumber_Add(old ? old : st->zero, amount);
-    int rc = sum == NULL ? -1 : PyDict_SetItem(dict, key, sum);
-    Py_XDECREF(sum);
-    Py_XDECREF(admitted);
-    return rc;
-}
-
-int
-add_to_list(PyObject *list, Py_ssize_t index, PyObject *amount)
-{
-    PyObject *sum = PyNumber_Add(PyList_GET_ITEM(list, index), amount);
-    if (sum == NULL)
+    PyObject *amount = PyLong_FromLongLong(n);
+    if (amount == NULL)
         return -1;
-    return PyList_SetItem(list, index, sum);
-}
-
-/* LabelLimiter.__call__(value): an admitted value of an allowed label is itself; anything else
- * (a new value to admit, an overflow, a disallowed label) is the Python method's. New reference. */
-
-PyObject *
-limit(WsState *st, PyObject *limiter, PyObject *value)
-{
-    PyObject *allowed = attr_get(limiter, st->a_allowed);
-    if (allowed == NULL)
-        return NULL;
-    int fast = allowed == Py_True;
-    Py_DECREF(allowed);
-    if (allowed == Py_False) /* LabelLimiter.__call__: a label not allowed is "" */
-        return PyUnicode_FromStringAndSize(NULL, 0);
-    if (fast) {
-        PyObject *admitted = attr_get(limiter, st->a_admitted);
-        if (admitted == NULL)
-            return NULL;
-        int rc = PySet_CheckExact(admitted) ? PySet_Contains(admitted, value) : 0;
-        Py_DECREF(admitted);
-        if (rc < 0)
-            return NULL;
-        if (rc) {
-            Py_INCREF(value);
-            return value;
-        }
-    }
-    return PyObject_CallOneArg(limiter, value);
-}
-
-/* SeriesStats: stamp series `index` created when it is not yet and `value` is non-zero. */
-int
-stamp_when_nonzero(WsState *st, PyObject *stats, PyObject *stamps, Py_ssize_t index, PyObject *value)
-{
-    if (PyList_GET_ITEM(stamps, index) != Py_None)
-        return 0;
-    int rc = PyObject_IsTrue(value);
-    if (rc <= 0)
-        return rc;
-    PyObject *i = PyLong_FromSsize_t(index);
-    if (i == NULL)
-        return -1;
-    PyObject *r = PyObject_CallMethodOneArg(stats, st->a_stamp, i);
-    Py_DECREF(i);
-    Py_XDECREF(r);
-    return r == NULL ? -1 : 0;
-}
-
-int
-add_to_attr(PyObject *obj, PyObject *name, PyObject *amount)
-{
-    PyObject *old = attr_get(obj, name);
-    if (old == NULL)
-        return -1;
-    PyObject *sum = PyNumber_Add(old, amount);
-    Py_DECREF(old);
-    if (sum == NULL)
-        return -1;
-    int rc = attr_set(obj, name, sum);
-    Py_DECREF(sum);
-    return rc;
+    PyObject *args[3] = {table, key, amount};
+    PyObject *done = PyObject_VectorcallMethod(st->a_add, args, 3, NULL);
+    Py_DECREF(amount);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
 }
 
 static inline int
@@ -259,34 +174,34 @@ quanta_of(double rounded, long long *out)
     return 0;
 }
 
-/* pricing.compute_cost, operation for operation (volatile: no fused multiply-add, each step
- * rounds as Python's does): q = input, output, cache read, cache write, savings in quanta.
- * n = input (cache included), output, cache read, cache write. Returns 1 when a value does not
- * fit (the caller takes the Python path). */
+/* pricing.compute_cost over the parts pricing.COST_PARTS declares (handed to the lane as data),
+ * operation for operation (volatile: no fused multiply-add, each step rounds as Python's does):
+ * q[p] = int((n * rate + per_request) * multiplier * 2**32 + 0.5), n the counts (input, output,
+ * cache read, cache write) times the part's coefficients. Returns 1 when a value does not fit or
+ * a part's count is negative (the caller takes the Python path). */
 int
-cost_quanta(const long long n[4], const double rate[5], double multiplier, long long q[5])
+cost_quanta(const LaneObject *l, const long long n[4], const double rate[5], double multiplier,
+            long long q[COST_PARTS])
 {
     double m = multiplier * 4294967296.0;
-    volatile double uncached = (double)(n[0] - n[2] - n[3]);
-    volatile double t_in = uncached * rate[0];
-    t_in = t_in + rate[4];
-    t_in = t_in * m + 0.5;
-    volatile double t_out = (double)n[1] * rate[1];
-    t_out = t_out * m + 0.5;
-    volatile double t_cr = (double)n[2] * rate[2];
-    t_cr = t_cr * m + 0.5;
-    volatile double t_cw = (double)n[3] * rate[3];
-    t_cw = t_cw * m + 0.5;
-    q[4] = 0;
-    if (quanta_of(t_in, &q[0]) || quanta_of(t_out, &q[1]) || quanta_of(t_cr, &q[2]) ||
-        quanta_of(t_cw, &q[3]))
-        return 1;
-    if (rate[0] > rate[2]) {
-        volatile double t_sv = (double)n[2] * (rate[0] - rate[2]);
-        t_sv = t_sv * m + 0.5;
-        if (quanta_of(t_sv, &q[4]))
+    for (int p = 0; p < COST_PARTS; p++) {
+        volatile double r = rate[l->cost_rate[p]];
+        q[p] = 0;
+        if (l->cost_minus[p] >= 0) {
+            r = r - rate[l->cost_minus[p]];
+            if (!(r > 0))
+                continue;
+        }
+        long long count = 0;
+        for (int i = 0; i < 4; i++)
+            count += l->cost_coefficient[p][i] * n[i];
+        if (count < 0)
+            return 1;
+        volatile double t = (double)count * r;
+        t = t + (l->cost_per_request[p] >= 0 ? rate[l->cost_per_request[p]] : 0.0);
+        t = t * m + 0.5;
+        if (quanta_of(t, &q[p]))
             return 1;
     }
     return 0;
 }
-
