@@ -460,7 +460,15 @@ class Registry:
         """What `requests` calls recorded under one series and request key add to its counters:
         their tokens (normalise.TOKEN_TYPES order; None: calls without usage), their cost
         (COST_TYPES order, and the cache savings; None: not priced) and the last priced call's
-        exemplar. `record_call` adds one call so; the C lane adds the sums it kept."""
+        exemplar. The C lane adds the sums it kept so; `record_call` adds one call the same way."""
+        self._add_requests(stats, request_key, requests, tokens)
+        if breakdown is not None:
+            self._add_cost(stats, breakdown, savings, cost_exemplar)
+
+    @staticmethod
+    def _add_requests(
+        stats: SeriesStats, request_key: tuple[str, str], requests: int, tokens: Sequence[int] | None
+    ) -> None:
         stats.requests.add(request_key, requests)
         if tokens is not None:
             counts, stamps = stats.tokens, stats.stamps
@@ -468,18 +476,25 @@ class Registry:
                 counts[index] += n
                 if stamps[index] is None and counts[index]:
                     stats.stamp(index)
-        if breakdown is not None:
-            stats.cost += sum(breakdown)
-            parts = stats.breakdown
-            for index, n in enumerate(breakdown):
-                parts[index] += n
-            if stats.stamps[STAMP_BREAKDOWN] is None and any(parts):
-                stats.stamp(STAMP_BREAKDOWN)
-            stats.savings += savings
-            if stats.stamps[STAMP_SAVINGS] is None and stats.savings:
-                stats.stamp(STAMP_SAVINGS)
-            if cost_exemplar is not None:
-                stats.cost_exemplar = cost_exemplar
+
+    @staticmethod
+    def _add_cost(
+        stats: SeriesStats,
+        breakdown: Sequence[int],
+        savings: int,
+        cost_exemplar: tuple[bytes, float, float] | None,
+    ) -> None:
+        stats.cost += sum(breakdown)
+        parts = stats.breakdown
+        for index, n in enumerate(breakdown):
+            parts[index] += n
+        if stats.stamps[STAMP_BREAKDOWN] is None and any(parts):
+            stats.stamp(STAMP_BREAKDOWN)
+        stats.savings += savings
+        if stats.stamps[STAMP_SAVINGS] is None and stats.savings:
+            stats.stamp(STAMP_SAVINGS)
+        if cost_exemplar is not None:
+            stats.cost_exemplar = cost_exemplar
 
     def record_call(  # noqa: PLR0917 - the hot path: positional calls are cheaper
         self,
@@ -497,15 +512,7 @@ class Registry:
         end_s: float,
     ) -> None:
         key = (status, self.limiters[sc.LABEL_ERROR_TYPE](error_type) if error_type else "")
-        total, usd = 0, 0.0
-        if cost is None:
-            self.add_sums(stats, key, 1, tokens, None, 0, None)
-        else:
-            total = cost.total
-            usd = total / QUANTA_PER_USD
-            exemplar = (trace_id, usd, end_s) if self.exemplars and trace_id else None
-            breakdown = (cost.input, cost.output, cost.cache_read, cost.cache_write)
-            self.add_sums(stats, key, 1, tokens, breakdown, cost.savings, exemplar)
+        self._add_requests(stats, key, 1, tokens)
         if duration_s is not None:
             histogram = stats.duration.get(status)
             if histogram is None:
@@ -522,6 +529,11 @@ class Registry:
                     stats.tps = self.histogram(sc.OUTPUT_TOKENS_PER_SECOND_BUCKETS, self.exemplars)
                 stats.tps.observe(tokens[TOKEN_OUTPUT] / generating, trace_id, end_s)
         if cost is not None:
+            total = cost.total
+            usd = total / QUANTA_PER_USD
+            exemplar = (trace_id, usd, end_s) if self.exemplars and trace_id else None
+            breakdown = (cost.input, cost.output, cost.cache_read, cost.cache_write)
+            self._add_cost(stats, breakdown, cost.savings, exemplar)
             if stats.cost_per_request is None:
                 stats.cost_per_request = self.histogram(sc.COST_PER_REQUEST_BUCKETS, self.exemplars)
             stats.cost_per_request.observe(usd, trace_id, end_s)
