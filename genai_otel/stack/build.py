@@ -92,7 +92,7 @@ class Component:
         return all(os.access(p, os.X_OK) for p in self.paths().values())
 
 
-def _log(message: str) -> None:
+def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
@@ -109,7 +109,7 @@ def _go() -> str:
 def _run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, step: str) -> None:
     """Run one build step under `nice`, streaming its output; fail with the step's last output."""
     command = (["nice", "-n", "10"] if shutil.which("nice") else []) + args
-    _log(f"    $ {' '.join(args)}")
+    log(f"    $ {' '.join(args)}")
     proc = subprocess.Popen(
         command,
         cwd=cwd,
@@ -124,7 +124,7 @@ def _run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, step:
         tail = [*tail[-39:], line.rstrip()]
         # module downloads are noisy and say nothing about progress; show everything else
         if not line.startswith(("go: downloading", "go: added", "go: upgraded")):
-            _log(f"      {line.rstrip()}")
+            log(f"      {line.rstrip()}")
     if proc.wait() != 0:
         raise BuildError(f"{step} failed (exit {proc.returncode}); last output:\n" + "\n".join(tail))
 
@@ -153,7 +153,7 @@ def _build_collector(component: Component, _: Path) -> None:
     tools = cache_dir() / "tools" / f"builder-{version}"
     builder = tools / "builder"
     if not os.access(builder, os.X_OK):
-        _log(f"    installing the OpenTelemetry Collector Builder v{version}")
+        log(f"    installing the OpenTelemetry Collector Builder v{version}")
         _go_install("go.opentelemetry.io/collector/cmd/builder", f"v{version}", "builder", builder)
     build = cache_dir() / "build" / f"collector-{version}"
     build.mkdir(parents=True, exist_ok=True)
@@ -378,7 +378,7 @@ def components() -> dict[str, Component]:
 
 
 @contextlib.contextmanager
-def _locked(name: str) -> Iterator[None]:
+def locked(name: str) -> Iterator[None]:
     """One build per component at a time, across processes (two test runs may start together)."""
     lock_dir = cache_dir() / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
@@ -419,19 +419,19 @@ def _obtain(component: Component, fetcher: release.Fetcher) -> None:
             raise release.ReleaseUnavailable("built from its Go module only")
         _install_release(component, fetcher)
     except release.ReleaseUnavailable as why:
-        _log(
+        log(
             f"==> {label}: official release not used after {time.monotonic() - started:.1f}s ({why}); "
             "building from Go modules"
         )
     else:
-        _log(f"==> {label}: official release installed in {time.monotonic() - started:.0f}s")
+        log(f"==> {label}: official release installed in {time.monotonic() - started:.0f}s")
         return
-    _log(f"==> building {component.about} {component.version}")
+    log(f"==> building {component.about} {component.version}")
     started = time.monotonic()
     build_from_go_modules(component)
     for path in component.paths().values():
         release.write_provenance(path, {"source": "go-modules"})
-    _log(f"==> {label} built in {time.monotonic() - started:.0f}s")
+    log(f"==> {label} built in {time.monotonic() - started:.0f}s")
 
 
 def ensure(names: list[str] | None = None) -> dict[str, Path]:
@@ -445,13 +445,13 @@ def ensure(names: list[str] | None = None) -> dict[str, Path]:
     for name in names or list(available):
         component = available[name]
         if not component.is_cached():
-            with _locked(name):
+            with locked(name):
                 if not component.is_cached():  # another process may have installed it meanwhile
                     _obtain(component, fetcher)
         else:
-            _log(f"==> {name} {component.version}: cached")
+            log(f"==> {name} {component.version}: cached")
         for role, path in component.paths().items():
-            _log(f"    {role}: {path} ({release.describe(release.read_provenance(path))})")
+            log(f"    {role}: {path} ({release.describe(release.read_provenance(path))})")
         paths.update(component.paths())
     return paths
 
@@ -479,9 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ensure(args or None)
     except BuildError as error:
-        _log(f"build-components: {error}")
+        log(f"build-components: {error}")
         return 1
-    _log(f"==> components ready in {time.monotonic() - started:.0f}s (cache: {bin_dir()})")
+    log(f"==> components ready in {time.monotonic() - started:.0f}s (cache: {bin_dir()})")
     return 0
 
 
