@@ -6,8 +6,9 @@ writes, named like Grafana's binary (`grafana-server`, or `bin/grafana` in a rel
 inside a folder laid out as a Grafana home (`conf/defaults.ini`). It stands in for the real
 binary no test here can run: it records the argv, the GF_* environment, the --config file and
 every provisioning file it was handed, then answers `/api/health` on the address and port the
-GF_SERVER_* variables name, as Grafana does, until SIGTERM. The assertions are on exactly what a
-real Grafana would be given.
+GF_SERVER_* variables name, as Grafana does, until SIGTERM. It also requests each provisioned
+datasource's URL, as Grafana's proxy would (tests/e2e/test_stack_grafana_live.py runs it beside the
+real Prometheus and Jaeger). The assertions are on exactly what a real Grafana would be given.
 
 Release downloads come from a local HTTP server on 127.0.0.1 serving an archive the test makes.
 """
@@ -54,6 +55,16 @@ record = {{
         for p in sorted(provisioning.rglob("*"))
     }},
 }}
+# what Grafana's proxy would reach through each provisioned datasource
+import urllib.request, yaml
+probes = {{"prometheus": "/api/v1/status/buildinfo", "jaeger": "/api/services"}}
+record["reached"] = {{}}
+for source in yaml.safe_load((provisioning / "datasources" / "datasources.yaml").read_text())["datasources"]:
+    try:
+        with urllib.request.urlopen(source["url"] + probes[source["type"]], timeout=5) as response:
+            record["reached"][source["uid"]] = response.status
+    except OSError as error:
+        record["reached"][source["uid"]] = str(error)
 Path(os.environ["{record}"]).write_text(json.dumps(record))
 
 

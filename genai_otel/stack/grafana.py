@@ -229,7 +229,10 @@ def environment(folder: Path, provisioning: Path, host: str, port: int, password
 
 
 def write_config(folder: Path) -> Path:
-    """The (empty) file given to --config: every setting is an environment variable."""
+    """The (empty) file given to --config: every setting is an environment variable. Creates the
+    data, logs and plugins folders those variables name, too."""
+    for name in ("data", "logs", "plugins"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
     path = folder / "grafana.ini"
     path.write_text(
         "; genai-otel stack up: every Grafana setting is a GF_* environment variable (stack/grafana.py)\n",
