@@ -172,6 +172,7 @@ def test_stack_up_starts_grafana_from_path_provisioned_for_the_live_ports(
 
     password_file = run_dir / "grafana" / "admin-password"
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(password_file.parent.stat().st_mode) == 0o700
     password = password_file.read_text().strip()
     assert len(password) >= 24 and password != "admin"
     assert (

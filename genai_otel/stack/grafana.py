@@ -164,7 +164,9 @@ def admin_password(folder: Path) -> tuple[str, bool]:
             f"{folder / 'data'} has an admin password that {path} no longer holds: "
             f"remove {folder / 'data'} (Grafana's state in this run folder) or restore the file"
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    # Grafana's database (the admin's password hash, its secret key) lives below: this user's only
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
     password = secrets.token_urlsafe(18)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as out:
