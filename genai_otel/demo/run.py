@@ -20,7 +20,7 @@ import urllib.parse
 from pathlib import Path
 
 from genai_otel.fake_provider import FakeProvider
-from genai_otel.stack.cli import print_endpoints
+from genai_otel.stack.cli import print_endpoints, print_grafana
 from genai_otel.stack.env import settings
 from genai_otel.stack.runner import DEFAULT_RUN_DIR, LocalStack, StackError
 
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"genai-otel demo: {error}", file=sys.stderr)
             return 1
     print_endpoints(endpoints)
+    print_grafana(stack)
 
     port = int(settings()["FAKE_PROVIDER_PORT"])
     with FakeProvider("127.0.0.1", port) as provider:

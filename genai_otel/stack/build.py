@@ -51,6 +51,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -60,6 +61,21 @@ from genai_otel.stack import release
 from genai_otel.stack.env import REPO_ROOT, settings
 
 MANIFEST = REPO_ROOT / "collector-config" / "builder-config.yaml"
+
+
+# How long each Go-module build took, measured on 2 vCPUs from an empty Go module cache while other
+# test suites shared the machine (README "Which component versions, and why"; Helm: "Quick start").
+# The progress lines quote them; with a warm module cache every build is shorter.
+GO_BUILD_SECONDS = {
+    "collector": 5 * 60 + 17,  # builder install included
+    "jaeger": 15 * 60 + 1,
+    "prometheus": 8 * 60 + 38,  # and promtool
+    "alertmanager": 3 * 60 + 26,  # and amtool
+    "helm": 4 * 60,  # "about 3-5 min"
+}
+# While a Go build runs and stderr is no terminal (a CI log, a pipe), a line every this many
+# seconds says it is still going: Go prints nothing for minutes while it compiles.
+HEARTBEAT_SECONDS = 30.0
 
 
 class BuildError(RuntimeError):
@@ -92,7 +108,7 @@ class Component:
         return all(os.access(p, os.X_OK) for p in self.paths().values())
 
 
-def _log(message: str) -> None:
+def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
@@ -109,7 +125,7 @@ def _go() -> str:
 def _run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, step: str) -> None:
     """Run one build step under `nice`, streaming its output; fail with the step's last output."""
     command = (["nice", "-n", "10"] if shutil.which("nice") else []) + args
-    _log(f"    $ {' '.join(args)}")
+    log(f"    $ {' '.join(args)}")
     proc = subprocess.Popen(
         command,
         cwd=cwd,
@@ -124,7 +140,7 @@ def _run(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, step:
         tail = [*tail[-39:], line.rstrip()]
         # module downloads are noisy and say nothing about progress; show everything else
         if not line.startswith(("go: downloading", "go: added", "go: upgraded")):
-            _log(f"      {line.rstrip()}")
+            log(f"      {line.rstrip()}")
     if proc.wait() != 0:
         raise BuildError(f"{step} failed (exit {proc.returncode}); last output:\n" + "\n".join(tail))
 
@@ -153,7 +169,7 @@ def _build_collector(component: Component, _: Path) -> None:
     tools = cache_dir() / "tools" / f"builder-{version}"
     builder = tools / "builder"
     if not os.access(builder, os.X_OK):
-        _log(f"    installing the OpenTelemetry Collector Builder v{version}")
+        log(f"    installing the OpenTelemetry Collector Builder v{version}")
         _go_install("go.opentelemetry.io/collector/cmd/builder", f"v{version}", "builder", builder)
     build = cache_dir() / "build" / f"collector-{version}"
     build.mkdir(parents=True, exist_ok=True)
@@ -378,7 +394,7 @@ def components() -> dict[str, Component]:
 
 
 @contextlib.contextmanager
-def _locked(name: str) -> Iterator[None]:
+def locked(name: str) -> Iterator[None]:
     """One build per component at a time, across processes (two test runs may start together)."""
     lock_dir = cache_dir() / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
@@ -410,8 +426,54 @@ def _install_release(component: Component, fetcher: release.Fetcher) -> None:
     fetcher.install(spec, component.paths(), cache_dir() / "downloads")
 
 
-def _obtain(component: Component, fetcher: release.Fetcher) -> None:
-    """The official release if it can be had and verifies, else the Go-module build."""
+def duration(seconds: float) -> str:
+    """8m41s, 41s: how the progress lines write elapsed time."""
+    whole = round(seconds)
+    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
+
+
+def _usual_minutes(name: str) -> int | None:
+    seconds = GO_BUILD_SECONDS.get(name)
+    return None if seconds is None else max(1, round(seconds / 60))
+
+
+def _estimate(name: str) -> str:
+    minutes = _usual_minutes(name)
+    return "" if minutes is None else f" (usually ~{minutes} min on 2 vCPUs from an empty Go module cache)"
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def _heartbeat(prefix: str, name: str) -> Iterator[None]:
+    """Every HEARTBEAT_SECONDS, `<prefix>: still building, 4m30s so far (usually ~15 min)`, unless
+    stderr is a terminal (there Go's own output shows the build is alive)."""
+    if _stderr_is_terminal():
+        yield
+        return
+    started = time.monotonic()
+    done = threading.Event()
+    minutes = _usual_minutes(name)
+    usual = "" if minutes is None else f" (usually ~{minutes} min)"
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_SECONDS):
+            log(f"{prefix}: still building, {duration(time.monotonic() - started)} so far{usual}")
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _obtain(component: Component, fetcher: release.Fetcher, step: str = "") -> None:
+    """The official release if it can be had and verifies, else the Go-module build. `step` ("[2/5]")
+    numbers the progress lines of the Go-module build."""
     label = f"{component.name} {component.version}"
     started = time.monotonic()
     try:
@@ -419,19 +481,26 @@ def _obtain(component: Component, fetcher: release.Fetcher) -> None:
             raise release.ReleaseUnavailable("built from its Go module only")
         _install_release(component, fetcher)
     except release.ReleaseUnavailable as why:
-        _log(
+        log(
             f"==> {label}: official release not used after {time.monotonic() - started:.1f}s ({why}); "
             "building from Go modules"
         )
     else:
-        _log(f"==> {label}: official release installed in {time.monotonic() - started:.0f}s")
+        log(f"==> {label}: official release installed in {time.monotonic() - started:.0f}s")
         return
-    _log(f"==> building {component.about} {component.version}")
+    prefix = f"{step} {label}".strip()
+    log(f"{prefix}: building {component.about} from Go modules{_estimate(component.name)} ...")
     started = time.monotonic()
-    build_from_go_modules(component)
+    try:
+        with _heartbeat(prefix, component.name):
+            build_from_go_modules(component)
+    except BaseException:
+        # the error that follows quotes the failing step's last output (Go's errors)
+        log(f"{prefix}: failed after {duration(time.monotonic() - started)}")
+        raise
     for path in component.paths().values():
         release.write_provenance(path, {"source": "go-modules"})
-    _log(f"==> {label} built in {time.monotonic() - started:.0f}s")
+    log(f"{prefix}: done in {duration(time.monotonic() - started)}")
 
 
 def ensure(names: list[str] | None = None) -> dict[str, Path]:
@@ -442,16 +511,17 @@ def ensure(names: list[str] | None = None) -> dict[str, Path]:
         raise BuildError(f"unknown component(s) {', '.join(unknown)}; known: {', '.join(available)}")
     fetcher = release.Fetcher.from_environment()
     paths: dict[str, Path] = {}
-    for name in names or list(available):
+    wanted = names or list(available)
+    for number, name in enumerate(wanted, start=1):
         component = available[name]
         if not component.is_cached():
-            with _locked(name):
+            with locked(name):
                 if not component.is_cached():  # another process may have installed it meanwhile
-                    _obtain(component, fetcher)
+                    _obtain(component, fetcher, f"[{number}/{len(wanted)}]")
         else:
-            _log(f"==> {name} {component.version}: cached")
+            log(f"==> {name} {component.version}: cached")
         for role, path in component.paths().items():
-            _log(f"    {role}: {path} ({release.describe(release.read_provenance(path))})")
+            log(f"    {role}: {path} ({release.describe(release.read_provenance(path))})")
         paths.update(component.paths())
     return paths
 
@@ -479,9 +549,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ensure(args or None)
     except BuildError as error:
-        _log(f"build-components: {error}")
+        log(f"build-components: {error}")
         return 1
-    _log(f"==> components ready in {time.monotonic() - started:.0f}s (cache: {bin_dir()})")
+    log(f"==> components ready in {time.monotonic() - started:.0f}s (cache: {bin_dir()})")
     return 0
 
 

@@ -2,6 +2,7 @@
 
     genai-otel stack up [--run-dir DIR] [--no-build] [--scrape-interval 15s] [--processor-config FILE]
                         [--processors N] [--samplers M]   # the scale-out topology (README "Scale-out")
+                        [--grafana PATH|off]   # default: GENAI_OTEL_GRAFANA, PATH, cache, download
     genai-otel stack down [--run-dir DIR]
     genai-otel stack status [--run-dir DIR] [--json]
     genai-otel stack render TEMPLATE OUTPUT    # fill ${NAME} placeholders from the environment
@@ -18,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from genai_otel.stack.grafana import GRAFANA_VARIABLE
 from genai_otel.stack.runner import DEFAULT_RUN_DIR, LocalStack, StackError, render_template
 
 LABELS = {
@@ -28,12 +30,31 @@ LABELS = {
     "alertmanager_url": "Alertmanager",
     "processor_metrics_url": "processor metrics",
     "collector_metrics_url": "collector's own metrics",
+    "grafana_url": "Grafana (dashboards)",
 }
 
 
 def print_endpoints(endpoints: dict[str, str]) -> None:
     for key, label in LABELS.items():
-        print(f"  {label:<38} {endpoints[key]}")
+        if key in endpoints:  # Grafana's only while it runs
+            print(f"  {label:<38} {endpoints[key]}")
+
+
+def print_grafana(stack: LocalStack) -> None:
+    """Grafana's login after `up` (the password only when it was generated just now), or the one
+    line on how to get a Grafana."""
+    started = stack.grafana_started
+    if not started:
+        if stack.grafana_note:
+            print(f"  {stack.grafana_note}")
+        return
+    if "new_password" in started:
+        print(
+            f"  Grafana login: {started['user']} / {started['new_password']}   (generated; shown this once, "
+            f"kept in {started['password_file']}, mode 0600)"
+        )
+    else:
+        print(f"  Grafana login: {started['user']}, password in {started['password_file']}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
                 "--samplers",
                 type=int,
                 help="sampling collectors behind the gateway (given: the scale-out topology)",
+            )
+            action.add_argument(
+                "--grafana",
+                metavar="PATH|off",
+                help=f"a grafana or grafana-server binary, or off (default: ${GRAFANA_VARIABLE}, "
+                "else one on PATH, else the cached or downloaded official release)",
             )
         if name == "status":
             action.add_argument("--json", action="store_true", help="print one JSON object")
@@ -86,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 build_missing=not args.no_build,
                 processors=args.processors,
                 samplers=args.samplers,
+                grafana=args.grafana,
             )
         except StackError as error:
             print(f"genai-otel stack up: {error}", file=sys.stderr)
@@ -98,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print("stack is up:")
         print_endpoints(endpoints)
+        print_grafana(stack)
         if stack.scaled_out:
             for key, urls in stack.instance_urls().items():
                 print(f"  {key:<38} {' '.join(urls)}")

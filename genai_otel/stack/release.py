@@ -9,10 +9,15 @@ the cache, each with a provenance record beside it (`<binary>.provenance.json`).
   every component the builder manifest lists; see `build.collector_release_gap`)
 - jaeger: `jaeger-<v2 version>-<os>-<arch>.tar.gz` (its UI is built into the binary)
 - prometheus, alertmanager: `<name>-<version>.<os>-<arch>.tar.gz` with `sha256sums.txt`
+- grafana (started by `genai-otel stack up`, never built): `grafana-<version>.<os>-<arch>.tar.gz` from
+  Grafana's own download site (https://dl.grafana.com/oss/release/), checked against the
+  `<archive>.sha256` file published beside it, and extracted whole (the server needs its `conf/`
+  and `public/` folders); see `genai_otel.stack.grafana`
 
 Environment:
-- GENAI_OTEL_RELEASE_MIRROR: base URL replacing https://github.com, same path layout below it
-  (`<base>/prometheus/prometheus/releases/download/v3.14.0/...`); http(s):// or file://.
+- GENAI_OTEL_RELEASE_MIRROR: base URL replacing https://github.com (and https://dl.grafana.com),
+  same path layout below it (`<base>/prometheus/prometheus/releases/download/v3.14.0/...`,
+  `<base>/oss/release/grafana-11.6.0.linux-amd64.tar.gz`); http(s):// or file://.
 - GENAI_OTEL_RELEASE_DOWNLOAD=0: never download; build from Go modules.
 
 Only the standard library is used: this runs before any virtualenv exists.
@@ -39,6 +44,7 @@ from pathlib import Path
 from typing import IO
 
 DEFAULT_BASE = "https://github.com"
+GRAFANA_BASE = "https://dl.grafana.com"
 MIRROR_VARIABLE = "GENAI_OTEL_RELEASE_MIRROR"
 DOWNLOAD_VARIABLE = "GENAI_OTEL_RELEASE_DOWNLOAD"
 # Each socket operation (connect, TLS handshake, every read) waits at most this long, and nothing
@@ -61,9 +67,14 @@ class Release:
     archive: str
     checksums: str  # the release's checksum file, one `<sha256> [*]<file>` line per asset
     members: dict[str, str]  # binary role -> path of its file inside the archive
+    # where it is published when no mirror is configured, and the folder below that host
+    # (empty: GitHub's `<project>/releases/download/<tag>` layout)
+    origin: str = DEFAULT_BASE
+    folder: str = ""
 
     def url(self, base: str, file: str) -> str:
-        return f"{base.rstrip('/')}/{self.project}/releases/download/{self.tag}/{file}"
+        folder = self.folder or f"{self.project}/releases/download/{self.tag}"
+        return f"{base.rstrip('/')}/{folder}/{file}"
 
 
 def platform_names(system: str | None = None, machine: str | None = None) -> tuple[str, str] | None:
@@ -107,11 +118,30 @@ def release_of(name: str, version: str, os_name: str, arch: str) -> Release:
             "sha256sums.txt",
             {name: f"{folder}/{name}", tool: f"{folder}/{tool}"},
         )
+    if name == "grafana":
+        # Grafana publishes its archives on its own download site, one `.sha256` file per archive
+        # (the bare digest); the archive's folder is `grafana-v<version>`
+        archive = f"grafana-{version}.{os_name}-{arch}.tar.gz"
+        return Release(
+            "grafana/grafana",
+            tag,
+            archive,
+            f"{archive}.sha256",
+            {
+                "grafana": f"grafana-v{version}/bin/grafana",
+                "defaults": f"grafana-v{version}/conf/defaults.ini",
+            },
+            origin=GRAFANA_BASE,
+            folder="oss/release",
+        )
     raise KeyError(name)
 
 
-def checksum_for(checksums: str, file: str) -> str | None:
-    """The SHA-256 a checksum file (sha256sum or `shasum -b` format) gives for `file`."""
+def checksum_for(checksums: str, file: str, *, bare: bool = False) -> str | None:
+    """The SHA-256 a checksum file (sha256sum or `shasum -b` format) gives for `file`; with `bare`
+    (a file published for that one archive, `<archive>.sha256`) the digest alone counts too."""
+    if bare and re.fullmatch(r"[0-9a-fA-F]{64}", checksums.strip()):
+        return checksums.strip().lower()
     for line in checksums.splitlines():
         match = re.fullmatch(r"([0-9a-fA-F]{64})\s+\*?(?:\./)?(\S+)\s*", line)
         if match and match[2] == file:
@@ -136,20 +166,20 @@ class Fetcher:
 
     A base URL that did not answer (no route, no DNS, a timeout) is not asked again in the same run,
     so an offline machine pays the timeout once, not once per component; a 404 or a bad checksum
-    concerns one release only.
+    concerns one release only. `mirror` (None: each release's own origin) replaces every origin.
     """
 
-    def __init__(self, base: str = DEFAULT_BASE, *, enabled: bool = True) -> None:
-        self.base = base
+    def __init__(self, mirror: str | None = None, *, enabled: bool = True) -> None:
+        self.mirror = mirror
         self.enabled = enabled
-        self.unreachable: str | None = None
+        self.unreachable: dict[str, str] = {}  # base URL -> why it is not asked again
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Fetcher:
         environ = os.environ if environ is None else environ
         switch = environ.get(DOWNLOAD_VARIABLE, "").strip().lower()
         return cls(
-            environ.get(MIRROR_VARIABLE, "").strip() or DEFAULT_BASE,
+            environ.get(MIRROR_VARIABLE, "").strip() or None,
             enabled=switch not in {"0", "false", "no", "off"},
         )
 
@@ -158,13 +188,33 @@ class Fetcher:
 
         Raises ReleaseUnavailable, saying why, when the release cannot be used; nothing is installed then.
         """
+        archive, record = self._fetch_verified(release, work_dir)
+        try:
+            _extract(archive, release, targets, record)
+        finally:
+            archive.unlink(missing_ok=True)
+        return record
+
+    def install_tree(self, release: Release, target: Path, work_dir: Path) -> dict[str, str]:
+        """Download and verify `release`, then extract its one top folder, whole, as `target` (for
+        programs that need the files beside their binary); the record goes beside the folder."""
+        archive, record = self._fetch_verified(release, work_dir)
+        try:
+            _extract_tree(archive, release, target, record)
+        finally:
+            archive.unlink(missing_ok=True)
+        return record
+
+    def _fetch_verified(self, release: Release, work_dir: Path) -> tuple[Path, dict[str, str]]:
+        """The archive downloaded into `work_dir` and checked against its release's checksum file."""
+        base = self.mirror or release.origin
         if not self.enabled:
             raise ReleaseUnavailable(f"downloads are off ({DOWNLOAD_VARIABLE}=0)")
-        if not self.base.startswith(("http://", "https://", "file://")):
-            raise ReleaseUnavailable(f"{MIRROR_VARIABLE}={self.base!r} is not an http(s):// or file:// URL")
-        if self.unreachable:
-            raise ReleaseUnavailable(f"not tried: {self.unreachable} earlier in this run")
-        checksums_url = release.url(self.base, release.checksums)
+        if not base.startswith(("http://", "https://", "file://")):
+            raise ReleaseUnavailable(f"{MIRROR_VARIABLE}={base!r} is not an http(s):// or file:// URL")
+        if base in self.unreachable:
+            raise ReleaseUnavailable(f"not tried: {self.unreachable[base]} earlier in this run")
+        checksums_url = release.url(base, release.checksums)
         received = bytearray()
 
         def collect(chunk: bytes) -> None:
@@ -172,33 +222,35 @@ class Fetcher:
             if len(received) > MAX_CHECKSUMS_BYTES:
                 raise ReleaseUnavailable(f"{checksums_url} is over {MAX_CHECKSUMS_BYTES} bytes")
 
-        with self._open(checksums_url) as response:
+        with self._open(checksums_url, base) as response:
             self._read(response, checksums_url, collect)
         checksums = received.decode("utf-8", errors="replace")
-        expected = checksum_for(checksums, release.archive)
+        expected = checksum_for(
+            checksums, release.archive, bare=release.checksums == release.archive + ".sha256"
+        )
         if expected is None:
             raise ReleaseUnavailable(f"{checksums_url} has no line for {release.archive}")
         work_dir.mkdir(parents=True, exist_ok=True)
         archive = work_dir / release.archive
         try:
-            actual = self._download(release.url(self.base, release.archive), archive)
+            actual = self._download(release.url(base, release.archive), archive, base)
             if actual != expected:
                 raise ReleaseUnavailable(
                     f"checksum mismatch, archive refused: {release.archive} has sha256 {actual}, "
                     f"{release.checksums} says {expected}"
                 )
-            record = {
-                "source": "release",
-                "url": release.url(self.base, release.archive),
-                "sha256": actual,
-                "checked_against": release.checksums,
-            }
-            _extract(archive, release, targets, record)
-        finally:
+        except BaseException:
             archive.unlink(missing_ok=True)
-        return record
+            raise
+        record = {
+            "source": "release",
+            "url": release.url(base, release.archive),
+            "sha256": actual,
+            "checked_against": release.checksums,
+        }
+        return archive, record
 
-    def _open(self, url: str) -> IO[bytes]:
+    def _open(self, url: str, base: str) -> IO[bytes]:
         request = urllib.request.Request(url, headers={"User-Agent": "genai-otel-build-components"})
         try:
             response: IO[bytes] = urllib.request.urlopen(request, timeout=SOCKET_TIMEOUT_SECONDS)
@@ -207,7 +259,7 @@ class Fetcher:
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             if url.startswith(("http://", "https://")) and isinstance(reason, OSError | TimeoutError):
-                self.unreachable = f"{self.base} did not answer ({_short(error)})"
+                self.unreachable[base] = f"{base} did not answer ({_short(error)})"
             raise ReleaseUnavailable(f"download failed: {url}: {_short(error)}") from error
         return response
 
@@ -219,11 +271,11 @@ class Fetcher:
         except (OSError, TimeoutError) as error:
             raise ReleaseUnavailable(f"download broke off: {url}: {_short(error)}") from error
 
-    def _download(self, url: str, path: Path) -> str:
+    def _download(self, url: str, path: Path, base: str) -> str:
         """Stream `url` into `path`; return its SHA-256. Logs its size and how long it took."""
         started = time.monotonic()
         digest = hashlib.sha256()
-        with self._open(url) as response, path.open("wb") as out:
+        with self._open(url, base) as response, path.open("wb") as out:
             size = getattr(response, "headers", {}).get("Content-Length")
             _log(f"    downloading {url}" + (f" ({int(size) / 1e6:.0f} MB)" if size else ""))
 
@@ -268,6 +320,39 @@ def _extract(archive: Path, release: Release, targets: dict[str, Path], record: 
         # the record first: a binary is never in place without the record that says where it came from
         write_provenance(targets[role], {**record, "member": release.members[role]})
         partial.replace(targets[role])
+
+
+def _extract_tree(archive: Path, release: Release, target: Path, record: dict[str, str]) -> None:
+    """Extract the archive's top folder as `target` (regular files, folders and links that stay
+    inside it; tarfile's "data" filter), after checking every member the release names is there;
+    on any failure nothing is left behind."""
+    top = {name.split("/", 1)[0] for name in release.members.values()}
+    if len(top) != 1 or not hasattr(tarfile, "data_filter"):
+        raise ReleaseUnavailable(f"{release.archive}: cannot extract it whole here (Python 3.11.4+ needed)")
+    (folder,) = top
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = {member.name.removeprefix("./"): member for member in tar.getmembers()}
+            for name in release.members.values():
+                if name not in members or not members[name].isfile():
+                    raise ReleaseUnavailable(f"{release.archive} has no file {name}")
+            staging.mkdir(parents=True)
+            inside = [member for name, member in members.items() if name.split("/", 1)[0] == folder]
+            tar.extractall(staging, members=inside, filter="data")
+        # the record first: a folder is never in place without the record that says where it came from
+        write_provenance(target, {**record, "member": folder})
+        shutil.rmtree(target, ignore_errors=True)
+        (staging / folder).replace(target)
+    except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as error:
+        target.with_name(target.name + PROVENANCE_SUFFIX).unlink(missing_ok=True)
+        raise ReleaseUnavailable(f"{release.archive} is not a readable tar.gz: {error}") from error
+    except OSError as error:
+        target.with_name(target.name + PROVENANCE_SUFFIX).unlink(missing_ok=True)
+        raise ReleaseUnavailable(f"cannot extract {release.archive} into {target}: {error}") from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _discard(staged: Mapping[str, Path]) -> None:

@@ -1,4 +1,5 @@
-"""Run the stack as local processes: collector, processor, Jaeger, Prometheus and Alertmanager.
+"""Run the stack as local processes: collector, processor, Jaeger, Prometheus and Alertmanager,
+and Grafana when a binary can be had (`genai_otel.stack.grafana`).
 
     with LocalStack(run_dir, ports=free_ports()) as stack:
         stack.endpoints()["otlp_grpc_endpoint"]
@@ -41,6 +42,7 @@ from types import TracebackType
 import yaml
 
 from genai_otel.stack import build
+from genai_otel.stack import grafana as grafana_setup
 from genai_otel.stack.env import REPO_ROOT, settings
 
 logger = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ PORT_KEYS = (
     "JAEGER_QUERY_GRPC_PORT",
     "PROMETHEUS_PORT",
     "ALERTMANAGER_PORT",
+    "GRAFANA_PORT",
 )
 
 ENRICHED_MESSAGE_KEY = "ENRICHED_MAX_RECV_MSG_MIB"
@@ -103,7 +106,16 @@ PROCESSOR_MESSAGE_ENV = "GENAI_OTEL_PROCESSOR_FORWARD__MAX_MESSAGE_BYTES"
 SERVICES = ("jaeger", "alertmanager", "collector", "processor", "prometheus")
 # The scale-out topology's start order: sampler-1..M, collector (the gateway), processor,
 # processor-2..N, discovery; `stop` goes the other way.
-SCALE_OUT_ORDER = ("jaeger", "alertmanager", "sampler", "collector", "processor", "discovery", "prometheus")
+SCALE_OUT_ORDER = (
+    "jaeger",
+    "alertmanager",
+    "sampler",
+    "collector",
+    "processor",
+    "discovery",
+    "prometheus",
+    "grafana",
+)
 
 
 def _order(name: str) -> int:
@@ -279,14 +291,15 @@ def _alive(pid: int) -> bool:
 
 
 def _runs(pid: int, program: object) -> bool:
-    """Whether `pid` still runs `program` (its argv[0]); True when that cannot be told."""
+    """Whether `pid` still runs `program` (one of its arguments: its argv[0], or a marker such as
+    the config file only this run folder's process is given); True when that cannot be told."""
     if not isinstance(program, str):
         return True
     try:
-        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True
-    return argv0 == program
+    return program.encode() in argv
 
 
 def _log_tail(path: Path, lines: int = 25) -> str:
@@ -302,6 +315,13 @@ class ServiceSpec:
     command: list[str]
     env: dict[str, str]
     health_url: str
+    # what identifies the process in its command line when argv[0] may not (a wrapper that execs
+    # another binary, an interpreted script); default: argv[0]
+    marker: str = ""
+
+    @property
+    def program(self) -> str:
+        return self.marker or self.command[0]
 
 
 @dataclass
@@ -329,6 +349,12 @@ class LocalStack:
     # a gateway collector, M sampling collectors
     processors: int = 1
     samplers: int | None = None
+    # Grafana: a binary's path, "off", or None / "auto": GENAI_OTEL_GRAFANA, PATH, the cache, a
+    # release download (genai_otel.stack.grafana); started last, when one is found
+    grafana: str | None = None
+    # after start(): Grafana's URL, login and where it came from, or why it did not start
+    grafana_started: dict[str, str] = field(default_factory=dict, init=False)
+    grafana_note: str | None = field(default=None, init=False)
     # pids this object spawned and their programs (argv[0]), also written to the state file
     _spawned: set[int] = field(default_factory=set, init=False, repr=False)
     _programs: dict[str, str] = field(default_factory=dict, init=False, repr=False)
@@ -402,6 +428,8 @@ class LocalStack:
             "collector_health_url": self._url("COLLECTOR_HEALTH_PORT"),
             "collector_metrics_url": self._url("COLLECTOR_TELEMETRY_PORT", "/metrics"),
             "app_metrics_url": self._url("COLLECTOR_PROMETHEUS_EXPORTER_PORT", "/metrics"),
+            # only while this run folder's Grafana runs (it starts when a binary is found)
+            **({"grafana_url": self._url("GRAFANA_PORT")} if self.grafana_started else {}),
         }
 
     # -- process specs ---------------------------------------------------------------------------
@@ -622,11 +650,16 @@ class LocalStack:
             endpoints_file.write_text(yaml.safe_dump(self.processor_otlp_endpoints()), encoding="utf-8")
         pids: dict[str, int] = {}
         self._programs.clear()
+        self.grafana_started, self.grafana_note = {}, None
         self._write_state(pids)
         try:
-            for name, spec in self._specs(binaries).items():
+            specs = self._specs(binaries)
+            grafana_spec = self._grafana_spec()
+            if grafana_spec is not None:
+                specs["grafana"] = grafana_spec
+            for name, spec in specs.items():
                 pids[name] = self._spawn(spec)
-                self._programs[name] = spec.command[0]
+                self._programs[name] = spec.program
                 self._write_state(pids)
                 self._wait_healthy(spec, pids[name], deadline=time.monotonic() + timeout)
                 print(f"  {name:<13} up (pid {pids[name]})", file=sys.stderr, flush=True)
@@ -634,6 +667,44 @@ class LocalStack:
             self.stop()
             raise
         return self.endpoints()
+
+    def _grafana_spec(self) -> ServiceSpec | None:
+        """Grafana's process, provisioned for this stack; None (and `grafana_note` says why) when
+        there is no Grafana to start."""
+        try:
+            found = grafana_setup.locate(self.grafana)
+        except grafana_setup.GrafanaUnavailable as why:
+            self.grafana_note = grafana_setup.unavailable_hint(str(why))
+            return None
+        except grafana_setup.GrafanaError as error:
+            raise StackError(str(error)) from error
+        folder = self.run_dir / "grafana"
+        try:
+            password, generated = grafana_setup.admin_password(folder)
+        except grafana_setup.GrafanaError as error:
+            raise StackError(str(error)) from error
+        provisioning = grafana_setup.write_provisioning(
+            folder,
+            {"prometheus": self._url("PROMETHEUS_PORT"), "jaeger": self._url("JAEGER_QUERY_PORT")},
+            self.scrape_interval,
+        )
+        self.grafana_started = {
+            "url": self._url("GRAFANA_PORT"),
+            "user": grafana_setup.ADMIN_USER,
+            "password_file": str(folder / grafana_setup.PASSWORD_FILE),
+            "binary": found.source,
+        }
+        if generated:  # printed once, by `stack up`, and never written anywhere but the 0600 file
+            self.grafana_started["new_password"] = password
+        config = grafana_setup.write_config(folder)
+        return ServiceSpec(
+            "grafana",
+            found.command(config),
+            grafana_setup.environment(folder, provisioning, self.host, self.ports["GRAFANA_PORT"], password),
+            self._url("GRAFANA_PORT", "/api/health"),
+            # `grafana-server` may exec `grafana server`: the run folder's config file stays in argv
+            marker=str(config),
+        )
 
     def _spawn(self, spec: ServiceSpec) -> int:
         log_path = self.run_dir / "logs" / f"{spec.name}.log"
@@ -682,7 +753,7 @@ class LocalStack:
         roles = [role for role in self._roles_needed()]
         spec = self._specs({role: build.binary(role) for role in roles})[name]
         pids[name] = self._spawn(spec)
-        self._programs[name] = spec.command[0]
+        self._programs[name] = spec.program
         self._write_state(pids)
         self._wait_healthy(spec, pids[name], deadline=time.monotonic() + timeout)
         return pids[name]
@@ -695,6 +766,7 @@ class LocalStack:
             "host": self.host,
             "processors": self.processors,
             "samplers": self.samplers,
+            "grafana": {key: value for key, value in self.grafana_started.items() if key != "new_password"},
             "endpoints": self.endpoints(),
             **self.instance_urls(),
         }
@@ -740,6 +812,8 @@ class LocalStack:
             processors, samplers = state.get("processors", 1), state.get("samplers")
             self.processors = int(processors) if isinstance(processors, int) else 1
             self.samplers = int(samplers) if isinstance(samplers, int) else None
+        started_grafana = state.get("grafana")
+        self.grafana_started = dict(started_grafana) if isinstance(started_grafana, dict) else {}
         running_pids = self._started_pids()
         specs = self._specs(dict.fromkeys(("collector", "jaeger", "prometheus", "alertmanager"), Path()))
         services: dict[str, dict[str, object]] = {}
@@ -754,6 +828,15 @@ class LocalStack:
             }
             with contextlib.suppress(KeyError):  # the processor is this package, not a cached binary
                 services[name]["binary"] = build.provenance(name)
+        if self.grafana_started:
+            pid = running_pids.get("grafana")
+            services["grafana"] = {
+                "pid": pid,
+                "running": pid is not None,
+                "healthy": pid is not None and _http_ok(self._url("GRAFANA_PORT", "/api/health")),
+                "log": str(self.run_dir / "logs" / "grafana.log"),
+                "binary": self.grafana_started.get("binary", "?"),
+            }
         for name, info in services.items():
             if name.split("-", 1)[0] == "processor":
                 info["hot_path"] = processor_hot_path(self.run_dir / "logs" / f"{name}.log")

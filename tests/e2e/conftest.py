@@ -44,3 +44,10 @@ def require_binaries() -> Callable[..., None]:
 def require_processor() -> None:
     if importlib.util.find_spec("genai_otel.processors.service") is None:
         pytest.skip("the processor (genai_otel.processors.service) is not in this tree yet")
+
+
+@pytest.fixture(autouse=True)
+def no_grafana_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stacks here start no Grafana (one on a developer's PATH would change what these tests see);
+    tests/e2e/test_stack_grafana_live.py asks for its stand-in explicitly."""
+    monkeypatch.setenv("GENAI_OTEL_GRAFANA", "off")
