@@ -67,6 +67,7 @@ typedef struct {
     Py_ssize_t by_len_start[MAX_KEY_LEN + 2]; /* keys sorted by length: [start[L], start[L+1]) */
     PyObject *key_bytes;                      /* tuple of bytes objects keeping `bytes` alive */
     PyObject *eval_name;                      /* bytes */
+    uint8_t *eval_shift; /* 65536 bigram shifts for finding eval_name (contains_eval), or NULL */
     PyObject *wire_error;                     /* exception type */
     PyObject *unsupported;                    /* marker object */
     PyObject *decode_other;                   /* callable(data, pos, end) for other AnyValue types */
@@ -185,6 +186,28 @@ next_field(const uint8_t *d, Py_ssize_t n, Py_ssize_t *pos, Py_ssize_t end, Fiel
 }
 
 #define IS(f, num, wt) (!(f).wide && (f).number == (num) && (f).wire_type == (wt))
+
+/* Whether data[0:n] contains the table's eval_name anywhere (bytes.find's answer), by a shift
+ * over the last two bytes of each window (Wu-Manber with blocks of two): spans rarely hold the
+ * name's bigrams, so most windows move on by nearly the name's length. */
+static inline int
+contains_eval(const Table *t, const uint8_t *data, Py_ssize_t n)
+{
+    const uint8_t *needle = (const uint8_t *)PyBytes_AS_STRING(t->eval_name);
+    Py_ssize_t m = PyBytes_GET_SIZE(t->eval_name);
+    if (m < 2 || t->eval_shift == NULL)
+        return memmem(data, (size_t)n, needle, (size_t)m) != NULL;
+    for (Py_ssize_t i = m - 1; i < n;) {
+        uint8_t shift = t->eval_shift[(data[i - 1] << 8) | data[i]];
+        if (shift == 0) {
+            if (memcmp(data + i - m + 1, needle, (size_t)m) == 0)
+                return 1;
+            shift = 1;
+        }
+        i += shift;
+    }
+    return 0;
+}
 
 static inline PyObject *
 raise_wire(Table *t, const char *message)

@@ -374,9 +374,7 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
                                                : scan_attributes(l->t, d, n, start, end, &s);
     if (rc < 0)
         return -1;
-    const char *eval = PyBytes_AS_STRING(l->t->eval_name);
-    int has_eval = memmem(d + start, (size_t)(end - start), eval,
-                          (size_t)PyBytes_GET_SIZE(l->t->eval_name)) != NULL;
+    int has_eval = contains_eval(l->t, d + start, end - start);
     if (rc == 0 && s.present == 0 && !has_eval) {
         w->other++;
         return 0;

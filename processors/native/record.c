@@ -158,11 +158,24 @@ counts_add(WsState *st, PyObject *table, PyObject *key, long long n)
     PyObject *amount = PyLong_FromLongLong(n);
     if (amount == NULL)
         return -1;
-    PyObject *args[3] = {table, key, amount};
-    PyObject *done = PyObject_VectorcallMethod(st->a_add, args, 3, NULL);
+    /* a key already counted: the sum (Counts is a dict); a new one: Counts.add decides */
+    PyObject *old = PyDict_Check(table) ? PyDict_GetItemWithError(table, key) : NULL; /* borrowed */
+    int rc;
+    if (old != NULL) {
+        PyObject *sum = PyNumber_Add(old, amount);
+        rc = sum == NULL ? -1 : PyDict_SetItem(table, key, sum);
+        Py_XDECREF(sum);
+    }
+    else if (PyErr_Occurred())
+        rc = -1;
+    else {
+        PyObject *args[3] = {table, key, amount};
+        PyObject *done = PyObject_VectorcallMethod(st->a_add, args, 3, NULL);
+        rc = done == NULL ? -1 : 0;
+        Py_XDECREF(done);
+    }
     Py_DECREF(amount);
-    Py_XDECREF(done);
-    return done == NULL ? -1 : 0;
+    return rc;
 }
 
 static inline int

@@ -441,9 +441,7 @@ visit_span(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, Py_ssize_t 
         Py_DECREF(attrs);
         return -1;
     }
-    const char *eval = PyBytes_AS_STRING(t->eval_name);
-    Py_ssize_t eval_len = PyBytes_GET_SIZE(t->eval_name);
-    int has_eval = memmem(d + start, (size_t)(end - start), eval, (size_t)eval_len) != NULL;
+    int has_eval = contains_eval(t, d + start, end - start);
     if (rc == 0 && PyDict_GET_SIZE(attrs) == 0 && !has_eval) {
         Py_DECREF(attrs);
         return 0;
@@ -717,6 +715,7 @@ table_free(PyObject *capsule)
     PyMem_Free(t->keys);
     Py_XDECREF(t->key_bytes);
     Py_XDECREF(t->eval_name);
+    PyMem_Free(t->eval_shift);
     Py_XDECREF(t->wire_error);
     Py_XDECREF(t->unsupported);
     Py_XDECREF(t->decode_other);
@@ -776,6 +775,17 @@ wirescan_make_table(PyObject *module, PyObject *args)
     }
     Py_INCREF(eval_name);
     t->eval_name = eval_name;
+    Py_ssize_t m = PyBytes_GET_SIZE(eval_name);
+    if (m >= 2 && m <= 255) { /* shift[bigram]: how far the window may move when it ends in it */
+        const uint8_t *needle = (const uint8_t *)PyBytes_AS_STRING(eval_name);
+        if ((t->eval_shift = PyMem_Malloc(65536)) == NULL) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        memset(t->eval_shift, (int)(m - 1), 65536);
+        for (Py_ssize_t j = 0; j + 1 < m; j++)
+            t->eval_shift[(needle[j] << 8) | needle[j + 1]] = (uint8_t)(m - 2 - j);
+    }
     Py_INCREF(wire_error);
     t->wire_error = wire_error;
     Py_INCREF(unsupported);
@@ -790,6 +800,11 @@ fail:
         Py_XDECREF(t->keys[i].name);
     PyMem_Free(t->keys);
     Py_XDECREF(t->key_bytes);
+    Py_XDECREF(t->eval_name);
+    Py_XDECREF(t->wire_error);
+    Py_XDECREF(t->unsupported);
+    Py_XDECREF(t->decode_other);
+    PyMem_Free(t->eval_shift);
     PyMem_Free(t);
     return NULL;
 }
