@@ -7,6 +7,7 @@ recording, error classification, content capture, attribution) lives here, once.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import importlib.metadata
 import json
@@ -70,13 +71,18 @@ def content_max_length_from_env() -> int:
 
 
 class Telemetry:
-    """The tracer, the three GenAI client histograms and the content-capture setting."""
+    """The tracer, the three GenAI client histograms and the content-capture setting.
+
+    `inside`, when given, is a context variable that is True while a call this instrumentor
+    traces is inside the SDK (from span start to the SDK's return): the anthropic instrumentor
+    reads it to keep the SDK from starting its own span for the same call."""
 
     __slots__ = (
         "capture_on_event",
         "capture_on_span",
         "content_max_length",
         "duration",
+        "inside",
         "provider",
         "time_to_first_chunk",
         "token_usage",
@@ -89,8 +95,10 @@ class Telemetry:
         provider: str,
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
+        inside: contextvars.ContextVar[bool] | None = None,
     ) -> None:
         self.provider = provider
+        self.inside = inside
         self.tracer = trace.get_tracer(scope, VERSION, tracer_provider)
         meter = metrics.get_meter(scope, VERSION, meter_provider)
         self.token_usage = meter.create_histogram(
@@ -168,7 +176,7 @@ class Outcome:
 class Call:
     """One SDK call: its span, its clock and its metric attributes; ends exactly once."""
 
-    __slots__ = ("_token", "first_chunk_at", "metric_base", "open", "span", "start", "telemetry")
+    __slots__ = ("_inside", "_token", "first_chunk_at", "metric_base", "open", "span", "start", "telemetry")
 
     def __init__(
         self,
@@ -184,12 +192,21 @@ class Call:
         self.metric_base = metric_base
         self.span = telemetry.tracer.start_span(name, kind=_CLIENT, attributes=attributes)
         self._token: object | None = otel_context.attach(trace.set_span_in_context(self.span))
+        inside = telemetry.inside
+        self._inside: contextvars.Token[bool] | None = None if inside is None else inside.set(True)
         self.first_chunk_at: float | None = None
         self.open = True
         self.start = perf_counter()
 
     def detach(self) -> None:
-        """Stops the span being current; the span stays open for a stream to end it later."""
+        """Stops the span being current (and the call being `inside` the SDK); the span stays
+        open for a stream to end it later."""
+        inside, self._inside = self._inside, None
+        if inside is not None:
+            try:
+                inside.var.reset(inside)
+            except Exception:  # a reset from another context; nothing the caller should see
+                logger.debug("could not reset the instrumentor's inside-the-SDK flag", exc_info=True)
         token, self._token = self._token, None
         if token is not None:
             try:
