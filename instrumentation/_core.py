@@ -353,19 +353,9 @@ def start_call(
 # --------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------
-_CONTEXT_MARKERS = (
-    "input is too long",  # Bedrock's ValidationException
-    "too many input tokens",
-    "context_length_exceeded",
-    "prompt is too long",
-    "maximum context length",
-    "context window",
-    "too many tokens",
-    "exceeds the maximum number of tokens",  # Gemini
-)
-_CONTENT_FILTER_MARKERS = ("content_filter", "content_policy", "content management policy", "refusal")
-# Google answers a bad API key with 400 INVALID_ARGUMENT; OAuth failures are 401/403 with these statuses.
-_AUTH_MARKERS = ("api key not valid", "api_key_invalid", "unauthenticated", "permission_denied")
+# What an error's words say (its codes, types and message) is read from the one keyword table,
+# `semconv.ERROR_KEYWORDS`, that the processor reads `error.type` with; what only an exception
+# tells (its HTTP status, its classes, botocore's codes) is read here.
 _INVALID_RESPONSE_TYPES = frozenset(
     {
         "JSONDecodeError",
@@ -403,6 +393,14 @@ _AWS_CODES: dict[str, ErrorCategory] = {
     "ModelStreamErrorException": ErrorCategory.PROVIDER_DOWN,
 }
 _AUTH_TYPES = frozenset({"NoCredentialsError", "PartialCredentialsError"})  # botocore, before any request
+# What an HTTP status says besides 5xx (provider_down).
+_STATUS_CATEGORIES: dict[int, ErrorCategory] = {
+    408: ErrorCategory.TIMEOUT,
+    429: ErrorCategory.RATE_LIMIT,
+    401: ErrorCategory.AUTH,
+    403: ErrorCategory.AUTH,
+}
+_PRECEDENCE = semconv.ERROR_PRECEDENCE
 
 
 def _http_status(error: BaseException) -> int | None:
@@ -446,18 +444,16 @@ def classify_exception(error: BaseException) -> tuple[str, str]:
             return error_type, known.value
     if _AUTH_TYPES.intersection(mro_names):
         return error_type, ErrorCategory.AUTH.value
-    if any("Timeout" in name for name in mro_names) or status == 408 or "deadline_exceeded" in text:
-        category = ErrorCategory.TIMEOUT
-    elif status == 429 or "rate_limit" in text:
-        category = ErrorCategory.RATE_LIMIT
-    elif any(marker in text for marker in _CONTEXT_MARKERS):
-        category = ErrorCategory.CONTEXT_WINDOW_EXCEEDED
-    elif any(marker in text for marker in _CONTENT_FILTER_MARKERS):
-        category = ErrorCategory.CONTENT_FILTER
-    elif status in (401, 403) or any(marker in text for marker in _AUTH_MARKERS):
-        category = ErrorCategory.AUTH
-    elif (status is not None and status >= 500) or "overloaded" in text:
-        category = ErrorCategory.PROVIDER_DOWN
+    said = semconv.error_category_of_text(text) if text else None
+    told: ErrorCategory | None = None  # what the exception's class or HTTP status says
+    if any("Timeout" in name for name in mro_names):
+        told = ErrorCategory.TIMEOUT
+    elif status is not None:
+        told = ErrorCategory.PROVIDER_DOWN if status >= 500 else _STATUS_CATEGORIES.get(status)
+    if said is not None and (told is None or _PRECEDENCE[said] < _PRECEDENCE[told]):
+        category = said  # words and status both tell: the keyword table's order decides
+    elif told is not None:
+        category = told
     elif _INVALID_RESPONSE_TYPES.intersection(mro_names):
         category = ErrorCategory.INVALID_RESPONSE
     elif status is None and any("ConnectionError" in name or name in _TRANSPORT_ERRORS for name in mro_names):
