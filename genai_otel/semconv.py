@@ -223,6 +223,145 @@ class ErrorCategory(StrEnum):
     OTHER = "other"
 
 
+ERROR_CATEGORY_VALUES: Final = frozenset(category.value for category in ErrorCategory)
+
+# The words that say an error's category, for the instrumentation and the processor alike.
+# Rows in precedence order: where an error's words (or, in the instrumentation, its HTTP status)
+# say several categories, the first row's wins; the specific causes come before the symptoms
+# (a rate limit or an oversized prompt can end in a timeout, not the other way round).
+# Each row: the category, the keywords that say it in any lower-cased error text (an error
+# name or code, or an error message: the instrumentation reads messages, so these must be
+# unambiguous in prose), then the keywords that say it only in an error's name (`error.type`:
+# an exception class name, a provider's error type or code, an HTTP status), being too common
+# in prose ("json" in "response_format json_object", "500" in "max_tokens: 500").
+ERROR_KEYWORDS: Final[tuple[tuple[ErrorCategory, tuple[str, ...], tuple[str, ...]], ...]] = (
+    (
+        ErrorCategory.RATE_LIMIT,
+        ("rate_limit",),
+        ("ratelimit", "429", "too many requests", "quota"),
+    ),
+    (
+        ErrorCategory.CONTEXT_WINDOW_EXCEEDED,
+        (
+            "input is too long",  # Bedrock's ValidationException
+            "too many input tokens",
+            "context_length_exceeded",
+            "prompt is too long",
+            "maximum context length",
+            "context window",
+            "too many tokens",
+            "exceeds the maximum number of tokens",  # Gemini
+        ),
+        (
+            "context_length",
+            "contextwindow",
+            "context_window",
+            "maximum context",
+            "too long",
+            "context length",
+        ),
+    ),
+    (
+        ErrorCategory.CONTENT_FILTER,
+        ("content_filter", "content_policy", "content management policy", "refusal"),
+        ("contentfilter", "safety", "moderation"),
+    ),
+    (
+        ErrorCategory.TIMEOUT,
+        ("deadline_exceeded",),  # Google's status
+        ("timeout", "timed out", "deadline", "408"),
+    ),
+    (
+        ErrorCategory.AUTH,
+        # Google answers a bad API key with 400 INVALID_ARGUMENT and reason API_KEY_INVALID;
+        # its OAuth failures are 401/403 with these statuses.
+        ("api key not valid", "api_key_invalid", "unauthenticated", "permission_denied"),
+        (
+            "authentication",
+            "permission",
+            "unauthorized",
+            "forbidden",
+            "401",
+            "403",
+            "api key",
+            "api_key",
+            "auth",
+        ),
+    ),
+    (
+        ErrorCategory.PROVIDER_DOWN,
+        ("overloaded",),
+        (
+            "internalserver",
+            "internal_server",
+            "server_error",
+            "api_error",
+            "remoteprotocol",
+            "serviceunavailable",
+            "service_unavailable",
+            "connection",
+            "500",
+            "502",
+            "503",
+            "504",
+            "529",
+            "bad gateway",
+            "unavailable",
+        ),
+    ),
+    (
+        ErrorCategory.INVALID_RESPONSE,
+        (),
+        ("invalid_response", "decode", "json", "validation", "parse"),
+    ),
+)
+# The position of each category in ERROR_KEYWORDS: lower wins (`OTHER` last).
+ERROR_PRECEDENCE: Final = {
+    **{category: rank for rank, (category, _, _) in enumerate(ERROR_KEYWORDS)},
+    ErrorCategory.OTHER: len(ERROR_KEYWORDS),
+}
+_TEXT_KEYWORDS: Final = tuple((category, words) for category, words, _ in ERROR_KEYWORDS if words)
+_NAME_KEYWORDS: Final = tuple((category, words + name_only) for category, words, name_only in ERROR_KEYWORDS)
+
+
+def error_category_of_text(text: str) -> ErrorCategory | None:
+    """The category the lower-cased error `text` (codes, types, message) says, None if none."""
+    for category, keywords in _TEXT_KEYWORDS:
+        if any(keyword in text for keyword in keywords):
+            return category
+    return None
+
+
+_error_category_cache: dict[str, str] = {}
+_ERROR_CACHE_MAX: Final = 4096
+
+
+def error_category(error_type: str) -> str:
+    """Map an `error.type` (exception class name, HTTP status, provider code) to the taxonomy.
+
+    Peers write exception class names (`RateLimitError`, `openai.APITimeoutError`), the providers'
+    error types and codes (`overloaded_error`, `invalid_api_key`, OpenLIT's `rate_limited` /
+    `server_error`), the anthropic SDK's own names (`client_timeout_error`) or an HTTP status.
+    A category value maps to itself; a class name that says only "bad request" (`BadRequestError`,
+    a context-window failure among others) stays `other`. Results are cached, boundedly."""
+    cached = _error_category_cache.get(error_type)
+    if cached is not None:
+        return cached
+    lowered = error_type.lower()
+    category: str = ErrorCategory.OTHER
+    if lowered in ERROR_CATEGORY_VALUES:
+        category = lowered
+    else:
+        for candidate, keywords in _NAME_KEYWORDS:
+            if any(keyword in lowered for keyword in keywords):
+                category = candidate
+                break
+    if len(_error_category_cache) >= _ERROR_CACHE_MAX:
+        _error_category_cache.clear()
+    _error_category_cache[error_type] = category
+    return category
+
+
 # Attribution, set by genai_otel.instrumentation.attribution on every GenAI span in scope.
 # user.id and gen_ai.conversation.id are conventions; feature and tenant are ours.
 GENAI_OTEL_FEATURE: Final = "genai_otel.feature"

@@ -7,6 +7,7 @@ recording, error classification, content capture, attribution) lives here, once.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import importlib.metadata
 import json
@@ -70,13 +71,18 @@ def content_max_length_from_env() -> int:
 
 
 class Telemetry:
-    """The tracer, the three GenAI client histograms and the content-capture setting."""
+    """The tracer, the three GenAI client histograms and the content-capture setting.
+
+    `inside`, when given, is a context variable that is True while a call this instrumentor
+    traces is inside the SDK (from span start to the SDK's return): the anthropic instrumentor
+    reads it to keep the SDK from starting its own span for the same call."""
 
     __slots__ = (
         "capture_on_event",
         "capture_on_span",
         "content_max_length",
         "duration",
+        "inside",
         "provider",
         "time_to_first_chunk",
         "token_usage",
@@ -89,8 +95,10 @@ class Telemetry:
         provider: str,
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
+        inside: contextvars.ContextVar[bool] | None = None,
     ) -> None:
         self.provider = provider
+        self.inside = inside
         self.tracer = trace.get_tracer(scope, VERSION, tracer_provider)
         meter = metrics.get_meter(scope, VERSION, meter_provider)
         self.token_usage = meter.create_histogram(
@@ -168,7 +176,7 @@ class Outcome:
 class Call:
     """One SDK call: its span, its clock and its metric attributes; ends exactly once."""
 
-    __slots__ = ("_token", "first_chunk_at", "metric_base", "open", "span", "start", "telemetry")
+    __slots__ = ("_inside", "_token", "first_chunk_at", "metric_base", "open", "span", "start", "telemetry")
 
     def __init__(
         self,
@@ -184,12 +192,21 @@ class Call:
         self.metric_base = metric_base
         self.span = telemetry.tracer.start_span(name, kind=_CLIENT, attributes=attributes)
         self._token: object | None = otel_context.attach(trace.set_span_in_context(self.span))
+        inside = telemetry.inside
+        self._inside: contextvars.Token[bool] | None = None if inside is None else inside.set(True)
         self.first_chunk_at: float | None = None
         self.open = True
         self.start = perf_counter()
 
     def detach(self) -> None:
-        """Stops the span being current; the span stays open for a stream to end it later."""
+        """Stops the span being current (and the call being `inside` the SDK); the span stays
+        open for a stream to end it later."""
+        inside, self._inside = self._inside, None
+        if inside is not None:
+            try:
+                inside.var.reset(inside)
+            except Exception:  # a reset from another context; nothing the caller should see
+                logger.debug("could not reset the instrumentor's inside-the-SDK flag", exc_info=True)
         token, self._token = self._token, None
         if token is not None:
             try:
@@ -336,19 +353,9 @@ def start_call(
 # --------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------
-_CONTEXT_MARKERS = (
-    "input is too long",  # Bedrock's ValidationException
-    "too many input tokens",
-    "context_length_exceeded",
-    "prompt is too long",
-    "maximum context length",
-    "context window",
-    "too many tokens",
-    "exceeds the maximum number of tokens",  # Gemini
-)
-_CONTENT_FILTER_MARKERS = ("content_filter", "content_policy", "content management policy", "refusal")
-# Google answers a bad API key with 400 INVALID_ARGUMENT; OAuth failures are 401/403 with these statuses.
-_AUTH_MARKERS = ("api key not valid", "api_key_invalid", "unauthenticated", "permission_denied")
+# What an error's words say (its codes, types and message) is read from the one keyword table,
+# `semconv.ERROR_KEYWORDS`, that the processor reads `error.type` with; what only an exception
+# tells (its HTTP status, its classes, botocore's codes) is read here.
 _INVALID_RESPONSE_TYPES = frozenset(
     {
         "JSONDecodeError",
@@ -386,6 +393,14 @@ _AWS_CODES: dict[str, ErrorCategory] = {
     "ModelStreamErrorException": ErrorCategory.PROVIDER_DOWN,
 }
 _AUTH_TYPES = frozenset({"NoCredentialsError", "PartialCredentialsError"})  # botocore, before any request
+# What an HTTP status says besides 5xx (provider_down).
+_STATUS_CATEGORIES: dict[int, ErrorCategory] = {
+    408: ErrorCategory.TIMEOUT,
+    429: ErrorCategory.RATE_LIMIT,
+    401: ErrorCategory.AUTH,
+    403: ErrorCategory.AUTH,
+}
+_PRECEDENCE = semconv.ERROR_PRECEDENCE
 
 
 def _http_status(error: BaseException) -> int | None:
@@ -429,18 +444,16 @@ def classify_exception(error: BaseException) -> tuple[str, str]:
             return error_type, known.value
     if _AUTH_TYPES.intersection(mro_names):
         return error_type, ErrorCategory.AUTH.value
-    if any("Timeout" in name for name in mro_names) or status == 408 or "deadline_exceeded" in text:
-        category = ErrorCategory.TIMEOUT
-    elif status == 429 or "rate_limit" in text:
-        category = ErrorCategory.RATE_LIMIT
-    elif any(marker in text for marker in _CONTEXT_MARKERS):
-        category = ErrorCategory.CONTEXT_WINDOW_EXCEEDED
-    elif any(marker in text for marker in _CONTENT_FILTER_MARKERS):
-        category = ErrorCategory.CONTENT_FILTER
-    elif status in (401, 403) or any(marker in text for marker in _AUTH_MARKERS):
-        category = ErrorCategory.AUTH
-    elif (status is not None and status >= 500) or "overloaded" in text:
-        category = ErrorCategory.PROVIDER_DOWN
+    said = semconv.error_category_of_text(text) if text else None
+    told: ErrorCategory | None = None  # what the exception's class or HTTP status says
+    if any("Timeout" in name for name in mro_names):
+        told = ErrorCategory.TIMEOUT
+    elif status is not None:
+        told = ErrorCategory.PROVIDER_DOWN if status >= 500 else _STATUS_CATEGORIES.get(status)
+    if said is not None and (told is None or _PRECEDENCE[said] < _PRECEDENCE[told]):
+        category = said  # words and status both tell: the keyword table's order decides
+    elif told is not None:
+        category = told
     elif _INVALID_RESPONSE_TYPES.intersection(mro_names):
         category = ErrorCategory.INVALID_RESPONSE
     elif status is None and any("ConnectionError" in name or name in _TRANSPORT_ERRORS for name in mro_names):

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from genai_otel import semconv as sc
+from genai_otel.semconv import ERROR_CATEGORY_VALUES as _CATEGORY_VALUES
+from genai_otel.semconv import error_category
 
 from .wire import UNSUPPORTED
 
@@ -212,91 +214,6 @@ class GenAICall:
 def normalise_provider(raw: str) -> str:
     lowered = raw.strip().lower()
     return sc.FOREIGN_PROVIDER_SPELLINGS.get(lowered, lowered)
-
-
-# Substrings of a lower-cased `error.type`, first match wins. Peers write exception class names
-# (`RateLimitError`, `openai.APITimeoutError`), the providers' error types and codes (`overloaded_error`,
-# `invalid_api_key`, OpenLIT's `rate_limited` / `server_error`), the anthropic SDK's own names
-# (`client_timeout_error`) or an HTTP status. A class name that says only "bad request"
-# (`BadRequestError`, a context-window failure among others) stays `other`.
-_ERROR_PATTERNS: Final = (
-    (("ratelimit", "rate_limit", "429", "too many requests", "quota"), sc.ErrorCategory.RATE_LIMIT),
-    (
-        (
-            "context_length",
-            "contextwindow",
-            "context_window",
-            "maximum context",
-            "too long",
-            "context length",
-        ),
-        sc.ErrorCategory.CONTEXT_WINDOW_EXCEEDED,
-    ),
-    (
-        ("content_filter", "contentfilter", "content_policy", "safety", "moderation"),
-        sc.ErrorCategory.CONTENT_FILTER,
-    ),
-    (("timeout", "timed out", "deadline", "408"), sc.ErrorCategory.TIMEOUT),
-    (
-        (
-            "authentication",
-            "permission",
-            "unauthorized",
-            "forbidden",
-            "401",
-            "403",
-            "api key",
-            "api_key",
-            "auth",
-        ),
-        sc.ErrorCategory.AUTH,
-    ),
-    (
-        (
-            "internalserver",
-            "internal_server",
-            "server_error",
-            "api_error",
-            "remoteprotocol",
-            "serviceunavailable",
-            "service_unavailable",
-            "overloaded",
-            "connection",
-            "500",
-            "502",
-            "503",
-            "504",
-            "529",
-            "bad gateway",
-            "unavailable",
-        ),
-        sc.ErrorCategory.PROVIDER_DOWN,
-    ),
-    (("invalid_response", "decode", "json", "validation", "parse"), sc.ErrorCategory.INVALID_RESPONSE),
-)
-_CATEGORY_VALUES: Final = frozenset(c.value for c in sc.ErrorCategory)
-_error_category_cache: dict[str, str] = {}
-_ERROR_CACHE_MAX: Final = 4096
-
-
-def error_category(error_type: str) -> str:
-    """Map an `error.type` (exception class name, HTTP status, provider code) to the taxonomy."""
-    cached = _error_category_cache.get(error_type)
-    if cached is not None:
-        return cached
-    lowered = error_type.lower()
-    category: str = sc.ErrorCategory.OTHER
-    if lowered in _CATEGORY_VALUES:
-        category = lowered
-    else:
-        for needles, candidate in _ERROR_PATTERNS:
-            if any(n in lowered for n in needles):
-                category = candidate
-                break
-    if len(_error_category_cache) >= _ERROR_CACHE_MAX:
-        _error_category_cache.clear()
-    _error_category_cache[error_type] = category
-    return category
 
 
 TRUST_PROVIDER: Final = "provider"

@@ -68,6 +68,7 @@ class AnthropicInstrumentor(BaseInstrumentor):
             semconv.Provider.ANTHROPIC.value,
             kwargs.get("tracer_provider"),
             kwargs.get("meter_provider"),
+            inside=_wrappers.TRACED_BY_US,
         )
         wrap_all((module, name, make(telemetry)) for module, name, make in _wrappers.CREATE_TARGETS)
         module, name = _wrappers.NATIVE_SPAN_TARGET

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import contextvars
 import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from genai_otel.instrumentation._core import (
     Call,
+    Finisher,
     Outcome,
     Telemetry,
+    async_wrapper,
     classify_exception,
     get,
     http_response_of,
@@ -22,6 +26,7 @@ from genai_otel.instrumentation._core import (
     server_of,
     start_call,
     strings,
+    sync_wrapper,
     text_part,
 )
 from genai_otel.instrumentation._stream import AsyncStreamProxy, SyncStreamProxy
@@ -40,12 +45,18 @@ _NUMBERS = {
     "top_k": semconv.GEN_AI_REQUEST_TOP_K,
 }
 
-# True while a call that genai-otel traces is inside the SDK: the SDK's own span is then
-# not started (see `suppress_native_span`), so one call never yields two spans.
-_TRACED_BY_US: contextvars.ContextVar[bool] = contextvars.ContextVar("genai_otel_anthropic", default=False)
+# True while a call that genai-otel traces is inside the SDK (the instrumentor's `Telemetry`
+# is given it as `inside`): the SDK's own span is then not started (see
+# `suppress_native_span`), so one call never yields two spans.
+TRACED_BY_US: contextvars.ContextVar[bool] = contextvars.ContextVar("genai_otel_anthropic", default=False)
 
 
-def start_messages(telemetry: Telemetry, instance: Any, kwargs: dict[str, Any], stream: bool) -> Call:
+def start_messages(
+    telemetry: Telemetry, instance: Any, kwargs: dict[str, Any], stream: bool | None = None
+) -> Call:
+    """The span of a messages call; `stream` None: as the call's ``stream`` argument says."""
+    if stream is None:
+        stream = kwargs.get("stream") is True
     attributes: dict[str, Any] = {semconv.GEN_AI_REQUEST_STREAM: stream}
     for argument, attribute in _NUMBERS.items():
         value = kwargs.get(argument)
@@ -191,94 +202,66 @@ class MessagesAccumulator:
 
 
 # --------------------------------------------------------------------------------------
-# The wrappers
+# The wrappers: `_core`'s, with this module's start and finish
 # --------------------------------------------------------------------------------------
-def _begin(telemetry: Telemetry, instance: Any, kwargs: dict[str, Any], stream: bool) -> tuple[Call, Any]:
-    call = start_messages(telemetry, instance, kwargs, stream)
-    return call, _TRACED_BY_US.set(True)
+def _finisher(is_async: bool, always_stream: bool) -> Finisher:
+    """Ends the span of a plain result, or hands a stream to a proxy. Never raises.
 
+    `always_stream`: `messages.stream()`, whose arguments do not say ``stream=True``."""
+    proxy = AsyncStreamProxy if is_async else SyncStreamProxy
 
-def _done(call: Call, token: Any) -> None:
-    _TRACED_BY_US.reset(token)
-    call.detach()
+    def finish(call: Call, result: Any, kwargs: dict[str, Any]) -> Any:
+        try:
+            capture = call.telemetry.captures_content
+            stream = always_stream or kwargs.get("stream") is True
+            if http_response_of(result) is not None:  # with_raw_response / streaming_response
+                if not stream and type(result).__name__ == "LegacyAPIResponse":
+                    call.end(message_outcome(result.parse(), capture))
+                else:
+                    call.end(None)
+                return result
+            if stream:
+                return proxy(result, call, MessagesAccumulator(capture))
+            call.end(message_outcome(result, capture))
+        except Exception as error:
+            logger.debug("could not record an Anthropic response", exc_info=True)
+            call.end(None, error if _is_parse_error(error) else None)
+        return result
 
-
-def _finish(call: Call, result: Any, stream: bool, is_async: bool) -> Any:
-    """Ends the span of a plain result, or hands a stream to a proxy. Never raises."""
-    try:
-        capture = call.telemetry.captures_content
-        if http_response_of(result) is not None:  # with_raw_response / streaming_response
-            if not stream and type(result).__name__ == "LegacyAPIResponse":
-                call.end(message_outcome(result.parse(), capture))
-            else:
-                call.end(None)
-            return result
-        if stream:
-            proxy = AsyncStreamProxy if is_async else SyncStreamProxy
-            return proxy(result, call, MessagesAccumulator(capture))
-        call.end(message_outcome(result, capture))
-    except Exception as error:
-        logger.debug("could not record an Anthropic response", exc_info=True)
-        call.end(None, error if _is_parse_error(error) else None)
-    return result
+    return finish
 
 
 def _is_parse_error(error: Exception) -> bool:
     return classify_exception(error)[1] == ErrorCategory.INVALID_RESPONSE.value
 
 
-def _started(telemetry: Telemetry, instance: Any, kwargs: dict[str, Any], stream: bool) -> Any:
-    try:
-        return _begin(telemetry, instance, kwargs, stream)
-    except Exception:
-        logger.debug("could not start an Anthropic span", exc_info=True)
-        return None
-
-
 def create_wrapper(telemetry: Telemetry) -> Any:
-    def traced(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        stream = kwargs.get("stream") is True
-        started = _started(telemetry, instance, kwargs, stream)
-        if started is None:
-            return wrapped(*args, **kwargs)
-        call, token = started
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as error:
-            _done(call, token)
-            call.end(None, error)
-            raise
-        _done(call, token)
-        return _finish(call, result, stream, is_async=False)
-
-    return traced
+    return sync_wrapper(partial(start_messages, telemetry), _finisher(is_async=False, always_stream=False))
 
 
 def async_create_wrapper(telemetry: Telemetry) -> Any:
-    async def traced(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        stream = kwargs.get("stream") is True
-        started = _started(telemetry, instance, kwargs, stream)
-        if started is None:
-            return await wrapped(*args, **kwargs)
-        call, token = started
-        try:
-            result = await wrapped(*args, **kwargs)
-        except BaseException as error:
-            _done(call, token)
-            call.end(None, error)
-            raise
-        _done(call, token)
-        return _finish(call, result, stream, is_async=True)
-
-    return traced
+    return async_wrapper(partial(start_messages, telemetry), _finisher(is_async=True, always_stream=False))
 
 
+# `messages.stream()` returns a manager that sends its request when it is entered, by calling
+# (sync) or awaiting (async) this private attribute: the span starts there. `_core`'s wrappers
+# call what they wrap with the call's arguments, which `start_messages` reads; the request
+# itself takes none.
 _SYNC_REQUEST = "_MessageStreamManager__api_request"
 _ASYNC_REQUEST = "_AsyncMessageStreamManager__api_request"
 
 
+def _call(request: Callable[[], Any], **_arguments: Any) -> Any:
+    return request()
+
+
+async def _await(request: Awaitable[Any], **_arguments: Any) -> Any:
+    return await request
+
+
 def stream_wrapper(telemetry: Telemetry) -> Any:
-    """`messages.stream()` sends its request when the manager is entered: trace from there."""
+    """`messages.stream()`: traced from the moment its manager sends the request."""
+    send = sync_wrapper(partial(start_messages, telemetry, stream=True), _finisher(False, always_stream=True))
 
     def traced(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         manager = wrapped(*args, **kwargs)
@@ -286,50 +269,22 @@ def stream_wrapper(telemetry: Telemetry) -> Any:
         if request is None:
             logger.debug("unknown MessageStreamManager layout; messages.stream() is not traced")
             return manager
-
-        def traced_request() -> Any:
-            started = _started(telemetry, instance, kwargs, True)
-            if started is None:
-                return request()
-            call, token = started
-            try:
-                raw = request()
-            except BaseException as error:
-                _done(call, token)
-                call.end(None, error)
-                raise
-            _done(call, token)
-            return _finish(call, raw, True, is_async=False)
-
-        setattr(manager, _SYNC_REQUEST, traced_request)
+        setattr(manager, _SYNC_REQUEST, partial(send, partial(_call, request), instance, (), kwargs))
         return manager
 
     return traced
 
 
 def async_stream_wrapper(telemetry: Telemetry) -> Any:
+    send = async_wrapper(partial(start_messages, telemetry, stream=True), _finisher(True, always_stream=True))
+
     def traced(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         manager = wrapped(*args, **kwargs)
         request = getattr(manager, _ASYNC_REQUEST, None)
         if request is None:
             logger.debug("unknown AsyncMessageStreamManager layout; messages.stream() is not traced")
             return manager
-
-        async def traced_request() -> Any:
-            started = _started(telemetry, instance, kwargs, True)
-            if started is None:
-                return await request
-            call, token = started
-            try:
-                raw = await request
-            except BaseException as error:
-                _done(call, token)
-                call.end(None, error)
-                raise
-            _done(call, token)
-            return _finish(call, raw, True, is_async=True)
-
-        setattr(manager, _ASYNC_REQUEST, traced_request())
+        setattr(manager, _ASYNC_REQUEST, send(partial(_await, request), instance, (), kwargs))
         return manager
 
     return traced
@@ -337,7 +292,7 @@ def async_stream_wrapper(telemetry: Telemetry) -> Any:
 
 def suppress_native_span(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The SDK's `start_api_call_span`: no native span for a call genai-otel traces."""
-    if _TRACED_BY_US.get():
+    if TRACED_BY_US.get():
         return None
     return wrapped(*args, **kwargs)
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import http.server
 import importlib.metadata
 import json
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 import anthropic
 import pytest
@@ -264,3 +269,71 @@ def test_messages_stream_helper_iterated_to_the_end(otel: Otel, claude: anthropi
     assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
     assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == final.usage.output_tokens
     assert attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
+
+
+class _OneAnswer(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with the server's `answer`: (HTTP status, JSON body)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        status, body = self.server.answer  # type: ignore[attr-defined]
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:  # no request log on stderr
+        pass
+
+
+@contextlib.contextmanager
+def _answering(status: int, body: dict[str, Any]) -> Iterator[str]:
+    """A server on 127.0.0.1 (a port the system picks) giving this one answer; yields its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OneAnswer)
+    server.answer = (status, body)  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "message", "category"),
+    [
+        # The words name the cause where the status names a symptom (a timeout): the keyword
+        # table's precedence, the processor's too, puts the cause first.
+        (408, "rate_limit_error", "Request timed out waiting for capacity", "rate_limit"),
+        (
+            408,
+            "invalid_request_error",
+            "prompt is too long: 210000 tokens > 200000 maximum",
+            "context_window_exceeded",
+        ),
+        # The status stays first where it names the cause.
+        (429, "rate_limit_error", "Request deadline_exceeded while queued", "rate_limit"),
+        (401, "authentication_error", "Service overloaded; also your key is invalid", "auth"),
+        (408, "timeout_error", "Request timed out", "timeout"),
+        # Words that say nothing in prose leave a 400 as `other` (they would say something in a name).
+        (400, "invalid_request_error", "response_format json is unsupported for 500 tokens", "other"),
+    ],
+)
+def test_error_category_weighs_the_status_against_the_words(
+    otel: Otel, status: int, error_type: str, message: str, category: str
+) -> None:
+    body = {"type": "error", "error": {"type": error_type, "message": message}}
+    with _answering(status, body) as url:
+        client = anthropic.Anthropic(base_url=url, api_key="test-key", max_retries=0)
+        with pytest.raises(anthropic.APIStatusError) as raised:
+            client.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
+        client.close()
+    assert raised.value.status_code == status
+    (span,) = otel.spans()
+    assert span.attributes is not None
+    assert span.attributes[semconv.ERROR_TYPE] == type(raised.value).__qualname__
+    assert span.attributes[semconv.GENAI_OTEL_ERROR_CATEGORY] == category

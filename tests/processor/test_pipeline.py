@@ -341,3 +341,31 @@ def test_status_and_times_are_read_from_spans_with_flags_and_status_message() ->
     assert stats.requests == {("error", "other"): 1}
     assert stats.duration["error"].sum == 2.0
     assert span.start_time_unix_nano == T_2025_07_01
+
+
+@pytest.mark.parametrize(
+    ("error_type", "category"),
+    [
+        # Names the processor always read.
+        ("RateLimitError", "rate_limit"),
+        ("openai.APITimeoutError", "timeout"),
+        ("overloaded_error", "provider_down"),
+        ("invalid_api_key", "auth"),
+        ("JSONDecodeError", "invalid_response"),
+        ("BadRequestError", "other"),
+        ("content_filter", "content_filter"),  # a category value is its own category
+        # Phrases the instrumentation reads in error messages, now read here too (one keyword table).
+        ("ContentRefusalError", "content_filter"),
+        ("content management policy", "content_filter"),
+        ("context window exceeded", "context_window_exceeded"),
+        ("too many input tokens", "context_window_exceeded"),
+        ("Request exceeds the maximum number of tokens", "context_window_exceeded"),
+    ],
+)
+def test_error_type_is_mapped_to_the_taxonomy(error_type: str, category: str) -> None:
+    pipeline = make_pipeline()
+    base = {sc.GEN_AI_PROVIDER_NAME: "openai", sc.GEN_AI_REQUEST_MODEL: "gpt-4o"}
+    failed = enrich_one({**base, sc.ERROR_TYPE: error_type}, pipeline, error=True)
+    assert failed[sc.GENAI_OTEL_ERROR_CATEGORY] == category
+    (stats,) = pipeline.registry.series.values()
+    assert stats.requests == {("error", category): 1}
