@@ -387,6 +387,28 @@ typedef struct Who {
 } Who;
 
 typedef struct {
+    uint8_t *data;
+    Py_ssize_t len, room;
+} Buffer;
+
+typedef struct {
+    Py_ssize_t field_start, start, end, offset, len;
+    Py_ssize_t scope; /* index into the scope records */
+} Addition;
+
+typedef struct {
+    Py_ssize_t start, payload, end, resource;
+} Region;
+
+typedef struct {
+    Buffer bytes;          /* the appended attribute bytes, back to back */
+    Addition *adds;
+    Py_ssize_t nadds, adds_room;
+    Region *scopes, *resources;
+    Py_ssize_t nscopes, scopes_room, nresources, resources_room;
+} Output;
+
+typedef struct {
     PyObject_HEAD WsState *state; /* the module's, cached here: no lookup per span */
     PyObject *ctx;
     Table *t;
@@ -413,29 +435,11 @@ typedef struct {
     Entry *retired;  /* entries replaced or dropped meanwhile, freed when the request is done */
     PyObject *scope_ids; /* scope name -> its number in signatures (dict) */
     uint64_t scopes_seen;
+    /* the last walk's buffers, emptied, for the next (no regrowing them per request) */
+    void *spare_recs;
+    Py_ssize_t spare_recs_room;
+    Output spare_out;
 } LaneObject;
-
-typedef struct {
-    uint8_t *data;
-    Py_ssize_t len, room;
-} Buffer;
-
-typedef struct {
-    Py_ssize_t field_start, start, end, offset, len;
-    Py_ssize_t scope; /* index into the scope records */
-} Addition;
-
-typedef struct {
-    Py_ssize_t start, payload, end, resource;
-} Region;
-
-typedef struct {
-    Buffer bytes;          /* the appended attribute bytes, back to back */
-    Addition *adds;
-    Py_ssize_t nadds, adds_room;
-    Region *scopes, *resources;
-    Py_ssize_t nscopes, scopes_room, nresources, resources_room;
-} Output;
 
 /* The current walk position, for recording an addition's enclosing regions on first use. */
 typedef struct {
@@ -621,6 +625,8 @@ output_add(Output *o, Place *p, Py_ssize_t field_start, Py_ssize_t start, Py_ssi
            const uint8_t *bytes, Py_ssize_t len);
 void
 output_free(Output *o);
+void
+output_keep(Output *spare, Output *o);
 PyObject *
 output_assemble(Output *o, PyObject *data);
 PyObject *

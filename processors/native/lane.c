@@ -77,6 +77,8 @@ lane_dealloc(LaneObject *l)
     }
     Py_XDECREF(l->ctx);
     Py_XDECREF(l->scope_ids);
+    PyMem_Free(l->spare_recs);
+    output_free(&l->spare_out);
     PyTypeObject *type = Py_TYPE(l);
     type->tp_free((PyObject *)l);
     Py_DECREF(type); /* a heap type: its instances hold a reference */

@@ -49,6 +49,24 @@ output_free(Output *o)
     PyMem_Free(o->resources);
 }
 
+#define SPARE_MAX_BYTES (4 << 20)
+
+/* Keeps o's buffers, emptied, in *spare (freeing what *spare held) when they are not large;
+ * frees them otherwise. */
+void
+output_keep(Output *spare, Output *o)
+{
+    if (o->bytes.room > SPARE_MAX_BYTES || o->adds_room * (Py_ssize_t)sizeof(Addition) > SPARE_MAX_BYTES ||
+        o->scopes_room * (Py_ssize_t)sizeof(Region) > SPARE_MAX_BYTES ||
+        o->resources_room * (Py_ssize_t)sizeof(Region) > SPARE_MAX_BYTES) {
+        output_free(o);
+        return;
+    }
+    output_free(spare);
+    *spare = *o;
+    spare->bytes.len = spare->nadds = spare->nscopes = spare->nresources = 0;
+}
+
 /* The request with every addition appended to its span (lengths of the span, its ScopeSpans and
  * its ResourceSpans rewritten; everything else copied as is). */
 PyObject *

@@ -404,10 +404,11 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
     memcpy(sig + sig_len, &s.present, 8);
     sig_len += 8;
     int fits = sig_put(sig, &sig_len, service, service_len) == 0;
-    for (int k = 0; fits && k < l->t->nkeys; k++)
-        if (((l->categorical & s.present) >> k) & 1)
-            fits = s.value_end[k] - s.value_start[k] <= l->max_length + 16 &&
-                   sig_put(sig, &sig_len, d + s.value_start[k], s.value_end[k] - s.value_start[k]) == 0;
+    for (uint64_t keys = l->categorical & s.present; fits && keys; keys &= keys - 1) {
+        int k = __builtin_ctzll(keys); /* the present categorical keys, in key order */
+        fits = s.value_end[k] - s.value_start[k] <= l->max_length + 16 &&
+               sig_put(sig, &sig_len, d + s.value_start[k], s.value_end[k] - s.value_start[k]) == 0;
+    }
     if (!fits)
         return walk_slow(w, field_start, start, end, NULL);
     uint64_t hash = signature_hash(sig, sig_len);
@@ -660,9 +661,15 @@ walk_free(Walk *w)
         Py_XDECREF(w->recs[i].trace);
         Py_XDECREF(w->recs[i].duplicate);
     }
-    PyMem_Free(w->recs);
+    LaneObject *l = w->l;
+    if (w->recs_room * (Py_ssize_t)sizeof(Rec) <= (4 << 20) && l->spare_recs == NULL) {
+        l->spare_recs = w->recs; /* kept for the next request */
+        l->spare_recs_room = w->recs_room;
+    }
+    else
+        PyMem_Free(w->recs);
     Py_XDECREF(w->service);
-    output_free(&w->out);
+    output_keep(&l->spare_out, &w->out);
 }
 
 #define MAX_SCOPES 4096
@@ -756,6 +763,12 @@ lane_process(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
     Walk w;
     memset(&w, 0, sizeof w);
     w.l = l;
+    w.recs = l->spare_recs; /* the last request's buffers, emptied */
+    w.recs_room = l->spare_recs_room;
+    l->spare_recs = NULL;
+    l->spare_recs_room = 0;
+    w.out = l->spare_out;
+    memset(&l->spare_out, 0, sizeof l->spare_out);
     w.data = args[0];
     w.service_of = args[1];
     w.slow = args[2];
