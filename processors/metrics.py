@@ -41,19 +41,14 @@ from typing import Any, Final
 
 from genai_otel import semconv as sc
 
-from .normalise import TOKEN_OUTPUT
+from . import normalise
+from .normalise import TOKEN_INPUT, TOKEN_OUTPUT
 from .pricing import QUANTA_PER_USD, Cost
 
 OTHER: Final = sc.OTHER_LABEL_VALUE
 STATUS_OK: Final = "ok"
 STATUS_ERROR: Final = "error"
-TOKEN_TYPES: Final = (
-    sc.TokenType.INPUT.value,
-    sc.TokenType.OUTPUT.value,
-    sc.TokenType.CACHE_READ.value,
-    sc.TokenType.CACHE_WRITE.value,
-    sc.TokenType.REASONING.value,
-)
+TOKEN_TYPES: Final = tuple(token.label.value for token in normalise.TOKEN_TYPES)  # token_type labels
 COST_TYPES: Final = ("input", "output", "cache_read", "cache_write")
 ALL_LABELS: Final = sc.METRIC_LABEL_KEYS
 OPENMETRICS_CONTENT_TYPE: Final = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -181,8 +176,8 @@ class Histogram:
 
 
 # SeriesStats.stamps: when each series exposed only once non-zero was created
-STAMP_BREAKDOWN: Final = 5  # 0-4: TOKEN_TYPES
-STAMP_SAVINGS: Final = 6
+STAMP_BREAKDOWN: Final = len(TOKEN_TYPES)  # before it: one per token type
+STAMP_SAVINGS: Final = STAMP_BREAKDOWN + 1
 
 
 class SeriesStats:
@@ -208,9 +203,10 @@ class SeriesStats:
         self.clock = clock
         self.created = clock()
         # input and output tokens are exposed from the start; the rest once non-zero
-        self.stamps: list[float | None] = [self.created, self.created, None, None, None, None, None]
+        self.stamps: list[float | None] = [None] * (STAMP_SAVINGS + 1)
+        self.stamps[TOKEN_INPUT] = self.stamps[TOKEN_OUTPUT] = self.created
         self.requests = Counts(clock)
-        self.tokens = [0, 0, 0, 0, 0]
+        self.tokens = [0] * len(TOKEN_TYPES)
         self.cost = 0  # quanta
         self.breakdown = [0, 0, 0, 0]  # quanta, COST_TYPES order
         self.savings = 0  # quanta
@@ -502,7 +498,7 @@ class Registry:
         service_label: str,
         status: str,
         error_type: str,
-        tokens: tuple[int, int, int, int, int] | None,
+        tokens: Sequence[int] | None,
         cost: Cost | None,
         user: str,
         feature: str,

@@ -60,19 +60,32 @@ REASONING_KEYS: Final = (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, sc.OPENLLMETRY
 class TokenType:
     """One kind of token count: where it is read and under which name it is written."""
 
+    label: str  # its value of the `token_type` label (llm_tokens_total)
     keys: tuple[str, ...]  # read, first found wins
     current: str  # the current conventions' name, written onto a span that reports it otherwise
     zero_written: bool  # a reported 0 is written under `current` too (else only a count above 0)
 
 
-# The token counts of a call, in the order of GenAICall's fields, SeriesStats.tokens and the
-# `type` label (metrics.TOKEN_TYPES). The C lane is handed this table (lane_contract).
+# The token counts of a call: GenAICall.tokens, SeriesStats.tokens and llm_tokens_total's
+# token_type label follow this order, and the C lane is handed this table (lane_contract). A new
+# kind of count is one entry here (and its names in semconv), then `python -m
+# genai_otel.processors.lane_contract` (the lane's header); pricing.COST_PARTS prices it if it
+# has its own rate.
 TOKEN_TYPES: Final = (
-    TokenType(INPUT_KEYS, sc.GEN_AI_USAGE_INPUT_TOKENS, zero_written=True),
-    TokenType(OUTPUT_KEYS, sc.GEN_AI_USAGE_OUTPUT_TOKENS, zero_written=True),
-    TokenType(CACHE_READ_KEYS, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, zero_written=False),
-    TokenType(CACHE_WRITE_KEYS, sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, zero_written=False),
-    TokenType(REASONING_KEYS, sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, zero_written=False),
+    TokenType(sc.TokenType.INPUT, INPUT_KEYS, sc.GEN_AI_USAGE_INPUT_TOKENS, zero_written=True),
+    TokenType(sc.TokenType.OUTPUT, OUTPUT_KEYS, sc.GEN_AI_USAGE_OUTPUT_TOKENS, zero_written=True),
+    TokenType(
+        sc.TokenType.CACHE_READ, CACHE_READ_KEYS, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, zero_written=False
+    ),
+    TokenType(
+        sc.TokenType.CACHE_WRITE,
+        CACHE_WRITE_KEYS,
+        sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+        zero_written=False,
+    ),
+    TokenType(
+        sc.TokenType.REASONING, REASONING_KEYS, sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, zero_written=False
+    ),
 )
 TOKEN_INPUT, TOKEN_OUTPUT, TOKEN_CACHE_READ, TOKEN_CACHE_WRITE, TOKEN_REASONING = range(len(TOKEN_TYPES))
 
@@ -187,11 +200,7 @@ class GenAICall:
     operation: str
     request_model: str
     response_model: str
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    reasoning_tokens: int
+    tokens: tuple[int, ...]  # per TOKEN_TYPES, normalised (input includes cache, output reasoning)
     has_usage: bool
     error: bool
     error_category: str  # ErrorCategory value, "" when ok
@@ -204,6 +213,26 @@ class GenAICall:
     already_enriched: bool  # carries our cost or unpriced attributes from an earlier pass
     # True when some attribute the processor would add under its current name is missing.
     missing_current_names: tuple[str, ...] = ()
+
+    @property
+    def input_tokens(self) -> int:
+        return self.tokens[TOKEN_INPUT]
+
+    @property
+    def output_tokens(self) -> int:
+        return self.tokens[TOKEN_OUTPUT]
+
+    @property
+    def cache_read_tokens(self) -> int:
+        return self.tokens[TOKEN_CACHE_READ]
+
+    @property
+    def cache_write_tokens(self) -> int:
+        return self.tokens[TOKEN_CACHE_WRITE]
+
+    @property
+    def reasoning_tokens(self) -> int:
+        return self.tokens[TOKEN_REASONING]
 
     @property
     def model(self) -> str:
@@ -397,11 +426,7 @@ class Normaliser:
             operation=operation or UNKNOWN,
             request_model=request_model,
             response_model=response_model,
-            input_tokens=totals[TOKEN_INPUT],
-            output_tokens=totals[TOKEN_OUTPUT],
-            cache_read_tokens=totals[TOKEN_CACHE_READ],
-            cache_write_tokens=totals[TOKEN_CACHE_WRITE],
-            reasoning_tokens=totals[TOKEN_REASONING],
+            tokens=tuple(totals),
             has_usage=has_usage,
             error=error,
             error_category=category,

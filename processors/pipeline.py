@@ -100,8 +100,10 @@ _COST_OUTPUT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_OUTPUT)
 _COST_CACHE_READ = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_CACHE_READ)
 _COST_CACHE_WRITE = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_CACHE_WRITE)
 _COST_SAVINGS = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_CACHE_SAVINGS)
-_INPUT_TOKENS = IntAttributeEncoder(sc.GEN_AI_USAGE_INPUT_TOKENS)
-_OUTPUT_TOKENS = IntAttributeEncoder(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+# a token type's current name -> (its index, its encoder)
+_TOKEN_ENCODERS: Final = {
+    token.current: (index, IntAttributeEncoder(token.current)) for index, token in enumerate(TOKEN_TYPES)
+}
 _CURRENCY = encode_string_attribute(sc.GEN_AI_USAGE_COST_CURRENCY, sc.COST_CURRENCY_USD)
 _SOURCE_LOCAL = encode_string_attribute(sc.GEN_AI_USAGE_COST_SOURCE, sc.CostSource.LOCAL)
 _SOURCE_PROVIDER = encode_string_attribute(sc.GEN_AI_USAGE_COST_SOURCE, sc.CostSource.PROVIDER)
@@ -595,17 +597,7 @@ class Pipeline:
                     call.cache_read_tokens,
                     call.cache_write_tokens,
                 )
-        tokens = (
-            (
-                call.input_tokens,
-                call.output_tokens,
-                call.cache_read_tokens,
-                call.cache_write_tokens,
-                call.reasoning_tokens,
-            )
-            if call.has_usage
-            else None
-        )
+        tokens = call.tokens if call.has_usage else None
         self._defer(
             (
                 self._record_call,
@@ -739,16 +731,8 @@ class Pipeline:
             return encode_string_attribute(key, call.error_category)
         if key == sc.GEN_AI_USAGE_COST_AMOUNT:  # OpenLIT's cost, restated under the proposal's names
             return _COST_AMOUNT(call.reported_cost or 0.0) + _CURRENCY + _SOURCE_PROVIDER
-        if key == sc.GEN_AI_USAGE_INPUT_TOKENS:
-            return _INPUT_TOKENS(call.input_tokens)
-        if key == sc.GEN_AI_USAGE_OUTPUT_TOKENS:
-            return _OUTPUT_TOKENS(call.output_tokens)
-        value = {
-            sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: call.cache_read_tokens,
-            sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: call.cache_write_tokens,
-            sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: call.reasoning_tokens,
-        }[key]
-        return _int_attribute(key, value)
+        index, encoder = _TOKEN_ENCODERS[key]  # a token type's current name
+        return encoder(call.tokens[index])
 
     # -- evaluation events (rare: parsed with the generated classes) ----------------------
     def _scores(

@@ -337,6 +337,9 @@ typedef struct {
 /* the kinds of entry (_contract.h): KIND_PRICED, KIND_UNPRICED, KIND_OTHER (not a model call),
  * KIND_NO_COST (a failed call without usage) */
 #define MAX_CORRECTIONS 8
+/* SeriesStats.stamps: one per token type, then the cost breakdown's and the savings' */
+#define STAMP_BREAKDOWN TOKEN_TYPES
+#define STAMP_SAVINGS (TOKEN_TYPES + 1)
 
 #define MAX_TIERS 8
 

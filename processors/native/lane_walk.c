@@ -318,8 +318,8 @@ entry_stamp(WsState *st, Entry *e, int index)
     if (stamps == NULL)
         return -1;
     int rc = 0;
-    if (!PyList_CheckExact(stamps) || PyList_GET_SIZE(stamps) != 7) {
-        PyErr_SetString(PyExc_TypeError, "Lane: SeriesStats.stamps is not a list of 7");
+    if (!PyList_CheckExact(stamps) || PyList_GET_SIZE(stamps) != STAMP_SAVINGS + 1) {
+        PyErr_SetString(PyExc_TypeError, "Lane: SeriesStats.stamps is not one per token type and two");
         rc = -1;
     }
     else if (PyList_GET_ITEM(stamps, index) == Py_None) {
@@ -591,7 +591,7 @@ rec_apply(LaneObject *l, const Rec *r, const uint8_t *d)
         for (int i = 0; i < 4; i++)
             e->breakdown[i] += q[i];
         e->savings += q[4];
-        if ((total && entry_stamp(st, e, 5) < 0) || (q[4] && entry_stamp(st, e, 6) < 0))
+        if ((total && entry_stamp(st, e, STAMP_BREAKDOWN) < 0) || (q[4] && entry_stamp(st, e, STAMP_SAVINGS) < 0))
             return -1;
         double usd = (double)total / 4294967296.0;
         hist_record((HistObject *)e->h_cost, usd, trace, NULL, r->end_s, NULL);
