@@ -48,7 +48,7 @@ from .pricing import QUANTA_PER_USD, Cost
 OTHER: Final = sc.OTHER_LABEL_VALUE
 STATUS_OK: Final = "ok"
 STATUS_ERROR: Final = "error"
-TOKEN_TYPES: Final = tuple(token.label.value for token in normalise.TOKEN_TYPES)  # token_type labels
+TOKEN_TYPES: Final = tuple(str(token.label) for token in normalise.TOKEN_TYPES)  # token_type labels
 COST_TYPES: Final = ("input", "output", "cache_read", "cache_write")
 ALL_LABELS: Final = sc.METRIC_LABEL_KEYS
 OPENMETRICS_CONTENT_TYPE: Final = "application/openmetrics-text; version=1.0.0; charset=utf-8"
