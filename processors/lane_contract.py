@@ -37,6 +37,7 @@ CONTEXT: Final = (
     ("histogram", "Registry.histogram(bounds, exemplars): makes a histogram"),
     ("bounds", "bucket bounds: duration, time to first chunk, output tokens/s, cost per request"),
     ("add_sums", "Registry.add_sums: adds an entry's pending sums to its series"),
+    ("cost_key", "Registry.cost_key(which, service label, value): a cost-by-user/feature series key"),
     ("user_limiter", "the user label's LabelLimiter"),
     ("feature_limiter", "the feature label's LabelLimiter"),
     ("user_cost", "Registry.user_cost: cost by (service, user)"),

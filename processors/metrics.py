@@ -176,6 +176,7 @@ class Histogram:
 
 
 # SeriesStats.stamps: when each series exposed only once non-zero was created
+COST_BY_USER, COST_BY_FEATURE = 0, 1  # Registry.cost_key
 STAMP_BREAKDOWN: Final = len(TOKEN_TYPES)  # before it: one per token type
 STAMP_SAVINGS: Final = STAMP_BREAKDOWN + 1
 
@@ -284,13 +285,6 @@ class LabelLimiter:
             self.overflow_created = self.clock()
         self.overflow += 1
         return OTHER
-
-    def decide(self, value: str) -> tuple[str, bool]:
-        """(label, whether it counted an overflow): the C lane asks once per value and counts
-        each later sighting of an overflowing value with `count_overflow`."""
-        before = self.overflow
-        label = self(value)
-        return label, self.overflow > before
 
     def count_overflow(self, n: int) -> None:
         """`n` more calls whose value became `other`."""
@@ -534,9 +528,18 @@ class Registry:
                 stats.cost_per_request = self.histogram(sc.COST_PER_REQUEST_BUCKETS, self.exemplars)
             stats.cost_per_request.observe(usd, trace_id, end_s)
             if user:
-                self.user_cost.add((service_label, self.limiters[sc.LABEL_USER](user)), total)
+                self.user_cost.add(self.cost_key(COST_BY_USER, service_label, user)[0], total)
             if feature:
-                self.feature_cost.add((service_label, self.limiters[sc.LABEL_FEATURE](feature)), total)
+                self.feature_cost.add(self.cost_key(COST_BY_FEATURE, service_label, feature)[0], total)
+
+    def cost_key(self, which: int, service_label: str, value: str) -> tuple[tuple[str, str], bool]:
+        """The series a call's cost by user (COST_BY_USER) or by feature (COST_BY_FEATURE) is
+        added to: (service label, the value's label, capped); and whether capping the value
+        counted an overflow (the C lane counts each later sighting of such a value again)."""
+        limiter = self.limiters[sc.LABEL_FEATURE if which == COST_BY_FEATURE else sc.LABEL_USER]
+        before = limiter.overflow
+        label = limiter(value)
+        return (service_label, label), limiter.overflow > before
 
     def record_reported_cost(
         self, stats: SeriesStats, quanta: int, user: str, feature: str, service: str
@@ -547,9 +550,9 @@ class Registry:
             stats.cost_per_request = self.histogram(sc.COST_PER_REQUEST_BUCKETS, self.exemplars)
         stats.cost_per_request.observe(quanta / QUANTA_PER_USD, b"", 0.0)
         if user:
-            self.user_cost.add((service, self.limiters[sc.LABEL_USER](user)), quanta)
+            self.user_cost.add(self.cost_key(COST_BY_USER, service, user)[0], quanta)
         if feature:
-            self.feature_cost.add((service, self.limiters[sc.LABEL_FEATURE](feature)), quanta)
+            self.feature_cost.add(self.cost_key(COST_BY_FEATURE, service, feature)[0], quanta)
 
     def record_unpriced(self, provider: str, model: str, reason: str) -> None:
         self.unpriced.add((provider, model, reason), 1)

@@ -248,6 +248,7 @@ class Pipeline:
                     sc.COST_PER_REQUEST_BUCKETS,
                 ),
                 add_sums=registry.add_sums,
+                cost_key=registry.cost_key,
                 user_limiter=registry.limiters[sc.LABEL_USER],
                 feature_limiter=registry.limiters[sc.LABEL_FEATURE],
                 user_cost=registry.user_cost,
@@ -680,8 +681,10 @@ class Pipeline:
         (a collector keeps the first of two equal keys): the price goes to genai_otel.cost.amount,
         with the price table and the breakdown beside it.
         """
-        reported = _REPORTED_AMOUNT(call.reported_cost or 0.0)
         names = tuple(key for key in call.missing_current_names if key != sc.GEN_AI_USAGE_COST_AMOUNT)
+        if cost is None and not unpriced:  # nothing to price (a failed call without usage): nothing
+            return b"".join(self._current_name(call, key) for key in names)  # to compare, and idempotent
+        reported = _REPORTED_AMOUNT(call.reported_cost or 0.0)
         if sc.GEN_AI_USAGE_COST_AMOUNT in call.missing_current_names:  # the proposal's names are free
             restated = dataclasses.replace(call, missing_current_names=names)
             return self._enrichment(restated, cost, unpriced, -1) + reported

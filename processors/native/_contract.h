@@ -23,6 +23,7 @@ enum {
     CTX_HISTOGRAM, /* Registry.histogram(bounds, exemplars): makes a histogram */
     CTX_BOUNDS, /* bucket bounds: duration, time to first chunk, output tokens/s, cost per request */
     CTX_ADD_SUMS, /* Registry.add_sums: adds an entry's pending sums to its series */
+    CTX_COST_KEY, /* Registry.cost_key(which, service label, value): a cost-by-user/feature series key */
     CTX_USER_LIMITER, /* the user label's LabelLimiter */
     CTX_FEATURE_LIMITER, /* the feature label's LabelLimiter */
     CTX_USER_COST, /* Registry.user_cost: cost by (service, user) */

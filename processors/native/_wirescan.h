@@ -35,7 +35,7 @@
  */
 typedef struct {
     PyTypeObject *hist_type, *recent_type, *lane_type;
-    PyObject *a_duration, *a_ttfc, *a_tps, *a_cost_per_request, *a_stamps, *a_stamp, *a_add, *a_decide;
+    PyObject *a_duration, *a_ttfc, *a_tps, *a_cost_per_request, *a_stamps, *a_stamp, *a_add;
     PyObject *empty_str;
 } WsState;
 

@@ -205,7 +205,7 @@ lane_raw_text(LaneObject *l, Sink *s, const uint8_t *d, Py_ssize_t n, int k, Py_
     return found == 1 && *len > l->max_length ? -1 : found;
 }
 
-/* Registry.record_call's user_cost/feature_cost.add((service label, limiter(value)), total) */
+/* Registry.record_call's cost by user (which 0) or feature (1): the table's add(Registry.cost_key(...), total) */
 static int
 lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *raw, Py_ssize_t len,
               long long total)
@@ -224,7 +224,7 @@ lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *
     uint64_t hash = signature_hash(key, key_len);
     Py_ssize_t mask = l->who_cap - 1, i = (Py_ssize_t)(hash & (uint64_t)mask);
     int rc = -1;
-    PyObject *value = NULL, *label = NULL, *table_key = NULL;
+    PyObject *value = NULL, *table_key = NULL;
     for (;; i = (i + 1) & mask) {
         Who *found = l->whos[i];
         if (found == NULL)
@@ -241,25 +241,24 @@ lane_who_cost(LaneObject *l, PyObject *service_label, int which, const uint8_t *
             goto done;
         }
     }
-    /* first sight: the limiter decides (Python admits new values, counts overflow). Its verdict
-     * is final (the admitted set only grows, up to a fixed cap), so it is cached either way: an
-     * admitted value's label (the value, or its keyed hash), `other` or "" (not allowed); each
-     * later sighting of a value the limiter counted as overflow counts one more, as a call would.
-     * Whether it did is read off its overflow count, not guessed from the label. */
-    PyObject *limiter = PyTuple_GET_ITEM(l->ctx, which ? CTX_FEATURE_LIMITER : CTX_USER_LIMITER);
-    PyObject *verdict = NULL; /* LabelLimiter.decide(value): (label, whether it counted an overflow) */
+    /* first sight: Registry.cost_key decides the series key (the limiter admits new values and
+     * counts overflow). Its verdict is final (the admitted set only grows, up to a fixed cap), so
+     * it is cached either way; each later sighting of a value the limiter counted as overflow
+     * counts one more, as a call would. */
+    PyObject *verdict = NULL; /* (series key, whether capping the value counted an overflow) */
     if ((value = PyUnicode_DecodeUTF8((const char *)raw, len, "replace")) == NULL ||
-        (verdict = PyObject_VectorcallMethod(st->a_decide, (PyObject *[]){limiter, value}, 2, NULL)) == NULL)
+        (verdict = PyObject_CallFunction(PyTuple_GET_ITEM(l->ctx, CTX_COST_KEY), "iOO", which, service_label,
+                                         value)) == NULL)
         goto done;
     if (!PyTuple_CheckExact(verdict) || PyTuple_GET_SIZE(verdict) != 2) {
         Py_DECREF(verdict);
-        PyErr_SetString(PyExc_TypeError, "Lane: LabelLimiter.decide returns (label, overflowed)");
+        PyErr_SetString(PyExc_TypeError, "Lane: Registry.cost_key returns (key, overflowed)");
         goto done;
     }
-    label = Py_NewRef(PyTuple_GET_ITEM(verdict, 0));
+    table_key = Py_NewRef(PyTuple_GET_ITEM(verdict, 0));
     int overflow = PyObject_IsTrue(PyTuple_GET_ITEM(verdict, 1));
     Py_DECREF(verdict);
-    if (overflow < 0 || (table_key = PyTuple_Pack(2, service_label, label)) == NULL)
+    if (overflow < 0)
         goto done;
     if ((l->who_used + 1) * 2 > l->who_cap) { /* full: make room, and cache it next time */
         if (l->who_used >= MAX_ENTRIES) {
@@ -302,7 +301,6 @@ done:
     if (key != stack)
         PyMem_Free(key);
     Py_XDECREF(value);
-    Py_XDECREF(label);
     Py_XDECREF(table_key);
     return rc;
 }

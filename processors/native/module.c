@@ -35,7 +35,7 @@ module_exec(PyObject *module)
     } names[] = {
         {&st->a_duration, "duration"}, {&st->a_ttfc, "ttfc"}, {&st->a_tps, "tps"},
         {&st->a_cost_per_request, "cost_per_request"}, {&st->a_stamps, "stamps"},
-        {&st->a_stamp, "stamp"}, {&st->a_add, "add"}, {&st->a_decide, "decide"}, {&st->empty_str, ""},
+        {&st->a_stamp, "stamp"}, {&st->a_add, "add"}, {&st->empty_str, ""},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
