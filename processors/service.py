@@ -283,8 +283,15 @@ class Processor:
         else:
             status, ctype, body = 404, "text/plain", b"not found\n"
         headers["Content-Type"] = ctype
-        response = web.Response(status=status, body=body, headers=headers)  # HEAD: aiohttp sends no body
+        # A StreamResponse sends its headers on their own: web.Response would join them to the body
+        # first (on Python before 3.12.9), one more copy of a many-megabyte exposition per scrape.
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_length = len(body)
         response.force_close()  # "Connection: close", as before: each scrape sees a rotated certificate
+        await response.prepare(request)
+        if request.method != "HEAD":
+            await response.write(body)
+        await response.write_eof()
         return response
 
     # -- lifecycle ----------------------------------------------------------------------
