@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_processor.py [--requests 200] [--spans 512]
     GENAI_OTEL_PURE_PYTHON=1 .venv/bin/python benchmarks/bench_processor.py  # the fallback
     .venv/bin/python benchmarks/bench_processor.py --instructions  # callgrind, deterministic
+    .venv/bin/python benchmarks/bench_processor.py --scrape-interval 0.1  # /metrics scraped meanwhile
 
 Starts the real processor (`genai-otel processor`, a child process) forwarding to an OTLP
 sink in this process, sends realistic ExportTraceServiceRequests over gRPC on 127.0.0.1
@@ -11,7 +12,9 @@ models, instrumentations, users and features, some with errors or cache tokens) 
 that sends each of the eight distinct requests once (a running processor has seen its span kinds:
 the first sighting of each goes through the Python path, which teaches the C lane), waits until
 the sink has every span, and reads the processor's own CPU time (utime + stime from /proc)
-and peak RSS (VmHWM). A second figure times the pipeline alone in this process.
+and peak RSS (VmHWM). A second figure times the pipeline alone in this process. With
+`--scrape-interval S`, /metrics is also scraped every S seconds (OpenMetrics, as Prometheus asks)
+while the requests are sent, so the processor's CPU includes serving those scrapes.
 
 `--instructions` counts instructions per GenAI span under valgrind's callgrind instead, figures
 a shared, noisy machine does not move: the pipeline alone (two runs, 4 and 24 requests after
@@ -39,7 +42,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import EXPORT, Sink, kv, proc_status_mib, start_processor
+from _harness import EXPORT, Sink, cpu_seconds, kv, proc_status_mib, start_processor
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 CALLS = [
@@ -122,17 +125,14 @@ def build_request(rng: random.Random, spans: int) -> bytes:
     return request.SerializeToString()
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def end_to_end(
     payloads: list[bytes],
     genai_per_request: int,
     requests: int,
     concurrency: int = 1,
+    *,
     callgrind: bool = False,
+    scrape_interval: float = 0.0,
 ) -> int:
     """Prints the figures; returns the processor's instructions over the timed part (callgrind:
     the processor runs under valgrind, its counters zeroed after the warm-up), else 0."""
@@ -155,7 +155,7 @@ async def end_to_end(
             sink.spans = sink.calls = 0
             if callgrind:
                 await _callgrind_control("--zero", process.pid)
-            cpu_before = _cpu_seconds(process.pid)
+            cpu_before = cpu_seconds(process.pid)
             wall = time.perf_counter()
             sent = 0
 
@@ -172,14 +172,26 @@ async def end_to_end(
                             await asyncio.sleep(0.01)
                     sent += 1
 
+            scrapes = 0
+
+            async def scraper() -> None:
+                nonlocal scrapes
+                while True:
+                    await asyncio.sleep(scrape_interval)
+                    await scrape_once(metrics_port)
+                    scrapes += 1
+
+            scraping = asyncio.ensure_future(scraper()) if scrape_interval > 0 else None
             await asyncio.gather(*(sender(first) for first in range(concurrency)))
             total_spans = sent * 512
             while sink.spans < total_spans:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
+            if scraping is not None:
+                scraping.cancel()
             # one scrape, as Prometheus makes every 15 s: the lane adds its sums to the series then
             url = f"http://127.0.0.1:{metrics_port}/metrics"
             scraped = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=30).read())
-            cpu = _cpu_seconds(process.pid) - cpu_before
+            cpu = cpu_seconds(process.pid) - cpu_before
             if callgrind:  # every thread's count since the zeroing ("Th 1  123,456" lines)
                 report = await _callgrind_control("-e", process.pid)
                 counted = sum(int(line.split()[2].replace(",", "")) for line in report.splitlines()
@@ -192,11 +204,26 @@ async def end_to_end(
             print(f"  ({total_spans / cpu:,.0f} spans of all kinds per CPU-second)")
             print(f"  processor peak RSS {proc_status_mib(process.pid, 'VmHWM'):.1f} MiB; one /metrics scrape"
                   f" ({len(scraped) // 1024} KiB) included")  # fmt: skip
+            if scraping is not None:
+                print(f"  and {scrapes} more scrapes meanwhile, one every {scrape_interval} s")
     finally:
         process.terminate()
         process.wait(60)
         await server.stop(0)
     return counted
+
+
+async def scrape_once(port: int) -> bytes:
+    """One OpenMetrics scrape on a connection of its own; the body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 b"Accept: application/openmetrics-text; version=1.0.0\r\n\r\n")  # fmt: skip
+    response = await reader.read()
+    writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"scrape failed: {head[:80]!r}")
+    return body
 
 
 async def _callgrind_control(option: str, pid: int) -> str:
@@ -278,6 +305,9 @@ def main() -> None:
         "--concurrency", type=int, default=1, help="exports in flight at once (a collector runs several)"
     )
     parser.add_argument("--instructions", action="store_true", help="callgrind instruction counts")
+    parser.add_argument(
+        "--scrape-interval", type=float, default=0.0, help="also scrape /metrics every this many seconds"
+    )
     parser.add_argument("--pipeline-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     rng = random.Random(7)
@@ -295,7 +325,11 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; request {len(payloads[0]) // 1024} KiB;"
           f" request walk: {walk}; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     pipeline_only(payloads, genai_per_request, args.requests)
-    asyncio.run(end_to_end(payloads, genai_per_request, args.requests, args.concurrency))
+    asyncio.run(
+        end_to_end(
+            payloads, genai_per_request, args.requests, args.concurrency, scrape_interval=args.scrape_interval
+        )
+    )
 
 
 if __name__ == "__main__":

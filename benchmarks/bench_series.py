@@ -9,7 +9,8 @@ one request per service, one priced GenAI span per model (200 x 100 = 20,000 dis
 (service, provider, model, operation) label sets, each with a duration, time-to-first-chunk,
 cost and tokens-per-second histogram, a user and a feature), waits until the sink has every span,
 then reports the call series exposed, the bytes of the classic text and OpenMetrics expositions,
-the scrape time (best of `--scrapes`, HTTP round trip), an OTLP export round trip made while a
+the scrape time (best and median of `--scrapes`, HTTP round trip), the processor's CPU per scrape
+(over all of them), an OTLP export round trip made while a
 scrape is running, and the processor's RSS (VmRSS) and peak RSS (VmHWM).
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -27,7 +29,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import EXPORT, Sink, kv, proc_status_mib, start_processor
+from _harness import EXPORT, Sink, cpu_seconds, kv, proc_status_mib, start_processor
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 OFF = 1_000_000_000
@@ -106,6 +108,7 @@ async def run(max_series: int | None, services: int, models: int, scrapes: int, 
             while sink.spans < services * models:  # noqa: ASYNC110 - polling a plain counter
                 await asyncio.sleep(0.01)
             text_times, om_times = [], []
+            cpu = cpu_seconds(process.pid)
             for _ in range(scrapes):
                 started = time.perf_counter()
                 text = await _get(metrics_port, openmetrics=False)
@@ -113,6 +116,7 @@ async def run(max_series: int | None, services: int, models: int, scrapes: int, 
                 started = time.perf_counter()
                 om = await _get(metrics_port, openmetrics=True)
                 om_times.append(time.perf_counter() - started)
+            cpu = cpu_seconds(process.pid) - cpu
             # one export round trip while an OpenMetrics scrape is being rendered
             small = build_request(0, 1)
             scrape = asyncio.ensure_future(_get(metrics_port, openmetrics=True))
@@ -127,7 +131,10 @@ async def run(max_series: int | None, services: int, models: int, scrapes: int, 
             print(f"  call series exposed {_call_series(text):,}; /metrics text {len(text):,} bytes,"
                   f" OpenMetrics {len(om):,} bytes")  # fmt: skip
             best_text, best_om = min(text_times), min(om_times)
-            print(f"  scrape (best of {scrapes}) text {best_text:.3f} s, OpenMetrics {best_om:.3f} s")
+            print(f"  scrape (best of {scrapes}) text {best_text:.3f} s, OpenMetrics {best_om:.3f} s;"
+                  f" median text {statistics.median(text_times):.3f} s,"
+                  f" OpenMetrics {statistics.median(om_times):.3f} s")  # fmt: skip
+            print(f"  processor CPU per scrape {cpu / (2 * scrapes) * 1000:.1f} ms (text and OpenMetrics)")
             print(f"  an OTLP export during a scrape: {during * 1000:.1f} ms"
                   f"{'' if scrape_done else ' (the scrape had already ended)'}")  # fmt: skip
             print(f"  processor RSS {proc_status_mib(process.pid, 'VmRSS'):.1f} MiB,"

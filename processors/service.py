@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import grpc
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -50,6 +52,24 @@ logger = logging.getLogger(__name__)
 
 TRACE_SERVICE: Final = "opentelemetry.proto.collector.trace.v1.TraceService"
 ERROR_LOG_INTERVAL_SECONDS: Final = 60.0
+# /metrics: a connection that has not completed its TLS handshake, or sent a whole request, by then
+# is closed (a silent client holds one socket, never the listener)
+HTTP_IDLE_SECONDS: Final = 10.0
+
+
+def _quiet_refusals(record: logging.LogRecord) -> bool:
+    """aiohttp logs each request it refuses (malformed, an over-long header) as an ERROR with a
+    traceback quoting the request; that is the client's fault, answered with 400, and a stream of
+    them must not flood the log: one debug line each. Failures of our own handler keep their ERROR."""
+    error = record.exc_info[1] if record.exc_info else None
+    if isinstance(error, HttpProcessingError):
+        logger.debug("/metrics: refused a malformed request (%s)", type(error).__name__)
+        return False
+    return True
+
+
+_http_log = logging.getLogger(__name__ + ".http")
+_http_log.addFilter(_quiet_refusals)
 
 
 class RateLimitedLog:
@@ -151,6 +171,7 @@ class Processor:
         self.metrics_port = 0
         self._server: grpc.aio.Server | None = None
         self._http: asyncio.Server | None = None
+        self._http_handler: web.Server | None = None
 
     # -- OTLP ---------------------------------------------------------------------------
     async def export(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -238,47 +259,40 @@ class Processor:
             settled.remove_done_callback(release)
 
     # -- /metrics -----------------------------------------------------------------------
-    async def _http_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-            lines = head.decode("latin-1").split("\r\n")
-            method, path, *_ = [*lines[0].split(" "), "", ""]
-            headers = {
-                k.strip().lower(): v.strip()
-                for k, _, v in (line.partition(":") for line in lines[1:] if line)
-            }
-            path = path.split("?", 1)[0]
-            extra = ""
-            if method not in ("GET", "HEAD"):
-                status, ctype, body = "405 Method Not Allowed", "text/plain", b"method not allowed\n"
-            elif path == "/metrics" and not self._metrics_guard.authorized(headers.get("authorization")):
-                status, ctype, body = "401 Unauthorized", "text/plain", b"unauthorized\n"
-                extra = f"WWW-Authenticate: {self._metrics_guard.challenge}\r\n"
-            elif path == "/metrics":
-                openmetrics = "application/openmetrics-text" in headers.get("accept", "")
-                # Copied on the loop (consistent, and cheap next to rendering); rendered in a
-                # thread, so OTLP exports are served while a large exposition is written.
-                snapshot = self.registry.snapshot()
-                body = await asyncio.to_thread(lambda: snapshot.expose(openmetrics).encode())
-                status = "200 OK"
-                ctype = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
-            elif path in ("/healthz", "/"):
-                ok = not self.draining
-                status = "200 OK" if ok else "503 Service Unavailable"
-                ctype, body = "text/plain", (b"ok\n" if ok else b"draining\n")
-            else:
-                status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
-            writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                f"{extra}Connection: close\r\n\r\n".encode()
-            )
-            if method != "HEAD":
-                writer.write(body)
-            await writer.drain()
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
+    async def _http_request(self, request: web.BaseRequest) -> web.StreamResponse:
+        """/metrics, /healthz and / over aiohttp's HTTP/1.1 server; one answer per connection."""
+        headers: dict[str, str] = {}
+        if request.method not in ("GET", "HEAD"):
+            status, ctype, body = 405, "text/plain", b"method not allowed\n"
+        elif request.path == "/metrics" and not self._metrics_guard.authorized(
+            request.headers.get("Authorization")
+        ):
+            status, ctype, body = 401, "text/plain", b"unauthorized\n"
+            headers["WWW-Authenticate"] = self._metrics_guard.challenge
+        elif request.path == "/metrics":
+            openmetrics = "application/openmetrics-text" in request.headers.get("Accept", "")
+            # Copied on the loop (consistent, and cheap next to rendering); rendered in a
+            # thread, so OTLP exports are served while a large exposition is written.
+            snapshot = self.registry.snapshot()
+            body = await asyncio.to_thread(lambda: snapshot.expose(openmetrics).encode())
+            status = 200
+            ctype = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+        elif request.path in ("/healthz", "/"):
+            ok = not self.draining
+            status, ctype, body = (200, "text/plain", b"ok\n") if ok else (503, "text/plain", b"draining\n")
+        else:
+            status, ctype, body = 404, "text/plain", b"not found\n"
+        headers["Content-Type"] = ctype
+        # A StreamResponse sends its headers on their own: web.Response would join them to the body
+        # first (on Python before 3.12.9), one more copy of a many-megabyte exposition per scrape.
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_length = len(body)
+        response.force_close()  # "Connection: close", as before: each scrape sees a rotated certificate
+        await response.prepare(request)
+        if request.method != "HEAD":
+            await response.write(body)
+        await response.write_eof()
+        return response
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -307,12 +321,17 @@ class Processor:
         self._server = server
         host, _, port = self.config.metrics_listen.rpartition(":")
         self._metrics_guard = MetricsGuard(self.config.metrics)
-        self._http = await asyncio.start_server(
-            self._http_client,
+        # aiohttp's parser (llhttp) refuses an over-long header line or too many headers with 400;
+        # a connection without a whole request within HTTP_IDLE_SECONDS is closed.
+        self._http_handler = web.Server(
+            self._http_request, keepalive_timeout=HTTP_IDLE_SECONDS, access_log=None, logger=_http_log
+        )
+        self._http = await asyncio.get_running_loop().create_server(
+            self._http_handler,
             host,
             int(port),
             ssl=self._metrics_guard.ssl_context(),
-            ssl_handshake_timeout=10 if self.config.metrics.tls.cert_file else None,
+            ssl_handshake_timeout=HTTP_IDLE_SECONDS if self.config.metrics.tls.cert_file else None,
         )
         self.metrics_port = self._http.sockets[0].getsockname()[1]
         for name in ("", TRACE_SERVICE):
@@ -347,6 +366,8 @@ class Processor:
         await self.forwarder.drain(max(0.0, deadline - loop.time()))
         if self._http is not None:
             self._http.close()
+            if self._http_handler is not None:
+                await self._http_handler.shutdown(1.0)
             await self._http.wait_closed()
         logger.info(
             "processor stopped: %d spans forwarded, %s dropped",

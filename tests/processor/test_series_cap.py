@@ -240,7 +240,7 @@ def test_a_snapshot_renders_what_the_registry_held_when_it_was_taken() -> None:
 
 async def _get_metrics(port: int) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text\r\n\r\n")
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: metrics\r\nAccept: application/openmetrics-text\r\n\r\n")
     response = await reader.read()
     writer.close()
     head, _, body = response.partition(b"\r\n\r\n")
@@ -284,7 +284,10 @@ async def test_an_otlp_export_completes_while_a_large_scrape_is_rendered(
             request = make_request([make_span(GENAI)])
             await export(request)  # connected and warm
             scrape = asyncio.ensure_future(_get_metrics(processor.metrics_port))
-            while not rendering.is_set():  # noqa: ASYNC110 - set from the render's thread
+            while not rendering.is_set():  # set from the render's thread
+                if scrape.done():  # answered without rendering: fail here rather than wait forever
+                    scrape.result()
+                    raise AssertionError("the scrape was answered without a render")
                 await asyncio.sleep(0.001)
             try:
                 await asyncio.wait_for(export(request), 20)  # answered while the render is held
