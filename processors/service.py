@@ -283,6 +283,7 @@ class Processor:
         else:
             status, ctype, body = 404, "text/plain", b"not found\n"
         headers["Content-Type"] = ctype
+        headers["Server"] = "genai-otel"  # not aiohttp's default, which names its and Python's versions
         # A StreamResponse sends its headers on their own: web.Response would join them to the body
         # first (on Python before 3.12.9), one more copy of a many-megabyte exposition per scrape.
         response = web.StreamResponse(status=status, headers=headers)

@@ -104,6 +104,7 @@ async def test_status_lines_content_types_and_bodies(processor: Processor) -> No
     status, headers, text = await _exchange(port, _get("/metrics"))
     assert (status, headers["content-type"]) == ("HTTP/1.1 200 OK", TEXT_CONTENT_TYPE)
     assert int(headers["content-length"]) == len(text)
+    assert headers["server"] == "genai-otel"  # no library or Python version told to a scraper
     assert b"# TYPE genai_otel_processor_info gauge" in text
     assert not text.endswith(b"# EOF\n")
     status, headers, om = await _exchange(port, _get("/metrics?x=1", accept=OPENMETRICS))
