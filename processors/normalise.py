@@ -371,10 +371,13 @@ class Normaliser:
         totals = [count or 0 for count in counts]
         always = always_corrected(provider, scope_name)
         for i, correction in enumerate(TOKEN_CORRECTIONS):
-            added = sum(totals[part] for part in correction.parts)  # parts are never corrected
-            if added and (added > totals[correction.target] or always >> i & 1):
-                totals[correction.target] += added
-                if totals[correction.target] > self.max_tokens:
+            added = 0
+            for part in correction.parts:  # parts are never corrected: the reported counts
+                added += totals[part]
+            target = correction.target
+            if added and (added > totals[target] or always >> i & 1):
+                totals[target] += added
+                if totals[target] > self.max_tokens:
                     raise InvalidSpan(InvalidReason.TOKEN_ABSURD)
 
         error_type = self._text(attrs, sc.ERROR_TYPE)

@@ -65,12 +65,12 @@ from .wire import (
     DoubleAttributeEncoder,
     IntAttributeEncoder,
     KeyScanner,
+    SpanFacts,
     WireError,
     encode_bool_attribute,
     encode_string_attribute,
     encode_varint,
     span_facts,
-    span_ids,
 )
 
 if TYPE_CHECKING:
@@ -394,7 +394,7 @@ class Pipeline:
         self,
         signature: bytes,
         attrs: dict[str, object],
-        facts: tuple[bytes, int, int, int],
+        facts: SpanFacts,
         scope_name: str,
         service: str,
     ) -> None:
@@ -476,7 +476,7 @@ class Pipeline:
         start: int,
         end: int,
         attrs: dict[str, object],
-        facts: tuple[bytes, int, int, int] | None,
+        facts: SpanFacts | None,
         scope_name: str,
         service: str,
         has_evaluation: bool,
@@ -491,7 +491,7 @@ class Pipeline:
                     return b"", False
                 self._invalid(InvalidReason.MALFORMED_SPAN)
                 return b"", True
-        trace_id, start_ns, end_ns, status_code = facts
+        trace_id, start_ns, end_ns, status_code = facts[:4]
         call: GenAICall | None = None
         if attrs:
             try:
@@ -527,7 +527,7 @@ class Pipeline:
         start: int,
         end: int,
         call: GenAICall,
-        facts: tuple[bytes, int, int, int],
+        facts: SpanFacts,
         attrs: dict[str, object],
         scope_name: str,
         service: str,
@@ -537,7 +537,7 @@ class Pipeline:
         recent = self._recent
         if recent is None:
             return None
-        span_id, parent_id = span_ids(data, start, end)
+        span_id, parent_id = facts[4], facts[5]
         response_id = attrs.get(sc.GEN_AI_RESPONSE_ID)
         kept = recent.see(
             scope_name,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -148,25 +148,38 @@ COST_PARTS: Final = (
 assert tuple(part.name for part in COST_PARTS) == Cost.__slots__[:5]
 
 
+CostFunction = Callable[[tuple[float, ...], float, int, int, int, int, str], Cost]
+
+
+def _cost_function(parts: tuple[CostPart, ...]) -> CostFunction:
+    """COST_PARTS as straight-line Python, written once at import (what the table says, without a
+    loop over it per call): (rates, multiplier x QUANTA_PER_USD, the four counts, table) -> Cost."""
+    lines = ["def cost(rate, m, n0, n1, n2, n3, table):"]
+    for i, part in enumerate(parts):
+        terms = "".join(
+            f" {'+' if k > 0 else '-'} n{index}" for index, k in enumerate(part.coefficients) if k
+        ).lstrip(" +")
+        rate = f"rate[{part.rate}]" + (f" - rate[{part.minus}]" if part.minus >= 0 else "")
+        extra = f" + rate[{part.per_request}]" if part.per_request >= 0 else ""
+        lines.append(f"    r = {rate}")
+        value = f"int((({terms}) * r{extra}) * m + 0.5)"
+        lines.append(f"    q{i} = {value} if r > 0 else 0" if part.minus >= 0 else f"    q{i} = {value}")
+    lines.append(f"    return Cost({', '.join(f'q{i}' for i in range(len(parts)))}, table)")
+    namespace: dict[str, object] = {"Cost": Cost}
+    exec("\n".join(lines), namespace)  # our own table, at import
+    return namespace["cost"]  # type: ignore[return-value]
+
+
+_cost = _cost_function(COST_PARTS)
+
+
 def compute_cost(
     rates: Rates, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int
 ) -> Cost:
-    rate = rates.for_input(input_tokens)
+    """The call's cost by COST_PARTS, in quanta."""
     m = rates.multiplier * QUANTA_PER_USD
-    counts = (input_tokens, output_tokens, cache_read, cache_write)
-    quanta = []
-    for part in COST_PARTS:
-        r = rate[part.rate]
-        if part.minus >= 0:
-            r -= rate[part.minus]
-            if not r > 0:
-                quanta.append(0)
-                continue
-        n = sum(c * k for c, k in zip(part.coefficients, counts, strict=True))
-        extra = rate[part.per_request] if part.per_request >= 0 else 0.0
-        quanta.append(int((n * r + extra) * m + 0.5))
-    input_q, output_q, cache_read_q, cache_write_q, savings_q = quanta
-    return Cost(input_q, output_q, cache_read_q, cache_write_q, savings_q, rates.table)
+    rate = rates.for_input(input_tokens)
+    return _cost(rate, m, input_tokens, output_tokens, cache_read, cache_write, rates.table)
 
 
 def compiled_cost_parts() -> tuple[tuple[tuple[int, int, int, int], int, int, int], ...]:

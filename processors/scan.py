@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from .wire import UNSUPPORTED, KeyScanner, WireError, decode_any_value, split_request
+from .wire import UNSUPPORTED, KeyScanner, SpanFacts, WireError, decode_any_value, split_request
 
 if TYPE_CHECKING:
     from . import _wirescan
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 PURE_PYTHON_ENV: Final = "GENAI_OTEL_PURE_PYTHON"
 
-SpanEntry = tuple[int, int, int, "dict[str, object] | None", "tuple[bytes, int, int, int] | None", bool]
+SpanEntry = tuple[int, int, int, "dict[str, object] | None", "SpanFacts | None", bool]
 ScopeEntry = tuple[int, int, int, str, list[SpanEntry]]
 ResourceEntry = tuple[int, int, int, "tuple[int, int] | None", list[ScopeEntry]]
 

@@ -456,16 +456,19 @@ visit_span(Table *t, PyObject *data, const uint8_t *d, Py_ssize_t n, Py_ssize_t 
         Py_INCREF(Py_None);
     }
     else if (span_facts(d, n, start, end, &facts) == 0) {
-        facts_obj = PyTuple_New(4); /* (trace_id, start_ns, end_ns, status): as "(y#KKK)" */
+        facts_obj = PyTuple_New(6); /* wire.span_facts: (trace_id, start_ns, end_ns, status, span id, parent) */
         if (facts_obj != NULL) {
-            PyObject *items[4] = {
+            PyObject *items[6] = {
                 PyBytes_FromStringAndSize((const char *)d + facts.trace_start,
                                           facts.trace_stop - facts.trace_start),
                 PyLong_FromUnsignedLongLong((unsigned long long)facts.start_ns),
                 PyLong_FromUnsignedLongLong((unsigned long long)facts.end_ns),
-                PyLong_FromUnsignedLongLong((unsigned long long)facts.status)};
+                PyLong_FromUnsignedLongLong((unsigned long long)facts.status),
+                PyBytes_FromStringAndSize((const char *)d + facts.span_start, facts.span_stop - facts.span_start),
+                PyBytes_FromStringAndSize((const char *)d + facts.parent_start,
+                                          facts.parent_stop - facts.parent_start)};
             int ok = 1;
-            for (int i = 0; i < 4; i++) {
+            for (int i = 0; i < 6; i++) {
                 ok = ok && items[i] != NULL;
                 if (items[i] != NULL)
                     PyTuple_SET_ITEM(facts_obj, i, items[i]);
