@@ -233,7 +233,9 @@ async def _callgrind_control(option: str, pid: int) -> str:
     return done.stdout
 
 
-def pipeline_only(payloads: list[bytes], genai_per_request: int, requests: int, memory: bool = True) -> None:
+def pipeline_only(
+    payloads: list[bytes], genai_per_request: int, requests: int, memory: bool = True, lane: bool = True
+) -> None:
     import tracemalloc
 
     from genai_otel.processors.config import load_config
@@ -241,6 +243,8 @@ def pipeline_only(payloads: list[bytes], genai_per_request: int, requests: int, 
 
     processor = Processor(load_config(environ={}))
     pipeline = processor.pipeline
+    if not lane:  # every span through the Python path (first sightings, reported costs, evaluations)
+        pipeline._lane = None
     for payload in payloads:  # warm the price caches
         pipeline.process(payload, pipeline.split(payload)[0])
     if not memory:  # counting instructions: no full collection lands in one run and not the other
@@ -260,7 +264,8 @@ def pipeline_only(payloads: list[bytes], genai_per_request: int, requests: int, 
         pipeline.process(payload, pipeline.split(payload)[0])
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"pipeline only (no gRPC): {requests * genai_per_request / cpu:,.0f} GenAI spans per CPU-second;"
+    what = "pipeline only (no gRPC)" if lane else "the Python path alone (--python-path: no lane, no gRPC)"
+    print(f"{what}: {requests * genai_per_request / cpu:,.0f} GenAI spans per CPU-second;"
           f" peak traced allocation per request {peak / len(payloads) / 1024:.0f} KiB")  # fmt: skip
 
 
@@ -308,6 +313,9 @@ def main() -> None:
     parser.add_argument(
         "--scrape-interval", type=float, default=0.0, help="also scrape /metrics every this many seconds"
     )
+    parser.add_argument(
+        "--python-path", action="store_true", help="the pipeline with every span on the Python path (no lane)"
+    )
     parser.add_argument("--pipeline-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     rng = random.Random(7)
@@ -318,6 +326,9 @@ def main() -> None:
         return
     if args.instructions:
         instructions(payloads, genai_per_request)
+        return
+    if args.python_path:
+        pipeline_only(payloads, genai_per_request, args.requests, lane=False)
         return
     from genai_otel.processors.scan import PURE_PYTHON_ENV, use_accelerated
 
