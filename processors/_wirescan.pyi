@@ -1,6 +1,7 @@
 """Types of the C extension `_wirescan` (sources: processors/native/; see processors/scan.py).
 
-The Lane's context tuple is built by `Pipeline._make_lane`.
+The Lane's context and outcome tuples are declared by name in `lane_contract.py` (the C side indexes
+them through `native/_contract.h`, generated from it) and packed by `Pipeline._make_lane`/`_teach`.
 """
 
 from collections.abc import Callable
@@ -74,7 +75,8 @@ class Recent:
 class Lane:
     """A whole export request in C for spans seen before (see Pipeline)."""
 
-    def __init__(self, context: tuple[object, ...], /) -> None: ...
+    def __init__(self, context: tuple[object, ...], /) -> None:
+        """`context`: lane_contract.CONTEXT's items, packed by name (lane_contract.pack)."""
     def process(
         self,
         data: bytes,
@@ -83,7 +85,8 @@ class Lane:
         journal: list[tuple[Callable[..., object], tuple[object, ...]]],
         /,
     ) -> tuple[bytes, int, int]: ...
-    def learn(self, signature: bytes, kind: int, /, *outcome: object) -> bool: ...
+    def learn(self, signature: bytes, kind: int, outcome: tuple[object, ...] | None, /) -> bool:
+        """`outcome`: lane_contract.OUTCOME's items (None for kind KIND_OTHER)."""
     def flush(self) -> None: ...
     def clear(self) -> None: ...
     @property
