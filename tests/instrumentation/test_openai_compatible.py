@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -238,3 +239,12 @@ def test_opentelemetry_instrument_maps_the_host_from_environment_variables(
     assert span["name"] == "chat deepseek-chat"
     assert span["attributes"]["gen_ai.provider.name"] == "deepseek"
     assert span["attributes"]["server.address"] == "127.0.0.1"
+
+
+def test_the_readme_table_is_the_host_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("<!-- table:openai-compatible-hosts -->", 1)[1]
+    section = section.split("<!-- /table:openai-compatible-hosts -->", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \| `([^`]+)` \|", section, re.MULTILINE)
+    assert tuple(rows) == semconv.OPENAI_COMPATIBLE_HOSTS
+    assert f"| `{semconv.UNLISTED_HOST_PROVIDER}` | overrides file only |" in section
