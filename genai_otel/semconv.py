@@ -235,6 +235,14 @@ FOREIGN_PROVIDER_SPELLINGS: Final[dict[str, str]] = {
     "fireworks-ai": "fireworks",
 }
 
+
+def provider_spelling(raw: str) -> str:
+    """A gen_ai.provider.name value as the registry spells it: trimmed, lower-cased, a foreign
+    spelling replaced (what the processor reads and what users may write in overrides)."""
+    lowered = raw.strip().lower()
+    return FOREIGN_PROVIDER_SPELLINGS.get(lowered, lowered)
+
+
 # --------------------------------------------------------------------------------------
 # genai-otel extensions
 # --------------------------------------------------------------------------------------

@@ -29,12 +29,6 @@ _AZURE_CLIENTS = frozenset({"AzureOpenAI", "AsyncAzureOpenAI"})
 HostRule = tuple[str, int | None, bool, str]
 
 
-def provider_name(raw: str) -> str:
-    """A provider value as given by a user: trimmed, lower-cased, the registry's spelling."""
-    lowered = raw.strip().lower()
-    return semconv.FOREIGN_PROVIDER_SPELLINGS.get(lowered, lowered)
-
-
 def host_rule(pattern: str, provider: str) -> HostRule:
     """One rule from a pattern of `semconv.OPENAI_COMPATIBLE_HOSTS`; ValueError if malformed."""
     text = pattern.strip().lower()
@@ -48,7 +42,7 @@ def host_rule(pattern: str, provider: str) -> HostRule:
         raise ValueError("no host")
     if not provider.strip():
         raise ValueError("no provider")
-    return host, port, suffix, provider_name(provider)
+    return host, port, suffix, semconv.provider_spelling(provider)
 
 
 def parse_provider_hosts(raw: str) -> list[HostRule]:
@@ -100,7 +94,7 @@ class Endpoints:
     _MAX = 256
 
     def __init__(self, forced: str | None = None, hosts: Iterable[HostRule] = ()) -> None:
-        self._forced = provider_name(forced) if forced and forced.strip() else None
+        self._forced = semconv.provider_spelling(forced) if forced and forced.strip() else None
         self._rules = (*hosts, *BUILT_IN_RULES)
         self._known: dict[int, tuple[Any, str, str | None, int | None]] = {}
 
