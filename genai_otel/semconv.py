@@ -110,6 +110,64 @@ class Provider(StrEnum):
     MOONSHOT_AI = "moonshot_ai"
 
 
+class UnlistedProvider(StrEnum):
+    """``gen_ai.provider.name`` values genai-otel emits that the registry does not list (the
+    conventions allow custom values). None of them contains "openai": price tables that match
+    provider names by substring (genai-prices does) must not read them as OpenAI."""
+
+    TOGETHER_AI = "together_ai"
+    FIREWORKS = "fireworks"
+    OPENROUTER = "openrouter"
+    CEREBRAS = "cerebras"
+    OLLAMA = "ollama"
+    VLLM = "vllm"
+    # An OpenAI-compatible endpoint the host table does not know: self-hosted (vLLM, TGI,
+    # LiteLLM, llama.cpp), a gateway, or a vendor not listed. Who bills for it is unknown.
+    SELF_HOSTED = "self_hosted"
+
+
+# Providers with no public price list: the processor prices them only from its overrides file.
+SELF_HOSTED_PROVIDERS: Final = frozenset(
+    {UnlistedProvider.OLLAMA.value, UnlistedProvider.VLLM.value, UnlistedProvider.SELF_HOSTED.value}
+)
+
+# -- OpenAI-compatible endpoints: the openai SDK client's base URL -> gen_ai.provider.name --
+# Patterns: "host" (any port), "host:port", "*suffix" (a host ending in suffix: "*.domain" is
+# any subdomain of domain), "*:port" (any host on that port); hosts are compared lower-cased.
+# The first match wins; GENAI_OTEL_PROVIDER_HOSTS entries come first.
+# A host matching none is UNLISTED_HOST_PROVIDER (never "openai": it would be priced as OpenAI).
+OPENAI_COMPATIBLE_HOSTS: Final[tuple[tuple[str, str], ...]] = (
+    ("api.openai.com", Provider.OPENAI.value),
+    ("*.openai.azure.com", Provider.AZURE_OPENAI.value),
+    ("*.cognitiveservices.azure.com", Provider.AZURE_OPENAI.value),
+    ("*.services.ai.azure.com", Provider.AZURE_INFERENCE.value),
+    ("*.models.ai.azure.com", Provider.AZURE_INFERENCE.value),
+    ("api.groq.com", Provider.GROQ.value),
+    ("api.deepseek.com", Provider.DEEPSEEK.value),
+    ("api.mistral.ai", Provider.MISTRAL_AI.value),
+    ("api.x.ai", Provider.X_AI.value),
+    ("api.perplexity.ai", Provider.PERPLEXITY.value),
+    ("api.cohere.ai", Provider.COHERE.value),
+    ("api.cohere.com", Provider.COHERE.value),
+    ("api.moonshot.ai", Provider.MOONSHOT_AI.value),
+    ("api.moonshot.cn", Provider.MOONSHOT_AI.value),
+    ("generativelanguage.googleapis.com", Provider.GCP_GEMINI.value),
+    ("aiplatform.googleapis.com", Provider.GCP_VERTEX_AI.value),
+    ("*-aiplatform.googleapis.com", Provider.GCP_VERTEX_AI.value),  # {region}-aiplatform...
+    ("api.together.xyz", UnlistedProvider.TOGETHER_AI.value),
+    ("api.together.ai", UnlistedProvider.TOGETHER_AI.value),
+    ("api.fireworks.ai", UnlistedProvider.FIREWORKS.value),
+    ("openrouter.ai", UnlistedProvider.OPENROUTER.value),
+    ("api.cerebras.ai", UnlistedProvider.CEREBRAS.value),
+    ("*:11434", UnlistedProvider.OLLAMA.value),  # Ollama's port, wherever it runs
+)
+UNLISTED_HOST_PROVIDER: Final = UnlistedProvider.SELF_HOSTED.value
+# Forces one gen_ai.provider.name on every openai SDK call (the host table is not read).
+ENV_OPENAI_PROVIDER: Final = "GENAI_OTEL_OPENAI_PROVIDER"
+# "pattern=provider,..." entries read before the built-in host table (patterns as above).
+ENV_PROVIDER_HOSTS: Final = "GENAI_OTEL_PROVIDER_HOSTS"
+
+
 # --------------------------------------------------------------------------------------
 # Older and foreign spellings (read, never emitted)
 # --------------------------------------------------------------------------------------
@@ -172,7 +230,18 @@ FOREIGN_PROVIDER_SPELLINGS: Final[dict[str, str]] = {
     "ibm.watson.ai": "ibm.watsonx.ai",
     "watsonx": "ibm.watsonx.ai",
     "together": "together_ai",
+    "together-ai": "together_ai",
+    "fireworks_ai": "fireworks",
+    "fireworks-ai": "fireworks",
 }
+
+
+def provider_spelling(raw: str) -> str:
+    """A gen_ai.provider.name value as the registry spells it: trimmed, lower-cased, a foreign
+    spelling replaced (what the processor reads and what users may write in overrides)."""
+    lowered = raw.strip().lower()
+    return FOREIGN_PROVIDER_SPELLINGS.get(lowered, lowered)
+
 
 # --------------------------------------------------------------------------------------
 # genai-otel extensions

@@ -557,22 +557,33 @@ _SERVERS: dict[int, tuple[Any, str | None, int | None]] = {}
 _SERVERS_MAX = 256
 
 
-def server_of(client: Any) -> tuple[str | None, int | None]:
-    """(server.address, server.port) of an SDK client's base URL."""
+def base_url_of(client: Any) -> Any:
+    """An SDK client's base URL object (an httpx URL), or None."""
     if client is None:
-        return None, None
+        return None
     # The clients keep the URL in `_base_url`; their public `base_url` property returns it
     # but costs an import statement per read (openai 3.x), so it is only the fallback.
     url = getattr(client, "__dict__", _NO_DICT).get("_base_url")
     if url is None:
         url = getattr(client, "base_url", None)
-        if url is None:
-            return None, None
+    return url
+
+
+def address_of(url: Any) -> tuple[str | None, int | None]:
+    """(server.address, server.port) of a base URL object; the port is the scheme's default
+    when the URL names none."""
+    return url.host or None, url.port or (443 if url.scheme == "https" else 80)
+
+
+def server_of(client: Any) -> tuple[str | None, int | None]:
+    """(server.address, server.port) of an SDK client's base URL."""
+    url = base_url_of(client)
+    if url is None:
+        return None, None
     known = _SERVERS.get(id(url))
     if known is not None and known[0] is url:
         return known[1], known[2]
-    address: str | None = url.host or None
-    port: int | None = url.port or (443 if url.scheme == "https" else 80)
+    address, port = address_of(url)
     if len(_SERVERS) >= _SERVERS_MAX:
         _SERVERS.clear()
     _SERVERS[id(url)] = (url, address, port)

@@ -240,9 +240,7 @@ class GenAICall:
         return self.request_model or self.response_model or UNKNOWN
 
 
-def normalise_provider(raw: str) -> str:
-    lowered = raw.strip().lower()
-    return sc.FOREIGN_PROVIDER_SPELLINGS.get(lowered, lowered)
+normalise_provider = sc.provider_spelling  # the one rule, shared with the instrumentation
 
 
 TRUST_PROVIDER: Final = "provider"

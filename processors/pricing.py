@@ -57,10 +57,10 @@ PROVIDER_TABLE_IDS: Final[dict[str, str]] = {
     sc.Provider.PERPLEXITY: "perplexity",
     sc.Provider.X_AI: "x-ai",
     sc.Provider.MOONSHOT_AI: "moonshotai",
-    "together_ai": "together",
-    "fireworks": "fireworks",
-    "openrouter": "openrouter",
-    "cerebras": "cerebras",
+    sc.UnlistedProvider.TOGETHER_AI: "together",
+    sc.UnlistedProvider.FIREWORKS: "fireworks",
+    sc.UnlistedProvider.OPENROUTER: "openrouter",
+    sc.UnlistedProvider.CEREBRAS: "cerebras",
 }
 # Providers whose request model names the price better than the response model.
 REQUEST_MODEL_PRICED: Final = frozenset({sc.Provider.AWS_BEDROCK.value})
@@ -75,6 +75,9 @@ class UnpricedReason:
     NO_USAGE = "no_usage"
     NO_TOKEN_PRICES = "no_token_prices"
     INVALID_USAGE = "invalid_usage"
+    # A provider with no public price list (sc.SELF_HOSTED_PROVIDERS: an OpenAI-compatible host
+    # the instrumentation's table does not know, Ollama, vLLM): priced only by the overrides file.
+    SELF_HOSTED = "self_hosted"
 
 
 @dataclass(slots=True, frozen=True)
@@ -366,6 +369,8 @@ class PriceBook:
             for custom in self.overrides.custom_models:
                 if _matches(custom.provider, provider_label) and _matches(custom.model, lowered):
                     return _Resolved(provider_label, lowered, custom=custom)
+        if provider_label in sc.SELF_HOSTED_PROVIDERS:
+            return UnpricedReason.SELF_HOSTED  # never a public table's price for a look-alike name
         provider = self._table_provider(provider_label, refs[0])
         if provider is None:
             return UnpricedReason.UNKNOWN_PROVIDER

@@ -202,6 +202,7 @@ def test_demo_is_configured_with_environment_variables_only() -> None:
     assert demo["entrypoint"] == ["opentelemetry-instrument"]
     assert demo["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4317"
     assert demo["environment"]["OPENAI_BASE_URL"] == "http://fake-provider:8765/v1"
+    assert demo["environment"]["GENAI_OTEL_OPENAI_PROVIDER"] == "openai"  # priced as the OpenAI it mimics
 
 
 def _readme_table() -> dict[str, str]:

@@ -30,7 +30,8 @@ SERVICE_NAME = "genai-otel-demo"
 def app_environment(
     endpoints: dict[str, str], provider_url: str, service: str = SERVICE_NAME
 ) -> dict[str, str]:
-    """Everything the demo app is configured with: standard OTEL_* and SDK variables, nothing else."""
+    """Everything the demo app is configured with: standard OTEL_* and SDK variables, and the
+    provider its OpenAI calls stand for."""
     return {
         "OTEL_SERVICE_NAME": service,
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoints["otlp_grpc_endpoint"],
@@ -44,6 +45,8 @@ def app_environment(
         # point is "openai"), would trace every call a second time and double its cost.
         "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai",
         "OPENAI_BASE_URL": provider_url + "/v1",
+        # The fake provider stands in for OpenAI; its host would otherwise be `self_hosted` (unpriced).
+        "GENAI_OTEL_OPENAI_PROVIDER": "openai",
         "OPENAI_API_KEY": "fake-key",
         "ANTHROPIC_BASE_URL": provider_url,
         "ANTHROPIC_API_KEY": "fake-key",

@@ -21,7 +21,22 @@ Each call is one CLIENT span ``{gen_ai.operation.name} {gen_ai.request.model}`` 
 on ``gen_ai.client.token.usage``, ``gen_ai.client.operation.duration`` and, for streams,
 ``gen_ai.client.operation.time_to_first_chunk``.
 
+``gen_ai.provider.name`` comes from the client's base URL (``api.openai.com`` is ``openai``,
+``api.groq.com`` is ``groq``, ...: the table is ``semconv.OPENAI_COMPATIBLE_HOSTS``, documented
+in the README); a host the table does not know is ``self_hosted``, which the processor leaves
+unpriced unless its price overrides file prices it. ``instrument(provider="groq")`` forces one
+value, ``instrument(provider_hosts={"llm.internal": "vllm"})`` puts entries before the table;
+either replaces the environment variable of the same role.
+
 Environment variables:
+
+``GENAI_OTEL_OPENAI_PROVIDER``
+    One ``gen_ai.provider.name`` for every call (the host table is not read), e.g. ``openai``
+    for a proxy in front of OpenAI. Read at ``instrument()``.
+``GENAI_OTEL_PROVIDER_HOSTS``
+    ``pattern=provider`` entries separated by commas, matched before the built-in table:
+    ``host``, ``host:port``, ``*suffix`` (``*.example.com``) or ``*:port``; e.g.
+    ``vllm.internal=vllm,127.0.0.1:4000=openai``. Read at ``instrument()``.
 
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
     ``NO_CONTENT`` (default), ``SPAN_ONLY``, ``EVENT_ONLY`` or ``SPAN_AND_EVENT``: where
@@ -43,6 +58,7 @@ from typing import Any
 
 from genai_otel.instrumentation._core import Telemetry, async_wrapper, sync_wrapper, unwrap_all, wrap_all
 from genai_otel.instrumentation.openai import _wrappers
+from genai_otel.instrumentation.openai._providers import Endpoints, OpenAITelemetry
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from genai_otel import semconv
@@ -76,7 +92,9 @@ class OpenAIInstrumentor(BaseInstrumentor):
         return ("openai >= 2.0",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        telemetry = Telemetry(
+        endpoints = Endpoints.configured(kwargs.get("provider"), kwargs.get("provider_hosts"))
+        telemetry = OpenAITelemetry(
+            endpoints,
             semconv.GENAI_OTEL_SCOPE_OPENAI,
             semconv.Provider.OPENAI.value,
             kwargs.get("tracer_provider"),

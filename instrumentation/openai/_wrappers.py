@@ -13,17 +13,16 @@ from typing import Any
 from genai_otel.instrumentation._core import (
     Call,
     Outcome,
-    Telemetry,
     get,
     http_response_of,
     number,
     record_input_content,
-    server_of,
     start_call,
     strings,
     text_part,
 )
 from genai_otel.instrumentation._stream import AsyncStreamProxy, SyncStreamProxy, finish_stream
+from genai_otel.instrumentation.openai._providers import OpenAITelemetry
 
 from genai_otel import semconv
 from genai_otel.semconv import Operation
@@ -37,11 +36,15 @@ _CONTENT_FILTER = "content_filter"
 # Requests
 # --------------------------------------------------------------------------------------
 def _begin(
-    telemetry: Telemetry, operation: str, instance: Any, kwargs: dict[str, Any], attributes: dict[str, Any]
+    telemetry: OpenAITelemetry,
+    operation: str,
+    instance: Any,
+    kwargs: dict[str, Any],
+    attributes: dict[str, Any],
 ) -> Call:
     model = kwargs.get("model")
     model = model if isinstance(model, str) else None
-    address, port = server_of(getattr(instance, "_client", None))
+    provider, address, port = telemetry.endpoints(getattr(instance, "_client", None))
     attributes[semconv.GEN_AI_REQUEST_STREAM] = kwargs.get("stream") is True
     return start_call(
         telemetry,
@@ -50,6 +53,7 @@ def _begin(
         server_address=address,
         server_port=port,
         request_attributes=attributes,
+        provider=provider,
     )
 
 
@@ -87,7 +91,7 @@ def _output_type(response_format: Any) -> str | None:
     return None
 
 
-def start_chat(telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> Call:
+def start_chat(telemetry: OpenAITelemetry, instance: Any, kwargs: dict[str, Any]) -> Call:
     attributes: dict[str, Any] = {}
     _set_numbers(attributes, kwargs, _CHAT_NUMBERS)
     n = kwargs.get("n")
@@ -106,7 +110,7 @@ def start_chat(telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> C
     return call
 
 
-def start_responses(telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> Call:
+def start_responses(telemetry: OpenAITelemetry, instance: Any, kwargs: dict[str, Any]) -> Call:
     attributes: dict[str, Any] = {}
     _set_numbers(attributes, kwargs, _RESPONSES_NUMBERS)
     if isinstance(tier := kwargs.get("service_tier"), str):
@@ -120,7 +124,7 @@ def start_responses(telemetry: Telemetry, instance: Any, kwargs: dict[str, Any])
     return call
 
 
-def start_embeddings(telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> Call:
+def start_embeddings(telemetry: OpenAITelemetry, instance: Any, kwargs: dict[str, Any]) -> Call:
     attributes: dict[str, Any] = {}
     if isinstance(encoding := kwargs.get("encoding_format"), str):
         attributes[semconv.GEN_AI_REQUEST_ENCODING_FORMATS] = [encoding]

@@ -121,6 +121,7 @@ async def _run(name: str) -> Run:
                 OTEL_LOGS_EXPORTER="none",
                 OTEL_BSP_SCHEDULE_DELAY="200",
                 OPENAI_BASE_URL=provider.openai_base_url,
+                GENAI_OTEL_OPENAI_PROVIDER="openai",  # the fake provider stands in for OpenAI
                 OPENAI_API_KEY="fake-key",
                 ANTHROPIC_BASE_URL=provider.base_url,
                 ANTHROPIC_API_KEY="fake-key",

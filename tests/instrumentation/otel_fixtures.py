@@ -21,6 +21,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from genai_otel.fake_provider import FakeProvider
 
+# The fake provider stands in for api.openai.com: the openai instrumentor is told that its host
+# is OpenAI (any other host on 127.0.0.1 would be `self_hosted`, and unpriced).
+FAKE_OPENAI_HOSTS = {"127.0.0.1": "openai"}
+FAKE_OPENAI_HOSTS_ENV = {"GENAI_OTEL_PROVIDER_HOSTS": "127.0.0.1=openai"}
+
 
 @dataclass
 class Otel:
@@ -44,13 +49,10 @@ class Otel:
         return found
 
     def instrument(self) -> None:
-        for instrumentor in (
-            OpenAIInstrumentor(),
-            AnthropicInstrumentor(),
-            GoogleGenAIInstrumentor(),
-            BedrockInstrumentor(),
-        ):
-            instrumentor.instrument(tracer_provider=self.tracer_provider, meter_provider=self.meter_provider)
+        providers = {"tracer_provider": self.tracer_provider, "meter_provider": self.meter_provider}
+        OpenAIInstrumentor().instrument(provider_hosts=FAKE_OPENAI_HOSTS, **providers)
+        for instrumentor in (AnthropicInstrumentor(), GoogleGenAIInstrumentor(), BedrockInstrumentor()):
+            instrumentor.instrument(**providers)
 
     def uninstrument(self) -> None:
         OpenAIInstrumentor().uninstrument()
@@ -73,13 +75,17 @@ def run_instrumented_app(
 ) -> tuple[list[dict[str, Any]], str]:
     """Zero code: runs `app` (given the fake provider's base URL) under `opentelemetry-instrument`,
     configured by environment variables alone (the console span exporter, no metrics or logs; the
-    caller's variables starting with `drop` left out, `env` added). Returns the spans printed and
+    caller's variables starting with `drop` left out, the fake provider's host mapped to OpenAI,
+    `env` added). Returns the spans printed and
     the output; the app must print APP-DONE."""
     script = tmp_path / "app.py"
     script.write_text(app)
     environment = {key: value for key, value in os.environ.items() if not key.startswith(drop)}
     environment.update(
-        OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none"
+        OTEL_TRACES_EXPORTER="console",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        **FAKE_OPENAI_HOSTS_ENV,
     )
     environment.update(env)
     bin_dir = Path(sys.executable).parent
