@@ -241,6 +241,14 @@ class DuplicatesConfig(_Section):
     window_seconds: float = Field(default=DEFAULT_WINDOW_SECONDS, ge=0)
 
 
+class CallLogConfig(_Section):
+    # One JSON line per model call (processors/call_log.py): a file path, `-` for standard
+    # output, or unset (off). Rotated at max_bytes into path.1 ... path.<backups>.
+    path: str | None = None
+    max_bytes: int = Field(default=100 * 1024 * 1024, ge=4096)
+    backups: int = Field(default=3, ge=0, le=100)
+
+
 class LabelsConfig(_Section):
     allow: list[str] = list(ALLOWED_LABELS)
     # Distinct values admitted per label before the rest become "other".
@@ -358,6 +366,7 @@ class ProcessorConfig(_Section):
     forward: ForwardConfig = ForwardConfig()
     pricing: PricingConfig = PricingConfig()
     duplicates: DuplicatesConfig = DuplicatesConfig()
+    call_log: CallLogConfig = CallLogConfig()
     labels: LabelsConfig = LabelsConfig()
     limits: LimitsConfig = LimitsConfig()
     exemplars: bool = True  # OpenMetrics exemplars carrying trace ids
