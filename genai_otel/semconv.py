@@ -76,6 +76,10 @@ GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
 GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
 GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
 GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+# Safety evaluations by default (`gen_ai.evaluation.name`): a score or flag of 1 means the response
+# hallucinated / is toxic, the reverse of the 0-10 quality scale (see processors/safety.py).
+EVALUATION_HALLUCINATION: Final = "hallucination"
+EVALUATION_TOXICITY: Final = "toxicity"
 
 
 class Operation(StrEnum):
@@ -549,6 +553,10 @@ PROM_LLM_USER_COST: Final = "llm_user_cost_usd_total"
 PROM_LLM_FEATURE_COST: Final = "llm_feature_cost_usd_total"
 # {service, provider, model, evaluation}: LLM-as-judge and other scores, on a 0-10 scale
 PROM_LLM_QUALITY_SCORE: Final = "llm_quality_score"
+# {service, provider, model, evaluation}: results of the safety evaluations (the processor's
+# `evaluations.safety_thresholds`: hallucination, toxicity), and those that flagged the response
+PROM_LLM_SAFETY_EVALUATIONS: Final = "llm_safety_evaluations_total"
+PROM_LLM_SAFETY_FLAGGED: Final = "llm_safety_flagged_total"
 
 COST_PER_REQUEST_BUCKETS: Final = (
     0.00001, 0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,

@@ -9,6 +9,10 @@ Contract with the processor: a span event named ``gen_ai.evaluation.result`` wit
 ``gen_ai.evaluation.name``, ``gen_ai.evaluation.score.value`` (a float on a **0-10 scale**:
 10 is best; convert other scales before recording), optional
 ``gen_ai.evaluation.score.label`` and ``gen_ai.response.id`` (the judged response).
+Safety evaluations are the exception (the processor's ``evaluations.safety_thresholds``, by
+default ``hallucination`` and ``toxicity``): their score says the problem is present (1, or at
+least the threshold, 0.5 by default, flags the response), and they are counted as rates, not
+as quality scores; so do not give a quality rubric one of their names.
 
 The event goes on the current span when one is recording (for example the span of the
 request handler that asked the judge). Otherwise a short INTERNAL span ``evaluate {name}``

@@ -305,6 +305,24 @@ class LabelsConfig(_Section):
         return caps
 
 
+class EvaluationsConfig(_Section):
+    # Safety evaluations (`gen_ai.evaluation.name` -> threshold): their results are counted in
+    # llm_safety_evaluations_total and, when they flag the response, llm_safety_flagged_total,
+    # instead of llm_quality_score (a flag of 1 is bad; a quality score of 10 is good). A boolean
+    # true, a score (0-10) at or above the threshold, or a label "true"/"1" with no score flags it.
+    safety_thresholds: dict[str, float] = {sc.EVALUATION_HALLUCINATION: 0.5, sc.EVALUATION_TOXICITY: 0.5}
+
+    @field_validator("safety_thresholds")
+    @classmethod
+    def _thresholds(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        for name, threshold in thresholds.items():
+            if not 1 <= len(name) <= 256:
+                raise ValueError(f"evaluation name {name!r} must have 1 to 256 characters")
+            if not 0 < threshold <= 10:
+                raise ValueError(f"threshold of {name!r} must be above 0 and at most 10 (the score scale)")
+        return thresholds
+
+
 class LimitsConfig(_Section):
     max_tokens_per_span: int = Field(default=100_000_000, ge=1)  # larger counts are "absurd"
     max_attribute_length: int = Field(default=256, ge=8)  # longer model/user/... values are invalid
@@ -368,6 +386,7 @@ class ProcessorConfig(_Section):
     duplicates: DuplicatesConfig = DuplicatesConfig()
     call_log: CallLogConfig = CallLogConfig()
     labels: LabelsConfig = LabelsConfig()
+    evaluations: EvaluationsConfig = EvaluationsConfig()
     limits: LimitsConfig = LimitsConfig()
     exemplars: bool = True  # OpenMetrics exemplars carrying trace ids
     shutdown_grace_seconds: float = Field(default=20.0, gt=0, le=600)
@@ -464,7 +483,7 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in values.items():
         path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and key not in ("max_values",):
+        if isinstance(value, Mapping) and key not in ("max_values", "safety_thresholds"):
             flat.update(_flatten(value, path + "."))
         else:
             flat[path] = value

@@ -338,6 +338,7 @@ class Registry:
             for name, width in (
                 ("series", 4),
                 ("quality_series", 4),
+                ("safety_series", 4),
                 ("user_series", 2),
                 ("feature_series", 2),
                 ("duplicate_series", 2),
@@ -357,6 +358,10 @@ class Registry:
         self.user_cost = CappedCounts(clock, self.caps["user_series"])
         self.feature_cost = CappedCounts(clock, self.caps["feature_series"])
         self.quality: dict[tuple[str, ...], Histogram] = {}
+        # (service, provider, model, evaluation) -> safety evaluations, and how many flagged the
+        # response: the same keys in both (a key's flagged series exists from its first evaluation)
+        self.safety_evaluations = Counts(clock)
+        self.safety_flagged = Counts(clock)
         # (counted span's scope, duplicate span's scope) -> spans found to be the second of a call
         self.duplicates = CappedCounts(clock, self.caps["duplicate_series"])
         # health
@@ -579,6 +584,20 @@ class Registry:
             histogram = self.quality[key] = self.histogram(sc.QUALITY_SCORE_BUCKETS, self.exemplars)
         histogram.observe(score, trace_id, end_s)
 
+    def record_safety(self, service: str, provider: str, model: str, evaluation: str, flagged: bool) -> None:
+        """One result of a safety evaluation (processors/safety.py decided `flagged`)."""
+        key: tuple[str, ...] = (service, provider, model, self.limiters[sc.LABEL_EVALUATION](evaluation))
+        evaluations, flags = self.safety_evaluations, self.safety_flagged
+        if key not in evaluations:
+            key = self.caps["safety_series"].admit(key)
+            if key not in evaluations:  # both series born together, flagged at 0
+                evaluations.add(key, 0)
+                flags[key] = 0
+                flags.created[key] = evaluations.created[key]
+        evaluations[key] += 1
+        if flagged:
+            flags[key] += 1
+
     def record_duplicate(self, counted_scope: str, duplicate_scope: str) -> None:
         self.duplicates.add((counted_scope[:256], duplicate_scope[:256]), 1)
 
@@ -600,7 +619,8 @@ class Registry:
         copied.series = {labels: stats.copy() for labels, stats in self.series.items()}
         copied.quality = {key: h.copy() for key, h in self.quality.items()}
         for name in ("unpriced", "usage_incomplete", "user_cost", "feature_cost", "duplicates", "received",
-                     "invalid", "dropped", "rejected", "export_failures"):  # fmt: skip
+                     "invalid", "dropped", "rejected", "export_failures", "safety_evaluations",
+                     "safety_flagged"):  # fmt: skip
             setattr(copied, name, getattr(self, name).copy())
         copied.limiters = {name: copy.copy(limiter) for name, limiter in self.limiters.items()}
         copied.caps = {name: copy.copy(cap) for name, cap in self.caps.items()}
@@ -828,6 +848,15 @@ class _Writer:
         self._family(sc.PROM_LLM_QUALITY_SCORE, "histogram", "Evaluation scores on a 0-10 scale.")
         for key, h in sorted(r.quality.items(), key=lambda item: item[0]):
             self._histogram(sc.PROM_LLM_QUALITY_SCORE, (*base[:3], sc.LABEL_EVALUATION), key, h)
+        for name, help_, counts in (
+            (sc.PROM_LLM_SAFETY_EVALUATIONS, "Results of safety evaluations (hallucination, toxicity).",
+             r.safety_evaluations),
+            (sc.PROM_LLM_SAFETY_FLAGGED, "Results of safety evaluations that flagged the response.",
+             r.safety_flagged),
+        ):  # fmt: skip
+            self._family(name, "counter", help_)
+            for key, n in sorted(counts.items()):
+                self._counter(name, (*base[:3], sc.LABEL_EVALUATION), key, str(n), counts.created[key])
         self._health()
         if self.om:
             self.lines.append("# EOF")

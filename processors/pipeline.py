@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -59,6 +59,7 @@ from .pricing import (
     compiled_cost_parts,
     compute_cost,
 )
+from .safety import flagged
 from .scan import RequestScanner, ResourceEntry, SpanEntry, _accelerator
 from .wire import (
     STATUS_CODE_ERROR,
@@ -173,8 +174,15 @@ class Pipeline:
         trust_reported_cost: str = "provider",
         duplicates_capacity: int = DEFAULT_MAX_SPANS,
         duplicates_window_seconds: float = DEFAULT_WINDOW_SECONDS,
+        safety_thresholds: Mapping[str, float] | None = None,
     ) -> None:
+        from .config import EvaluationsConfig
         from .normalise import SCANNED_KEYS
+
+        # config.evaluations.safety_thresholds: evaluation name -> threshold (processors/safety.py)
+        self.safety_thresholds = dict(
+            EvaluationsConfig().safety_thresholds if safety_thresholds is None else safety_thresholds
+        )
 
         self.registry = registry
         self.prices = prices
@@ -760,8 +768,20 @@ class Pipeline:
                 which = kv.value.WhichOneof("value")
                 values[kv.key] = getattr(kv.value, which) if which else None
             name = values.get(sc.GEN_AI_EVALUATION_NAME)
-            score = finite_number(values.get(sc.GEN_AI_EVALUATION_SCORE_VALUE))
-            if not isinstance(name, str) or score is None or not 0 <= score <= 10:
+            if not isinstance(name, str):
+                self._invalid(InvalidReason.BAD_SCORE)
+                continue
+            raw_score = values.get(sc.GEN_AI_EVALUATION_SCORE_VALUE)
+            threshold = self.safety_thresholds.get(name)
+            score: float | None = None
+            is_flagged: bool | None = None
+            if threshold is not None:  # a safety evaluation: counted, not a quality score
+                is_flagged = flagged(raw_score, values.get(sc.GEN_AI_EVALUATION_SCORE_LABEL), threshold)
+                valid = is_flagged is not None
+            else:
+                score = finite_number(raw_score)
+                valid = score is not None and 0 <= score <= 10
+            if not valid:
                 self._invalid(InvalidReason.BAD_SCORE)
                 continue
             if call is not None:
@@ -777,12 +797,15 @@ class Pipeline:
                 provider = str(raw_provider) or "unknown"
                 model = str(raw_model)[:256] or "unknown"
             labels = registry.labels(service, provider, model, "")
-            self._defer(
-                (
-                    registry.record_score,
-                    (labels[0], labels[1], labels[2], name[:256], score, trace_id, end_ns / 1e9),
+            if is_flagged is not None:
+                self._defer((registry.record_safety, (labels[0], labels[1], labels[2], name, is_flagged)))
+            else:
+                self._defer(
+                    (
+                        registry.record_score,
+                        (labels[0], labels[1], labels[2], name[:256], score, trace_id, end_ns / 1e9),
+                    )
                 )
-            )
 
 
 def _assemble(data: bytes, resources: list[ResourceEntry], additions: dict[int, bytes]) -> bytes:

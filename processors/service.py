@@ -161,6 +161,7 @@ class Processor:
             trust_reported_cost=config.pricing.trust_reported_cost,
             duplicates_capacity=config.duplicates.max_spans,
             duplicates_window_seconds=config.duplicates.window_seconds,
+            safety_thresholds=config.evaluations.safety_thresholds,
         )
         self.forwarder = Forwarder(config.forward, self.registry)
         self._auth = listener_check(config.auth)

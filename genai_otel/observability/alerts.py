@@ -199,6 +199,34 @@ def quality_alerts(spec: Spec) -> list[Alert]:
     ]
 
 
+def safety_alerts(spec: Spec) -> list[Alert]:
+    t = spec.thresholds
+    hallucination = f'{{evaluation="{sc.EVALUATION_HALLUCINATION}"}}'
+    return [
+        # Judges score a sample: a few results in an hour are no rate (1 of 3 is 33%).
+        Alert(
+            "LLMHallucinationRateHigh",
+            Severity.HIGH,
+            f"{rec.SAFETY_FLAGGED_RATIO_RATE1H}{hallucination} > {num(t.hallucination_ratio)}"
+            f" and {rec.SAFETY_EVALUATIONS_INCREASE1H}{hallucination}"
+            f" >= {num(t.hallucination_min_evaluations)}",
+            _pending(spec, "LLMHallucinationRateHigh", "15m"),
+            "Responses of one model are flagged as hallucinations too often",
+            f"{SPM_TEXT}: {{{{ $value | humanizePercentage }}}} of the responses judged over the last hour "
+            f"were flagged as hallucinations (threshold {num(t.hallucination_ratio * 100)}%).",
+        ),
+        Alert(
+            "LLMContentFilterBlockRateHigh",
+            Severity.MEDIUM,
+            f"{rec.CONTENT_FILTER_RATIO_RATE5M} > {num(t.content_filter_ratio)}",
+            _pending(spec, "LLMContentFilterBlockRateHigh", "15m"),
+            "The provider's content filter blocks many LLM calls",
+            f"{SPM_TEXT}: {{{{ $value | humanizePercentage }}}} of calls were refused by the content "
+            f"filter over the last 5 minutes (threshold {num(t.content_filter_ratio * 100)}%).",
+        ),
+    ]
+
+
 def pipeline_alerts(spec: Spec) -> list[Alert]:
     t = spec.thresholds
     return [

@@ -22,7 +22,7 @@ from grafana_foundation_sdk.models import dashboard as models
 from genai_otel import semconv as sc
 from genai_otel.observability import recording as rec
 from genai_otel.observability import slo
-from genai_otel.observability.alerts import COLLECTOR_JOB, PROCESSOR_JOB
+from genai_otel.observability.alerts import COLLECTOR_JOB, PROCESSOR_JOB, num
 from genai_otel.observability.spec import Spec
 
 # Fixed uids: grafana/provisioning/datasources/datasources.yaml declares exactly these.
@@ -67,6 +67,16 @@ class Panel:
     @property
     def instant(self) -> bool:
         return self.kind != "timeseries"
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row header: the panels after it, up to the next row, belong to it."""
+
+    title: str
+
+
+Item = Panel | Row
 
 
 def q(expr: str, legend: str = "", *, exemplar: bool = False) -> Query:
@@ -267,10 +277,11 @@ def errors(spec: Spec) -> list[Panel]:
     ]  # fmt: skip
 
 
-def quality(spec: Spec) -> list[Panel]:
+def quality(spec: Spec) -> list[Item]:
     score = sc.PROM_LLM_QUALITY_SCORE
     minimum = spec.thresholds.quality_score_min
     return [
+        Row("Judge scores"),
         _p("timeseries", "Mean judge score (1 hour)", "short",
            f"Mean evaluation score (0-10) per model and evaluation over the last hour; target {minimum:g}.",
            q(f"{rec.QUALITY_MEAN1H}{{{F}}}", "{{model}} {{evaluation}}"),
@@ -290,6 +301,39 @@ def quality(spec: Spec) -> list[Panel]:
         _p("timeseries", "Judged responses per hour", "short",
            "Responses scored per hour, per evaluation (the judge scores a sample of responses).",
            q(f"sum by (evaluation) (rate({score}_count{{{F}}}[1h])) * 3600", "{{evaluation}}"), width=16),
+        Row("Safety: hallucination, toxicity, content filter"),
+        *safety(spec),
+    ]  # fmt: skip
+
+
+def safety(spec: Spec) -> list[Panel]:
+    t = spec.thresholds
+    spm = "{{service}} {{provider}} {{model}}"
+
+    def flagged(evaluation: str) -> str:
+        return f'{rec.SAFETY_FLAGGED_RATIO_RATE1H}{{{F}, evaluation="{evaluation}"}}'
+
+    return [
+        _p("timeseries", "Hallucination rate by model", "percentunit",
+           f"Share of responses judged by a '{sc.EVALUATION_HALLUCINATION}' evaluation over the last hour "
+           f"that were flagged; the alert fires above {num(t.hallucination_ratio * 100)}% once at least "
+           f"{t.hallucination_min_evaluations} responses were judged in the hour.",
+           q(flagged(sc.EVALUATION_HALLUCINATION), spm), width=8,
+           thresholds=((0.0, "green"), (t.hallucination_ratio, "red"))),
+        _p("timeseries", "Toxicity rate by model", "percentunit",
+           f"Share of the responses judged by a '{sc.EVALUATION_TOXICITY}' evaluation over the last hour "
+           "that were flagged.",
+           q(flagged(sc.EVALUATION_TOXICITY), spm), width=8),
+        _p("timeseries", "Content-filter block rate by model", "percentunit",
+           "Share of calls the provider's content filter refused (error_type content_filter) over the last "
+           f"5 minutes; the alert fires above {num(t.content_filter_ratio * 100)}%.",
+           q(f"{rec.CONTENT_FILTER_RATIO_RATE5M}{{{F}}}", spm), width=8,
+           thresholds=((0.0, "green"), (t.content_filter_ratio, "red"))),
+        _p("timeseries", "Safety results per hour", "short",
+           "Safety evaluation results (judged responses) over the last hour, per evaluation: the rates above "
+           "rest on these counts.",
+           q(f"sum by (evaluation) ({rec.SAFETY_EVALUATIONS_INCREASE1H}{{{F}}})", "{{evaluation}}"),
+           width=24, height=6),
     ]  # fmt: skip
 
 
@@ -341,7 +385,7 @@ class DashboardDef:
     uid: str
     title: str
     purpose: str
-    panels: Callable[[Spec], list[Panel]]
+    panels: Callable[[Spec], list[Panel]] | Callable[[Spec], list[Item]]
 
 
 DASHBOARDS = (
@@ -354,7 +398,8 @@ DASHBOARDS = (
                  latency_slo),
     DashboardDef("genai-otel-errors", "GenAI: Errors", "Failed LLM calls by category and model.", errors),
     DashboardDef("genai-otel-quality", "GenAI: Quality & drift",
-                 "LLM-as-judge scores and their drift over time.", quality),
+                 "LLM-as-judge scores and their drift over time; hallucination, toxicity and content-filter "
+                 "rates.", quality),
     DashboardDef("genai-otel-pipeline", "GenAI: Pipeline health",
                  "The collector, the genai-otel processor and Prometheus itself.", pipeline),
 )  # fmt: skip
@@ -418,8 +463,11 @@ def build(definition: DashboardDef, spec: Spec) -> models.Dashboard:
     )
     for index, name in enumerate(VARIABLES):
         builder = builder.with_variable(_variable(name, list(VARIABLES[:index])))
-    for panel_id, panel in enumerate(definition.panels(spec), start=1):
-        builder = builder.with_panel(_panel(panel, panel_id))
+    for panel_id, item in enumerate(definition.panels(spec), start=1):
+        if isinstance(item, Row):
+            builder = builder.with_row(gdash.Row(item.title).id(panel_id))
+        else:
+            builder = builder.with_panel(_panel(item, panel_id))
     return builder.build()
 
 

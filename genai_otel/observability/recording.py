@@ -55,6 +55,10 @@ UNPRICED_INCREASE1H = f"provider_model_reason:{_base(sc.PROM_LLM_UNPRICED_REQUES
 USER_COST_RATE5M = f"service_user:{_base(sc.PROM_LLM_USER_COST)}:rate5m"
 FEATURE_COST_RATE5M = f"service_feature:{_base(sc.PROM_LLM_FEATURE_COST)}:rate5m"
 QUALITY_MEAN1H = f"service_provider_model_evaluation:{sc.PROM_LLM_QUALITY_SCORE}:mean1h"
+SAFETY_FLAGGED_RATIO_RATE5M = (
+    f"service_provider_model_evaluation:{_base(sc.PROM_LLM_SAFETY_FLAGGED)}:ratio_rate5m"
+)
+CONTENT_FILTER_RATIO_RATE5M = "service_provider_model:llm_content_filter_block_ratio:rate5m"
 
 COST_INCREASE1D = f"service_provider_model:{_base(sc.PROM_LLM_COST)}:increase1d"
 SERVICE_COST_RATE1H = f"service:{_base(sc.PROM_LLM_COST)}:rate1h"
@@ -62,6 +66,12 @@ SERVICE_TOKENS_RATE1H = f"service:{_base(sc.PROM_LLM_TOKENS)}:rate1h"
 SERVICE_TOKENS_RATE1D = f"service:{_base(sc.PROM_LLM_TOKENS)}:rate1d"
 USER_COST_INCREASE1D = f"service_user:{_base(sc.PROM_LLM_USER_COST)}:increase1d"
 QUALITY_MEAN1D = f"service_provider_model_evaluation:{sc.PROM_LLM_QUALITY_SCORE}:mean1d"
+SAFETY_FLAGGED_RATIO_RATE1H = (
+    f"service_provider_model_evaluation:{_base(sc.PROM_LLM_SAFETY_FLAGGED)}:ratio_rate1h"
+)
+SAFETY_EVALUATIONS_INCREASE1H = (
+    f"service_provider_model_evaluation:{_base(sc.PROM_LLM_SAFETY_EVALUATIONS)}:increase1h"
+)
 
 RECEIVED_RATE5M = f"job:{_base(sc.PROM_PROCESSOR_SPANS_RECEIVED)}:rate5m"
 FORWARDED_RATE5M = f"job:{_base(sc.PROM_PROCESSOR_SPANS_FORWARDED)}:rate5m"
@@ -130,7 +140,24 @@ def llm_rules() -> list[Recording]:
             f"sum by ({SPM}, evaluation) (rate({sc.PROM_LLM_QUALITY_SCORE}_sum[1h]))"
             f" / sum by ({SPM}, evaluation) (rate({sc.PROM_LLM_QUALITY_SCORE}_count[1h]))",
         ),
+        Recording(SAFETY_FLAGGED_RATIO_RATE5M, _safety_ratio("5m")),
+        # A model that was never blocked has no content_filter series: its share is 0, not missing.
+        Recording(
+            CONTENT_FILTER_RATIO_RATE5M,
+            f'(sum by ({SPM}) ({ERRORS_RATE5M}{{error_type="{sc.ErrorCategory.CONTENT_FILTER}"}})'
+            f" or {REQUESTS_RATE5M} * 0) / {REQUESTS_RATE5M}",
+        ),
     ]
+
+
+def _safety_ratio(window: str) -> str:
+    """Flagged / evaluated safety results (processors/safety.py); no result gives no sample, not 0/0.
+    The flagged series exists, at 0, from a key's first result, so no `or` fallback is needed."""
+    by = f"sum by ({SPM}, evaluation)"
+    return (
+        f"{by} (rate({sc.PROM_LLM_SAFETY_FLAGGED}[{window}]))"
+        f" / ({by} (rate({sc.PROM_LLM_SAFETY_EVALUATIONS}[{window}])) > 0)"
+    )
 
 
 def trend_rules() -> list[Recording]:
@@ -145,6 +172,11 @@ def trend_rules() -> list[Recording]:
             QUALITY_MEAN1D,
             f"sum by ({SPM}, evaluation) (rate({sc.PROM_LLM_QUALITY_SCORE}_sum[1d]))"
             f" / sum by ({SPM}, evaluation) (rate({sc.PROM_LLM_QUALITY_SCORE}_count[1d]))",
+        ),
+        Recording(SAFETY_FLAGGED_RATIO_RATE1H, _safety_ratio("1h")),
+        Recording(
+            SAFETY_EVALUATIONS_INCREASE1H,
+            f"sum by ({SPM}, evaluation) (increase({sc.PROM_LLM_SAFETY_EVALUATIONS}[1h]))",
         ),
     ]
 

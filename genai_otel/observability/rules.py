@@ -38,6 +38,7 @@ def all_alerts(spec: Spec) -> list[alerts.Alert]:
         *alerts.llm_alerts(spec),
         *alerts.cost_alerts(spec),
         *alerts.quality_alerts(spec),
+        *alerts.safety_alerts(spec),
         *alerts.pipeline_alerts(spec),
     ]
     for objective in spec.slos:
@@ -71,6 +72,7 @@ def rule_files(spec: Spec) -> dict[str, str]:
                 _group("genai-otel-llm.alerts", alerting(alerts.llm_alerts(spec))),
                 _group("genai-otel-cost.alerts", alerting(alerts.cost_alerts(spec))),
                 _group("genai-otel-quality.alerts", alerting(alerts.quality_alerts(spec))),
+                _group("genai-otel-safety.alerts", alerting(alerts.safety_alerts(spec))),
                 _group("genai-otel-pipeline.alerts", alerting(alerts.pipeline_alerts(spec))),
             ]
         },

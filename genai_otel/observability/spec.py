@@ -95,6 +95,9 @@ class Thresholds(BaseModel):
     user_daily_budget_usd: float = Field(default=10.0, gt=0)
     quality_score_min: float = Field(default=7.0, gt=0, le=10)
     quality_drift: float = Field(default=0.3, gt=0, le=10)
+    hallucination_ratio: float = Field(default=0.02, gt=0, lt=1)
+    hallucination_min_evaluations: int = Field(default=20, ge=1)
+    content_filter_ratio: float = Field(default=0.05, gt=0, lt=1)
     invalid_span_ratio: float = Field(default=0.01, gt=0, lt=1)
     queue_fill_ratio: float = Field(default=0.8, gt=0, le=1)
 

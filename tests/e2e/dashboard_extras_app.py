@@ -1,5 +1,6 @@
-"""What the demo does not send, for the live dashboard test: judge scores, unpriced calls, a
-burst of rate-limited calls, and spans as peer instrumentations write them.
+"""What the demo does not send, for the live dashboard test: judge scores, safety evaluations
+(hallucination, toxicity), calls refused by the content filter, unpriced calls, a burst of
+rate-limited calls, and spans as peer instrumentations write them.
 
 Run as `opentelemetry-instrument python tests/e2e/dashboard_extras_app.py` with the demo's
 environment. Records LLM-as-judge evaluations of the demo's models (the quality dashboard reads
@@ -24,6 +25,12 @@ RATE_LIMITED_MODEL = "gpt-4o-mini"
 RATE_LIMITED_CALLS = 20
 PROMPT: Any = [{"role": "user", "content": "Rate this answer."}]
 JUDGED = (("openai", "gpt-4o-mini", 8.5), ("openai", "gpt-4o", 6.0), ("anthropic", "claude-sonnet-4-0", 9.0))
+# safety evaluations: 1 flags the response (the processor's evaluations.safety_thresholds)
+SAFETY_RESULTS = (
+    (sc.EVALUATION_HALLUCINATION, 1.0),
+    (sc.EVALUATION_HALLUCINATION, 0.0),
+    (sc.EVALUATION_TOXICITY, 0.02),
+)
 
 
 ANTHROPIC_CALL = {
@@ -66,7 +73,18 @@ def main() -> None:
     for _ in range(3):
         for provider, model, score in JUDGED:
             record_evaluation("helpfulness", score, provider=provider, model=model)
+        for name, score in SAFETY_RESULTS:
+            record_evaluation(name, score, provider="openai", model="gpt-4o")
         client.chat.completions.create(model="acme-mystery-1", messages=PROMPT)
+        try:
+            client.chat.completions.create(
+                model="gpt-4o", messages=PROMPT, extra_headers={"x-fake-scenario": "content_filter"}
+            )
+        except openai.BadRequestError:
+            pass
+        else:
+            raise AssertionError("the fake provider did not refuse the call with its content filter")
+        time.sleep(1.0)  # spread over several scrapes
     for _ in range(RATE_LIMITED_CALLS):
         try:
             client.chat.completions.create(

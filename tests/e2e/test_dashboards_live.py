@@ -27,9 +27,10 @@ import pytest
 from genai_otel.demo.run import instrumented_command
 from genai_otel.fake_provider import FakeProvider
 from genai_otel.observability import dashboards, rules
+from genai_otel.observability import recording as rec
 from genai_otel.observability.alertmanager import render_config
 from genai_otel.observability.spec import load_spec
-from genai_otel.stack.query import get_json, prometheus_query, wait_for
+from genai_otel.stack.query import get_json, prometheus_query, prometheus_scalar, wait_for
 from genai_otel.stack.runner import LocalStack, free_ports
 from tests.e2e.apps import demo_environment
 
@@ -189,6 +190,27 @@ def test_every_generated_rule_evaluates_without_error(live: LiveRun) -> None:
         if rule["health"] != "ok"
     ]
     assert not broken
+
+
+def test_safety_rates_are_what_the_extras_app_recorded(live: LiveRun) -> None:
+    """The extras app judged gpt-4o three times: hallucination 1 and 0 (half flagged), toxicity 0.02
+    (under the 0.5 threshold); and the fake provider's content filter refused three of its calls."""
+    where = f'service="{SERVICE}", provider="openai", model="gpt-4o"'
+
+    def ratio(evaluation: str) -> float | None:
+        return prometheus_scalar(
+            live.prometheus, f'{rec.SAFETY_FLAGGED_RATIO_RATE1H}{{{where}, evaluation="{evaluation}"}}'
+        )
+
+    def both() -> tuple[float, float] | None:
+        hallucination, toxicity = ratio("hallucination"), ratio("toxicity")
+        return None if hallucination is None or toxicity is None else (hallucination, toxicity)
+
+    hallucination, toxicity = wait_for(both, timeout=60, interval=2, what="the safety rates of gpt-4o")
+    assert hallucination == pytest.approx(0.5)
+    assert toxicity == 0
+    blocked = prometheus_scalar(live.prometheus, f"{rec.CONTENT_FILTER_RATIO_RATE5M}{{{where}}}")
+    assert blocked is not None and blocked > 0
 
 
 def _firing_in_prometheus(prometheus: str, alertname: str) -> list[dict[str, Any]] | None:

@@ -187,6 +187,10 @@ llm_request_duration_seconds_created{{{labels}}} 1750000100.125
 # TYPE llm_feature_cost_usd counter
 # HELP llm_quality_score Evaluation scores on a 0-10 scale.
 # TYPE llm_quality_score histogram
+# HELP llm_safety_evaluations Results of safety evaluations (hallucination, toxicity).
+# TYPE llm_safety_evaluations counter
+# HELP llm_safety_flagged Results of safety evaluations that flagged the response.
+# TYPE llm_safety_flagged counter
 # HELP genai_otel_processor_spans_received Spans accepted, by kind.
 # TYPE genai_otel_processor_spans_received counter
 genai_otel_processor_spans_received_total{{kind="genai"}} 1

@@ -92,7 +92,7 @@ def test_the_processor_builds_its_registry_with_the_configured_cap() -> None:
     config = load_config({"labels": {"max_series": 3}, "listen": "127.0.0.1:0"}, environ={})
     processor = Processor(config)
     assert {name: cap.limit for name, cap in processor.registry.caps.items()} == {
-        "series": 3, "quality_series": 3, "user_series": 3, "feature_series": 3,
+        "series": 3, "quality_series": 3, "safety_series": 3, "user_series": 3, "feature_series": 3,
         "duplicate_series": 3}  # fmt: skip
 
 
