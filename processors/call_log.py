@@ -150,11 +150,7 @@ class CallLog:
         except OSError as exc:
             self.dropped += 1
             self._stream = None  # reopened on the next line
-            now = self._clock()
-            if now - self._complained >= 60:
-                self._complained = now
-                logger.warning("call log: a line could not be written to %s (%s); %d lost so far",
-                               self.path, type(exc).__name__, self.dropped)  # fmt: skip
+            self._complain(exc)
 
     def _rotate(self) -> None:
         assert self._stream is not None
@@ -169,9 +165,22 @@ class CallLog:
         self._open()
 
     def flush(self) -> None:
-        if self._stream is not None:
+        """Buffered lines to the file; a failure is reported as a failed write's is (once a minute)."""
+        if self._stream is None:
+            return
+        try:
             self._stream.flush()
-            self._flushed = self._clock()
+        except OSError as exc:
+            self._stream = None
+            self._complain(exc)
+        self._flushed = self._clock()
+
+    def _complain(self, exc: OSError) -> None:
+        now = self._clock()
+        if now - self._complained >= 60:
+            self._complained = now
+            logger.warning("call log: lines could not be written to %s (%s); %d lost so far",
+                           self.path, type(exc).__name__, self.dropped)  # fmt: skip
 
     def close(self) -> None:
         if self._stream is None:

@@ -47,6 +47,7 @@ CONTEXT: Final = (
     ("record_duplicate", "Registry.record_duplicate(counted scope, duplicate scope)"),
     ("duplicate_prefix", "genai_otel.cost.duplicate_of's framing before its 16 hex digits"),
     ("response_id", "the gen_ai.response.id key"),
+    ("call_log", "CallLog.line, or None: the call log is off"),
 )
 
 # Lane.learn(signature, kind, outcome) for kinds PRICED, UNPRICED and NO_COST: OUT_<NAME>, OUT_SIZE.
@@ -69,6 +70,7 @@ OUTCOME: Final = (
     ("prefixes", "priced: the six cost attributes' framing (pipeline._cost_packer)"),
     ("unpriced_key", "unpriced: the unpriced series key (provider, model, reason)"),
     ("unpriced_attr", "unpriced: genai_otel.cost.unpriced_reason's bytes"),
+    ("log_static", "CallLog.static for the kind's calls, or None: the call log is off"),
 )
 
 # Lane.learn's kinds: KIND_<NAME> in C

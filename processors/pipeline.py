@@ -25,6 +25,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from genai_otel import semconv as sc
 
 from . import lane_contract
+from .call_log import CallLog
 from .duplicates import (
     AROUND_NATIVE,
     DEFAULT_MAX_SPANS,
@@ -147,6 +148,7 @@ def _native(scope_name: str, provider: str) -> int:
 
 # the outcome items of the priced and unpriced kinds, for the kinds that do not use them
 _NOT_PRICED: Final = {
+    "log_static": None,
     "base": None,
     "tiers": None,
     "multiplier": None,
@@ -175,10 +177,12 @@ class Pipeline:
         duplicates_capacity: int = DEFAULT_MAX_SPANS,
         duplicates_window_seconds: float = DEFAULT_WINDOW_SECONDS,
         safety_thresholds: Mapping[str, float] | None = None,
+        call_log: CallLog | None = None,
     ) -> None:
         from .config import EvaluationsConfig
         from .normalise import SCANNED_KEYS
 
+        self.call_log = call_log  # one JSON line per counted call (call_log.py), or None
         # config.evaluations.safety_thresholds: evaluation name -> threshold (processors/safety.py)
         self.safety_thresholds = dict(
             EvaluationsConfig().safety_thresholds if safety_thresholds is None else safety_thresholds
@@ -266,6 +270,7 @@ class Pipeline:
                 record_duplicate=registry.record_duplicate,
                 duplicate_prefix=_DUPLICATE_OF_PREFIX,
                 response_id=sc.GEN_AI_RESPONSE_ID,
+                call_log=self.call_log.line if self.call_log is not None else None,
             )
         )
 
@@ -453,6 +458,8 @@ class Pipeline:
             **_NOT_PRICED,
         }
         if not call.has_usage:  # a failed call without usage: recorded, never priced
+            if self.call_log is not None:
+                outcome["log_static"] = self._log_static(call, service, "", "")
             lane.learn(signature, LANE_NO_COST, lane_contract.pack(lane_contract.OUTCOME, **outcome))
             return
         start_ns = facts[1]
@@ -466,6 +473,8 @@ class Pipeline:
             kind = LANE_UNPRICED
             outcome["unpriced_key"] = (labels[1], labels[2], rates)
             outcome["unpriced_attr"] = self._unpriced_bytes(rates)
+            if self.call_log is not None:
+                outcome["log_static"] = self._log_static(call, service, "", rates)
         else:
             assert isinstance(rates, Rates)
             kind = LANE_PRICED
@@ -475,6 +484,8 @@ class Pipeline:
                 "multiplier": rates.multiplier,
                 "prefixes": self._prefixes(rates.table),
             }
+            if self.call_log is not None:
+                outcome["log_static"] = self._log_static(call, service, sc.CostSource.LOCAL, "")
         lane.learn(signature, kind, lane_contract.pack(lane_contract.OUTCOME, **outcome))
 
     # -- per span -------------------------------------------------------------------------
@@ -513,7 +524,7 @@ class Pipeline:
             if duplicate is not None:  # the second span of a call already counted
                 added = duplicate
             else:
-                added = self._call(call, service, trace_id, start_ns, end_ns)
+                added = self._call(call, service, trace_id, start_ns, end_ns, facts[4])
                 if call.reported_cost is not None:  # OpenLIT's spans, among others
                     added += self._usage_note(call, attrs, scope_name, service)
         if has_evaluation:
@@ -565,7 +576,9 @@ class Pipeline:
         self._defer((self.registry.record_duplicate, (kept_scope, scope_name)))
         return _DUPLICATE_OF_PREFIX + kept_span.hex().encode()
 
-    def _call(self, call: GenAICall, service: str, trace_id: bytes, start_ns: int, end_ns: int) -> bytes:
+    def _call(  # noqa: PLR0917
+        self, call: GenAICall, service: str, trace_id: bytes, start_ns: int, end_ns: int, span_id: bytes
+    ) -> bytes:
         registry = self.registry
         raw = (service, call.provider, call.request_model or call.response_model or UNKNOWN, call.operation)
         series = self._series.get(raw)
@@ -632,11 +645,33 @@ class Pipeline:
             )
         if unpriced:
             self._defer((registry.record_unpriced, (labels[1], labels[2], unpriced)))
+        if self.call_log is not None:
+            source = sc.CostSource.PROVIDER if reported_quanta >= 0 else sc.CostSource.LOCAL if cost else ""
+            quanta = reported_quanta if reported_quanta >= 0 else cost.total if cost is not None else None
+            static = self._log_static(call, service, source, unpriced)
+            when = end_ns / 1e9
+            line = (static, trace_id, span_id, when, tokens, quanta, duration, call.time_to_first_chunk)
+            self._defer((self.call_log.line, (*line, call.user, call.feature)))
         if call.already_enriched:
             return b""
         if call.reported_cost is not None and reported_quanta < 0:
             return self._repriced_enrichment(call, cost, unpriced)
         return self._enrichment(call, cost, unpriced, reported_quanta)
+
+    @staticmethod
+    def _log_static(call: GenAICall, service: str, cost_source: str, unpriced: str) -> str:
+        """What every call of this kind writes into its call-log line (CallLog.static)."""
+        return CallLog.static(
+            service,
+            call.provider,
+            call.operation,
+            call.request_model,
+            call.response_model,
+            STATUS_ERROR if call.error else STATUS_OK,
+            call.error_category if call.error else "",
+            cost_source,
+            unpriced,
+        )
 
     def _packer(self, table: str) -> tuple[struct.Struct, bytes, bytes, bytes, bytes, bytes, bytes]:
         packer = self._cost_packers.get(table)

@@ -38,6 +38,7 @@ from grpc_health.v1._async import HealthServicer
 
 from genai_otel import semconv as sc
 
+from .call_log import FLUSH_SECONDS, CallLog
 from .config import ConfigError, LabelsConfig, ProcessorConfig, load_config
 from .forwarder import RETRY_INFO_KEY, STATUS_DETAILS_KEY, Forwarder
 from .http_guard import MetricsGuard
@@ -153,6 +154,16 @@ class Processor:
             exemplars=config.exemplars,
             price_table=PRICE_TABLE_VERSION,
         )
+        self.call_log = (
+            CallLog(
+                config.call_log.path,
+                config.call_log.max_bytes,
+                config.call_log.backups,
+                user=None if config.labels.user_id == "drop" else (_user_label(config.labels) or str),
+            )
+            if config.call_log.path
+            else None
+        )
         self.pipeline = Pipeline(
             self.registry,
             PriceBook(overrides, max_entries=config.pricing.cache_entries),
@@ -161,6 +172,7 @@ class Processor:
             trust_reported_cost=config.pricing.trust_reported_cost,
             duplicates_capacity=config.duplicates.max_spans,
             duplicates_window_seconds=config.duplicates.window_seconds,
+            call_log=self.call_log,
             safety_thresholds=config.evaluations.safety_thresholds,
         )
         self.forwarder = Forwarder(config.forward, self.registry)
@@ -173,6 +185,7 @@ class Processor:
         self._server: grpc.aio.Server | None = None
         self._http: asyncio.Server | None = None
         self._http_handler: web.Server | None = None
+        self._call_log_flusher: asyncio.Task[None] | None = None
 
     # -- OTLP ---------------------------------------------------------------------------
     async def export(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -336,6 +349,8 @@ class Processor:
             ssl_handshake_timeout=HTTP_IDLE_SECONDS if self.config.metrics.tls.cert_file else None,
         )
         self.metrics_port = self._http.sockets[0].getsockname()[1]
+        if self.call_log is not None:
+            self._call_log_flusher = asyncio.create_task(self._flush_call_log())
         for name in ("", TRACE_SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         logger.info(
@@ -356,6 +371,13 @@ class Processor:
         else:
             logger.warning("hot path: %s", slow_path_warning())
 
+    async def _flush_call_log(self) -> None:
+        """The call log's buffered lines reach the file within a second, busy or idle."""
+        assert self.call_log is not None
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            self.call_log.flush()
+
     async def stop(self) -> None:
         """NOT_SERVING -> refuse new exports -> finish in-flight -> forward the queue -> exit."""
         loop = asyncio.get_running_loop()
@@ -371,6 +393,10 @@ class Processor:
             if self._http_handler is not None:
                 await self._http_handler.shutdown(1.0)
             await self._http.wait_closed()
+        if self._call_log_flusher is not None:
+            self._call_log_flusher.cancel()
+        if self.call_log is not None:
+            self.call_log.close()
         logger.info(
             "processor stopped: %d spans forwarded, %s dropped",
             self.registry.forwarded,

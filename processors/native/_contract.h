@@ -33,6 +33,7 @@ enum {
     CTX_RECORD_DUPLICATE, /* Registry.record_duplicate(counted scope, duplicate scope) */
     CTX_DUPLICATE_PREFIX, /* genai_otel.cost.duplicate_of's framing before its 16 hex digits */
     CTX_RESPONSE_ID, /* the gen_ai.response.id key */
+    CTX_CALL_LOG, /* CallLog.line, or None: the call log is off */
     CTX_SIZE
 };
 
@@ -54,6 +55,7 @@ enum {
     OUT_PREFIXES, /* priced: the six cost attributes' framing (pipeline._cost_packer) */
     OUT_UNPRICED_KEY, /* unpriced: the unpriced series key (provider, model, reason) */
     OUT_UNPRICED_ATTR, /* unpriced: genai_otel.cost.unpriced_reason's bytes */
+    OUT_LOG_STATIC, /* CallLog.static for the kind's calls, or None: the call log is off */
     OUT_SIZE
 };
 

@@ -363,6 +363,7 @@ typedef struct Entry {
     int ntiers;
     PyObject *prefixes;                 /* priced: the six cost attribute prefixes */
     PyObject *unpriced_key, *unpriced_attr;
+    PyObject *log_static; /* CallLog.static of the kind's calls, or NULL: no call log */
     PyObject *h_duration, *h_ttfc, *h_tps, *h_cost;
     /* not yet added to the Python objects */
     int dirty;

@@ -13,6 +13,7 @@ entry_free(Entry *e)
     Py_XDECREF(e->prefixes);
     Py_XDECREF(e->unpriced_key);
     Py_XDECREF(e->unpriced_attr);
+    Py_XDECREF(e->log_static);
     Py_XDECREF(e->h_duration);
     Py_XDECREF(e->h_ttfc);
     Py_XDECREF(e->h_tps);
@@ -636,6 +637,11 @@ lane_learn(LaneObject *l, PyObject *const *args, Py_ssize_t nargs)
     e->request_key = Py_NewRef(OUT(REQUEST_KEY));
     e->status = Py_NewRef(OUT(STATUS));
     e->error_attr = Py_NewRef(OUT(ERROR_ATTR));
+    if (OUT(LOG_STATIC) != Py_None) {
+        if (!PyUnicode_CheckExact(OUT(LOG_STATIC)))
+            goto refused;
+        e->log_static = Py_NewRef(OUT(LOG_STATIC));
+    }
     if (kind == KIND_PRICED) {
         PyObject *tiers = OUT(TIERS), *prefixes = OUT(PREFIXES);
         if (float_tuple(OUT(BASE), e->base) < 0 || !PyTuple_CheckExact(tiers) ||

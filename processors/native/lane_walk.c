@@ -66,6 +66,7 @@ typedef struct {
     int has_ttfc;
     PyObject *trace; /* owned; NULL without exemplars */
     Py_ssize_t who_at[2], who_len[2];
+    Py_ssize_t trace_at, trace_len, span_at, span_len; /* ids in the request (for the call log) */
     Py_ssize_t upto;
     PyObject *duplicate; /* owned: (counted span's scope, this span's scope); e is NULL */
 } Rec;
@@ -502,6 +503,10 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
     r->end_s = (double)end_ns / 1e9;
     r->ttfc = ttfc;
     r->has_ttfc = has_ttfc;
+    r->trace_at = facts.trace_start;
+    r->trace_len = facts.trace_stop - facts.trace_start;
+    r->span_at = facts.span_start;
+    r->span_len = facts.span_stop - facts.span_start;
     for (int i = 0; i < 2; i++) {
         r->who_at[i] = who_at[i];
         r->who_len[i] = who_len[i];
@@ -545,6 +550,39 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
     l->fast++;
     w->genai++;
     return 0;
+}
+
+/* CallLog.line(static, trace id, span id, end, tokens, cost quanta, duration, ttfc, user, feature)
+ * for a span the lane counted: the same line the Python path writes for it. */
+static int
+rec_log(LaneObject *l, const Rec *r, const uint8_t *d)
+{
+    const Entry *e = r->e;
+    PyObject *tokens = NULL, *cost = NULL, *ttfc = NULL, *done = NULL;
+    if (e->kind == KIND_NO_COST)
+        tokens = Py_NewRef(Py_None);
+    else if ((tokens = PyTuple_New(TOKEN_TYPES)) != NULL)
+        for (int i = 0; i < TOKEN_TYPES; i++) {
+            PyObject *v = PyLong_FromLongLong(r->tokens[i]);
+            if (v == NULL) {
+                Py_CLEAR(tokens);
+                break;
+            }
+            PyTuple_SET_ITEM(tokens, i, v);
+        }
+    cost = e->kind == KIND_PRICED ? PyLong_FromLongLong(r->q[0] + r->q[1] + r->q[2] + r->q[3]) : Py_NewRef(Py_None);
+    ttfc = r->has_ttfc ? PyFloat_FromDouble(r->ttfc) : Py_NewRef(Py_None);
+    if (tokens != NULL && cost != NULL && ttfc != NULL)
+        done = PyObject_CallFunction(PyTuple_GET_ITEM(l->ctx, CTX_CALL_LOG), "Oy#y#dOOdOy#y#", e->log_static,
+                                     (const char *)d + r->trace_at, r->trace_len, (const char *)d + r->span_at,
+                                     r->span_len, r->end_s, tokens, cost, r->duration, ttfc,
+                                     (const char *)d + r->who_at[0], r->who_len[0], (const char *)d + r->who_at[1],
+                                     r->who_len[1]);
+    Py_XDECREF(tokens);
+    Py_XDECREF(cost);
+    Py_XDECREF(ttfc);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
 }
 
 /* One span's record (Registry.record_call): sums pending on its entry, histograms in place. */
@@ -606,6 +644,8 @@ rec_apply(LaneObject *l, const Rec *r, const uint8_t *d)
     }
     else if (e->kind == KIND_UNPRICED)
         e->unpriced++;
+    if (e->log_static != NULL && rec_log(l, r, d) < 0)
+        return -1;
     return 0;
 }
 

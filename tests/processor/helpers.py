@@ -11,6 +11,7 @@ from typing import Any, Self
 
 import grpc
 import pytest
+from genai_otel.processors.call_log import CallLog
 from genai_otel.processors.config import load_config
 from genai_otel.processors.metrics import ALL_LABELS, Registry
 from genai_otel.processors.normalise import SCANNED_KEYS
@@ -122,7 +123,13 @@ class StepClock:
         return self.now
 
 
-def make_pipeline(overrides: PriceOverrides | None = None, **label_options: Any) -> Pipeline:
+def make_pipeline(
+    overrides: PriceOverrides | None = None,
+    *,
+    accelerated: bool | None = None,
+    call_log: CallLog | None = None,
+    **label_options: Any,
+) -> Pipeline:
     """A pipeline on a fresh registry whose clock is a StepClock (label_options["clock"])."""
     config = load_config(environ={})
     registry = Registry(
@@ -134,7 +141,7 @@ def make_pipeline(overrides: PriceOverrides | None = None, **label_options: Any)
         price_table=PRICE_TABLE_VERSION,
         clock=label_options.get("clock") or StepClock(),
     )
-    return Pipeline(registry, PriceBook(overrides))
+    return Pipeline(registry, PriceBook(overrides), accelerated=accelerated, call_log=call_log)
 
 
 BROKEN_SERVICE = "broken"
