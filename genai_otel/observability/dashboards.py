@@ -232,6 +232,7 @@ def latency_slo(spec: Spec) -> list[Panel]:
             "short",
             "Median generation speed per model: output tokens divided by the call's duration.",
             q(f"{rec.TOKENS_PER_SECOND_QUANTILE5M}{{{F}}}", "{{service}} {{provider}} {{model}}"),
+            width=24,
         ),
     ]
     period = spec.slo_period
@@ -292,7 +293,8 @@ def quality(spec: Spec) -> list[Item]:
            q(f"{rec.QUALITY_MEAN1D}{{{F}}} offset 1d", "{{model}} {{evaluation}} yesterday")),
         _p("timeseries", "Score drift: last hour against last day", "short",
            "Mean score of the last hour minus the mean of the last 24 hours; a fast drift shows here first.",
-           q(f"{rec.QUALITY_MEAN1H}{{{F}}} - {rec.QUALITY_MEAN1D}{{{F}}}", "{{model}} {{evaluation}}")),
+           q(f"{rec.QUALITY_MEAN1H}{{{F}}} - {rec.QUALITY_MEAN1D}{{{F}}}", "{{model}} {{evaluation}}"),
+           width=8),
         _p("stat", "Share of scores below target", "percentunit",
            f"Share of judged responses scoring {minimum:g} or less over the last hour.",
            q(f'sum(rate({score}_bucket{{{F}, le=~"{minimum:g}(\\\\.0)?"}}[1h]))'
@@ -300,7 +302,7 @@ def quality(spec: Spec) -> list[Item]:
            width=8),
         _p("timeseries", "Judged responses per hour", "short",
            "Responses scored per hour, per evaluation (the judge scores a sample of responses).",
-           q(f"sum by (evaluation) (rate({score}_count{{{F}}}[1h])) * 3600", "{{evaluation}}"), width=16),
+           q(f"sum by (evaluation) (rate({score}_count{{{F}}}[1h])) * 3600", "{{evaluation}}"), width=8),
         Row("Safety: hallucination, toxicity, content filter"),
         *safety(spec),
     ]  # fmt: skip

@@ -53,6 +53,18 @@ def test_round_trip_through_the_sdk_models(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.stem)
+def test_every_panel_lies_inside_the_24_column_grid_without_overlapping(path: Path) -> None:
+    taken: dict[tuple[int, int], str] = {}
+    for panel in _load(path)["panels"]:
+        pos = panel["gridPos"]
+        assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, f"{path.name}: {panel['title']!r} at {pos}"
+        for x in range(pos["x"], pos["x"] + pos["w"]):
+            for y in range(pos["y"], pos["y"] + pos["h"]):
+                assert (x, y) not in taken, f"{path.name}: {panel['title']!r} overlaps {taken[(x, y)]!r}"
+                taken[(x, y)] = panel["title"]
+
+
+@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.stem)
 def test_every_panel_has_title_unit_description_and_a_provisioned_datasource(path: Path) -> None:
     provisioned = _provisioned_uids()
     dashboard = _load(path)
