@@ -3,6 +3,7 @@ process, and readings of its /proc entries."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -86,3 +87,18 @@ def cpu_seconds(pid: int) -> float:
     """A process's CPU time so far (utime + stime, every thread)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def scrape(port: int, openmetrics: bool = True) -> bytes:
+    """One /metrics scrape on 127.0.0.1:port, on a connection of its own; the body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    accept = "application/openmetrics-text; version=1.0.0" if openmetrics else "text/plain"
+    writer.write(
+        f"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAccept: {accept}\r\n\r\n".encode()
+    )
+    response = await reader.read()
+    writer.close()
+    status, _, body = response.partition(b"\r\n\r\n")
+    if not status.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"scrape failed: {status[:80]!r}")
+    return body

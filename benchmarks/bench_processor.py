@@ -42,7 +42,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import EXPORT, Sink, cpu_seconds, kv, proc_status_mib, start_processor
+from _harness import EXPORT, Sink, cpu_seconds, kv, proc_status_mib, scrape, start_processor
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 CALLS = [
@@ -178,7 +178,7 @@ async def end_to_end(
                 nonlocal scrapes
                 while True:
                     await asyncio.sleep(scrape_interval)
-                    await scrape_once(metrics_port)
+                    await scrape(metrics_port)
                     scrapes += 1
 
             scraping = asyncio.ensure_future(scraper()) if scrape_interval > 0 else None
@@ -211,19 +211,6 @@ async def end_to_end(
         process.wait(60)
         await server.stop(0)
     return counted
-
-
-async def scrape_once(port: int) -> bytes:
-    """One OpenMetrics scrape on a connection of its own; the body."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                 b"Accept: application/openmetrics-text; version=1.0.0\r\n\r\n")  # fmt: skip
-    response = await reader.read()
-    writer.close()
-    head, _, body = response.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise RuntimeError(f"scrape failed: {head[:80]!r}")
-    return body
 
 
 async def _callgrind_control(option: str, pid: int) -> str:

@@ -29,7 +29,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import EXPORT, Sink, cpu_seconds, kv, proc_status_mib, start_processor
+from _harness import EXPORT, Sink, cpu_seconds, kv, proc_status_mib, scrape, start_processor
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 OFF = 1_000_000_000
@@ -72,18 +72,6 @@ def build_request(service: int, models: int) -> bytes:
     return request.SerializeToString()
 
 
-async def _get(port: int, openmetrics: bool) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    accept = "application/openmetrics-text; version=1.0.0" if openmetrics else "text/plain"
-    writer.write(f"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\n\r\n".encode())
-    response = await reader.read()
-    writer.close()
-    head, _, body = response.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise RuntimeError(f"scrape failed: {head[:80]!r}")
-    return body
-
-
 def _call_series(text: bytes) -> int:
     """Distinct label sets of llm_requests_total (status and error_type aside)."""
     sets = set()
@@ -111,21 +99,21 @@ async def run(max_series: int | None, services: int, models: int, scrapes: int, 
             cpu = cpu_seconds(process.pid)
             for _ in range(scrapes):
                 started = time.perf_counter()
-                text = await _get(metrics_port, openmetrics=False)
+                text = await scrape(metrics_port, openmetrics=False)
                 text_times.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                om = await _get(metrics_port, openmetrics=True)
+                om = await scrape(metrics_port, openmetrics=True)
                 om_times.append(time.perf_counter() - started)
             cpu = cpu_seconds(process.pid) - cpu
             # one export round trip while an OpenMetrics scrape is being rendered
             small = build_request(0, 1)
-            scrape = asyncio.ensure_future(_get(metrics_port, openmetrics=True))
+            rendering = asyncio.ensure_future(scrape(metrics_port, openmetrics=True))
             await asyncio.sleep(min(om_times) / 4)
             started = time.perf_counter()
             await export(small)
             during = time.perf_counter() - started
-            scrape_done = not scrape.done()
-            await scrape
+            scrape_done = not rendering.done()
+            await rendering
             label = "default" if max_series is None else f"max_series={max_series:,}"
             print(f"labels.max_series {label}: {services * models:,} distinct label combinations sent")
             print(f"  call series exposed {_call_series(text):,}; /metrics text {len(text):,} bytes,"

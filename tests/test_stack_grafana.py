@@ -309,62 +309,61 @@ def publish_grafana(host: ReleaseHost, *, checksum: str | None = None) -> releas
     return spec
 
 
+@pytest.fixture
+def host(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ReleaseHost]:
+    """A local HTTP server standing in for the release site, as the mirror; downloads allowed
+    (`isolated` turns them off first)."""
+    served = ReleaseHost()
+    monkeypatch.setenv(release.MIRROR_VARIABLE, served.base)
+    monkeypatch.delenv(release.DOWNLOAD_VARIABLE)
+    yield served
+    served.close()
+
+
 @needs_release_platform
 def test_grafana_is_downloaded_verified_and_started(
+    host: ReleaseHost,
     isolated: Path,
     ports: dict[str, int],
     stack_down: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    host = ReleaseHost()
-    try:
-        monkeypatch.setenv(release.MIRROR_VARIABLE, host.base)
-        monkeypatch.delenv(release.DOWNLOAD_VARIABLE)
-        spec = publish_grafana(host)
-        assert cli.main(["up", "--run-dir", str(stack_down), "--no-build"]) == 0
-        home = isolated / "cache" / "grafana" / f"grafana-{VERSION}"
-        assert host.requests == [f"/oss/release/{spec.checksums}", f"/oss/release/{spec.archive}"]
-        assert recorded(isolated)["argv"][:4] == [
-            str(home / "bin" / "grafana"),
-            "server",
-            "--homepath",
-            str(home),
-        ]
-        assert (home / "public" / "build" / "index.html").exists()
-        assert cli.main(["status", "--run-dir", str(stack_down)]) == 0
-        url = f"{host.base}/oss/release/{spec.archive}"
-        assert f"binary: official release {url}, sha256 verified\n" in capsys.readouterr().out
-        assert cli.main(["down", "--run-dir", str(stack_down)]) == 0
-        # cached: the next start asks nothing
-        host.requests.clear()
-        assert cli.main(["up", "--run-dir", str(stack_down), "--no-build"]) == 0
-        assert host.requests == []
-    finally:
-        host.close()
+    spec = publish_grafana(host)
+    assert cli.main(["up", "--run-dir", str(stack_down), "--no-build"]) == 0
+    home = isolated / "cache" / "grafana" / f"grafana-{VERSION}"
+    assert host.requests == [f"/oss/release/{spec.checksums}", f"/oss/release/{spec.archive}"]
+    assert recorded(isolated)["argv"][:4] == [
+        str(home / "bin" / "grafana"),
+        "server",
+        "--homepath",
+        str(home),
+    ]
+    assert (home / "public" / "build" / "index.html").exists()
+    assert cli.main(["status", "--run-dir", str(stack_down)]) == 0
+    url = f"{host.base}/oss/release/{spec.archive}"
+    assert f"binary: official release {url}, sha256 verified\n" in capsys.readouterr().out
+    assert cli.main(["down", "--run-dir", str(stack_down)]) == 0
+    # cached: the next start asks nothing
+    host.requests.clear()
+    assert cli.main(["up", "--run-dir", str(stack_down), "--no-build"]) == 0
+    assert host.requests == []
 
 
 @needs_release_platform
 def test_a_grafana_archive_failing_its_checksum_is_refused(
+    host: ReleaseHost,
     isolated: Path,
     ports: dict[str, int],
     stack_down: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    host = ReleaseHost()
-    try:
-        monkeypatch.setenv(release.MIRROR_VARIABLE, host.base)
-        monkeypatch.delenv(release.DOWNLOAD_VARIABLE)
-        spec = publish_grafana(host, checksum="e" * 64)
-        assert cli.main(["up", "--run-dir", str(stack_down), "--no-build"]) == 0
-        out = capsys.readouterr().out
-        assert f"(checksum mismatch, archive refused: {spec.archive} has sha256 " in out
-        assert f"{spec.checksums} says {'e' * 64})); to have it, put Grafana" in out
-        assert not (isolated / "record.json").exists()
-        assert not (isolated / "cache" / "grafana" / f"grafana-{VERSION}").exists()
-    finally:
-        host.close()
+    spec = publish_grafana(host, checksum="e" * 64)
+    assert cli.main(["up", "--run-dir", str(stack_down), "--no-build"]) == 0
+    out = capsys.readouterr().out
+    assert f"(checksum mismatch, archive refused: {spec.archive} has sha256 " in out
+    assert f"{spec.checksums} says {'e' * 64})); to have it, put Grafana" in out
+    assert not (isolated / "record.json").exists()
+    assert not (isolated / "cache" / "grafana" / f"grafana-{VERSION}").exists()
 
 
 def test_grafana_release_layout_is_grafanas_own() -> None:
