@@ -61,6 +61,19 @@ def _one_point(metrics: dict[str, tuple[str, Any]], name: str) -> tuple[str, Any
     return unit, data, dict(point.attributes or {}), point
 
 
+def _readme_streamed_chat_names(opt_in: str | None) -> set[str]:
+    """The metrics the README's table says a streamed chat call emits under `opt_in`."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("<!-- table:semconv-opt-in -->", 1)[1].split("<!-- /table:semconv-opt-in -->", 1)[0]
+    column = {None: 1, LATEST: 2, DUP: 3}[opt_in]
+    names: set[str] = set()
+    for row in table.strip().splitlines()[2:]:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        if cells[column] not in {"—", "embeddings only"}:
+            names.add(cells[0].split("`")[1])
+    return names
+
+
 def _opt_in(otel: Otel, monkeypatch: pytest.MonkeyPatch, value: str | None) -> None:
     if value is None:
         monkeypatch.delenv(semconv.ENV_SEMCONV_STABILITY_OPT_IN, raising=False)
@@ -181,6 +194,7 @@ def test_streamed_chat_time_to_first_chunk_per_setting(
     old_names = OLD_NAMES | {semconv.METRIC_CLIENT_TIME_TO_FIRST_CHUNK}
     new_names = NEW_NAMES | {semconv.METRIC_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK}
     assert set(metrics) == (old_names if old else set()) | (new_names if new else set())
+    assert set(metrics) == _readme_streamed_chat_names(opt_in)
     base = _base(provider, chunks[0].model)
     names = ([semconv.METRIC_CLIENT_TIME_TO_FIRST_CHUNK] if old else []) + (
         [semconv.METRIC_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK] if new else []
