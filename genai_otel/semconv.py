@@ -459,6 +459,48 @@ METRIC_CLIENT_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
 METRIC_CLIENT_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
 METRIC_CLIENT_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
 
+# The conventions' newer metric names (semantic-conventions-genai, its migration guide from
+# v1.41.0), emitted instead of or besides the ones above under OTEL_SEMCONV_STABILITY_OPT_IN.
+# Inference operations (chat, text_completion, generate_content) only: other operations keep
+# gen_ai.client.operation.duration and have no token metrics in this family.
+METRIC_CLIENT_INFERENCE_DURATION: Final = "gen_ai.client.inference.duration"
+METRIC_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.inference.time_to_first_chunk"
+# Counters (monotonic sums, by gen_ai.token.modality); input includes cache reads and writes,
+# output includes reasoning, as on the span.
+METRIC_CLIENT_INFERENCE_USAGE_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.input_tokens"
+METRIC_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.output_tokens"
+METRIC_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS: Final = (
+    "gen_ai.client.inference.usage.cache_read.input_tokens"
+)
+METRIC_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = (
+    "gen_ai.client.inference.usage.cache_write.input_tokens"
+)
+METRIC_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS: Final = (
+    "gen_ai.client.inference.usage.reasoning.output_tokens"
+)
+# Per-operation histograms (not by modality; error.type on failures).
+METRIC_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.inference.operation.input_tokens"
+METRIC_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS: Final = "gen_ai.client.inference.operation.output_tokens"
+GEN_AI_TOKEN_MODALITY: Final = "gen_ai.token.modality"
+TOKEN_MODALITY_UNKNOWN: Final = "unknown"  # no provider we instrument splits usage by modality
+INFERENCE_OPERATIONS: Final = frozenset(
+    {Operation.CHAT.value, Operation.TEXT_COMPLETION.value, Operation.GENERATE_CONTENT.value}
+)
+
+# OTEL_SEMCONV_STABILITY_OPT_IN (comma-separated): which metric names the instrumentation emits.
+ENV_SEMCONV_STABILITY_OPT_IN: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
+SEMCONV_OPT_IN_GEN_AI_LATEST: Final = "gen_ai_latest_experimental"  # the conventions' value
+SEMCONV_OPT_IN_GEN_AI_DUP: Final = "gen_ai_latest_experimental/dup"  # ours, as http/dup
+
+
+class MetricNames(StrEnum):
+    """Which GenAI client metric names are emitted (`OTEL_SEMCONV_STABILITY_OPT_IN`)."""
+
+    DEFAULT = "default"  # today's: token.usage, operation.duration, operation.time_to_first_chunk
+    LATEST = "latest"  # the inference.* names only
+    DUP = "dup"  # both
+
+
 TOKEN_USAGE_BUCKETS: Final = (
     1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
 )  # fmt: skip

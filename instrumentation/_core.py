@@ -24,7 +24,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from genai_otel import semconv
-from genai_otel.semconv import ContentCapture, ErrorCategory
+from genai_otel.semconv import ContentCapture, ErrorCategory, MetricNames
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +70,23 @@ def content_max_length_from_env() -> int:
     return semconv.DEFAULT_CAPTURE_MESSAGE_CONTENT_MAX_LENGTH
 
 
+def metric_names_from_env() -> MetricNames:
+    """Which GenAI client metric names to emit, from `OTEL_SEMCONV_STABILITY_OPT_IN` (a
+    comma-separated list, as for http and database): `gen_ai_latest_experimental/dup` wins over
+    `gen_ai_latest_experimental`; neither (or anything else) keeps today's names."""
+    values = {value.strip() for value in os.environ.get(semconv.ENV_SEMCONV_STABILITY_OPT_IN, "").split(",")}
+    if semconv.SEMCONV_OPT_IN_GEN_AI_DUP in values:
+        return MetricNames.DUP
+    if semconv.SEMCONV_OPT_IN_GEN_AI_LATEST in values:
+        return MetricNames.LATEST
+    return MetricNames.DEFAULT
+
+
 class Telemetry:
-    """The tracer, the three GenAI client histograms and the content-capture setting.
+    """The tracer, the GenAI client metric instruments and the content-capture setting.
+
+    The instruments are created once, here; `legacy` and `latest` (read from
+    `OTEL_SEMCONV_STABILITY_OPT_IN` now, at instrument time) decide which of them a call records.
 
     `inside`, when given, is a context variable that is True while a call this instrumentor
     traces is inside the SDK (from span start to the SDK's return): the anthropic instrumentor
@@ -82,11 +97,17 @@ class Telemetry:
         "capture_on_span",
         "content_max_length",
         "duration",
+        "inference_duration",
+        "inference_time_to_first_chunk",
         "inside",
+        "latest",
+        "legacy",
+        "operation_tokens",
         "provider",
         "time_to_first_chunk",
         "token_usage",
         "tracer",
+        "usage_tokens",
     )
 
     def __init__(
@@ -119,14 +140,63 @@ class Telemetry:
             description="Time from the start of a streamed GenAI operation to its first chunk.",
             explicit_bucket_boundaries_advisory=semconv.TIME_TO_FIRST_CHUNK_BUCKETS,
         )
+        names = metric_names_from_env()
+        self.legacy = names is not MetricNames.LATEST
+        self.latest = names is not MetricNames.DEFAULT
+        if self.latest:
+            self._create_latest(meter)
         capture = content_capture_from_env()
         self.capture_on_span = capture in (ContentCapture.SPAN_ONLY, ContentCapture.SPAN_AND_EVENT)
         self.capture_on_event = capture in (ContentCapture.EVENT_ONLY, ContentCapture.SPAN_AND_EVENT)
         self.content_max_length = content_max_length_from_env()
 
+    def _create_latest(self, meter: metrics.Meter) -> None:
+        """The conventions' newer inference instruments (see `semconv.MetricNames`)."""
+        self.inference_duration = meter.create_histogram(
+            semconv.METRIC_CLIENT_INFERENCE_DURATION,
+            unit="s",
+            description="Duration of a GenAI inference operation, as the client sees it.",
+            explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS,
+        )
+        self.inference_time_to_first_chunk = meter.create_histogram(
+            semconv.METRIC_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time from the start of a streamed GenAI inference operation to its first chunk.",
+            explicit_bucket_boundaries_advisory=semconv.TIME_TO_FIRST_CHUNK_BUCKETS,
+        )
+        # One counter per token kind: input, output, cache read, cache write, reasoning.
+        self.usage_tokens = tuple(
+            meter.create_counter(name, unit="{token}", description=description)
+            for name, description in _USAGE_COUNTERS
+        )
+        self.operation_tokens = tuple(
+            meter.create_histogram(
+                name,
+                unit="{token}",
+                description=description,
+                explicit_bucket_boundaries_advisory=semconv.TOKEN_USAGE_BUCKETS,
+            )
+            for name, description in _OPERATION_HISTOGRAMS
+        )
+
     @property
     def captures_content(self) -> bool:
         return self.capture_on_span or self.capture_on_event
+
+
+_M = semconv
+_USAGE_COUNTERS = (
+    (_M.METRIC_CLIENT_INFERENCE_USAGE_INPUT_TOKENS, "Input tokens used, cache reads and writes included."),
+    (_M.METRIC_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS, "Output tokens used, reasoning included."),
+    (_M.METRIC_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS, "Input tokens read from the cache."),
+    (_M.METRIC_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS, "Input tokens written to the cache."),
+    (_M.METRIC_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS, "Output tokens used for reasoning."),
+)
+_OPERATION_HISTOGRAMS = (
+    (_M.METRIC_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS, "Input tokens used per GenAI inference operation."),
+    (_M.METRIC_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS, "Output tokens used per GenAI inference operation."),
+)
+_INFERENCE_OPERATIONS = semconv.INFERENCE_OPERATIONS
 
 
 # --------------------------------------------------------------------------------------
@@ -247,24 +317,60 @@ class Call:
             span.end()
 
             labels = _metric_attributes(self.metric_base, response_model, error_type)
-            telemetry.duration.record(elapsed, labels[0])
-            if self.first_chunk_at is not None:
-                telemetry.time_to_first_chunk.record(ttfc, labels[0])
-            if outcome is not None:
-                if outcome.input_tokens is not None:
-                    telemetry.token_usage.record(outcome.input_tokens, labels[1])
-                if outcome.output_tokens is not None:
-                    telemetry.token_usage.record(outcome.output_tokens, labels[2])
+            if telemetry.legacy:
+                telemetry.duration.record(elapsed, labels[0])
+                if self.first_chunk_at is not None:
+                    telemetry.time_to_first_chunk.record(ttfc, labels[0])
+                if outcome is not None:
+                    if outcome.input_tokens is not None:
+                        telemetry.token_usage.record(outcome.input_tokens, labels[1])
+                    if outcome.output_tokens is not None:
+                        telemetry.token_usage.record(outcome.output_tokens, labels[2])
+            if telemetry.latest:
+                _record_latest(self, outcome, elapsed, labels)
         except Exception:
             logger.debug("could not record a GenAI call", exc_info=True)
             span.end()
 
 
+def _record_latest(call: Call, outcome: Outcome | None, elapsed: float, labels: _MetricAttributes) -> None:
+    """The conventions' newer names: an inference operation records its duration (and time to
+    first chunk) under gen_ai.client.inference.*, and every token counter and per-operation
+    histogram, failed calls and unreported kinds included (as 0, as the conventions ask); any
+    other operation keeps gen_ai.client.operation.duration (recorded once in `dup`)."""
+    telemetry = call.telemetry
+    if call.metric_base[0] not in _INFERENCE_OPERATIONS:
+        if not telemetry.legacy:
+            telemetry.duration.record(elapsed, labels[0])
+        return
+    telemetry.inference_duration.record(elapsed, labels[0])
+    if call.first_chunk_at is not None:
+        telemetry.inference_time_to_first_chunk.record(call.first_chunk_at - call.start, labels[0])
+    if outcome is None:
+        counts: tuple[int | None, ...] = (None, None, None, None, None)
+    else:
+        counts = (
+            outcome.input_tokens,
+            outcome.output_tokens,
+            outcome.cache_read_tokens,
+            outcome.cache_write_tokens,
+            outcome.reasoning_tokens,
+        )
+    usage = labels[3]
+    for counter, count in zip(telemetry.usage_tokens, counts, strict=True):
+        counter.add(count or 0, usage)
+    input_histogram, output_histogram = telemetry.operation_tokens
+    input_histogram.record(counts[0] or 0, labels[0])
+    output_histogram.record(counts[1] or 0, labels[0])
+
+
 # Metric attribute sets, built once per distinct set and reused: (operation, provider, request
 # model, server address, server port, response model, error type) -> the attributes of the
-# duration (and time-to-first-chunk) record, of the input-token and of the output-token record.
-# Never mutated after they are built, so handing the same dicts to the SDK again is safe.
-_MetricAttributes = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
+# duration (and time-to-first-chunk, and per-operation token histogram) record, of the
+# gen_ai.client.token.usage input and output records, and of the usage counters (by modality,
+# without error.type). Never mutated after they are built, so handing the same dicts to the
+# SDK again is safe.
+_MetricAttributes = tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]
 _METRIC_ATTRIBUTES: dict[tuple[Any, ...], _MetricAttributes] = {}
 _METRIC_ATTRIBUTES_MAX = 1024  # beyond it (a runaway label set) build per call; never grow
 
@@ -282,10 +388,13 @@ def _metric_attributes(
         common[semconv.GEN_AI_RESPONSE_MODEL] = response_model
     if error_type is not None:
         common[semconv.ERROR_TYPE] = error_type
+    usage = {key: value for key, value in common.items() if key != semconv.ERROR_TYPE}
+    usage[semconv.GEN_AI_TOKEN_MODALITY] = semconv.TOKEN_MODALITY_UNKNOWN
     built = (
         common,
         {**common, semconv.GEN_AI_TOKEN_TYPE: "input"},
         {**common, semconv.GEN_AI_TOKEN_TYPE: "output"},
+        usage,
     )
     if len(_METRIC_ATTRIBUTES) < _METRIC_ATTRIBUTES_MAX:
         _METRIC_ATTRIBUTES[key] = built

@@ -46,6 +46,10 @@ Environment variables:
     ``instrument()``. Off, no prompt, completion or tool argument is recorded.
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT_MAX_LENGTH``
     Longest captured value in characters (default 8192).
+``OTEL_SEMCONV_STABILITY_OPT_IN``
+    ``gen_ai_latest_experimental``: the conventions' newer client metric names
+    (``gen_ai.client.inference.*``) instead of today's; ``gen_ai_latest_experimental/dup``:
+    both. Read at ``instrument()``; the README's table lists what each setting emits.
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``
     ``genai_otel_bedrock`` disables this instrumentor under ``opentelemetry-instrument`` (if
     ``opentelemetry-instrumentation-botocore`` is installed too, its Bedrock extension also makes

@@ -37,6 +37,10 @@ Environment variables:
     ``instrument()``. Off, no prompt, completion or function argument is recorded.
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT_MAX_LENGTH``
     Longest captured value in characters (default 8192).
+``OTEL_SEMCONV_STABILITY_OPT_IN``
+    ``gen_ai_latest_experimental``: the conventions' newer client metric names
+    (``gen_ai.client.inference.*``) instead of today's; ``gen_ai_latest_experimental/dup``:
+    both. Read at ``instrument()``; the README's table lists what each setting emits.
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``
     ``genai_otel_google_genai`` disables this instrumentor under ``opentelemetry-instrument``
     (disable ``google_genai`` too if the official ``opentelemetry-instrumentation-google-genai``

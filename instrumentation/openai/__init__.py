@@ -19,7 +19,7 @@ bodies are read by the application, so those spans carry the request side only.
 
 Each call is one CLIENT span ``{gen_ai.operation.name} {gen_ai.request.model}`` and points
 on ``gen_ai.client.token.usage``, ``gen_ai.client.operation.duration`` and, for streams,
-``gen_ai.client.operation.time_to_first_chunk``.
+``gen_ai.client.operation.time_to_first_chunk`` (by default; see ``OTEL_SEMCONV_STABILITY_OPT_IN``).
 
 ``gen_ai.provider.name`` comes from the client's base URL (``api.openai.com`` is ``openai``,
 ``api.groq.com`` is ``groq``, ...: the table is ``semconv.OPENAI_COMPATIBLE_HOSTS``, documented
@@ -45,6 +45,10 @@ Environment variables:
     ``gen_ai.client.inference.operation.details`` span event). Read at ``instrument()``.
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT_MAX_LENGTH``
     Longest captured value in characters (default 8192); longer values are cut.
+``OTEL_SEMCONV_STABILITY_OPT_IN``
+    ``gen_ai_latest_experimental``: the conventions' newer client metric names
+    (``gen_ai.client.inference.*``) instead of today's; ``gen_ai_latest_experimental/dup``:
+    both. Read at ``instrument()``; the README's table lists what each setting emits.
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``
     Comma-separated entry-point names to skip under ``opentelemetry-instrument``
     (``genai_otel_openai`` disables this instrumentor).

@@ -749,3 +749,35 @@ def test_a_string_running_past_its_any_value_is_malformed_on_both_paths() -> Non
     _, slow = _scanners()
     ((_, _, _, _, ((_, _, _, _, spans),)),), _ = slow.split(data)
     assert [span[3][sc.GEN_AI_REQUEST_MODEL] for span in spans] == [UNSUPPORTED, "gen_ai."]
+
+
+def test_the_migrations_cache_write_rename_is_priced_the_same_under_either_spelling() -> None:
+    # semantic-conventions-genai's migration guide renames gen_ai.usage.cache_creation.input_tokens
+    # (v1.41.0) to gen_ai.usage.cache_write.input_tokens: a span in either spelling is the same
+    # call, on the C path and the Python one, and is forwarded in the current spelling.
+    usage = {"gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet-4-5",
+             "gen_ai.usage.input_tokens": 2000, "gen_ai.usage.output_tokens": 150,
+             "gen_ai.usage.cache_read.input_tokens": 500}  # fmt: skip
+    outcomes = []
+    for spelling in (
+        sc.LEGACY_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+        sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    ):
+        data = make_request([make_span({**usage, spelling: 1000}) for _ in range(3)])
+        forwarded = assert_same_processing(data, passes=2)  # C (lane included) == Python
+        pipeline = make_pipeline()
+        run(pipeline, data)
+        (span, *_) = spans_of(forwarded)
+        attributes = attributes_of(span)
+        outcomes.append(
+            (
+                attributes[sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS],
+                attributes[sc.GEN_AI_USAGE_COST_AMOUNT],
+                attributes[sc.GENAI_OTEL_COST_CACHE_WRITE],
+                samples(pipeline.registry.expose(openmetrics=True), sc.PROM_LLM_TOKENS),
+            )
+        )
+    assert outcomes[0] == outcomes[1]
+    written, cost, cache_write_cost, tokens = outcomes[0]
+    assert written == 1000 and cache_write_cost > 0 and cost > cache_write_cost
+    assert [value for key, value in tokens.items() if 'token_type="cache_write"' in key] == ["3000"]
