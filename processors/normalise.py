@@ -30,6 +30,7 @@ from .wire import UNSUPPORTED
 
 # Operations that are not themselves model calls: an agent or a tool span may carry the
 # token totals of the calls inside it, so counting it would count those calls twice.
+# execute_tool spans are counted as tool calls and invoke_agent spans as agent runs (pipeline.py).
 NON_INFERENCE_OPERATIONS: Final = frozenset(
     {"execute_tool", "invoke_agent", "create_agent", "invoke_workflow", "workflow", "task", "agent", "tool"}
 )
@@ -163,6 +164,8 @@ SCANNED_KEYS: Final = sorted(
         sc.OPENLIT_USAGE_COST,
         sc.GEN_AI_REQUEST_STREAM,
         sc.GEN_AI_RESPONSE_ID,  # duplicates.py
+        sc.GEN_AI_TOOL_NAME,  # agents and tools: pipeline.AGENTIC_OPERATIONS
+        sc.GEN_AI_AGENT_NAME,
     }
 )
 
