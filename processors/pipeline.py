@@ -509,7 +509,8 @@ class Pipeline:
         added = b""
         if call is None:
             if attrs.get(sc.GEN_AI_OPERATION_NAME) in AGENTIC_OPERATIONS:
-                self._agentic(attrs, service, trace_id, start_ns, end_ns, status_code == STATUS_CODE_ERROR)
+                error = status_code == STATUS_CODE_ERROR
+                self._agentic(data, start, end, attrs, service, trace_id, start_ns, end_ns, error)
         else:
             duplicate = self._duplicate_of(data, start, end, call, facts, attrs, scope_name, service)
             if duplicate is not None:  # the second span of a call already counted
@@ -533,6 +534,9 @@ class Pipeline:
 
     def _agentic(  # noqa: PLR0917
         self,
+        data: bytes,
+        start: int,
+        end: int,
         attrs: dict[str, object],
         service: str,
         trace_id: bytes,
@@ -545,6 +549,10 @@ class Pipeline:
         status = STATUS_ERROR if status_error or attrs.get(sc.ERROR_TYPE) else STATUS_OK
         registry = self.registry
         if attrs.get(sc.GEN_AI_OPERATION_NAME) == sc.Operation.EXECUTE_TOOL:
+            # a SERVER span is the server's side of a call its client counts (an MCP server's
+            # tools/call span): one tool call, counted once (rare spans: parsed whole)
+            if Span.FromString(data[start:end]).kind == Span.SPAN_KIND_SERVER:
+                return
             tool = self._name(attrs.get(sc.GEN_AI_TOOL_NAME))
             self._defer((registry.record_tool_call, (service, tool, status)))
             return

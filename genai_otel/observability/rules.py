@@ -39,6 +39,7 @@ def all_alerts(spec: Spec) -> list[alerts.Alert]:
         *alerts.cost_alerts(spec),
         *alerts.quality_alerts(spec),
         *alerts.pipeline_alerts(spec),
+        *alerts.agent_alerts(spec),
     ]
     for objective in spec.slos:
         result += slo.slo_alerts(spec, objective)
@@ -64,6 +65,7 @@ def rule_files(spec: Spec) -> dict[str, str]:
                 _group("genai-otel-llm.rules", records(recording.llm_rules())),
                 _group("genai-otel-trends.rules", records(recording.trend_rules())),
                 _group("genai-otel-pipeline.rules", records(recording.pipeline_rules())),
+                _group("genai-otel-agents.rules", records(recording.agent_rules())),
             ]
         },
         "genai-otel-alerts.yml": {
@@ -72,6 +74,7 @@ def rule_files(spec: Spec) -> dict[str, str]:
                 _group("genai-otel-cost.alerts", alerting(alerts.cost_alerts(spec))),
                 _group("genai-otel-quality.alerts", alerting(alerts.quality_alerts(spec))),
                 _group("genai-otel-pipeline.alerts", alerting(alerts.pipeline_alerts(spec))),
+                _group("genai-otel-agents.alerts", alerting(alerts.agent_alerts(spec))),
             ]
         },
         "genai-otel-slos.yml": {

@@ -63,9 +63,8 @@ def test_tool_calls_are_counted_by_tool_and_status_every_time(pipeline: Pipeline
         '{service="checkout",tool="lookup",status="error"}': "3",
     }
     # only the model call is a request, and priced (0.0035 USD each)
-    assert samples(text, sc.PROM_LLM_REQUESTS) == {
-        '{service="checkout",provider="openai",model="gpt-4o",operation="chat",status="ok",error_type=""}': "3"
-    }
+    chat = 'service="checkout",provider="openai",model="gpt-4o",operation="chat"'
+    assert samples(text, sc.PROM_LLM_REQUESTS) == {"{" + chat + ',status="ok",error_type=""}': "3"}
     (cost,) = samples(text, sc.PROM_LLM_COST).values()
     assert float(cost) == pytest.approx(0.0105, abs=1e-9)
     assert pipeline.registry.received == {"genai": 3, "other": 9}
@@ -127,7 +126,22 @@ def test_tool_and_agent_labels_are_bounded() -> None:
 
 def test_a_tool_span_without_a_name_is_counted_as_unknown() -> None:
     pipeline = make_pipeline()
-    run(pipeline, make_request([make_span({sc.GEN_AI_OPERATION_NAME: "execute_tool"}, start_ns=T_2025_07_01)]))
+    run(
+        pipeline, make_request([make_span({sc.GEN_AI_OPERATION_NAME: "execute_tool"}, start_ns=T_2025_07_01)])
+    )
     assert samples(pipeline.registry.expose(openmetrics=False), TOOL) == {
         '{service="checkout",tool="unknown",status="ok"}': "1"
+    }
+
+
+def test_the_server_side_of_a_tool_call_is_not_counted_again() -> None:
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    pipeline = make_pipeline()
+    client = tool_span("stock")
+    server = tool_span("stock")
+    server.kind = Span.SPAN_KIND_SERVER  # an MCP server's tools/call span, child of the client's
+    run(pipeline, make_request([client, server]))
+    assert samples(pipeline.registry.expose(openmetrics=False), TOOL) == {
+        '{service="checkout",tool="stock",status="ok"}': "1"
     }
