@@ -164,8 +164,6 @@ SCANNED_KEYS: Final = sorted(
         sc.OPENLIT_USAGE_COST,
         sc.GEN_AI_REQUEST_STREAM,
         sc.GEN_AI_RESPONSE_ID,  # duplicates.py
-        sc.GEN_AI_TOOL_NAME,  # agents and tools: pipeline.AGENTIC_OPERATIONS
-        sc.GEN_AI_AGENT_NAME,
     }
 )
 

@@ -548,18 +548,21 @@ class Pipeline:
         is priced: the model calls inside an agent run are (NON_INFERENCE_OPERATIONS)."""
         status = STATUS_ERROR if status_error or attrs.get(sc.ERROR_TYPE) else STATUS_OK
         registry = self.registry
+        # Rare spans, parsed whole: the tool and agent names are not among the keys every span is
+        # scanned for (those cost every span of every request).
+        span = Span.FromString(data[start:end])
         if attrs.get(sc.GEN_AI_OPERATION_NAME) == sc.Operation.EXECUTE_TOOL:
             # a SERVER span is the server's side of a call its client counts (an MCP server's
-            # tools/call span): one tool call, counted once (rare spans: parsed whole)
-            if Span.FromString(data[start:end]).kind == Span.SPAN_KIND_SERVER:
+            # tools/call span): one tool call, counted once
+            if span.kind == Span.SPAN_KIND_SERVER:
                 return
-            tool = self._name(attrs.get(sc.GEN_AI_TOOL_NAME))
+            tool = self._name(_string_attribute(span, sc.GEN_AI_TOOL_NAME))
             self._defer((registry.record_tool_call, (service, tool, status)))
             return
         if end_ns < start_ns or start_ns == 0:
             self._invalid(InvalidReason.NEGATIVE_DURATION)
             return
-        agent = self._name(attrs.get(sc.GEN_AI_AGENT_NAME))
+        agent = self._name(_string_attribute(span, sc.GEN_AI_AGENT_NAME))
         self._defer(
             (
                 registry.record_agent_run,
@@ -567,11 +570,9 @@ class Pipeline:
             )
         )
 
-    def _name(self, value: object) -> str:
+    def _name(self, value: str) -> str:
         """A tool's or an agent's name as a label value (capped later, by its LabelLimiter)."""
-        if type(value) is not str or not value:
-            return UNKNOWN
-        return value[: self.normaliser.max_value_length]
+        return value[: self.normaliser.max_value_length] if value else UNKNOWN
 
     def _duplicate_of(  # noqa: PLR0917
         self,
@@ -835,6 +836,14 @@ class Pipeline:
                     (labels[0], labels[1], labels[2], name[:256], score, trace_id, end_ns / 1e9),
                 )
             )
+
+
+def _string_attribute(span: Span, key: str) -> str:
+    """The string value of the span's first attribute `key`, "" if none (or not a string)."""
+    for kv in span.attributes:
+        if kv.key == key:
+            return kv.value.string_value
+    return ""
 
 
 def _assemble(data: bytes, resources: list[ResourceEntry], additions: dict[int, bytes]) -> bytes:
