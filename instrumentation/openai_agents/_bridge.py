@@ -125,13 +125,11 @@ class OpenTelemetryBridge(TracingProcessor):
                 current=True,
                 parent=self._parent(span),
             )
-        if kind == FUNCTION:
-            mcp = getattr(data, "mcp_data", None)
-            tool_type = semconv.ToolType.EXTENSION if mcp else semconv.ToolType.FUNCTION
+        if kind == FUNCTION:  # an MCP server's tool is known as one only at the end (_end)
             return start_tool(
                 telemetry,
                 data.name,
-                tool_type=tool_type.value,
+                tool_type=semconv.ToolType.FUNCTION.value,
                 current=True,
                 parent=self._parent(span),
             )
@@ -159,7 +157,9 @@ class OpenTelemetryBridge(TracingProcessor):
         data = span.span_data
         error_type = OTHER_ERROR if span.error else None
         attributes: dict[str, Any] = {}
-        if data.type == FUNCTION:  # the SDK fills the arguments in after the span started
+        if data.type == FUNCTION:  # the SDK fills these in after the span started
+            if getattr(data, "mcp_data", None):
+                attributes[semconv.GEN_AI_TOOL_TYPE] = semconv.ToolType.EXTENSION.value
             for key, value in (
                 (semconv.GEN_AI_TOOL_CALL_ARGUMENTS, data.input),
                 (semconv.GEN_AI_TOOL_CALL_RESULT, data.output),

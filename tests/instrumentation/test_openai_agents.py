@@ -3,7 +3,9 @@ and tool duration metrics, and what the processor makes of the exported spans.""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -220,3 +222,47 @@ async def test_uninstrument_removes_the_bridge(agents_otel: Otel, aoai: openai.A
     OpenAIAgentsInstrumentor().instrument(
         tracer_provider=agents_otel.tracer_provider, meter_provider=agents_otel.meter_provider
     )
+
+
+MCP_SERVER = """
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("shop")
+
+
+@server.tool()
+def stock(item: str) -> int:
+    return 5
+
+
+server.run("stdio")
+"""
+
+
+async def test_an_agents_mcp_tool_is_one_tool_span_with_the_mcp_instrumentor_on(
+    agents_otel: Otel, aoai: openai.AsyncOpenAI, tmp_path: Path
+) -> None:
+    from agents.mcp import MCPServerStdio
+    from genai_otel.instrumentation.mcp import MCPInstrumentor
+
+    script = tmp_path / "server.py"
+    script.write_text(MCP_SERVER)
+    MCPInstrumentor().instrument(
+        tracer_provider=agents_otel.tracer_provider, meter_provider=agents_otel.meter_provider
+    )
+    try:
+        async with MCPServerStdio(params={"command": sys.executable, "args": [str(script)]}) as server:
+            agent = Agent(name="Shop", instructions="Check stock.", model=model(aoai), mcp_servers=[server])
+            await Runner.run(agent, "Is tea in stock?")
+    finally:
+        MCPInstrumentor().uninstrument()
+    spans = agents_otel.spans()
+    tools = [
+        span for span in spans if (span.attributes or {}).get(sc.GEN_AI_OPERATION_NAME) == "execute_tool"
+    ]
+    assert [(span.name, span.instrumentation_scope.name) for span in tools] == [  # type: ignore[union-attr]
+        ("execute_tool stock", sc.GENAI_OTEL_SCOPE_OPENAI_AGENTS)
+    ]
+    assert (tools[0].attributes or {})[sc.GEN_AI_TOOL_TYPE] == "extension"
+    assert tools[0].parent is not None
+    assert tools[0].parent.span_id == named(spans, "invoke_agent Shop").context.span_id
