@@ -52,6 +52,12 @@ GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
 GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
 GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
 GEN_AI_TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
+GEN_AI_TOOL_DESCRIPTION: Final = "gen_ai.tool.description"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"  # content: opt-in only
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"  # content: opt-in only
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
+GEN_AI_AGENT_DESCRIPTION: Final = "gen_ai.agent.description"
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"  # content: opt-in only
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"  # content: opt-in only
 GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"  # content: opt-in only
@@ -91,6 +97,15 @@ class Operation(StrEnum):
     GENERATE_CONTENT = "generate_content"
     EXECUTE_TOOL = "execute_tool"
     INVOKE_AGENT = "invoke_agent"
+    CREATE_AGENT = "create_agent"
+
+
+class ToolType(StrEnum):
+    """``gen_ai.tool.type`` values: where a tool runs."""
+
+    FUNCTION = "function"  # the client runs it (an agent's function tool)
+    EXTENSION = "extension"  # an agent-side extension: an MCP server's tool
+    DATASTORE = "datastore"
 
 
 class Provider(StrEnum):
@@ -450,6 +465,16 @@ GENAI_OTEL_SCOPE_ANTHROPIC: Final = "genai_otel.instrumentation.anthropic"
 GENAI_OTEL_SCOPE_GOOGLE_GENAI: Final = "genai_otel.instrumentation.google_genai"
 GENAI_OTEL_SCOPE_BEDROCK: Final = "genai_otel.instrumentation.bedrock"
 GENAI_OTEL_SCOPE_EVALUATION: Final = "genai_otel.instrumentation.evaluation"
+GENAI_OTEL_SCOPE_OPENAI_AGENTS: Final = "genai_otel.instrumentation.openai_agents"
+GENAI_OTEL_SCOPE_MCP: Final = "genai_otel.instrumentation.mcp"
+
+# Handoffs between agents (the OpenAI Agents SDK's): no convention names them yet.
+GENAI_OTEL_HANDOFF_FROM_AGENT: Final = "genai_otel.handoff.from_agent"
+GENAI_OTEL_HANDOFF_TO_AGENT: Final = "genai_otel.handoff.to_agent"
+HANDOFF_SPAN_PREFIX: Final = "handoff"
+# MCP: which method and which server session a tool call went through (the MCP conventions' names).
+MCP_METHOD_NAME: Final = "mcp.method.name"
+MCP_SESSION_ID: Final = "mcp.session.id"
 
 # --------------------------------------------------------------------------------------
 # Metrics emitted by the instrumentation (OpenTelemetry SDK, GenAI conventions)
@@ -458,6 +483,9 @@ METRIC_CLIENT_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 METRIC_CLIENT_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
 METRIC_CLIENT_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
 METRIC_CLIENT_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
+# Agent and tool durations (semantic-conventions-genai, gen-ai-metrics.md: histograms, seconds).
+METRIC_INVOKE_AGENT_DURATION: Final = "gen_ai.invoke_agent.duration"
+METRIC_EXECUTE_TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
 
 # The conventions' newer metric names (semantic-conventions-genai, its migration guide from
 # v1.41.0), emitted instead of or besides the ones above under OTEL_SEMCONV_STABILITY_OPT_IN.
@@ -508,6 +536,8 @@ DURATION_BUCKETS: Final = (
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 )  # fmt: skip
 TIME_TO_FIRST_CHUNK_BUCKETS: Final = DURATION_BUCKETS
+# Agent runs last longer than one model call: the same doubling, to about 11 minutes.
+AGENT_RUN_DURATION_BUCKETS: Final = (*DURATION_BUCKETS, 163.84, 327.68, 655.36)
 
 # --------------------------------------------------------------------------------------
 # Content capture (opt-in)
@@ -545,6 +575,8 @@ LABEL_USER: Final = "user"  # bounded top-N, the rest "other"
 LABEL_FEATURE: Final = "feature"  # bounded top-N, the rest "other"
 LABEL_EVALUATION: Final = "evaluation"  # gen_ai.evaluation.name
 LABEL_REASON: Final = "reason"
+LABEL_TOOL: Final = "tool"  # gen_ai.tool.name, bounded top-N, the rest "other"
+LABEL_AGENT: Final = "agent"  # gen_ai.agent.name, bounded top-N, the rest "other"
 OTHER_LABEL_VALUE: Final = "other"
 # Every label key a derived metric may carry (the processor's allow-list draws from these).
 METRIC_LABEL_KEYS: Final = (
@@ -560,6 +592,8 @@ METRIC_LABEL_KEYS: Final = (
     LABEL_FEATURE,
     LABEL_EVALUATION,
     LABEL_REASON,
+    LABEL_TOOL,
+    LABEL_AGENT,
 )
 
 
@@ -599,6 +633,10 @@ PROM_LLM_QUALITY_SCORE: Final = "llm_quality_score"
 # `evaluations.safety_thresholds`: hallucination, toxicity), and those that flagged the response
 PROM_LLM_SAFETY_EVALUATIONS: Final = "llm_safety_evaluations_total"
 PROM_LLM_SAFETY_FLAGGED: Final = "llm_safety_flagged_total"
+# {service, tool, status}: execute_tool spans (a tool an agent or an MCP client ran)
+PROM_LLM_TOOL_CALLS: Final = "llm_tool_calls_total"
+# histogram {service, agent, status}: invoke_agent spans, start to end (tools and model calls inside)
+PROM_LLM_AGENT_RUN_DURATION: Final = "llm_agent_run_duration_seconds"
 
 COST_PER_REQUEST_BUCKETS: Final = (
     0.00001, 0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,

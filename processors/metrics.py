@@ -342,6 +342,8 @@ class Registry:
                 ("user_series", 2),
                 ("feature_series", 2),
                 ("duplicate_series", 2),
+                ("tool_series", 3),
+                ("agent_series", 3),
             )
         }
         self._decided: tuple[LabelLimiter | SeriesCap, ...] = (
@@ -364,6 +366,9 @@ class Registry:
         self.safety_flagged = Counts(clock)
         # (counted span's scope, duplicate span's scope) -> spans found to be the second of a call
         self.duplicates = CappedCounts(clock, self.caps["duplicate_series"])
+        # agents and tools (execute_tool / invoke_agent spans: never priced, counted here)
+        self.tool_calls = CappedCounts(clock, self.caps["tool_series"])  # (service, tool, status)
+        self.agent_runs: dict[tuple[str, ...], Histogram] = {}  # (service, agent, status)
         # health
         self.received = Counts(clock, "genai", "other")
         self.forwarded = 0  # created with the registry
@@ -601,6 +606,26 @@ class Registry:
     def record_duplicate(self, counted_scope: str, duplicate_scope: str) -> None:
         self.duplicates.add((counted_scope[:256], duplicate_scope[:256]), 1)
 
+    def record_tool_call(self, service: str, tool: str, status: str) -> None:
+        """One execute_tool span: its labels decided here, when the request's records apply."""
+        limiters = self.limiters
+        key = (limiters[sc.LABEL_SERVICE](service), limiters[sc.LABEL_TOOL](tool), status)
+        self.tool_calls.add(key, 1)
+
+    def record_agent_run(  # noqa: PLR0917
+        self, service: str, agent: str, status: str, duration_s: float, trace_id: bytes, end_s: float
+    ) -> None:
+        """One invoke_agent span: the run's duration, start to end (its tools and model calls inside)."""
+        limiters = self.limiters
+        key: tuple[str, ...] = (limiters[sc.LABEL_SERVICE](service), limiters[sc.LABEL_AGENT](agent), status)
+        histogram = self.agent_runs.get(key)
+        if histogram is None:
+            key = self.caps["agent_series"].admit(key)
+            histogram = self.agent_runs.get(key)
+        if histogram is None:
+            histogram = self.agent_runs[key] = self.histogram(sc.AGENT_RUN_DURATION_BUCKETS, self.exemplars)
+        histogram.observe(duration_s, trace_id, end_s)
+
     def count(self, table: Counts, reason: str, n: int = 1) -> None:
         table.add(reason, n)
 
@@ -618,8 +643,9 @@ class Registry:
         copied._settlers = []
         copied.series = {labels: stats.copy() for labels, stats in self.series.items()}
         copied.quality = {key: h.copy() for key, h in self.quality.items()}
-        for name in ("unpriced", "usage_incomplete", "user_cost", "feature_cost", "duplicates", "received",
-                     "invalid", "dropped", "rejected", "export_failures", "safety_evaluations",
+        copied.agent_runs = {key: h.copy() for key, h in self.agent_runs.items()}
+        for name in ("unpriced", "usage_incomplete", "user_cost", "feature_cost", "duplicates", "tool_calls",
+                     "received", "invalid", "dropped", "rejected", "export_failures", "safety_evaluations",
                      "safety_flagged"):  # fmt: skip
             setattr(copied, name, getattr(self, name).copy())
         copied.limiters = {name: copy.copy(limiter) for name, limiter in self.limiters.items()}
@@ -857,10 +883,24 @@ class _Writer:
             self._family(name, "counter", help_)
             for key, n in sorted(counts.items()):
                 self._counter(name, (*base[:3], sc.LABEL_EVALUATION), key, str(n), counts.created[key])
+        self._agents()
         self._health()
         if self.om:
             self.lines.append("# EOF")
         return "\n".join(self.lines) + "\n"
+
+    def _agents(self) -> None:
+        r = self.r
+        self._family(sc.PROM_LLM_TOOL_CALLS, "counter", "Tool executions (execute_tool spans), by outcome.")
+        names = (sc.LABEL_SERVICE, sc.LABEL_TOOL, sc.LABEL_STATUS)
+        for key, n in sorted(r.tool_calls.items()):
+            self._counter(sc.PROM_LLM_TOOL_CALLS, names, key, str(n), r.tool_calls.created[key])
+        self._family(
+            sc.PROM_LLM_AGENT_RUN_DURATION, "histogram", "Agent run (invoke_agent span) duration in seconds."
+        )
+        names = (sc.LABEL_SERVICE, sc.LABEL_AGENT, sc.LABEL_STATUS)
+        for key, h in sorted(r.agent_runs.items(), key=lambda item: item[0]):
+            self._histogram(sc.PROM_LLM_AGENT_RUN_DURATION, names, key, h)
 
     def _health_counter(
         self, name: str, help_: str, label: str, table: dict[str, int], created: dict[str, float]

@@ -96,6 +96,10 @@ LANE_SLOW_KEYS: Final = (
     sc.OPENLIT_USAGE_COST,
 )
 
+# Spans that are not model calls but are counted: tools run (llm_tool_calls_total) and agent runs
+# (llm_agent_run_duration_seconds). Never learned by the lane: every such span takes the Python path.
+AGENTIC_OPERATIONS: Final = frozenset({sc.Operation.EXECUTE_TOOL.value, sc.Operation.INVOKE_AGENT.value})
+
 _COST_AMOUNT = DoubleAttributeEncoder(sc.GEN_AI_USAGE_COST_AMOUNT)
 _COST_INPUT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_INPUT)
 _COST_OUTPUT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_OUTPUT)
@@ -416,7 +420,10 @@ class Pipeline:
         assert lane is not None  # called by the lane only
         call = self._normalise(attrs, scope_name, facts[3] == STATUS_CODE_ERROR)
         if call is None:
-            lane.learn(signature, LANE_OTHER, None)
+            # an agent or tool span is counted by the Python path (_agentic), so never skipped: its
+            # operation is a categorical key, so no learned signature covers it either
+            if attrs.get(sc.GEN_AI_OPERATION_NAME) not in AGENTIC_OPERATIONS:
+                lane.learn(signature, LANE_OTHER, None)
             return
         if call.reported_cost is not None or call.already_enriched or not (call.has_usage or call.error):
             return
@@ -519,7 +526,11 @@ class Pipeline:
                 self._invalid(exc.reason)
                 return b"", True
         added = b""
-        if call is not None:
+        if call is None:
+            if attrs.get(sc.GEN_AI_OPERATION_NAME) in AGENTIC_OPERATIONS:
+                error = status_code == STATUS_CODE_ERROR
+                self._agentic(data, start, end, attrs, service, trace_id, start_ns, end_ns, error)
+        else:
             duplicate = self._duplicate_of(data, start, end, call, facts, attrs, scope_name, service)
             if duplicate is not None:  # the second span of a call already counted
                 added = duplicate
@@ -539,6 +550,48 @@ class Pipeline:
                 end_ns=end_ns,
             )
         return added, call is not None
+
+    def _agentic(  # noqa: PLR0917
+        self,
+        data: bytes,
+        start: int,
+        end: int,
+        attrs: dict[str, object],
+        service: str,
+        trace_id: bytes,
+        start_ns: int,
+        end_ns: int,
+        status_error: bool,
+    ) -> None:
+        """An execute_tool span counted as a tool call, an invoke_agent span as an agent run. Neither
+        is priced: the model calls inside an agent run are (NON_INFERENCE_OPERATIONS)."""
+        status = STATUS_ERROR if status_error or attrs.get(sc.ERROR_TYPE) else STATUS_OK
+        registry = self.registry
+        # Rare spans, parsed whole: the tool and agent names are not among the keys every span is
+        # scanned for (those cost every span of every request).
+        span = Span.FromString(data[start:end])
+        if attrs.get(sc.GEN_AI_OPERATION_NAME) == sc.Operation.EXECUTE_TOOL:
+            # a SERVER span is the server's side of a call its client counts (an MCP server's
+            # tools/call span): one tool call, counted once
+            if span.kind == Span.SPAN_KIND_SERVER:
+                return
+            tool = self._name(_string_attribute(span, sc.GEN_AI_TOOL_NAME))
+            self._defer((registry.record_tool_call, (service, tool, status)))
+            return
+        if end_ns < start_ns or start_ns == 0:
+            self._invalid(InvalidReason.NEGATIVE_DURATION)
+            return
+        agent = self._name(_string_attribute(span, sc.GEN_AI_AGENT_NAME))
+        self._defer(
+            (
+                registry.record_agent_run,
+                (service, agent, status, (end_ns - start_ns) / 1e9, trace_id, end_ns / 1e9),
+            )
+        )
+
+    def _name(self, value: str) -> str:
+        """A tool's or an agent's name as a label value (capped later, by its LabelLimiter)."""
+        return value[: self.normaliser.max_value_length] if value else UNKNOWN
 
     def _duplicate_of(  # noqa: PLR0917
         self,
@@ -841,6 +894,14 @@ class Pipeline:
                         (labels[0], labels[1], labels[2], name[:256], score, trace_id, end_ns / 1e9),
                     )
                 )
+
+
+def _string_attribute(span: Span, key: str) -> str:
+    """The string value of the span's first attribute `key`, "" if none (or not a string)."""
+    for kv in span.attributes:
+        if kv.key == key:
+            return kv.value.string_value
+    return ""
 
 
 def _assemble(data: bytes, resources: list[ResourceEntry], additions: dict[int, bytes]) -> bytes:

@@ -167,7 +167,15 @@ def _chat_tool(body: JSON) -> JSON | None:
     if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
         wanted = choice["function"].get("name")
         return next((t["function"] for t in tools if t["function"].get("name") == wanted), None)
-    return tools[0].get("function") or None
+    called = {
+        call["function"].get("name")
+        for message in body.get("messages") or []
+        if isinstance(message, dict) and message.get("role") == "assistant"
+        for call in message.get("tool_calls") or []
+        if isinstance(call, dict) and isinstance(call.get("function"), dict)
+    }
+    # as a model does: each tool once, then an answer in text (an agent's loop ends)
+    return next((t.get("function") or None for t in tools if t["function"].get("name") not in called), None)
 
 
 def _json_schema_content(response_format: Any) -> str | None:
@@ -343,7 +351,14 @@ def _responses_tool(body: JSON) -> JSON | None:
         return None
     if isinstance(choice, dict) and choice.get("type") == "function":
         return next((t for t in tools if t.get("name") == choice.get("name")), None)
-    return tools[0]
+    items = body.get("input")
+    called = {
+        item.get("name")
+        for item in (items if isinstance(items, list) else [])
+        if isinstance(item, dict) and item.get("type") == "function_call"
+    }
+    # as a model does: each tool once, then an answer in text (an agent's loop ends)
+    return next((t for t in tools if t.get("name") not in called), None)
 
 
 def _responses_json_content(body: JSON) -> str | None:

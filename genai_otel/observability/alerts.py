@@ -292,3 +292,20 @@ def pipeline_alerts(spec: Spec) -> list[Alert]:
             f"(threshold {num(t.queue_fill_ratio * 100)}%).",
         ),
     ]
+
+
+def agent_alerts(spec: Spec) -> list[Alert]:
+    """Tools an agent (or an MCP client) runs: a tool failing often."""
+    t = spec.thresholds
+    return [
+        Alert(
+            "LLMToolErrorRateHigh",
+            Severity.HIGH,
+            f"{rec.TOOL_ERROR_RATIO_RATE5M} > {num(t.tool_error_ratio)}"
+            f" and {rec.TOOL_CALLS_RATE5M} * 300 >= {num(t.tool_error_min_calls)}",
+            _pending(spec, "LLMToolErrorRateHigh", "10m"),
+            "A tool the agents call is failing",
+            "{{ $labels.service }} / tool {{ $labels.tool }}: {{ $value | humanizePercentage }} of calls "
+            f"failed over the last 5 minutes (threshold {num(t.tool_error_ratio * 100)}%).",
+        ),
+    ]

@@ -339,6 +339,27 @@ def safety(spec: Spec) -> list[Panel]:
     ]  # fmt: skip
 
 
+def agents_row(spec: Spec) -> list[Panel]:
+    """Agents and tools (execute_tool and invoke_agent spans): a row of the overview."""
+    return [
+        _p("timeseries", "Tool calls per second by tool", "reqps",
+           "Tools run per second (an agent's function tools, MCP tools), per service and tool.",
+           q(f"sum by (service, tool) ({rec.TOOL_CALLS_RATE5M}{{{S}}})", "{{service}} {{tool}}"), width=8),
+        _p("timeseries", "Tool error ratio by tool", "percentunit",
+           "Share of a tool's calls that failed over the last 5 minutes.",
+           q(f"{rec.TOOL_ERROR_RATIO_RATE5M}{{{S}}}", "{{service}} {{tool}}"), width=8,
+           thresholds=((0.0, "green"), (spec.thresholds.tool_error_ratio, "red"))),
+        _p("timeseries", "Agent runs per second by agent", "reqps",
+           "Agent invocations per second, per service, agent and outcome (handoffs start a run each).",
+           q(f"sum by (service, agent, status) ({rec.AGENT_RUNS_RATE5M}{{{S}}})",
+             "{{service}} {{agent}} {{status}}"), width=8),
+        _p("timeseries", "Agent run duration p50 / p95", "s",
+           "Percentiles of an agent run's duration (its model calls and tools inside) over 5 minutes.",
+           q(f'{rec.AGENT_RUN_QUANTILE5M}{{{S}, quantile="0.5"}}', "p50 {{service}} {{agent}}"),
+           q(f'{rec.AGENT_RUN_QUANTILE5M}{{{S}, quantile="0.95"}}', "p95 {{service}} {{agent}}"), width=24),
+    ]  # fmt: skip
+
+
 def _collector(counter: str) -> str:
     """A collector counter whichever way its telemetry is exposed (with or without `_total`)."""
     return f'{{__name__=~"otelcol_{counter}(_total)?"}}'
@@ -388,11 +409,14 @@ class DashboardDef:
     title: str
     purpose: str
     panels: Callable[[Spec], list[Panel]] | Callable[[Spec], list[Item]]
+    # collapsible rows after the panels: (title, their panels)
+    rows: tuple[tuple[str, Callable[[Spec], list[Panel]]], ...] = ()
 
 
 DASHBOARDS = (
     DashboardDef("genai-otel-overview", "GenAI: Overview",
-                 "Calls, spend, latency and errors at a glance.", overview),
+                 "Calls, spend, latency and errors at a glance.", overview,
+                 rows=(("Agents and tools", agents_row),)),
     DashboardDef("genai-otel-cost", "GenAI: Cost",
                  "Spend by provider, model, service, user and feature.", cost),
     DashboardDef("genai-otel-latency-slo", "GenAI: Latency & SLO",
@@ -465,11 +489,18 @@ def build(definition: DashboardDef, spec: Spec) -> models.Dashboard:
     )
     for index, name in enumerate(VARIABLES):
         builder = builder.with_variable(_variable(name, list(VARIABLES[:index])))
+    panel_id = 0
     for panel_id, item in enumerate(definition.panels(spec), start=1):
         if isinstance(item, Row):
             builder = builder.with_row(gdash.Row(item.title).id(panel_id))
         else:
             builder = builder.with_panel(_panel(item, panel_id))
+    for title, row_panels in definition.rows:
+        panel_id += 1
+        builder = builder.with_row(gdash.Row(title).id(panel_id))
+        for panel in row_panels(spec):
+            panel_id += 1
+            builder = builder.with_panel(_panel(panel, panel_id))
     return builder.build()
 
 

@@ -81,6 +81,14 @@ REJECTED_RATE5M = f"job_reason:{_base(sc.PROM_PROCESSOR_REQUESTS_REJECTED)}:rate
 EXPORT_FAILURES_RATE5M = f"job_reason:{_base(sc.PROM_PROCESSOR_EXPORT_FAILURES)}:rate5m"
 QUEUE_FILL_RATIO = "job:genai_otel_processor_queue_fill:ratio"
 
+# Agents and tools (agent_rules)
+TOOL_CALLS_RATE5M = f"service_tool:{_base(sc.PROM_LLM_TOOL_CALLS)}:rate5m"
+TOOL_ERRORS_RATE5M = "service_tool:llm_tool_call_errors:rate5m"
+TOOL_ERROR_RATIO_RATE5M = "service_tool:llm_tool_call_error_ratio:rate5m"
+AGENT_RUNS_RATE5M = f"service_agent_status:{sc.PROM_LLM_AGENT_RUN_DURATION}_count:rate5m"
+AGENT_RUN_BUCKET_RATE5M = f"service_agent_le:{sc.PROM_LLM_AGENT_RUN_DURATION}_bucket:rate5m"
+AGENT_RUN_QUANTILE5M = f"service_agent:{sc.PROM_LLM_AGENT_RUN_DURATION}:histogram_quantile5m"
+
 # Tokens actually sent and received: input includes cache tokens and output includes reasoning,
 # so adding the other token types would count them twice.
 _BILLED_TOKENS = f'{sc.PROM_LLM_TOKENS}{{token_type=~"{sc.TokenType.INPUT}|{sc.TokenType.OUTPUT}"}}'
@@ -178,6 +186,29 @@ def trend_rules() -> list[Recording]:
             SAFETY_EVALUATIONS_INCREASE1H,
             f"sum by ({SPM}, evaluation) (increase({sc.PROM_LLM_SAFETY_EVALUATIONS}[1h]))",
         ),
+    ]
+
+
+def agent_rules() -> list[Recording]:
+    """Tool calls and agent runs per service: rates, the tool error ratio, run-time quantiles."""
+    tool_errors = f'{sc.PROM_LLM_TOOL_CALLS}{{status="error"}}'
+    return [
+        Recording(TOOL_CALLS_RATE5M, f"sum by (service, tool) (rate({sc.PROM_LLM_TOOL_CALLS}[5m]))"),
+        Recording(TOOL_ERRORS_RATE5M, f"sum by (service, tool) (rate({tool_errors}[5m]))"),
+        # A tool that never failed has no error series: count it as 0, not as missing.
+        Recording(
+            TOOL_ERROR_RATIO_RATE5M,
+            f"({TOOL_ERRORS_RATE5M} or {TOOL_CALLS_RATE5M} * 0) / {TOOL_CALLS_RATE5M}",
+        ),
+        Recording(
+            AGENT_RUNS_RATE5M,
+            f"sum by (service, agent, status) (rate({sc.PROM_LLM_AGENT_RUN_DURATION}_count[5m]))",
+        ),
+        Recording(
+            AGENT_RUN_BUCKET_RATE5M,
+            f"sum by (service, agent, le) (rate({sc.PROM_LLM_AGENT_RUN_DURATION}_bucket[5m]))",
+        ),
+        *_quantiles(AGENT_RUN_QUANTILE5M, AGENT_RUN_BUCKET_RATE5M),
     ]
 
 

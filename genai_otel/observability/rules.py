@@ -40,6 +40,7 @@ def all_alerts(spec: Spec) -> list[alerts.Alert]:
         *alerts.quality_alerts(spec),
         *alerts.safety_alerts(spec),
         *alerts.pipeline_alerts(spec),
+        *alerts.agent_alerts(spec),
     ]
     for objective in spec.slos:
         result += slo.slo_alerts(spec, objective)
@@ -65,6 +66,7 @@ def rule_files(spec: Spec) -> dict[str, str]:
                 _group("genai-otel-llm.rules", records(recording.llm_rules())),
                 _group("genai-otel-trends.rules", records(recording.trend_rules())),
                 _group("genai-otel-pipeline.rules", records(recording.pipeline_rules())),
+                _group("genai-otel-agents.rules", records(recording.agent_rules())),
             ]
         },
         "genai-otel-alerts.yml": {
@@ -74,6 +76,7 @@ def rule_files(spec: Spec) -> dict[str, str]:
                 _group("genai-otel-quality.alerts", alerting(alerts.quality_alerts(spec))),
                 _group("genai-otel-safety.alerts", alerting(alerts.safety_alerts(spec))),
                 _group("genai-otel-pipeline.alerts", alerting(alerts.pipeline_alerts(spec))),
+                _group("genai-otel-agents.alerts", alerting(alerts.agent_alerts(spec))),
             ]
         },
         "genai-otel-slos.yml": {

@@ -100,6 +100,9 @@ class Thresholds(BaseModel):
     content_filter_ratio: float = Field(default=0.05, gt=0, lt=1)
     invalid_span_ratio: float = Field(default=0.01, gt=0, lt=1)
     queue_fill_ratio: float = Field(default=0.8, gt=0, le=1)
+    # LLMToolErrorRateHigh: share of a tool's calls failing, over at least this many calls in 5 minutes
+    tool_error_ratio: float = Field(default=0.1, gt=0, lt=1)
+    tool_error_min_calls: float = Field(default=5, ge=0)
 
     @model_validator(mode="after")
     def _critical_above_high(self) -> Thresholds:

@@ -1,6 +1,6 @@
 """What the demo does not send, for the live dashboard test: judge scores, safety evaluations
 (hallucination, toxicity), calls refused by the content filter, unpriced calls, a burst of
-rate-limited calls, and spans as peer instrumentations write them.
+rate-limited calls, spans as peer instrumentations write them, and agent and tool spans.
 
 Run as `opentelemetry-instrument python tests/e2e/dashboard_extras_app.py` with the demo's
 environment. Records LLM-as-judge evaluations of the demo's models (the quality dashboard reads
@@ -65,10 +65,32 @@ def peers_spans() -> None:
         time.sleep(0.01)
 
 
+def agent_spans() -> None:
+    """An agent run as an agent framework's instrumentation writes it: invoke_agent around two
+    execute_tool spans, one of them failed (the overview's Agents and tools row)."""
+    from opentelemetry.trace import Status, StatusCode
+
+    tracer = trace.get_tracer("app.agents")
+    agent = {
+        sc.GEN_AI_OPERATION_NAME: "invoke_agent",
+        sc.GEN_AI_PROVIDER_NAME: "openai",
+        sc.GEN_AI_AGENT_NAME: "Triage",
+    }
+    with tracer.start_as_current_span("invoke_agent Triage", attributes=agent):
+        for tool, failed in (("get_weather", False), ("lookup_order", True)):
+            attributes = {sc.GEN_AI_OPERATION_NAME: "execute_tool", sc.GEN_AI_TOOL_NAME: tool}
+            with tracer.start_as_current_span(f"execute_tool {tool}", attributes=attributes) as span:
+                time.sleep(0.01)
+                if failed:
+                    span.set_attribute(sc.ERROR_TYPE, "TimeoutError")
+                    span.set_status(Status(StatusCode.ERROR, "TimeoutError"))
+
+
 def main() -> None:
     client = openai.OpenAI(max_retries=0, timeout=30)
     for _ in range(6):  # spread over several scrapes: each one is an increase
         peers_spans()
+        agent_spans()
         time.sleep(1.0)
     for _ in range(3):
         for provider, model, score in JUDGED:

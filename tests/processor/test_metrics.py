@@ -191,6 +191,10 @@ llm_request_duration_seconds_created{{{labels}}} 1750000100.125
 # TYPE llm_safety_evaluations counter
 # HELP llm_safety_flagged Results of safety evaluations that flagged the response.
 # TYPE llm_safety_flagged counter
+# HELP llm_tool_calls Tool executions (execute_tool spans), by outcome.
+# TYPE llm_tool_calls counter
+# HELP llm_agent_run_duration_seconds Agent run (invoke_agent span) duration in seconds.
+# TYPE llm_agent_run_duration_seconds histogram
 # HELP genai_otel_processor_spans_received Spans accepted, by kind.
 # TYPE genai_otel_processor_spans_received counter
 genai_otel_processor_spans_received_total{{kind="genai"}} 1
