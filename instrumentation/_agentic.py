@@ -15,7 +15,12 @@ import logging
 from time import perf_counter
 from typing import Any
 
-from genai_otel.instrumentation._core import VERSION, content_capture_from_env, content_max_length_from_env
+from genai_otel.instrumentation._core import (
+    VERSION,
+    content_capture_from_env,
+    content_max_length_from_env,
+    histogram,
+)
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -47,17 +52,19 @@ class AgentTelemetry:
     ) -> None:
         self.tracer = trace.get_tracer(scope, VERSION, tracer_provider)
         meter = metrics.get_meter(scope, VERSION, meter_provider)
-        self.agent_duration = meter.create_histogram(
+        self.agent_duration = histogram(
+            meter,
             semconv.METRIC_INVOKE_AGENT_DURATION,
-            unit="s",
-            description="Duration of a GenAI agent invocation.",
-            explicit_bucket_boundaries_advisory=semconv.AGENT_RUN_DURATION_BUCKETS,
+            "s",
+            "Duration of a GenAI agent invocation.",
+            semconv.AGENT_RUN_DURATION_BUCKETS,
         )
-        self.tool_duration = meter.create_histogram(
+        self.tool_duration = histogram(
+            meter,
             semconv.METRIC_EXECUTE_TOOL_DURATION,
-            unit="s",
-            description="Duration of a tool execution.",
-            explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS,
+            "s",
+            "Duration of a tool execution.",
+            semconv.DURATION_BUCKETS,
         )
         capture = content_capture_from_env()
         # tool arguments and results are span attributes only (no event carries them)

@@ -13,7 +13,7 @@ import importlib.metadata
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from time import perf_counter
 from typing import Any
 
@@ -82,6 +82,15 @@ def metric_names_from_env() -> MetricNames:
     return MetricNames.DEFAULT
 
 
+def histogram(
+    meter: metrics.Meter, name: str, unit: str, description: str, buckets: Sequence[float]
+) -> metrics.Histogram:
+    """A histogram instrument with the conventions' bucket boundaries as its advice."""
+    return meter.create_histogram(
+        name, unit=unit, description=description, explicit_bucket_boundaries_advisory=buckets
+    )
+
+
 class Telemetry:
     """The tracer, the GenAI client metric instruments and the content-capture setting.
 
@@ -122,23 +131,26 @@ class Telemetry:
         self.inside = inside
         self.tracer = trace.get_tracer(scope, VERSION, tracer_provider)
         meter = metrics.get_meter(scope, VERSION, meter_provider)
-        self.token_usage = meter.create_histogram(
+        self.token_usage = histogram(
+            meter,
             semconv.METRIC_CLIENT_TOKEN_USAGE,
-            unit="{token}",
-            description="Number of input and output tokens used per GenAI operation.",
-            explicit_bucket_boundaries_advisory=semconv.TOKEN_USAGE_BUCKETS,
+            "{token}",
+            "Number of input and output tokens used per GenAI operation.",
+            semconv.TOKEN_USAGE_BUCKETS,
         )
-        self.duration = meter.create_histogram(
+        self.duration = histogram(
+            meter,
             semconv.METRIC_CLIENT_OPERATION_DURATION,
-            unit="s",
-            description="Duration of a GenAI operation, as the client sees it.",
-            explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS,
+            "s",
+            "Duration of a GenAI operation, as the client sees it.",
+            semconv.DURATION_BUCKETS,
         )
-        self.time_to_first_chunk = meter.create_histogram(
+        self.time_to_first_chunk = histogram(
+            meter,
             semconv.METRIC_CLIENT_TIME_TO_FIRST_CHUNK,
-            unit="s",
-            description="Time from the start of a streamed GenAI operation to its first chunk.",
-            explicit_bucket_boundaries_advisory=semconv.TIME_TO_FIRST_CHUNK_BUCKETS,
+            "s",
+            "Time from the start of a streamed GenAI operation to its first chunk.",
+            semconv.TIME_TO_FIRST_CHUNK_BUCKETS,
         )
         names = metric_names_from_env()
         self.legacy = names is not MetricNames.LATEST
@@ -152,17 +164,19 @@ class Telemetry:
 
     def _create_latest(self, meter: metrics.Meter) -> None:
         """The conventions' newer inference instruments (see `semconv.MetricNames`)."""
-        self.inference_duration = meter.create_histogram(
+        self.inference_duration = histogram(
+            meter,
             semconv.METRIC_CLIENT_INFERENCE_DURATION,
-            unit="s",
-            description="Duration of a GenAI inference operation, as the client sees it.",
-            explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS,
+            "s",
+            "Duration of a GenAI inference operation, as the client sees it.",
+            semconv.DURATION_BUCKETS,
         )
-        self.inference_time_to_first_chunk = meter.create_histogram(
+        self.inference_time_to_first_chunk = histogram(
+            meter,
             semconv.METRIC_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK,
-            unit="s",
-            description="Time from the start of a streamed GenAI inference operation to its first chunk.",
-            explicit_bucket_boundaries_advisory=semconv.TIME_TO_FIRST_CHUNK_BUCKETS,
+            "s",
+            "Time from the start of a streamed GenAI inference operation to its first chunk.",
+            semconv.TIME_TO_FIRST_CHUNK_BUCKETS,
         )
         # One counter per token kind: input, output, cache read, cache write, reasoning.
         self.usage_tokens = tuple(
@@ -170,12 +184,7 @@ class Telemetry:
             for name, description in _USAGE_COUNTERS
         )
         self.operation_tokens = tuple(
-            meter.create_histogram(
-                name,
-                unit="{token}",
-                description=description,
-                explicit_bucket_boundaries_advisory=semconv.TOKEN_USAGE_BUCKETS,
-            )
+            histogram(meter, name, "{token}", description, semconv.TOKEN_USAGE_BUCKETS)
             for name, description in _OPERATION_HISTOGRAMS
         )
 
