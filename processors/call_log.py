@@ -40,11 +40,13 @@ class CallLog:
         path: str,
         max_bytes: int,
         backups: int,
+        *,
         user: Callable[[str], str] | None,
         clock: Callable[[], float] = time.monotonic,
+        stream: IO[str] | None = None,
     ) -> None:
         """`user`: how a user id is written (the user label's transform, `str` for raw ids);
-        None: users are left out."""
+        None: users are left out. `stream`: written instead of `path` (never rotated; tests)."""
         self.path = path
         self.max_bytes = max_bytes
         self.backups = backups
@@ -56,6 +58,7 @@ class CallLog:
         self.lines = 0  # written since start
         self.dropped = 0  # lines lost to a failed write (a full disk): counted, logged once a minute
         self._complained = -float("inf")
+        self._given = stream
         self._open()
 
     # -- the line --------------------------------------------------------------------------
@@ -121,8 +124,8 @@ class CallLog:
 
     # -- the file --------------------------------------------------------------------------
     def _open(self) -> None:
-        if self.path == "-":
-            self._stream = sys.stdout
+        if self._given is not None or self.path == "-":
+            self._stream = self._given or sys.stdout
             return
         path = Path(self.path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +139,7 @@ class CallLog:
             if self._stream is None:
                 self._open()
             size = len(text) if text.isascii() else len(text.encode())
-            if self.path != "-" and self._size and self._size + size > self.max_bytes:
+            if self._given is None and self.path != "-" and self._size and self._size + size > self.max_bytes:
                 self._rotate()
             stream = self._stream
             assert stream is not None
@@ -147,7 +150,7 @@ class CallLog:
             if now - self._flushed >= FLUSH_SECONDS:
                 stream.flush()
                 self._flushed = now
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a text the file's encoding refuses
             self.dropped += 1
             self._stream = None  # reopened on the next line
             self._complain(exc)
@@ -175,7 +178,7 @@ class CallLog:
             self._complain(exc)
         self._flushed = self._clock()
 
-    def _complain(self, exc: OSError) -> None:
+    def _complain(self, exc: Exception) -> None:
         now = self._clock()
         if now - self._complained >= 60:
             self._complained = now
@@ -186,6 +189,6 @@ class CallLog:
         if self._stream is None:
             return
         self._stream.flush()
-        if self._stream is not sys.stdout:
+        if self._stream is not sys.stdout and self._stream is not self._given:
             self._stream.close()
         self._stream = None

@@ -19,10 +19,12 @@ fuzz run can keep looking past them; see KNOWN below.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from genai_otel.processors.call_log import CallLog
 from genai_otel.processors.config import load_config
 from genai_otel.processors.metrics import ALL_LABELS, Registry
 from genai_otel.processors.normalise import SCANNED_KEYS
@@ -58,12 +60,15 @@ def make_registry() -> Registry:
 
 
 def make_pipeline(accelerated: bool, max_tokens: int) -> Pipeline:
+    # the call log, in memory: its lines are compared too (the lane writes them as well)
+    call_log = CallLog("-", 1 << 30, 0, user=str, stream=io.StringIO())
     return Pipeline(
         make_registry(),
         PriceBook(),
         max_tokens=max_tokens,
         max_value_length=_CONFIG.limits.max_attribute_length,
         accelerated=accelerated,
+        call_log=call_log,
     )
 
 
@@ -74,7 +79,9 @@ def registry_state(pipeline: Pipeline) -> tuple[Any, ...]:
         for line in registry.expose(openmetrics=True).splitlines()
         if sc.PROM_PROCESSOR_INFO not in line  # says which walk is in use: differs by design
     ]
-    return tuple(exposition), sorted(registry.received.items()), sorted(registry.invalid.items())
+    assert pipeline.call_log is not None and isinstance(pipeline.call_log._given, io.StringIO)
+    lines = tuple(pipeline.call_log._given.getvalue().splitlines())
+    return tuple(exposition), sorted(registry.received.items()), sorted(registry.invalid.items()), lines
 
 
 def _answer(pipeline: Pipeline, data: bytes) -> tuple[str, object]:
