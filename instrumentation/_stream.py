@@ -79,8 +79,8 @@ class StreamState:
                 for chunk in tail:
                     try:
                         accumulator.add(chunk)
-                    except Exception as error:
-                        _unread(error)
+                    except Exception as unread:  # not `error`: the except would unbind it
+                        _unread(unread)
             outcome: Outcome | None = accumulator.outcome()
         except Exception:
             logger.debug("could not summarise a stream", exc_info=True)

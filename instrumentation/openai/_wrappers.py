@@ -136,9 +136,13 @@ def start_embeddings(telemetry: OpenAITelemetry, instance: Any, kwargs: dict[str
 # --------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------
+def _never(kwargs: dict[str, Any], capture: bool) -> bool:
+    return False
+
+
 def _finisher(outcome_of: Any, accumulator_of: Any, is_async: bool) -> Any:
     proxy = AsyncStreamProxy if is_async else SyncStreamProxy
-    read_at_end = accumulator_of.read_at_end if accumulator_of is not None else None
+    read_at_end = accumulator_of.read_at_end if accumulator_of is not None else _never
 
     def finish(call: Call, result: Any, kwargs: dict[str, Any]) -> Any:
         capture = call.telemetry.captures_content
@@ -331,7 +335,8 @@ class ChatAccumulator:
         """Whether the stream's last chunks tell all: one choice, no tools (no tool-call deltas
         in the middle), no content to capture; then no chunk is read as it passes."""
         n = kwargs.get("n")
-        return not capture and (n is None or n == 1) and not kwargs.get("tools") and not kwargs.get("functions")
+        one = n is None or n == 1
+        return not capture and one and not kwargs.get("tools") and not kwargs.get("functions")
 
     def first(self, chunk: Any) -> None:
         self._first = chunk
