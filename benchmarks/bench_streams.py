@@ -15,7 +15,8 @@ the same histogram records) with the OpenTelemetry SDK alone, in the least code 
   iterator (`_iterator`) for a generator that notes the time of the first chunk and the usage
   where it appears (the usage chunk or event) and, when the chunks run out, ends the span with
   the time to first chunk and records the duration, time-to-first-chunk and token histograms.
-  For google-genai, whose stream is a bare generator, the generator wraps the public one.
+  For google-genai, whose stream is a bare generator, and boto3's Converse event stream, the
+  generator wraps the public one.
 
 Streams carry 50 output tokens (`x-fake-output-tokens`): the "chunks" column counts what passes
 through genai-otel's stream generator (the SDK's chunks or raw events), and "own µs/chunk" is
