@@ -15,7 +15,8 @@ the same histogram records) with the OpenTelemetry SDK alone, in the least code 
   iterator (`_iterator`) for a generator that notes the time of the first chunk and the usage
   where it appears (the usage chunk or event) and, when the chunks run out, ends the span with
   the time to first chunk and records the duration, time-to-first-chunk and token histograms.
-  For google-genai, whose stream is a bare generator, the generator wraps the public one.
+  For google-genai, whose stream is a bare generator, and boto3's Converse event stream, the
+  generator wraps the public one.
 
 Streams carry 50 output tokens (`x-fake-output-tokens`): the "chunks" column counts what passes
 through genai-otel's stream generator (the SDK's chunks or raw events), and "own µs/chunk" is
@@ -48,7 +49,11 @@ from _instrumentation_harness import (
     instrumented,
     rotate,
 )
+from bench_instrumentation_bedrock import MESSAGES as CONVERSE_MESSAGES
+from bench_instrumentation_bedrock import MODEL as BEDROCK_MODEL
+from bench_instrumentation_bedrock import _client as _bedrock_client
 from genai_otel.instrumentation.anthropic import AnthropicInstrumentor
+from genai_otel.instrumentation.bedrock import BedrockInstrumentor
 from genai_otel.instrumentation.google_genai import GoogleGenAIInstrumentor
 from genai_otel.instrumentation.openai import OpenAIInstrumentor
 from google import genai
@@ -175,6 +180,18 @@ def _gemini_chunks(chunks: Any, floor: Floor, span: Any, start: float) -> Iterat
     floor.end(span, start, first, tokens)
 
 
+def _converse_events(events: Any, floor: Floor, span: Any, start: float) -> Iterator[Any]:
+    first = usage = None
+    for event in events:
+        if first is None:
+            first = perf_counter()
+        metadata = event.get("metadata")
+        if metadata is not None:
+            usage = metadata["usage"]
+        yield event
+    floor.end(span, start, first, (usage["inputTokens"], usage["outputTokens"]) if usage else ())
+
+
 def _sdk_stream_floor(request: Callable[[Any], Any], watch: Callable[..., Iterator[Any]]) -> Any:
     """Floor of an openai/anthropic stream: the SDK stream's own iterator goes through `watch`."""
 
@@ -298,6 +315,24 @@ def _generate_stream_floor(client: genai.Client, floor: Floor) -> None:
         pass
 
 
+def _bedrock() -> Any:
+    return _bedrock_client(TOKENS["x-fake-output-tokens"])
+
+
+def _converse_stream_request(client: Any) -> Any:
+    return client.converse_stream(modelId=BEDROCK_MODEL, messages=CONVERSE_MESSAGES)["stream"]
+
+
+def _converse_stream_floor(client: Any, floor: Floor) -> None:
+    span, token, start = floor.begin()
+    try:
+        stream = _converse_stream_request(client)
+    finally:
+        otel_context.detach(token)
+    for _ in _converse_events(stream, floor, span, start):
+        pass
+
+
 def _exhaust(request: Callable[[Any], Any]) -> Callable[[Any], None]:
     def call(client: Any) -> None:
         for _ in request(client):
@@ -318,6 +353,7 @@ class Case:
     call: Callable[[Any], Any]  # the application's call, uninstrumented or under genai-otel
     floor_call: Callable[[Any, Floor], None]
     chunks: Callable[[Any], int] | None = None  # streams: chunks through genai-otel's generator
+    fresh_client: bool = False  # the instrumentation hooks clients as they are made (boto3)
 
 
 CASES = [
@@ -385,6 +421,15 @@ CASES = [
         _generate_stream_floor,
         _count(_generate_stream_request),
     ),
+    Case(
+        "bedrock converse_stream",
+        BedrockInstrumentor,
+        _bedrock,
+        _exhaust(_converse_stream_request),
+        _converse_stream_floor,
+        _count(_converse_stream_request),
+        fresh_client=True,
+    ),
 ]
 
 
@@ -416,7 +461,8 @@ def measure(
         ),
         idle(FLOOR, lambda client: floor_call(client, floor)),
     ]
-    medians = rotate(modes, case.call, case.client, calls, blocks)
+    fresh = "genai-otel" if case.fresh_client else None
+    medians = rotate(modes, case.call, case.client, calls, blocks, fresh_client_for=fresh)
     return Result(medians["none"][0], medians["genai-otel"][1], medians[FLOOR][1], chunks)
 
 

@@ -7,6 +7,16 @@ generator step and the provider's accumulator, not a Python-level ``__next__`` o
 least any instrumentation that sees every chunk can do. The first chunk's time is noted once,
 outside the per-chunk loop.
 
+Where the request rules out what the middle of a stream can carry (no tools declared, one choice,
+no content capture), the provider reads no chunk as it passes: the generator keeps the last
+`tail` chunks (`collections.deque` with a bound), and the accumulator reads the first chunk and
+that tail when the call ends: the finish reason and usage come in a stream's last chunks (OpenAI
+chat's finish chunk then its usage chunk; the Responses API's final event; Anthropic's
+`message_delta` before `message_stop`; Gemini's last chunk; Converse's `messageStop` and
+`metadata`). A chunk then costs one generator step and one append, less than reading a field of
+a pydantic chunk (CPython 3.11 cannot specialise that read: pydantic's models define
+``__getattr__``).
+
 The call ends (once, through `StreamState.finish`) when the stream is exhausted, fails, is closed,
 leaves its ``with`` block, or is dropped without any of those. Dropped is the subtle one: a ``for``
 loop over ``create(stream=True)`` keeps only the generator, not the proxy, so the state is held
@@ -17,6 +27,7 @@ ends it when it is closed). The sync and async proxies differ only in the iterat
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from time import perf_counter
 from types import TracebackType
@@ -26,6 +37,9 @@ import wrapt
 from genai_otel.instrumentation._core import Call, Outcome
 
 logger = logging.getLogger(__name__)
+
+# Chunks a stream read at its end keeps: its last two carry what the call needs, one spare.
+TAIL = 3
 
 
 class Accumulator(Protocol):
@@ -44,11 +58,13 @@ class StreamState:
     never by the SDK's stream (no cycle), so it is freed, and ends an abandoned call, as soon
     as neither is left."""
 
-    __slots__ = ("accumulator", "call")
+    __slots__ = ("accumulator", "call", "tail")
 
-    def __init__(self, call: Call, accumulator: Accumulator) -> None:
+    def __init__(self, call: Call, accumulator: Accumulator, tail: int = 0) -> None:
         self.call = call
         self.accumulator = accumulator
+        # The last chunks after the first, read when the call ends (`tail` > 0), else None.
+        self.tail: deque[Any] | None = deque(maxlen=tail) if tail > 0 else None
 
     def finish(self, error: BaseException | None = None) -> None:
         """Ends the call with what the chunks told (run once; never raises)."""
@@ -56,7 +72,16 @@ class StreamState:
         if not call.open:
             return
         try:
-            outcome: Outcome | None = self.accumulator.outcome()
+            accumulator = self.accumulator
+            tail = self.tail
+            if tail:
+                self.tail = None
+                for chunk in tail:
+                    try:
+                        accumulator.add(chunk)
+                    except Exception as unread:  # not `error`: the except would unbind it
+                        _unread(unread)
+            outcome: Outcome | None = accumulator.outcome()
         except Exception:
             logger.debug("could not summarise a stream", exc_info=True)
             outcome = None
@@ -87,12 +112,18 @@ def _chunks(stream: Any, state: StreamState) -> Iterator[Any]:
         else:
             state.finish()
             return
-        for chunk in iterator:
-            try:
-                add(chunk)
-            except Exception as error:
-                _unread(error)
-            yield chunk
+        if state.tail is not None:  # read when the call ends
+            keep = state.tail.append
+            for chunk in iterator:
+                keep(chunk)
+                yield chunk
+        else:
+            for chunk in iterator:
+                try:
+                    add(chunk)
+                except Exception as error:
+                    _unread(error)
+                yield chunk
     except GeneratorExit:  # closed or collected while suspended: left early, not failed
         state.finish()
         raise
@@ -118,12 +149,18 @@ async def _async_chunks(stream: Any, state: StreamState) -> AsyncIterator[Any]:
         else:
             state.finish()
             return
-        async for chunk in iterator:
-            try:
-                add(chunk)
-            except Exception as error:
-                _unread(error)
-            yield chunk
+        if state.tail is not None:
+            keep = state.tail.append
+            async for chunk in iterator:
+                keep(chunk)
+                yield chunk
+        else:
+            async for chunk in iterator:
+                try:
+                    add(chunk)
+                except Exception as error:
+                    _unread(error)
+                yield chunk
     except GeneratorExit:
         state.finish()
         raise
@@ -141,9 +178,9 @@ class _StreamProxy(wrapt.ObjectProxy):
 
 
 class SyncStreamProxy(_StreamProxy):
-    def __init__(self, wrapped: Any, call: Call, accumulator: Accumulator) -> None:
+    def __init__(self, wrapped: Any, call: Call, accumulator: Accumulator, tail: int = 0) -> None:
         wrapt.ObjectProxy.__init__(self, wrapped)
-        state = StreamState(call, accumulator)
+        state = StreamState(call, accumulator, tail)
         self._self_state = state
         self._self_chunks = _chunks(wrapped, state)
 
@@ -176,9 +213,9 @@ class SyncStreamProxy(_StreamProxy):
 
 
 class AsyncStreamProxy(_StreamProxy):
-    def __init__(self, wrapped: Any, call: Call, accumulator: Accumulator) -> None:
+    def __init__(self, wrapped: Any, call: Call, accumulator: Accumulator, tail: int = 0) -> None:
         wrapt.ObjectProxy.__init__(self, wrapped)
-        state = StreamState(call, accumulator)
+        state = StreamState(call, accumulator, tail)
         self._self_state = state
         self._self_chunks = _async_chunks(wrapped, state)
 

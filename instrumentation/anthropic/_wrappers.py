@@ -29,7 +29,7 @@ from genai_otel.instrumentation._core import (
     sync_wrapper,
     text_part,
 )
-from genai_otel.instrumentation._stream import AsyncStreamProxy, SyncStreamProxy
+from genai_otel.instrumentation._stream import TAIL, AsyncStreamProxy, SyncStreamProxy
 
 from genai_otel import semconv
 from genai_otel.semconv import ErrorCategory, Operation
@@ -221,7 +221,10 @@ def _finisher(is_async: bool, always_stream: bool) -> Finisher:
                     call.end(None)
                 return result
             if stream:
-                return proxy(result, call, MessagesAccumulator(capture))
+                # No tools, no capture: message_start (the first event) and message_delta (next
+                # to last) tell all, so no event is read as it passes.
+                tail = 0 if capture or kwargs.get("tools") else TAIL
+                return proxy(result, call, MessagesAccumulator(capture), tail)
             call.end(message_outcome(result, capture))
         except Exception as error:
             logger.debug("could not record an Anthropic response", exc_info=True)

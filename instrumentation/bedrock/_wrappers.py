@@ -29,7 +29,7 @@ from genai_otel.instrumentation._core import (
     start_call,
     strings,
 )
-from genai_otel.instrumentation._stream import SyncStreamProxy
+from genai_otel.instrumentation._stream import TAIL, SyncStreamProxy
 from genai_otel.instrumentation.bedrock import _bodies
 
 from genai_otel import semconv
@@ -148,7 +148,9 @@ def _finish_converse(call: Call, result: Any, params: Mapping[str, Any]) -> Any:
 
 def _finish_converse_stream(call: Call, result: Any, params: Mapping[str, Any]) -> Any:
     accumulator = ConverseStreamAccumulator(call.telemetry.captures_content, _request_id(result))
-    result["stream"] = SyncStreamProxy(result["stream"], call, accumulator)
+    # No tools, no capture: `messageStop` and `metadata` (the last two events) tell all.
+    tail = 0 if call.telemetry.captures_content or params.get("toolConfig") else TAIL
+    result["stream"] = SyncStreamProxy(result["stream"], call, accumulator, tail)
     return result
 
 

@@ -28,7 +28,7 @@ from genai_otel.instrumentation._core import (
     strings,
     text_part,
 )
-from genai_otel.instrumentation._stream import AsyncStreamProxy, SyncStreamProxy
+from genai_otel.instrumentation._stream import TAIL, AsyncStreamProxy, SyncStreamProxy
 
 from genai_otel import semconv
 from genai_otel.semconv import Operation, Provider
@@ -424,11 +424,25 @@ def finisher(outcome_of: Any, accumulator_of: Any, is_async: bool) -> Any:
 
     def finish(call: Call, result: Any, kwargs: dict[str, Any]) -> Any:
         if accumulator_of is not None:
-            return proxy(result, call, accumulator_of(call.telemetry.captures_content))
+            capture = call.telemetry.captures_content
+            return proxy(result, call, accumulator_of(capture), TAIL if _read_at_end(kwargs, capture) else 0)
         call.end(outcome_of(result, call.telemetry.captures_content))
         return result
 
     return finish
+
+
+def _read_at_end(kwargs: dict[str, Any], capture: bool) -> bool:
+    """Whether a stream's first and last chunks tell all (its id and model; the usage, which is
+    cumulative, and the finish reason): no tools (no function calls in the middle), one
+    candidate, no content to capture. Then no chunk is read as it passes."""
+    if capture:
+        return False
+    config = kwargs.get("config")
+    if config is None:
+        return True
+    count = get(config, "candidate_count")
+    return not get(config, "tools") and (count is None or count == 1)
 
 
 class AsyncGeneratorProxy(AsyncStreamProxy):

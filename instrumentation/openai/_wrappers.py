@@ -21,7 +21,7 @@ from genai_otel.instrumentation._core import (
     strings,
     text_part,
 )
-from genai_otel.instrumentation._stream import AsyncStreamProxy, SyncStreamProxy, finish_stream
+from genai_otel.instrumentation._stream import TAIL, AsyncStreamProxy, SyncStreamProxy, finish_stream
 from genai_otel.instrumentation.openai._providers import OpenAITelemetry
 
 from genai_otel import semconv
@@ -136,8 +136,16 @@ def start_embeddings(telemetry: OpenAITelemetry, instance: Any, kwargs: dict[str
 # --------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------
+def _never(kwargs: dict[str, Any], capture: bool, provider: str) -> bool:
+    return False
+
+
+_AZURE_OPENAI = semconv.Provider.AZURE_OPENAI.value
+
+
 def _finisher(outcome_of: Any, accumulator_of: Any, is_async: bool) -> Any:
     proxy = AsyncStreamProxy if is_async else SyncStreamProxy
+    read_at_end = accumulator_of.read_at_end if accumulator_of is not None else _never
 
     def finish(call: Call, result: Any, kwargs: dict[str, Any]) -> Any:
         capture = call.telemetry.captures_content
@@ -146,7 +154,8 @@ def _finisher(outcome_of: Any, accumulator_of: Any, is_async: bool) -> Any:
             if raw:  # a raw HTTP response whose body the application reads itself
                 call.end(None)
                 return result
-            return proxy(result, call, accumulator_of(capture))
+            tail = TAIL if read_at_end(kwargs, capture, call.metric_base[1]) else 0
+            return proxy(result, call, accumulator_of(capture), tail)
         if raw:
             _finish_raw(call, result, outcome_of, capture)
             return result
@@ -325,6 +334,18 @@ class ChatAccumulator:
         self._named: Any = None
         self._usage: Any = None
 
+    @staticmethod
+    def read_at_end(kwargs: dict[str, Any], capture: bool, provider: str) -> bool:
+        """Whether the stream's last chunks tell all: one choice, no tools (no tool-call deltas
+        in the middle), no content to capture, and not Azure OpenAI (its asynchronous content
+        filter may send any number of annotation chunks after the finish reason); then no chunk
+        is read as it passes."""
+        if provider == _AZURE_OPENAI:
+            return False
+        n = kwargs.get("n")
+        one = n is None or n == 1
+        return not capture and one and not kwargs.get("tools") and not kwargs.get("functions")
+
     def first(self, chunk: Any) -> None:
         self._first = chunk
         self.add(chunk)
@@ -398,6 +419,11 @@ class ResponsesAccumulator:
     def __init__(self, capture: bool) -> None:
         self._capture = capture
         self._outcome = Outcome()
+
+    @staticmethod
+    def read_at_end(kwargs: dict[str, Any], capture: bool, provider: str) -> bool:
+        """Always: the first event names the response, the last carries all of it."""
+        return True
 
     def first(self, event: Any) -> None:
         self.add(event)

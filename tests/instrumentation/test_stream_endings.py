@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from genai_otel.instrumentation._core import Outcome, Telemetry, start_call
-from genai_otel.instrumentation._stream import AsyncStreamProxy, SyncStreamProxy, finish_stream
+from genai_otel.instrumentation._stream import TAIL, AsyncStreamProxy, SyncStreamProxy, finish_stream
 from opentelemetry.trace import StatusCode
 from otel_fixtures import Otel
 
@@ -122,8 +122,8 @@ def _sync(otel: Otel, stream: Any = None, accumulator: Any = None) -> SyncStream
     return SyncStreamProxy(stream or SdkStream(), _call(otel), accumulator or Counting())
 
 
-def _async(otel: Otel, stream: Any = None) -> AsyncStreamProxy:
-    return AsyncStreamProxy(stream or AsyncSdkStream(), _call(otel), Counting())
+def _async(otel: Otel, stream: Any = None, accumulator: Any = None, tail: int = 0) -> AsyncStreamProxy:
+    return AsyncStreamProxy(stream or AsyncSdkStream(), _call(otel), accumulator or Counting(), tail)
 
 
 def _ended(otel: Otel) -> dict[str, Any]:
@@ -294,3 +294,74 @@ async def test_async_abandoned_stream_ends_when_collected(otel: Otel) -> None:
     (span,) = otel.spans()
     assert span.status.status_code is StatusCode.UNSET
     assert dict(span.attributes or {})[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 1
+
+
+# Read at the end (`tail`): the first chunk as it comes, the last TAIL when the call ends, however it ends.
+def _chunk_names(*indexes: int) -> list[str]:
+    return [f"chunk-{index}" for index in indexes]
+
+
+@pytest.mark.parametrize("ending", ["exhausted", "closed", "with exit", "failed", "abandoned"])
+def test_a_stream_read_at_its_end_reads_its_first_and_last_chunks(otel: Otel, ending: str) -> None:
+    assert TAIL == 3 and CHUNKS == 5
+    accumulator = Counting()
+    sdk = SdkStream(fail_after=3 if ending == "failed" else None)
+    stream = SyncStreamProxy(sdk, _call(otel), accumulator, TAIL)
+    if ending == "exhausted":
+        received = list(stream)
+        assert received == _chunk_names(0, 1, 2, 3, 4)
+        expected = _chunk_names(0, 2, 3, 4)
+    elif ending in ("closed", "with exit"):
+        with stream:
+            assert [next(stream), next(stream)] == _chunk_names(0, 1)
+            assert accumulator.seen == _chunk_names(0)  # nothing read in the middle
+            if ending == "closed":
+                stream.close()
+                assert accumulator.seen == _chunk_names(0, 1)
+        expected = _chunk_names(0, 1)
+    elif ending == "failed":
+        with pytest.raises(Cut):
+            for _chunk in stream:
+                pass
+        expected = _chunk_names(0, 1, 2)
+    else:
+        iterator = iter(stream)
+        next(iterator), next(iterator)
+        del stream, iterator
+        gc.collect()
+        expected = _chunk_names(0, 1)
+    assert accumulator.seen == expected
+    (span,) = otel.spans()
+    assert span.end_time is not None
+    attributes = dict(span.attributes or {})
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == len(expected)
+    assert attributes[semconv.GEN_AI_RESPONSE_ID] == "chunk-0"
+    assert (span.status.status_code is StatusCode.ERROR) == (ending == "failed")
+
+
+async def test_async_stream_read_at_its_end(otel: Otel) -> None:
+    accumulator = Counting()
+    stream = _async(otel, accumulator=accumulator, tail=TAIL)
+    assert [chunk async for chunk in stream] == _chunk_names(0, 1, 2, 3, 4)
+    assert accumulator.seen == _chunk_names(0, 2, 3, 4)
+    assert _ended(otel)[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 4
+
+
+def test_a_failing_read_at_the_end_loses_only_that_chunk(otel: Otel) -> None:
+    accumulator = Counting(fail_on="chunk-3")
+    assert len(list(SyncStreamProxy(SdkStream(), _call(otel), accumulator, TAIL))) == CHUNKS
+    assert accumulator.seen == _chunk_names(0, 2, 4)
+    assert _ended(otel)[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+
+
+def test_an_azure_openai_chat_stream_is_read_chunk_by_chunk() -> None:
+    """Azure's asynchronous content filter may send any number of annotation chunks after the
+    finish reason: a stream from Azure OpenAI is read as it passes, never only at its end."""
+    from genai_otel.instrumentation.openai._wrappers import ChatAccumulator, ResponsesAccumulator
+
+    plain: dict[str, Any] = {"model": "gpt-4o", "stream": True}
+    assert ChatAccumulator.read_at_end(plain, False, semconv.Provider.OPENAI.value)
+    assert not ChatAccumulator.read_at_end(plain, False, semconv.Provider.AZURE_OPENAI.value)
+    assert not ChatAccumulator.read_at_end({**plain, "tools": [{}]}, False, semconv.Provider.OPENAI.value)
+    assert not ChatAccumulator.read_at_end(plain, True, semconv.Provider.OPENAI.value)
+    assert ResponsesAccumulator.read_at_end(plain, False, semconv.Provider.AZURE_OPENAI.value)
