@@ -60,14 +60,18 @@ def scaled_stack(
             break
         except StackError as error:
             # a port free when picked was taken before the process bound it (another process's
-            # ephemeral port): once more with fresh ports; anything else is a failure
+            # ephemeral port; Go says "address already in use", grpc "Failed to bind to address"):
+            # once more with fresh ports; anything else is a failure
             stack.stop()
-            if attempt == 2 or "address already in use" not in str(error):
+            if attempt == 2 or not any(words in str(error) for words in PORT_TAKEN):
                 raise
     try:
         yield stack
     finally:
         stack.stop()
+
+
+PORT_TAKEN = ("address already in use", "Failed to bind to address")
 
 
 def _kv(key: str, value: object) -> KeyValue:
