@@ -59,6 +59,7 @@ class CallLog:
         self.dropped = 0  # lines lost to a failed write (a full disk): counted, logged once a minute
         self._complained = -float("inf")
         self._given = stream
+        self._rotates = stream is None and path != "-"  # a file of our own: bounded by rotation
         self._open()
 
     # -- the line --------------------------------------------------------------------------
@@ -139,7 +140,7 @@ class CallLog:
             if self._stream is None:
                 self._open()
             size = len(text) if text.isascii() else len(text.encode())
-            if self._given is None and self.path != "-" and self._size and self._size + size > self.max_bytes:
+            if self._rotates and self._size and self._size + size > self.max_bytes:
                 self._rotate()
             stream = self._stream
             assert stream is not None

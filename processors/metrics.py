@@ -281,9 +281,7 @@ class LabelLimiter:
         if len(self.admitted) < self.limit:
             self.admitted.add(value)
             return value
-        if not self.overflow:
-            self.overflow_created = self.clock()
-        self.overflow += 1
+        self.count_overflow(1)
         return OTHER
 
     def count_overflow(self, n: int) -> None:
