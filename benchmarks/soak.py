@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -26,6 +25,8 @@ import time
 from pathlib import Path
 
 import grpc
+
+from genai_otel.stack.runner import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,12 +43,6 @@ from tests.e2e.crashload import (
 
 REQUEST_SPANS = 500
 FORWARDED = "genai_otel_processor_spans_forwarded_total"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _requests(kinds: int = 16) -> list[bytes]:
@@ -110,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sink = CountingSink(count_ids=False).start()
     log = Path(tempfile.mkdtemp(prefix="genai-otel-soak-")) / "processor.log"
-    processor = Processor(_free_port(), _free_port(), sink.port, log).start()
+    processor = Processor(free_port(), free_port(), sink.port, log).start()
     endpoint = f"127.0.0.1:{processor.otlp_port}"
     samples: list[tuple[float, int]] = []
     try:

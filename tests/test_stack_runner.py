@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from genai_otel.stack import runner
 from genai_otel.stack.query import wait_for
 from genai_otel.stack.runner import PORT_KEYS, LocalStack, StackError, free_ports, render_template
 
@@ -49,6 +51,34 @@ def test_free_ports_are_distinct_and_cover_every_port_variable() -> None:
     ports = free_ports()
     assert set(ports) == set(PORT_KEYS)
     assert len(set(ports.values())) == len(PORT_KEYS)
+
+
+def test_picked_ports_are_below_the_ephemeral_range_free_and_never_handed_out_twice() -> None:
+    low, _ = runner.ephemeral_range()
+    first, second = runner.pick_ports(30), runner.pick_ports(30)
+    assert len(set(first) | set(second)) == 60
+    assert all(runner.PICK_FLOOR <= port < low for port in first + second)
+    for port in first:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # raises if something held it
+
+
+def test_a_listening_port_is_never_picked(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", runner.pick_ports(1)[0]))
+        listener.listen()
+        taken = listener.getsockname()[1]
+        runner._picked.discard(taken)
+        monkeypatch.setattr(runner.random, "choice", lambda pool: taken)  # every draw hits it
+        port = runner.free_port()
+        assert port != taken  # fell back to the kernel's choice
+
+
+def test_without_room_below_the_ephemeral_range_the_kernel_picks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "ephemeral_range", lambda: (1024, 65535))
+    ports = runner.pick_ports(3)
+    assert len(set(ports)) == 3
+    assert all(port >= 1024 for port in ports)
 
 
 def test_template_with_a_missing_value_names_the_placeholder(tmp_path: Path) -> None:

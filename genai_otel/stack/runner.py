@@ -25,6 +25,7 @@ import importlib.util
 import json
 import logging
 import os
+import random
 import signal
 import socket
 import ssl
@@ -151,17 +152,67 @@ def free_ports(host: str = "127.0.0.1") -> dict[str, int]:
 
 
 def free_port_map(keys: list[str], host: str = "127.0.0.1") -> dict[str, int]:
-    """One free port per key."""
-    sockets = []
+    """One free port per key, distinct, from outside the kernel's ephemeral range when it leaves
+    room for that (see `pick_ports`)."""
+    return dict(zip(keys, pick_ports(len(keys), host), strict=True))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """One free port (see `pick_ports`)."""
+    return pick_ports(1, host)[0]
+
+
+# Ports below the ephemeral range start here (above the registered services most machines run)
+PICK_FLOOR = 10_000
+_picked: set[int] = set()  # handed out by this process already: never twice
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux's default if unreadable)."""
     try:
-        for _ in keys:
-            sock = socket.socket()
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii").split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def pick_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct ports nothing listens on now, for a server started a moment later.
+
+    A port the kernel hands out for `bind(0)` comes from the ephemeral range, which every outgoing
+    connection on the machine draws its local port from too: between picking and binding, another
+    process's connection can take it ("address already in use"). So ports are drawn at random
+    below that range (from PICK_FLOOR), where only listeners take ports, each checked by binding
+    it, and never twice from one process; where the range leaves no such room, `bind(0)` it is.
+    """
+    low, _ = ephemeral_range()
+    pool = range(PICK_FLOOR, low) if low - PICK_FLOOR >= 1000 else range(0)
+    chosen: list[int] = []
+    for _ in range(200 * count if pool else 0):
+        if len(chosen) == count:
+            break
+        port = random.choice(pool)
+        if port in _picked or not _can_bind(host, port):
+            continue
+        _picked.add(port)
+        chosen.append(port)
+    while len(chosen) < count:  # no room below the range (or it is full): the kernel's choice
+        with socket.socket() as sock:
             sock.bind((host, 0))
-            sockets.append(sock)
-        return {key: sock.getsockname()[1] for key, sock in zip(keys, sockets, strict=True)}
-    finally:
-        for sock in sockets:
-            sock.close()
+            port = int(sock.getsockname()[1])
+        if port not in _picked:
+            _picked.add(port)
+            chosen.append(port)
+    return chosen
+
+
+def _can_bind(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def scale_out_port_keys(processors: int, samplers: int) -> list[str]:

@@ -23,7 +23,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from genai_otel.stack.query import jaeger_trace, prometheus_scalar, span_tags, wait_for
-from genai_otel.stack.runner import PROCESSOR_ENDPOINTS_FILE, LocalStack, StackError, free_ports
+from genai_otel.stack.runner import PROCESSOR_ENDPOINTS_FILE, LocalStack, free_ports
 from tests.e2e.crashload import EXPORT, Load, sample_value, scrape
 
 KEEP_EVERYTHING = {
@@ -44,34 +44,23 @@ def scaled_stack(
     tmp_path: Path, require_binaries: Callable[..., None], require_processor: None
 ) -> Iterator[LocalStack]:
     require_binaries("collector", "jaeger", "prometheus")
-    for attempt in (1, 2):
-        stack = LocalStack(
-            tmp_path / f"run-{attempt}" if attempt > 1 else tmp_path / "run",
-            ports=free_ports(),
-            scrape_interval="1s",
-            build_missing=False,
-            services=("jaeger", "collector", "processor", "prometheus"),
-            collector_env=KEEP_EVERYTHING,
-            processors=2,
-            samplers=2,
-        )
-        try:
-            stack.start(timeout=60)
-            break
-        except StackError as error:
-            # a port free when picked was taken before the process bound it (another process's
-            # ephemeral port; Go says "address already in use", grpc "Failed to bind to address"):
-            # once more with fresh ports; anything else is a failure
-            stack.stop()
-            if attempt == 2 or not any(words in str(error) for words in PORT_TAKEN):
-                raise
+    # ports picked below the ephemeral range (free_ports): no other process's connection can
+    # take one between picking and binding
+    stack = LocalStack(
+        tmp_path / "run",
+        ports=free_ports(),
+        scrape_interval="1s",
+        build_missing=False,
+        services=("jaeger", "collector", "processor", "prometheus"),
+        collector_env=KEEP_EVERYTHING,
+        processors=2,
+        samplers=2,
+    )
+    stack.start(timeout=60)  # stops what it started if it fails
     try:
         yield stack
     finally:
         stack.stop()
-
-
-PORT_TAKEN = ("address already in use", "Failed to bind to address")
 
 
 def _kv(key: str, value: object) -> KeyValue:

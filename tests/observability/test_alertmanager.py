@@ -6,7 +6,6 @@ Runs the real amtool and alertmanager binaries (scripts/build-components) on a f
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from genai_otel.observability.alertmanager import ALERTMANAGER_CONFIG, render_config
+from genai_otel.stack.runner import free_port
 
 
 def _amtool(amtool: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -71,20 +71,13 @@ class _Webhook(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def alertmanager(require_binary: Callable[[str], Path], tmp_path: Path) -> Iterator[tuple[str, _Webhook]]:
     binary = require_binary("alertmanager")
     webhook = _Webhook()
     threading.Thread(target=webhook.serve_forever, daemon=True).start()
     config = render_config(f"http://127.0.0.1:{webhook.server_address[1]}/", tmp_path / "am.yml", fast=True)
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     log = (tmp_path / "alertmanager.log").open("wb")
     process = subprocess.Popen(
         [

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from genai_otel import semconv as sc
+from genai_otel.stack.runner import free_port
 
 from .helpers import EXPORT, GENAI, Sink, make_request, make_span, samples, scrape
 
@@ -94,12 +94,6 @@ async def start_processor(sink: Sink, **forward: object) -> Processor:
     processor = Processor(config)
     await processor.start()
     return processor
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_until(predicate: Callable[[], bool], within: float) -> None:

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from genai_otel import semconv as sc
+from genai_otel.stack.runner import free_port
 
 from .helpers import Sink, make_request, make_span, samples, scrape
-from .test_service import free_port, processor_config
+from .test_service import processor_config
 
 
 def _version() -> str:

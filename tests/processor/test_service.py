@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,14 +24,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from genai_otel import semconv as sc
+from genai_otel.stack.runner import free_port
 
 from .helpers import EXPORT, GENAI, Sink, attributes_of, make_request, make_span, samples, scrape
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def processor_config(forward_port: int, **forward: object) -> Processor:

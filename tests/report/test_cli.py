@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from genai_otel.cli import main as cli_main
+from genai_otel.stack.runner import free_port
 
 
 class StandIn:
@@ -57,9 +57,7 @@ def empty_prometheus() -> Iterator[StandIn]:
 
 
 def test_unreachable_prometheus_is_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens there
     assert cli_main(["report", "--prometheus", f"http://127.0.0.1:{port}"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
