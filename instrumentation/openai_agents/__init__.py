@@ -42,6 +42,11 @@ Environment variables:
     Longest captured value in characters (default 8192).
 ``OPENAI_AGENTS_DISABLE_TRACING``
     The SDK's own switch: ``1`` turns its tracing off, and with it every span of this instrumentor.
+``GENAI_OTEL_OPENAI_AGENTS_EXPORT_TO_OPENAI``
+    ``true`` (default) leaves the SDK's own exporter, which sends its traces to OpenAI's traces
+    dashboard (with the API key), as it is; ``false`` removes that processor at ``instrument()``
+    (``uninstrument()`` puts it back), so the runs' telemetry goes to OpenTelemetry only. Read at
+    ``instrument()``.
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``
     ``genai_otel_openai_agents`` disables this instrumentor under ``opentelemetry-instrument``.
 """
@@ -49,6 +54,7 @@ Environment variables:
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Collection
 from typing import Any
 
@@ -62,10 +68,25 @@ __all__ = ["OpenAIAgentsInstrumentor"]
 logger = logging.getLogger(__name__)
 
 
+EXPORT_TO_OPENAI = "GENAI_OTEL_OPENAI_AGENTS_EXPORT_TO_OPENAI"
+
+
+def _processors() -> tuple[Any, list[Any]] | None:
+    """The SDK's multi-processor and its processors, or None where they are not where expected."""
+    from agents.tracing import get_trace_provider
+
+    multi = getattr(get_trace_provider(), "_multi_processor", None)
+    processors = getattr(multi, "_processors", None)
+    if multi is None or processors is None:
+        return None
+    return multi, list(processors)
+
+
 class OpenAIAgentsInstrumentor(BaseInstrumentor):
     """Instruments the `openai-agents` SDK (see the module docstring)."""
 
     _bridge: Any = None
+    _removed: Any = None  # the SDK's own OpenAI exporter, when EXPORT_TO_OPENAI=false took it out
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("openai-agents >= 0.2",)
@@ -82,17 +103,34 @@ class OpenAIAgentsInstrumentor(BaseInstrumentor):
         bridge = OpenTelemetryBridge(telemetry)
         add_trace_processor(bridge)
         type(self)._bridge = bridge
+        if os.environ.get(EXPORT_TO_OPENAI, "true").strip().lower() == "false":
+            self._remove_openai_export()
+
+    def _remove_openai_export(self) -> None:
+        from agents.tracing.processors import default_processor
+
+        found = _processors()
+        sdk_processor = default_processor()
+        if found is None:
+            logger.warning("%s=false: the agents SDK's processors are not where expected", EXPORT_TO_OPENAI)
+            return
+        multi, processors = found
+        if sdk_processor in processors:
+            multi.set_processors([p for p in processors if p is not sdk_processor])
+            type(self)._removed = sdk_processor
 
     def _uninstrument(self, **kwargs: Any) -> None:
         bridge, type(self)._bridge = type(self)._bridge, None
+        removed, type(self)._removed = type(self)._removed, None
         if bridge is None:
             return
         bridge.enabled = False  # whatever happens below, it records nothing more
-        from agents.tracing import get_trace_provider
-
-        multi = getattr(get_trace_provider(), "_multi_processor", None)
-        processors = getattr(multi, "_processors", None)
-        if multi is None or processors is None:
+        found = _processors()
+        if found is None:
             logger.debug("the agents SDK's processors are not where expected; the bridge stays, disabled")
             return
-        multi.set_processors([p for p in processors if p is not bridge])
+        multi, processors = found
+        kept = [p for p in processors if p is not bridge]
+        if removed is not None and removed not in kept:
+            kept.insert(0, removed)  # where the SDK had it: first
+        multi.set_processors(kept)

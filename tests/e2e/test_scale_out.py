@@ -24,18 +24,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from genai_otel.stack.query import jaeger_trace, prometheus_scalar, span_tags, wait_for
 from genai_otel.stack.runner import PROCESSOR_ENDPOINTS_FILE, LocalStack, free_ports
+from tests.e2e.apps import KEEP_EVERYTHING
 from tests.e2e.crashload import EXPORT, Load, sample_value, scrape
 
-KEEP_EVERYTHING = {
-    "TAIL_SAMPLING_PERCENT_GPT_4O": "100",
-    "TAIL_SAMPLING_PERCENT_GPT_4O_MINI": "100",
-    "TAIL_SAMPLING_PERCENT_O3_MINI": "100",
-    "TAIL_SAMPLING_PERCENT_CLAUDE_SONNET": "100",
-    "TAIL_SAMPLING_PERCENT_CLAUDE_HAIKU": "100",
-    "TAIL_SAMPLING_PERCENT_OTHER": "100",
-    "TAIL_SAMPLING_DECISION_WAIT": "3s",
-    "TAIL_SAMPLING_DECISION_WAIT_AFTER_ROOT": "1s",
-}
 RECEIVED_GENAI = ("genai_otel_processor_spans_received_total", 'kind="genai"')
 
 

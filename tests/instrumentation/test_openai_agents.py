@@ -224,6 +224,36 @@ async def test_uninstrument_removes_the_bridge(agents_otel: Otel, aoai: openai.A
     )
 
 
+@pytest.mark.parametrize("setting", ["false", "true", None])
+def test_the_sdks_own_export_to_openai_is_removed_only_when_asked(
+    otel: Otel, monkeypatch: pytest.MonkeyPatch, setting: str | None
+) -> None:
+    from agents.tracing.processors import default_processor
+
+    multi = get_trace_provider()._multi_processor  # type: ignore[attr-defined]
+    before = list(multi._processors)
+    sdk_export = default_processor()  # what the SDK registers: traces to OpenAI's dashboard
+    set_trace_processors([sdk_export])
+    if setting is None:
+        monkeypatch.delenv("GENAI_OTEL_OPENAI_AGENTS_EXPORT_TO_OPENAI", raising=False)
+    else:
+        monkeypatch.setenv("GENAI_OTEL_OPENAI_AGENTS_EXPORT_TO_OPENAI", setting)
+    try:
+        OpenAIAgentsInstrumentor().instrument(
+            tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider
+        )
+        bridge = OpenAIAgentsInstrumentor._bridge
+        if setting == "false":
+            assert list(multi._processors) == [bridge]
+        else:
+            assert list(multi._processors) == [sdk_export, bridge]
+        OpenAIAgentsInstrumentor().uninstrument()
+        assert list(multi._processors) == [sdk_export]  # as the application had it
+    finally:
+        OpenAIAgentsInstrumentor().uninstrument()
+        set_trace_processors(before)
+
+
 MCP_SERVER = """
 from mcp.server.mcpserver import MCPServer
 
