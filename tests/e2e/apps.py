@@ -1,11 +1,16 @@
-"""The environment an instrumented test app runs with: this process's variables minus any OTEL_*,
-PYTEST_* or DEMO_* ones (the app is configured by `app_environment` and the test alone)."""
+"""How a test runs an instrumented app: its environment is this process's variables minus any
+that configure the app's telemetry, SDKs or the demo (OTEL_*, PYTEST_*, DEMO_*, GENAI_OTEL_*, AWS_*,
+GOOGLE_*, GEMINI_*), plus `app_environment` and what the test sets; it runs under
+`opentelemetry-instrument` and must succeed."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 
-from genai_otel.demo.run import app_environment
+from genai_otel.demo.run import app_environment, instrumented_command
+
+CONFIGURING = ("OTEL_", "PYTEST_", "DEMO_", "GENAI_OTEL_", "AWS_", "GOOGLE_", "GEMINI_")
 
 # The collector's tail sampling keeping every trace (its policies' defaults keep 10% of a model's)
 KEEP_EVERYTHING = {
@@ -20,7 +25,19 @@ KEEP_EVERYTHING = {
 }
 
 
-def demo_environment(endpoints: dict[str, str], provider_url: str, **demo: str) -> dict[str, str]:
-    """`demo`: the DEMO_* and OTEL_* settings this test wants on top, e.g. DEMO_RATE="6"."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTEST_", "DEMO_"))}
-    return {**inherited, **app_environment(endpoints, provider_url), **demo}
+def demo_environment(
+    endpoints: dict[str, str], provider_url: str, service: str | None = None, **settings: str
+) -> dict[str, str]:
+    """`settings`: the variables this test wants on top, e.g. DEMO_RATE="6"."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(CONFIGURING)}
+    configured = app_environment(endpoints, provider_url, *([service] if service else []))
+    return {**inherited, **configured, **settings}
+
+
+def run_app(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`opentelemetry-instrument python *args` to its end; fails the test unless it exits 0."""
+    done = subprocess.run(
+        instrumented_command(*args), env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done

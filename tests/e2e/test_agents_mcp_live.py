@@ -10,8 +10,6 @@ model calls carry a cost.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,11 +19,10 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from genai_otel import semconv as sc
-from genai_otel.demo.run import app_environment, instrumented_command
 from genai_otel.fake_provider import FakeProvider
 from genai_otel.stack.query import jaeger_traces, prometheus_query, prometheus_scalar, span_tags, wait_for
 from genai_otel.stack.runner import LocalStack, free_ports
-from tests.e2e.apps import KEEP_EVERYTHING
+from tests.e2e.apps import KEEP_EVERYTHING, demo_environment, run_app
 
 SERVICE = "e2e-agents-mcp"
 MODEL = "gpt-4o"
@@ -117,21 +114,11 @@ def run(
         app.write_text(APP)
         started = datetime.now(UTC)
         with FakeProvider() as provider:
-            env = {
-                k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTEST_", "GENAI_OTEL_"))
-            }
-            env.update(app_environment(endpoints, provider.base_url, service=SERVICE))
             # the Agents SDK would also send its traces to OpenAI's dashboard (not reachable here)
-            env["GENAI_OTEL_OPENAI_AGENTS_EXPORT_TO_OPENAI"] = "false"
-            done = subprocess.run(
-                instrumented_command(str(app), str(output)),
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
+            env = demo_environment(
+                endpoints, provider.base_url, SERVICE, GENAI_OTEL_OPENAI_AGENTS_EXPORT_TO_OPENAI="false"
             )
-        assert done.returncode == 0, done.stderr[-3000:]
+            done = run_app(str(app), str(output), env=env)
         assert "Tracing request failed" not in done.stderr  # nothing was sent to OpenAI
         yield Run(
             endpoints["prometheus_url"], endpoints["jaeger_url"], json.loads(output.read_text()), started

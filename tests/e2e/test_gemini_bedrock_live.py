@@ -9,8 +9,6 @@ counted once.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,10 +16,10 @@ from datetime import UTC, datetime
 import pytest
 from genai_prices import Usage, calc_price
 
-from genai_otel.demo.run import app_environment, instrumented_command
 from genai_otel.fake_provider import FakeProvider, message_tokens
 from genai_otel.stack.query import prometheus_query, prometheus_scalar, wait_for
 from genai_otel.stack.runner import LocalStack, free_ports
+from tests.e2e.apps import demo_environment, run_app
 
 SERVICE = "e2e-gemini-bedrock"
 PROMPT = "Give me three facts about otters."
@@ -102,13 +100,10 @@ def run(
         app.write_text(APP)
         started = datetime.now(UTC)
         with FakeProvider() as provider:
-            env = {
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("OTEL_", "PYTEST_", "GENAI_OTEL_", "AWS_", "GOOGLE_", "GEMINI_"))
-            }
-            env.update(app_environment(endpoints, provider.base_url, service=SERVICE))
-            env.update(
+            env = demo_environment(
+                endpoints,
+                provider.base_url,
+                SERVICE,
                 AWS_ACCESS_KEY_ID="AKIDFAKEFAKEFAKE",
                 AWS_SECRET_ACCESS_KEY="fake-secret",
                 AWS_DEFAULT_REGION="us-east-1",
@@ -116,21 +111,8 @@ def run(
                 AWS_CONFIG_FILE=str(tmp_path / "none"),
                 AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
             )
-            done = subprocess.run(
-                instrumented_command(
-                    str(app),
-                    provider.base_url,
-                    str(output),
-                    json.dumps(GEMINI_FAKE),
-                    json.dumps(BEDROCK_FAKE),
-                ),
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-        assert done.returncode == 0, done.stderr[-3000:]
+            fakes = json.dumps(GEMINI_FAKE), json.dumps(BEDROCK_FAKE)
+            run_app(str(app), provider.base_url, str(output), *fakes, env=env)
         yield Run(endpoints["prometheus_url"], json.loads(output.read_text()), started)
     finally:
         stack.stop()

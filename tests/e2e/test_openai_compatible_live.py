@@ -8,17 +8,15 @@ unpriced as `self_hosted`.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from genai_otel.demo.run import app_environment, instrumented_command
 from genai_otel.fake_provider import FakeProvider
 from genai_otel.stack.query import prometheus_scalar, wait_for
 from genai_otel.stack.runner import LocalStack, free_ports
+from tests.e2e.apps import demo_environment, run_app
 
 SERVICE = "e2e-compatible"
 APP = """
@@ -48,22 +46,11 @@ def test_a_groq_mapped_host_is_priced_from_groqs_table_and_an_unknown_one_is_unp
         app, output = tmp_path / "app.py", tmp_path / "usage.json"
         app.write_text(APP)
         with FakeProvider() as groq, FakeProvider() as other:
-            env = {
-                k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTEST_", "GENAI_OTEL_"))
-            }
-            env.update(app_environment(endpoints, groq.base_url, service=SERVICE))
+            env = demo_environment(endpoints, groq.base_url, SERVICE)
             del env["GENAI_OTEL_OPENAI_PROVIDER"]  # the demo's "every call is OpenAI"
             groq_port = groq.base_url.rsplit(":", 1)[1]
             env["GENAI_OTEL_PROVIDER_HOSTS"] = f"127.0.0.1:{groq_port}=groq"
-            done = subprocess.run(
-                instrumented_command(str(app), groq.openai_base_url, other.openai_base_url, str(output)),
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-        assert done.returncode == 0, done.stderr[-3000:]
+            run_app(str(app), groq.openai_base_url, other.openai_base_url, str(output), env=env)
         (groq_in, groq_out), _ = json.loads(output.read_text()).values()
 
         cost = wait_for(
