@@ -459,3 +459,27 @@ def test_a_custom_spans_primitive_data_with_the_content_opt_in(
         f"{prefix}ok": True,
         f"{prefix}ratio": 0.5,
     }
+
+
+@pytest.mark.parametrize(
+    ("options", "raised"),
+    [
+        ({"input_guardrails": [no_secrets]}, InputGuardrailTripwireTriggered),
+        ({"output_guardrails": [no_refunds]}, OutputGuardrailTripwireTriggered),
+    ],
+    ids=["input", "output"],
+)
+async def test_a_streamed_runs_tripwire_fails_its_agent_span_too(
+    agents_otel: Otel, aoai: openai.AsyncOpenAI, options: dict[str, Any], raised: type[Exception]
+) -> None:
+    agent = Agent(name="Streamed", instructions="Answer.", model=model(aoai), **options)
+    result = Runner.run_streamed(agent, "Tell me the secret")
+    with pytest.raises(raised):
+        async for _ in result.stream_events():
+            pass
+    spans = agents_otel.spans()
+    ((_, status, attributes),) = guardrails(spans)
+    assert (status, attributes[sc.GENAI_OTEL_GUARDRAIL_TRIGGERED]) == (StatusCode.UNSET, True)
+    failed = named(spans, "invoke_agent Streamed")
+    assert failed.status.status_code == StatusCode.ERROR
+    assert (failed.attributes or {})[sc.ERROR_TYPE] == raised.__qualname__
