@@ -98,6 +98,9 @@ class Operation(StrEnum):
     EXECUTE_TOOL = "execute_tool"
     INVOKE_AGENT = "invoke_agent"
     CREATE_AGENT = "create_agent"
+    # a guardrail's evaluation: the operation name both open guardrail proposals use (no released
+    # convention names guardrails yet); its attributes are ours (GENAI_OTEL_GUARDRAIL_*)
+    APPLY_GUARDRAIL = "apply_guardrail"
 
 
 class ToolType(StrEnum):
@@ -472,6 +475,14 @@ GENAI_OTEL_SCOPE_MCP: Final = "genai_otel.instrumentation.mcp"
 GENAI_OTEL_HANDOFF_FROM_AGENT: Final = "genai_otel.handoff.from_agent"
 GENAI_OTEL_HANDOFF_TO_AGENT: Final = "genai_otel.handoff.to_agent"
 HANDOFF_SPAN_PREFIX: Final = "handoff"
+# Guardrails (the OpenAI Agents SDK's input and output guardrails), on `apply_guardrail {name}`
+# spans: the guardrail's name, and whether its tripwire triggered (absent: no verdict, the
+# evaluation raised or was cancelled).
+GENAI_OTEL_GUARDRAIL_NAME: Final = "genai_otel.guardrail.name"
+GENAI_OTEL_GUARDRAIL_TRIGGERED: Final = "genai_otel.guardrail.triggered"  # bool
+# An agents SDK custom span's data values (primitive ones only, with content capture on): the
+# prefix before each key.
+GENAI_OTEL_CUSTOM_DATA_PREFIX: Final = "genai_otel.custom."
 # MCP: which method and which server session a tool call went through (the MCP conventions' names).
 MCP_METHOD_NAME: Final = "mcp.method.name"
 MCP_SESSION_ID: Final = "mcp.session.id"
@@ -577,6 +588,8 @@ LABEL_EVALUATION: Final = "evaluation"  # gen_ai.evaluation.name
 LABEL_REASON: Final = "reason"
 LABEL_TOOL: Final = "tool"  # gen_ai.tool.name, bounded top-N, the rest "other"
 LABEL_AGENT: Final = "agent"  # gen_ai.agent.name, bounded top-N, the rest "other"
+LABEL_GUARDRAIL: Final = "guardrail"  # genai_otel.guardrail.name, bounded top-N, the rest "other"
+LABEL_TRIGGERED: Final = "triggered"  # "true" | "false": genai_otel.guardrail.triggered
 OTHER_LABEL_VALUE: Final = "other"
 # Every label key a derived metric may carry (the processor's allow-list draws from these).
 METRIC_LABEL_KEYS: Final = (
@@ -594,6 +607,8 @@ METRIC_LABEL_KEYS: Final = (
     LABEL_REASON,
     LABEL_TOOL,
     LABEL_AGENT,
+    LABEL_GUARDRAIL,
+    LABEL_TRIGGERED,
 )
 
 
@@ -635,6 +650,11 @@ PROM_LLM_SAFETY_EVALUATIONS: Final = "llm_safety_evaluations_total"
 PROM_LLM_SAFETY_FLAGGED: Final = "llm_safety_flagged_total"
 # {service, tool, status}: execute_tool spans (a tool an agent or an MCP client ran)
 PROM_LLM_TOOL_CALLS: Final = "llm_tool_calls_total"
+# {service, tool, status}: SERVER-kind execute_tool spans (a tool this service served, an MCP
+# server's tools/call): the server's view of calls, whoever made them (never in llm_tool_calls_total)
+PROM_LLM_TOOL_EXECUTIONS: Final = "llm_tool_executions_total"
+# {service, guardrail, triggered}: apply_guardrail spans with a verdict
+PROM_LLM_GUARDRAIL_EVALUATIONS: Final = "llm_guardrail_evaluations_total"
 # histogram {service, agent, status}: invoke_agent spans, start to end (tools and model calls inside)
 PROM_LLM_AGENT_RUN_DURATION: Final = "llm_agent_run_duration_seconds"
 

@@ -262,6 +262,7 @@ class LabelsConfig(_Section):
         sc.LABEL_REASON: 20,
         sc.LABEL_TOOL: 100,
         sc.LABEL_AGENT: 50,
+        sc.LABEL_GUARDRAIL: 50,
     }
     top_users: int = Field(default=100, ge=0)
     top_features: int = Field(default=50, ge=0)

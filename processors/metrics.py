@@ -341,7 +341,9 @@ class Registry:
                 ("feature_series", 2),
                 ("duplicate_series", 2),
                 ("tool_series", 3),
+                ("tool_execution_series", 3),
                 ("agent_series", 3),
+                ("guardrail_series", 3),
             )
         }
         self._decided: tuple[LabelLimiter | SeriesCap, ...] = (
@@ -367,6 +369,10 @@ class Registry:
         # agents and tools (execute_tool / invoke_agent spans: never priced, counted here)
         self.tool_calls = CappedCounts(clock, self.caps["tool_series"])  # (service, tool, status)
         self.agent_runs: dict[tuple[str, ...], Histogram] = {}  # (service, agent, status)
+        # SERVER-kind execute_tool spans: tools this service served (service, tool, status)
+        self.tool_executions = CappedCounts(clock, self.caps["tool_execution_series"])
+        # apply_guardrail spans with a verdict (service, guardrail, "true" | "false")
+        self.guardrail_evaluations = CappedCounts(clock, self.caps["guardrail_series"])
         # health
         self.received = Counts(clock, "genai", "other")
         self.forwarded = 0  # created with the registry
@@ -610,6 +616,22 @@ class Registry:
         key = (limiters[sc.LABEL_SERVICE](service), limiters[sc.LABEL_TOOL](tool), status)
         self.tool_calls.add(key, 1)
 
+    def record_tool_execution(self, service: str, tool: str, status: str) -> None:
+        """One SERVER-kind execute_tool span: a tool this service served, whoever called it."""
+        limiters = self.limiters
+        key = (limiters[sc.LABEL_SERVICE](service), limiters[sc.LABEL_TOOL](tool), status)
+        self.tool_executions.add(key, 1)
+
+    def record_guardrail_evaluation(self, service: str, guardrail: str, triggered: bool) -> None:
+        """One apply_guardrail span with a verdict: whether its tripwire triggered."""
+        limiters = self.limiters
+        key = (
+            limiters[sc.LABEL_SERVICE](service),
+            limiters[sc.LABEL_GUARDRAIL](guardrail),
+            "true" if triggered else "false",
+        )
+        self.guardrail_evaluations.add(key, 1)
+
     def record_agent_run(  # noqa: PLR0917
         self, service: str, agent: str, status: str, duration_s: float, trace_id: bytes, end_s: float
     ) -> None:
@@ -643,6 +665,7 @@ class Registry:
         copied.quality = {key: h.copy() for key, h in self.quality.items()}
         copied.agent_runs = {key: h.copy() for key, h in self.agent_runs.items()}
         for name in ("unpriced", "usage_incomplete", "user_cost", "feature_cost", "duplicates", "tool_calls",
+                     "tool_executions", "guardrail_evaluations",
                      "received", "invalid", "dropped", "rejected", "export_failures", "safety_evaluations",
                      "safety_flagged"):  # fmt: skip
             setattr(copied, name, getattr(self, name).copy())
@@ -894,11 +917,28 @@ class _Writer:
         for key, n in sorted(r.tool_calls.items()):
             self._counter(sc.PROM_LLM_TOOL_CALLS, names, key, str(n), r.tool_calls.created[key])
         self._family(
+            sc.PROM_LLM_TOOL_EXECUTIONS,
+            "counter",
+            "Tools this service served (SERVER execute_tool spans), by outcome.",
+        )
+        for key, n in sorted(r.tool_executions.items()):
+            self._counter(sc.PROM_LLM_TOOL_EXECUTIONS, names, key, str(n), r.tool_executions.created[key])
+        self._family(
             sc.PROM_LLM_AGENT_RUN_DURATION, "histogram", "Agent run (invoke_agent span) duration in seconds."
         )
         names = (sc.LABEL_SERVICE, sc.LABEL_AGENT, sc.LABEL_STATUS)
         for key, h in sorted(r.agent_runs.items(), key=lambda item: item[0]):
             self._histogram(sc.PROM_LLM_AGENT_RUN_DURATION, names, key, h)
+        self._family(
+            sc.PROM_LLM_GUARDRAIL_EVALUATIONS,
+            "counter",
+            "Guardrail verdicts (apply_guardrail spans), by tripwire.",
+        )
+        names = (sc.LABEL_SERVICE, sc.LABEL_GUARDRAIL, sc.LABEL_TRIGGERED)
+        for key, n in sorted(r.guardrail_evaluations.items()):
+            self._counter(
+                sc.PROM_LLM_GUARDRAIL_EVALUATIONS, names, key, str(n), r.guardrail_evaluations.created[key]
+            )
 
     def _health_counter(
         self, name: str, help_: str, label: str, table: dict[str, int], created: dict[str, float]

@@ -30,9 +30,20 @@ from .wire import UNSUPPORTED
 
 # Operations that are not themselves model calls: an agent or a tool span may carry the
 # token totals of the calls inside it, so counting it would count those calls twice.
-# execute_tool spans are counted as tool calls and invoke_agent spans as agent runs (pipeline.py).
+# execute_tool spans are counted as tool calls, invoke_agent spans as agent runs and
+# apply_guardrail spans as guardrail evaluations (pipeline.py).
 NON_INFERENCE_OPERATIONS: Final = frozenset(
-    {"execute_tool", "invoke_agent", "create_agent", "invoke_workflow", "workflow", "task", "agent", "tool"}
+    {
+        "execute_tool",
+        "invoke_agent",
+        "create_agent",
+        "invoke_workflow",
+        "apply_guardrail",
+        "workflow",
+        "task",
+        "agent",
+        "tool",
+    }
 )
 OPENLLMETRY_REQUEST_TYPES: Final = {
     "chat": "chat",

@@ -96,9 +96,13 @@ LANE_SLOW_KEYS: Final = (
     sc.OPENLIT_USAGE_COST,
 )
 
-# Spans that are not model calls but are counted: tools run (llm_tool_calls_total) and agent runs
-# (llm_agent_run_duration_seconds). Never learned by the lane: every such span takes the Python path.
-AGENTIC_OPERATIONS: Final = frozenset({sc.Operation.EXECUTE_TOOL.value, sc.Operation.INVOKE_AGENT.value})
+# Spans that are not model calls but are counted: tools run (llm_tool_calls_total, or
+# llm_tool_executions_total for a server's side), agent runs (llm_agent_run_duration_seconds) and
+# guardrail verdicts (llm_guardrail_evaluations_total). Never learned by the lane: every such span
+# takes the Python path.
+AGENTIC_OPERATIONS: Final = frozenset(
+    {sc.Operation.EXECUTE_TOOL.value, sc.Operation.INVOKE_AGENT.value, sc.Operation.APPLY_GUARDRAIL.value}
+)
 
 _COST_AMOUNT = DoubleAttributeEncoder(sc.GEN_AI_USAGE_COST_AMOUNT)
 _COST_INPUT = DoubleAttributeEncoder(sc.GENAI_OTEL_COST_INPUT)
@@ -563,20 +567,31 @@ class Pipeline:
         end_ns: int,
         status_error: bool,
     ) -> None:
-        """An execute_tool span counted as a tool call, an invoke_agent span as an agent run. Neither
-        is priced: the model calls inside an agent run are (NON_INFERENCE_OPERATIONS)."""
+        """An execute_tool span counted as a tool call (or, SERVER-kind, a tool execution served),
+        an invoke_agent span as an agent run, an apply_guardrail span with a verdict as a guardrail
+        evaluation. None is priced: the model calls inside an agent run are (NON_INFERENCE_OPERATIONS)."""
         status = STATUS_ERROR if status_error or attrs.get(sc.ERROR_TYPE) else STATUS_OK
         registry = self.registry
         # Rare spans, parsed whole: the tool and agent names are not among the keys every span is
         # scanned for (those cost every span of every request).
         span = Span.FromString(data[start:end])
-        if attrs.get(sc.GEN_AI_OPERATION_NAME) == sc.Operation.EXECUTE_TOOL:
-            # a SERVER span is the server's side of a call its client counts (an MCP server's
-            # tools/call span): one tool call, counted once
-            if span.kind == Span.SPAN_KIND_SERVER:
-                return
+        operation = attrs.get(sc.GEN_AI_OPERATION_NAME)
+        if operation == sc.Operation.EXECUTE_TOOL:
             tool = self._name(_string_attribute(span, sc.GEN_AI_TOOL_NAME))
-            self._defer((registry.record_tool_call, (service, tool, status)))
+            # A SERVER span is the server's side of a call (an MCP server's tools/call span), which
+            # its client, if instrumented, counts as a call: the server's executions are a metric
+            # of their own, so no call is counted twice in one metric, whoever made it.
+            if span.kind == Span.SPAN_KIND_SERVER:
+                self._defer((registry.record_tool_execution, (service, tool, status)))
+            else:
+                self._defer((registry.record_tool_call, (service, tool, status)))
+            return
+        if operation == sc.Operation.APPLY_GUARDRAIL:
+            # a verdict only: a guardrail that raised or was cancelled evaluated nothing
+            triggered = _bool_attribute(span, sc.GENAI_OTEL_GUARDRAIL_TRIGGERED)
+            if triggered is not None:
+                guardrail = self._name(_string_attribute(span, sc.GENAI_OTEL_GUARDRAIL_NAME))
+                self._defer((registry.record_guardrail_evaluation, (service, guardrail, triggered)))
             return
         if end_ns < start_ns or start_ns == 0:
             self._invalid(InvalidReason.NEGATIVE_DURATION)
@@ -590,7 +605,7 @@ class Pipeline:
         )
 
     def _name(self, value: str) -> str:
-        """A tool's or an agent's name as a label value (capped later, by its LabelLimiter)."""
+        """A tool's, an agent's or a guardrail's name as a label value (capped later, by its LabelLimiter)."""
         return value[: self.normaliser.max_value_length] if value else UNKNOWN
 
     def _duplicate_of(  # noqa: PLR0917
@@ -902,6 +917,14 @@ def _string_attribute(span: Span, key: str) -> str:
         if kv.key == key:
             return kv.value.string_value
     return ""
+
+
+def _bool_attribute(span: Span, key: str) -> bool | None:
+    """The boolean value of the span's first attribute `key`, None if none (or not a boolean)."""
+    for kv in span.attributes:
+        if kv.key == key:
+            return kv.value.bool_value if kv.value.WhichOneof("value") == "bool_value" else None
+    return None
 
 
 def _assemble(data: bytes, resources: list[ResourceEntry], additions: dict[int, bytes]) -> bytes:

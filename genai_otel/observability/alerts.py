@@ -295,7 +295,7 @@ def pipeline_alerts(spec: Spec) -> list[Alert]:
 
 
 def agent_alerts(spec: Spec) -> list[Alert]:
-    """Tools an agent (or an MCP client) runs: a tool failing often."""
+    """Tools an agent (or an MCP client) runs, and tools a service serves: a tool failing often."""
     t = spec.thresholds
     return [
         Alert(
@@ -307,5 +307,18 @@ def agent_alerts(spec: Spec) -> list[Alert]:
             "A tool the agents call is failing",
             "{{ $labels.service }} / tool {{ $labels.tool }}: {{ $value | humanizePercentage }} of calls "
             f"failed over the last 5 minutes (threshold {num(t.tool_error_ratio * 100)}%).",
+        ),
+        # The server's side of tool calls (an MCP server's tools/call spans): its own alert, on the
+        # serving service, whether its clients are instrumented or not (the same thresholds).
+        Alert(
+            "LLMToolExecutionErrorRateHigh",
+            Severity.HIGH,
+            f"{rec.TOOL_EXECUTION_ERROR_RATIO_RATE5M} > {num(t.tool_error_ratio)}"
+            f" and {rec.TOOL_EXECUTIONS_RATE5M} * 300 >= {num(t.tool_error_min_calls)}",
+            _pending(spec, "LLMToolExecutionErrorRateHigh", "10m"),
+            "A tool this service serves is failing",
+            "{{ $labels.service }} / tool {{ $labels.tool }}: {{ $value | humanizePercentage }} of the "
+            "executions it served failed over the last 5 minutes "
+            f"(threshold {num(t.tool_error_ratio * 100)}%).",
         ),
     ]

@@ -340,7 +340,7 @@ def safety(spec: Spec) -> list[Panel]:
 
 
 def agents_row(spec: Spec) -> list[Panel]:
-    """Agents and tools (execute_tool and invoke_agent spans): a row of the overview."""
+    """Agents and tools (execute_tool, invoke_agent and apply_guardrail spans): a row of the overview."""
     return [
         _p("timeseries", "Tool calls per second by tool", "reqps",
            "Tools run per second (an agent's function tools, MCP tools), per service and tool.",
@@ -353,6 +353,25 @@ def agents_row(spec: Spec) -> list[Panel]:
            "Agent invocations per second, per service, agent and outcome (handoffs start a run each).",
            q(f"sum by (service, agent, status) ({rec.AGENT_RUNS_RATE5M}{{{S}}})",
              "{{service}} {{agent}} {{status}}"), width=8),
+        _p("timeseries", "Tool executions served per second by tool", "reqps",
+           "Tools this service served per second (an MCP server's tools/call), whoever called them: "
+           "a call from an instrumented client is also in Tool calls, on the client's service.",
+           q(f"sum by (service, tool) ({rec.TOOL_EXECUTIONS_RATE5M}{{{S}}})", "{{service}} {{tool}}"),
+           width=6),
+        _p("timeseries", "Served tool error ratio by tool", "percentunit",
+           "Share of the executions a service served that failed over the last 5 minutes.",
+           q(f"{rec.TOOL_EXECUTION_ERROR_RATIO_RATE5M}{{{S}}}", "{{service}} {{tool}}"), width=6,
+           thresholds=((0.0, "green"), (spec.thresholds.tool_error_ratio, "red"))),
+        _p("timeseries", "Guardrail verdicts and trips per second", "reqps",
+           "Guardrail evaluations with a verdict per second, and those whose tripwire triggered, "
+           "per service and guardrail.",
+           q(f"sum by (service, guardrail) ({rec.GUARDRAIL_EVALUATIONS_RATE5M}{{{S}}})",
+             "verdicts {{service}} {{guardrail}}"),
+           q(f"sum by (service, guardrail) ({rec.GUARDRAIL_TRIPS_RATE5M}{{{S}}})",
+             "trips {{service}} {{guardrail}}"), width=6),
+        _p("timeseries", "Guardrail trip ratio by guardrail", "percentunit",
+           "Share of a guardrail's verdicts that tripped (stopped the run) over the last 5 minutes.",
+           q(f"{rec.GUARDRAIL_TRIP_RATIO_RATE5M}{{{S}}}", "{{service}} {{guardrail}}"), width=6),
         _p("timeseries", "Agent run duration p50 / p95", "s",
            "Percentiles of an agent run's duration (its model calls and tools inside) over 5 minutes.",
            q(f'{rec.AGENT_RUN_QUANTILE5M}{{{S}, quantile="0.5"}}', "p50 {{service}} {{agent}}"),

@@ -88,6 +88,13 @@ TOOL_ERROR_RATIO_RATE5M = "service_tool:llm_tool_call_error_ratio:rate5m"
 AGENT_RUNS_RATE5M = f"service_agent_status:{sc.PROM_LLM_AGENT_RUN_DURATION}_count:rate5m"
 AGENT_RUN_BUCKET_RATE5M = f"service_agent_le:{sc.PROM_LLM_AGENT_RUN_DURATION}_bucket:rate5m"
 AGENT_RUN_QUANTILE5M = f"service_agent:{sc.PROM_LLM_AGENT_RUN_DURATION}:histogram_quantile5m"
+# a server's side (llm_tool_executions_total): the tools a service served, whoever called them
+TOOL_EXECUTIONS_RATE5M = f"service_tool:{_base(sc.PROM_LLM_TOOL_EXECUTIONS)}:rate5m"
+TOOL_EXECUTION_ERRORS_RATE5M = "service_tool:llm_tool_execution_errors:rate5m"
+TOOL_EXECUTION_ERROR_RATIO_RATE5M = "service_tool:llm_tool_execution_error_ratio:rate5m"
+GUARDRAIL_EVALUATIONS_RATE5M = f"service_guardrail:{_base(sc.PROM_LLM_GUARDRAIL_EVALUATIONS)}:rate5m"
+GUARDRAIL_TRIPS_RATE5M = "service_guardrail:llm_guardrail_trips:rate5m"
+GUARDRAIL_TRIP_RATIO_RATE5M = "service_guardrail:llm_guardrail_trip_ratio:rate5m"
 
 # Tokens actually sent and received: input includes cache tokens and output includes reasoning,
 # so adding the other token types would count them twice.
@@ -189,17 +196,30 @@ def trend_rules() -> list[Recording]:
     ]
 
 
-def agent_rules() -> list[Recording]:
-    """Tool calls and agent runs per service: rates, the tool error ratio, run-time quantiles."""
-    tool_errors = f'{sc.PROM_LLM_TOOL_CALLS}{{status="error"}}'
+def _by_outcome(
+    metric: str, by: str, matcher: str, *, total: str, failed: str, share: str
+) -> list[Recording]:
+    """`total` and `failed` (`metric{matcher}`) per `by`, and `share` = failed / total, where a key
+    that never failed (no such series) counts 0, not missing."""
     return [
-        Recording(TOOL_CALLS_RATE5M, f"sum by (service, tool) (rate({sc.PROM_LLM_TOOL_CALLS}[5m]))"),
-        Recording(TOOL_ERRORS_RATE5M, f"sum by (service, tool) (rate({tool_errors}[5m]))"),
-        # A tool that never failed has no error series: count it as 0, not as missing.
-        Recording(
-            TOOL_ERROR_RATIO_RATE5M,
-            f"({TOOL_ERRORS_RATE5M} or {TOOL_CALLS_RATE5M} * 0) / {TOOL_CALLS_RATE5M}",
-        ),
+        Recording(total, f"sum by ({by}) (rate({metric}[5m]))"),
+        Recording(failed, f"sum by ({by}) (rate({metric}{{{matcher}}}[5m]))"),
+        Recording(share, f"({failed} or {total} * 0) / {total}"),
+    ]
+
+
+def agent_rules() -> list[Recording]:
+    """Tool calls, tool executions served, agent runs and guardrail verdicts per service: rates,
+    the tool error ratios, the guardrail trip ratio, run-time quantiles."""
+    return [
+        *_by_outcome(sc.PROM_LLM_TOOL_CALLS, "service, tool", 'status="error"', total=TOOL_CALLS_RATE5M,
+                     failed=TOOL_ERRORS_RATE5M, share=TOOL_ERROR_RATIO_RATE5M),
+        *_by_outcome(sc.PROM_LLM_TOOL_EXECUTIONS, "service, tool", 'status="error"',
+                     total=TOOL_EXECUTIONS_RATE5M, failed=TOOL_EXECUTION_ERRORS_RATE5M,
+                     share=TOOL_EXECUTION_ERROR_RATIO_RATE5M),
+        *_by_outcome(sc.PROM_LLM_GUARDRAIL_EVALUATIONS, "service, guardrail", 'triggered="true"',
+                     total=GUARDRAIL_EVALUATIONS_RATE5M, failed=GUARDRAIL_TRIPS_RATE5M,
+                     share=GUARDRAIL_TRIP_RATIO_RATE5M),
         Recording(
             AGENT_RUNS_RATE5M,
             f"sum by (service, agent, status) (rate({sc.PROM_LLM_AGENT_RUN_DURATION}_count[5m]))",
@@ -209,7 +229,7 @@ def agent_rules() -> list[Recording]:
             f"sum by (service, agent, le) (rate({sc.PROM_LLM_AGENT_RUN_DURATION}_bucket[5m]))",
         ),
         *_quantiles(AGENT_RUN_QUANTILE5M, AGENT_RUN_BUCKET_RATE5M),
-    ]
+    ]  # fmt: skip
 
 
 def pipeline_rules() -> list[Recording]:

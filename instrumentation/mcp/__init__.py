@@ -17,6 +17,10 @@ call is one INTERNAL span ``execute_tool {gen_ai.tool.name}`` (``gen_ai.operatio
 current while the call runs: the SDK's own transport span (``MCP send tools/call ...``, mcp 2)
 and the server's span, through the propagated trace context, are its descendants. A call made
 by an OpenAI Agents SDK tool of the same name is that tool's span already (no second span).
+The processor counts this span as a call (``llm_tool_calls_total``) and the server's SERVER
+``tools/call`` span, which mcp 2 emits itself, as the server's execution
+(``llm_tool_executions_total``): the same call is never counted twice in one metric, and a tool
+served to an uninstrumented client is still counted where it ran.
 
 A result with ``isError`` (the tool raised on the server) and an exception (``McpError``, a
 timeout, a closed connection) end the span with status ERROR and ``error.type``:

@@ -19,7 +19,18 @@ stay as they are) that maps the SDK's spans onto the GenAI conventions' agent sp
   ``function``, or ``extension`` for an MCP server's tool), a child of its agent's span;
 * a handoff is ``handoff {to agent}`` with ``genai_otel.handoff.from_agent`` and
   ``genai_otel.handoff.to_agent`` (the conventions do not name handoffs yet); the agent handed
-  to gets an ``invoke_agent`` span of its own.
+  to gets an ``invoke_agent`` span of its own;
+* an input or output guardrail is ``apply_guardrail {name}`` (``gen_ai.operation.name``
+  ``apply_guardrail``, the operation the open guardrail proposals name; no released convention
+  names guardrails yet) with ``genai_otel.guardrail.name`` and ``genai_otel.guardrail.triggered``
+  (its tripwire, true or false). A guardrail that raises has no verdict: status ERROR and
+  ``error.type`` the exception's class; one cancelled because another tripped first has neither.
+  A tripwire stops the run (the SDK raises ``InputGuardrailTripwireTriggered`` /
+  ``OutputGuardrailTripwireTriggered``): the agent's span then has status ERROR and that
+  ``error.type``, although the SDK itself leaves its agent span without an error;
+* a custom span (``agents.tracing.custom_span``) is a span of its name; its data values, which
+  may be content, only with content capture on (below), primitive ones only, as
+  ``genai_otel.custom.{key}``.
 
 The SDK's generation and response spans are not mapped: the model calls are the openai
 instrumentor's CLIENT spans (``chat`` / ``responses`` ...), which start while the agent's span is
@@ -30,14 +41,15 @@ the openai SDK does not call, through LiteLLM say, has no inference span from ge
 Metrics: ``gen_ai.invoke_agent.duration`` (``gen_ai.agent.name``, ``error.type``) and
 ``gen_ai.execute_tool.duration`` (``gen_ai.tool.name``, ``error.type``), histograms in seconds.
 A span the SDK marks failed gets status ERROR and ``error.type`` ``_OTHER`` (the SDK's error
-record names no exception class).
+record names no exception class), an agent span the class of the exception its run raised.
 
 Environment variables:
 
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
     ``SPAN_ONLY`` or ``SPAN_AND_EVENT`` records a tool's arguments
-    (``gen_ai.tool.call.arguments``) and result (``gen_ai.tool.call.result``) on its span;
-    ``NO_CONTENT`` (default) or ``EVENT_ONLY``, neither. Read at ``instrument()``.
+    (``gen_ai.tool.call.arguments``) and result (``gen_ai.tool.call.result``) on its span, and a
+    custom span's primitive data values; ``NO_CONTENT`` (default) or ``EVENT_ONLY``, none of
+    them. Read at ``instrument()``.
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT_MAX_LENGTH``
     Longest captured value in characters (default 8192).
 ``OPENAI_AGENTS_DISABLE_TRACING``

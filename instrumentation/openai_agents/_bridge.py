@@ -8,9 +8,11 @@ that runs it; agent and function spans are made current there, so the model call
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from typing import Any
 
+from agents.exceptions import InputGuardrailTripwireTriggered, OutputGuardrailTripwireTriggered
 from agents.tracing import Span as AgentsSpan
 from agents.tracing import Trace as AgentsTrace
 from agents.tracing import TracingProcessor
@@ -28,20 +30,30 @@ from genai_otel import semconv
 logger = logging.getLogger(__name__)
 
 # The SDK's span types mapped here; generation and response spans are not (the openai
-# instrumentor's spans are those calls, priced), nor are guardrail, custom and speech spans.
-AGENT, FUNCTION, HANDOFF = "agent", "function", "handoff"
+# instrumentor's spans are those calls, priced), nor are speech and transcription spans.
+AGENT, FUNCTION, HANDOFF, GUARDRAIL, CUSTOM = "agent", "function", "handoff", "guardrail", "custom"
 WORKFLOW = "invoke_workflow"  # the conventions' operation for a run of several agents
 MAX_OPEN = 10_000  # spans open at once (a span the SDK never ends is forgotten beyond it)
 
 
+def _in_flight() -> BaseException | None:
+    """The exception propagating where the SDK ends a span, if any: its `with` blocks and
+    `finally` clauses end spans (and call this processor) while the exception is being handled."""
+    return sys.exc_info()[1]
+
+
 class OpenTelemetryBridge(TracingProcessor):
     """agents.tracing.TracingProcessor: agent -> invoke_agent, function -> execute_tool,
-    handoff -> a `handoff {to agent}` span."""
+    handoff -> a `handoff {to agent}` span, guardrail -> `apply_guardrail {name}`, custom -> a
+    span of its name."""
 
     def __init__(self, telemetry: AgentTelemetry) -> None:
         self.telemetry = telemetry
         self.enabled = True
         self._open: dict[str, Operation] = {}  # SDK span id -> its OpenTelemetry operation
+        # OpenTelemetry span ids of agent spans under which a guardrail tripped (a guardrail's SDK
+        # parent may be a turn span, which has no span of its own: its span's parent is the agent's)
+        self._tripped: set[int] = set()
         self._lock = threading.Lock()
 
     # -- TracingProcessor ---------------------------------------------------------------
@@ -151,13 +163,92 @@ class OpenTelemetryBridge(TracingProcessor):
                 parent=parent,
                 record=False,
             )
+        if kind == GUARDRAIL:  # current: a guardrail that runs an agent or a model has it inside
+            return Operation(
+                telemetry,
+                f"{semconv.Operation.APPLY_GUARDRAIL.value} {data.name}",
+                {
+                    semconv.GEN_AI_OPERATION_NAME: semconv.Operation.APPLY_GUARDRAIL.value,
+                    semconv.GENAI_OTEL_GUARDRAIL_NAME: data.name,
+                },
+                {},
+                agent=False,
+                current=True,
+                parent=self._parent(span),
+                record=False,
+            )
+        if kind == CUSTOM:
+            return Operation(
+                telemetry,
+                data.name,
+                self._custom_data(data.data),
+                {},
+                agent=False,
+                current=True,
+                parent=self._parent(span),
+                record=False,
+            )
         return None
+
+    def _agent_error(self, operation: Operation, error_type: str | None) -> str | None:
+        """The agent span's error.type: the exception its run raises names the failure, which the
+        SDK's error record does not (a tripwire's InputGuardrailTripwireTriggered, a model call's
+        RateLimitError). A guardrail that tripped under the agent stops its run with a tripwire
+        exception although the SDK leaves the agent's span without an error: failed all the same."""
+        span_id = operation.span.get_span_context().span_id
+        with self._lock:
+            tripped = span_id in self._tripped
+            self._tripped.discard(span_id)
+        raised = _in_flight()
+        if tripped:
+            if isinstance(raised, InputGuardrailTripwireTriggered | OutputGuardrailTripwireTriggered):
+                return type(raised).__qualname__
+            return OTHER_ERROR
+        # only where the SDK says the run failed: an exception being handled around a run that
+        # succeeded is not the run's
+        if error_type is not None and isinstance(raised, Exception):
+            return type(raised).__qualname__
+        return error_type
+
+    def _custom_data(self, data: Any) -> dict[str, Any]:
+        """A custom span's data, with content capture on only (it can be anything the application
+        put there): its primitive values (strings cut to the maximum length), under our prefix."""
+        telemetry = self.telemetry
+        if not telemetry.capture_on_span or not isinstance(data, dict):
+            return {}
+        attributes: dict[str, Any] = {}
+        for key, value in data.items():
+            if isinstance(value, str):
+                attributes[f"{semconv.GENAI_OTEL_CUSTOM_DATA_PREFIX}{key}"] = value[
+                    : telemetry.content_max_length
+                ]
+            elif isinstance(value, bool | int | float):
+                attributes[f"{semconv.GENAI_OTEL_CUSTOM_DATA_PREFIX}{key}"] = value
+        return attributes
 
     def _end(self, span: AgentsSpan[Any], operation: Operation) -> None:
         data = span.span_data
         error_type = OTHER_ERROR if span.error else None
         attributes: dict[str, Any] = {}
-        if data.type == FUNCTION:  # the SDK fills these in after the span started
+        if data.type == AGENT:
+            error_type = self._agent_error(operation, error_type)
+        elif data.type == GUARDRAIL:
+            raised = _in_flight()
+            if raised is None:
+                triggered = bool(data.triggered)
+                attributes[semconv.GENAI_OTEL_GUARDRAIL_TRIGGERED] = triggered
+                parent = getattr(operation.span, "parent", None)  # its agent's span (or a span above)
+                if triggered and parent is not None:  # the run stops: its agent's span fails (_agent_error)
+                    with self._lock:
+                        if len(self._tripped) >= MAX_OPEN:
+                            self._tripped.clear()
+                        self._tripped.add(parent.span_id)
+            elif isinstance(raised, Exception):  # the guardrail raised: no verdict
+                error_type = type(raised).__qualname__
+            # else cancelled (another guardrail tripped first): no verdict, no error
+        elif data.type == CUSTOM:  # the application may fill its data in while the span runs
+            attributes.update(self._custom_data(data.data))
+        elif data.type == FUNCTION:  # the SDK fills these in after the span started
             if getattr(data, "mcp_data", None):
                 attributes[semconv.GEN_AI_TOOL_TYPE] = semconv.ToolType.EXTENSION.value
             for key, value in (

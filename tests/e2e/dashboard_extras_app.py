@@ -67,8 +67,9 @@ def peers_spans() -> None:
 
 def agent_spans() -> None:
     """An agent run as an agent framework's instrumentation writes it: invoke_agent around two
-    execute_tool spans, one of them failed (the overview's Agents and tools row)."""
-    from opentelemetry.trace import Status, StatusCode
+    execute_tool spans, one of them failed, and two guardrail verdicts; and an MCP server's
+    tools/call spans (the overview's Agents and tools row)."""
+    from opentelemetry.trace import SpanKind, Status, StatusCode
 
     tracer = trace.get_tracer("app.agents")
     agent = {
@@ -84,6 +85,28 @@ def agent_spans() -> None:
                 if failed:
                     span.set_attribute(sc.ERROR_TYPE, "TimeoutError")
                     span.set_status(Status(StatusCode.ERROR, "TimeoutError"))
+        # two guardrail verdicts, one tripped (the row's guardrail panels)
+        for guardrail, tripped in (("no_secrets", False), ("on_topic", True)):
+            attributes = {
+                sc.GEN_AI_OPERATION_NAME: sc.Operation.APPLY_GUARDRAIL.value,
+                sc.GENAI_OTEL_GUARDRAIL_NAME: guardrail,
+                sc.GENAI_OTEL_GUARDRAIL_TRIGGERED: tripped,
+            }
+            with tracer.start_as_current_span(f"apply_guardrail {guardrail}", attributes=attributes):
+                time.sleep(0.01)
+    # an MCP server's side of two tool calls, one failed (executions served)
+    for tool, failed in (("stock", False), ("refund", True)):
+        attributes = {
+            sc.MCP_METHOD_NAME: "tools/call",
+            sc.GEN_AI_OPERATION_NAME: "execute_tool",
+            sc.GEN_AI_TOOL_NAME: tool,
+        }
+        with tracer.start_as_current_span(
+            f"tools/call {tool}", kind=SpanKind.SERVER, attributes=attributes
+        ) as span:
+            if failed:
+                span.set_attribute(sc.ERROR_TYPE, "tool_error")
+                span.set_status(Status(StatusCode.ERROR))
 
 
 def main() -> None:

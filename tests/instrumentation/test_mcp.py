@@ -104,9 +104,43 @@ async def test_the_processor_counts_each_tool_call_by_status(mcp_otel: Otel) -> 
     payload = encode_spans(mcp_otel.spans()).SerializeToString()
     blocks, _ = pipeline.split(payload)
     pipeline.process(payload, blocks)
-    assert samples(pipeline.registry.expose(openmetrics=False), sc.PROM_LLM_TOOL_CALLS) == {
+    text = pipeline.registry.expose(openmetrics=False)
+    assert samples(text, sc.PROM_LLM_TOOL_CALLS) == {
         '{service="unknown_service:python",tool="refund",status="error"}': "1",
         '{service="unknown_service:python",tool="stock",status="ok"}': "2",
+    }
+    # the server's own spans of the same calls (mcp's SERVER tools/call spans): its executions,
+    # never a second call
+    assert samples(text, sc.PROM_LLM_TOOL_EXECUTIONS) == {
+        '{service="unknown_service:python",tool="refund",status="error"}': "1",
+        '{service="unknown_service:python",tool="stock",status="ok"}': "2",
+    }
+
+
+async def test_a_tool_served_to_an_uninstrumented_client_is_an_execution(otel: Otel) -> None:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    async with Client(make_server()) as client:  # no MCPInstrumentor: only the server's spans
+        await client.call_tool("stock", {"item": "tea"})
+        await client.call_tool("refund", {"order": "7"})
+    servers = [
+        span for span in otel.spans() if span.kind == SpanKind.SERVER and span.name.startswith("tools/call")
+    ]
+    assert sorted(
+        (span.name, span.status.status_code, (span.attributes or {}).get(sc.ERROR_TYPE)) for span in servers
+    ) == [
+        ("tools/call refund", StatusCode.ERROR, "tool_error"),
+        ("tools/call stock", StatusCode.UNSET, None),
+    ]
+    pipeline = make_pipeline()
+    payload = encode_spans(otel.spans()).SerializeToString()
+    blocks, _ = pipeline.split(payload)
+    pipeline.process(payload, blocks)
+    text = pipeline.registry.expose(openmetrics=False)
+    assert samples(text, sc.PROM_LLM_TOOL_CALLS) == {}
+    assert samples(text, sc.PROM_LLM_TOOL_EXECUTIONS) == {
+        '{service="unknown_service:python",tool="refund",status="error"}': "1",
+        '{service="unknown_service:python",tool="stock",status="ok"}': "1",
     }
 
 

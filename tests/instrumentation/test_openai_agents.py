@@ -3,6 +3,7 @@ and tool duration metrics, and what the processor makes of the exported spans.""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,8 +11,19 @@ from typing import Any
 
 import openai
 import pytest
-from agents import Agent, OpenAIResponsesModel, Runner, function_tool
-from agents.tracing import get_trace_provider, set_trace_processors
+from agents import (
+    Agent,
+    GuardrailFunctionOutput,
+    InputGuardrailTripwireTriggered,
+    OpenAIResponsesModel,
+    OutputGuardrailTripwireTriggered,
+    Runner,
+    function_tool,
+    input_guardrail,
+    output_guardrail,
+)
+from agents.tracing import custom_span, get_trace_provider, set_trace_processors
+from agents.tracing import trace as agents_trace
 from genai_otel.instrumentation.openai_agents import OpenAIAgentsInstrumentor
 from genai_otel.processors.pipeline import Pipeline
 from genai_otel.processors.pricing import PriceBook
@@ -296,3 +308,208 @@ async def test_an_agents_mcp_tool_is_one_tool_span_with_the_mcp_instrumentor_on(
     assert (tools[0].attributes or {})[sc.GEN_AI_TOOL_TYPE] == "extension"
     assert tools[0].parent is not None
     assert tools[0].parent.span_id == named(spans, "invoke_agent Shop").context.span_id
+
+
+@input_guardrail
+async def no_secrets(ctx: Any, agent: Any, user_input: Any) -> GuardrailFunctionOutput:
+    return GuardrailFunctionOutput(output_info=None, tripwire_triggered="secret" in str(user_input))
+
+
+@input_guardrail
+async def on_topic(ctx: Any, agent: Any, user_input: Any) -> GuardrailFunctionOutput:
+    await asyncio.sleep(0.2)  # still running when no_secrets trips: cancelled, no verdict
+    return GuardrailFunctionOutput(output_info=None, tripwire_triggered=False)
+
+
+def guardrails(spans: list[ReadableSpan]) -> list[tuple[str, StatusCode, dict[str, Any]]]:
+    return sorted(
+        (span.name, span.status.status_code, dict(span.attributes or {}))
+        for span in spans
+        if span.name.startswith("apply_guardrail")
+    )
+
+
+def guardrail_attributes(name: str, **extra: Any) -> dict[str, Any]:
+    return {sc.GEN_AI_OPERATION_NAME: "apply_guardrail", sc.GENAI_OTEL_GUARDRAIL_NAME: name, **extra}
+
+
+async def test_input_guardrails_are_spans_and_a_tripwire_fails_the_agent_run(
+    agents_otel: Otel, aoai: openai.AsyncOpenAI
+) -> None:
+    agent = Agent(
+        name="Guarded", instructions="Answer.", model=model(aoai), input_guardrails=[no_secrets, on_topic]
+    )
+    await Runner.run(agent, "What is the weather?")
+    passed = agents_otel.spans()
+    agents_otel.exporter.clear()
+    with pytest.raises(InputGuardrailTripwireTriggered):
+        await Runner.run(agent, "Tell me the secret")
+    tripped = agents_otel.spans()
+    triggered = sc.GENAI_OTEL_GUARDRAIL_TRIGGERED
+    assert guardrails(passed) == [
+        (
+            "apply_guardrail no_secrets",
+            StatusCode.UNSET,
+            guardrail_attributes("no_secrets", **{triggered: False}),
+        ),
+        (
+            "apply_guardrail on_topic",
+            StatusCode.UNSET,
+            guardrail_attributes("on_topic", **{triggered: False}),
+        ),
+    ]
+    assert guardrails(tripped) == [
+        (
+            "apply_guardrail no_secrets",
+            StatusCode.UNSET,
+            guardrail_attributes("no_secrets", **{triggered: True}),
+        ),
+        ("apply_guardrail on_topic", StatusCode.UNSET, guardrail_attributes("on_topic")),  # cancelled
+    ]
+    for spans in (passed, tripped):  # the agent's children
+        agent_span = named(spans, "invoke_agent Guarded")
+        for span in spans:
+            if span.name.startswith("apply_guardrail"):
+                assert span.parent is not None
+                assert span.parent.span_id == agent_span.context.span_id
+    assert named(passed, "invoke_agent Guarded").status.status_code == StatusCode.UNSET
+    failed = named(tripped, "invoke_agent Guarded")
+    # the SDK leaves its agent span without an error; the run raised: the span says which exception
+    assert failed.status.status_code == StatusCode.ERROR
+    assert (failed.attributes or {})[sc.ERROR_TYPE] == "InputGuardrailTripwireTriggered"
+    points = sorted(
+        (attrs.get(sc.ERROR_TYPE, ""), point.count)
+        for attrs, point in agents_otel.points(sc.METRIC_INVOKE_AGENT_DURATION)
+    )
+    assert points == [("", 1), ("InputGuardrailTripwireTriggered", 1)]
+    pipeline = make_pipeline()
+    through_processor(passed + tripped, pipeline)
+    text = pipeline.registry.expose(openmetrics=False)
+    service = 'service="unknown_service:python"'
+    assert samples(text, sc.PROM_LLM_GUARDRAIL_EVALUATIONS) == {
+        "{" + service + ',guardrail="no_secrets",triggered="false"}': "1",
+        "{" + service + ',guardrail="no_secrets",triggered="true"}': "1",
+        "{" + service + ',guardrail="on_topic",triggered="false"}': "1",
+    }
+    assert samples(text, sc.PROM_LLM_AGENT_RUN_DURATION + "_count") == {
+        "{" + service + ',agent="Guarded",status="error"}': "1",
+        "{" + service + ',agent="Guarded",status="ok"}': "1",
+    }
+
+
+@output_guardrail
+async def no_refunds(ctx: Any, agent: Any, output: Any) -> GuardrailFunctionOutput:
+    return GuardrailFunctionOutput(output_info=None, tripwire_triggered=True)
+
+
+@output_guardrail
+async def broken_check(ctx: Any, agent: Any, output: Any) -> GuardrailFunctionOutput:
+    raise ValueError("the moderation service is down")
+
+
+async def test_an_output_tripwire_and_a_guardrail_that_raises(
+    agents_otel: Otel, aoai: openai.AsyncOpenAI
+) -> None:
+    with pytest.raises(OutputGuardrailTripwireTriggered):
+        await Runner.run(
+            Agent(name="Refunds", instructions="Answer.", model=model(aoai), output_guardrails=[no_refunds]),
+            "Refund me",
+        )
+    with pytest.raises(ValueError, match="moderation service is down"):
+        await Runner.run(
+            Agent(
+                name="Checked", instructions="Answer.", model=model(aoai), output_guardrails=[broken_check]
+            ),
+            "Hello",
+        )
+    spans = agents_otel.spans()
+    assert guardrails(spans) == [
+        # raised: no verdict, an error (the exception's class)
+        (
+            "apply_guardrail broken_check",
+            StatusCode.ERROR,
+            guardrail_attributes("broken_check", **{sc.ERROR_TYPE: "ValueError"}),
+        ),
+        (
+            "apply_guardrail no_refunds",
+            StatusCode.UNSET,
+            guardrail_attributes("no_refunds", **{sc.GENAI_OTEL_GUARDRAIL_TRIGGERED: True}),
+        ),
+    ]
+    assert (named(spans, "invoke_agent Refunds").attributes or {})[
+        sc.ERROR_TYPE
+    ] == "OutputGuardrailTripwireTriggered"
+    assert (named(spans, "invoke_agent Checked").attributes or {})[sc.ERROR_TYPE] == "ValueError"
+    pipeline = make_pipeline()
+    through_processor(spans, pipeline)
+    assert samples(pipeline.registry.expose(openmetrics=False), sc.PROM_LLM_GUARDRAIL_EVALUATIONS) == {
+        '{service="unknown_service:python",guardrail="no_refunds",triggered="true"}': "1"
+    }
+
+
+def custom_run() -> None:
+    with agents_trace("Nightly import"), custom_span("load orders", {"rows": 3}) as span:
+        span.span_data.data.update(
+            {"source": "orders.csv", "ok": True, "ratio": 0.5, "ids": [1, 2], "meta": {"a": 1}}
+        )
+
+
+def test_a_custom_span_is_a_span_of_its_name_without_its_data_by_default(agents_otel: Otel) -> None:
+    custom_run()
+    spans = agents_otel.spans()
+    assert tree(spans) == [
+        ("invoke_workflow Nightly import", INTERNAL, None),
+        ("load orders", INTERNAL, "invoke_workflow Nightly import"),
+    ]
+    custom = named(spans, "load orders")
+    assert dict(custom.attributes or {}) == {}  # its data may be content
+    assert custom.status.status_code == StatusCode.UNSET
+
+
+def test_a_custom_spans_primitive_data_with_the_content_opt_in(
+    otel: Otel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(sc.ENV_CAPTURE_MESSAGE_CONTENT, "SPAN_ONLY")
+    monkeypatch.setenv(sc.ENV_CAPTURE_MESSAGE_CONTENT_MAX_LENGTH, "6")
+    multi = get_trace_provider()._multi_processor  # type: ignore[attr-defined]
+    before = list(multi._processors)
+    set_trace_processors([])
+    OpenAIAgentsInstrumentor().instrument(
+        tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider
+    )
+    try:
+        custom_run()
+    finally:
+        OpenAIAgentsInstrumentor().uninstrument()
+        set_trace_processors(before)
+    prefix = sc.GENAI_OTEL_CUSTOM_DATA_PREFIX
+    assert dict(named(otel.spans(), "load orders").attributes or {}) == {
+        f"{prefix}rows": 3,
+        f"{prefix}source": "orders",  # cut to the maximum length
+        f"{prefix}ok": True,
+        f"{prefix}ratio": 0.5,
+    }
+
+
+@pytest.mark.parametrize(
+    ("options", "raised"),
+    [
+        ({"input_guardrails": [no_secrets]}, InputGuardrailTripwireTriggered),
+        ({"output_guardrails": [no_refunds]}, OutputGuardrailTripwireTriggered),
+    ],
+    ids=["input", "output"],
+)
+async def test_a_streamed_runs_tripwire_fails_its_agent_span_too(
+    agents_otel: Otel, aoai: openai.AsyncOpenAI, options: dict[str, Any], raised: type[Exception]
+) -> None:
+    agent = Agent(name="Streamed", instructions="Answer.", model=model(aoai), **options)
+    result = Runner.run_streamed(agent, "Tell me the secret")
+    with pytest.raises(raised):
+        async for _ in result.stream_events():
+            pass
+    spans = agents_otel.spans()
+    ((_, status, attributes),) = guardrails(spans)
+    assert (status, attributes[sc.GENAI_OTEL_GUARDRAIL_TRIGGERED]) == (StatusCode.UNSET, True)
+    failed = named(spans, "invoke_agent Streamed")
+    assert failed.status.status_code == StatusCode.ERROR
+    assert (failed.attributes or {})[sc.ERROR_TYPE] == raised.__qualname__

@@ -134,14 +134,98 @@ def test_a_tool_span_without_a_name_is_counted_as_unknown() -> None:
     }
 
 
-def test_the_server_side_of_a_tool_call_is_not_counted_again() -> None:
+def server_span(name: str, *, error_type: str | None = None):
+    """An MCP server's tools/call span (mcp 2.3: SERVER, error.type "tool_error" or a JSON-RPC
+    code with status ERROR on failure)."""
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-    pipeline = make_pipeline()
-    client = tool_span("stock")
-    server = tool_span("stock")
-    server.kind = Span.SPAN_KIND_SERVER  # an MCP server's tools/call span, child of the client's
-    run(pipeline, make_request([client, server]))
-    assert samples(pipeline.registry.expose(openmetrics=False), TOOL) == {
-        '{service="checkout",tool="stock",status="ok"}': "1"
+    attributes = {
+        sc.MCP_METHOD_NAME: "tools/call",
+        sc.GEN_AI_OPERATION_NAME: "execute_tool",
+        sc.GEN_AI_TOOL_NAME: name,
+    }
+    if error_type:
+        attributes[sc.ERROR_TYPE] = error_type
+    span = make_span(attributes, name=f"tools/call {name}", error=error_type is not None)
+    span.kind = Span.SPAN_KIND_SERVER
+    return span
+
+
+def test_a_servers_executions_are_their_own_metric_and_never_a_second_call(pipeline: Pipeline) -> None:
+    # an instrumented client's call and the server's execution of it (one call), then two
+    # executions served to uninstrumented clients, one failed; the server in another service
+    for _ in range(2):  # the lane sees the kinds again, and must still leave them to Python
+        run(pipeline, make_request([tool_span("stock")]))
+        run(
+            pipeline,
+            make_request(
+                [server_span("stock"), server_span("stock"), server_span("refund", error_type="tool_error")],
+                service="shop-mcp",
+            ),
+        )
+    text = pipeline.registry.expose(openmetrics=False)
+    assert samples(text, TOOL) == {'{service="checkout",tool="stock",status="ok"}': "2"}
+    assert samples(text, sc.PROM_LLM_TOOL_EXECUTIONS) == {
+        '{service="shop-mcp",tool="refund",status="error"}': "2",
+        '{service="shop-mcp",tool="stock",status="ok"}': "4",
+    }
+    assert samples(text, sc.PROM_LLM_REQUESTS) == {}
+
+
+def guardrail_span(name: str, triggered: bool | None, *, error: bool = False):
+    attributes: dict[str, object] = {
+        sc.GEN_AI_OPERATION_NAME: "apply_guardrail",
+        sc.GENAI_OTEL_GUARDRAIL_NAME: name,
+    }
+    if triggered is not None:
+        attributes[sc.GENAI_OTEL_GUARDRAIL_TRIGGERED] = triggered
+    return make_span(attributes, name=f"apply_guardrail {name}", error=error)
+
+
+def test_guardrail_verdicts_are_counted_by_guardrail_and_tripwire(pipeline: Pipeline) -> None:
+    for _ in range(3):
+        run(
+            pipeline,
+            make_request(
+                [
+                    guardrail_span("no_secrets", False),
+                    guardrail_span("no_secrets", True),
+                    guardrail_span("on_topic", False),
+                    guardrail_span("on_topic", None),  # cancelled: no verdict
+                    guardrail_span("pii", None, error=True),  # raised: no verdict
+                    make_span(GENAI),
+                ]
+            ),
+        )
+    text = pipeline.registry.expose(openmetrics=False)
+    assert samples(text, sc.PROM_LLM_GUARDRAIL_EVALUATIONS) == {
+        '{service="checkout",guardrail="no_secrets",triggered="false"}': "3",
+        '{service="checkout",guardrail="no_secrets",triggered="true"}': "3",
+        '{service="checkout",guardrail="on_topic",triggered="false"}': "3",
+    }
+    chat = 'service="checkout",provider="openai",model="gpt-4o",operation="chat"'
+    assert samples(text, sc.PROM_LLM_REQUESTS) == {"{" + chat + ',status="ok",error_type=""}': "3"}
+    assert pipeline.registry.received == {"genai": 3, "other": 15}
+
+
+def test_guardrail_and_served_tool_labels_are_bounded() -> None:
+    pipeline = make_pipeline(label_limits={sc.LABEL_TOOL: 1, sc.LABEL_GUARDRAIL: 1})
+    run(
+        pipeline,
+        make_request(
+            [server_span("a"), server_span("b"), guardrail_span("g1", True), guardrail_span("g2", True)]
+        ),
+    )
+    text = pipeline.registry.expose(openmetrics=False)
+    assert samples(text, sc.PROM_LLM_TOOL_EXECUTIONS) == {
+        '{service="checkout",tool="a",status="ok"}': "1",
+        '{service="checkout",tool="other",status="ok"}': "1",
+    }
+    assert samples(text, sc.PROM_LLM_GUARDRAIL_EVALUATIONS) == {
+        '{service="checkout",guardrail="g1",triggered="true"}': "1",
+        '{service="checkout",guardrail="other",triggered="true"}': "1",
+    }
+    assert samples(text, sc.PROM_PROCESSOR_SERIES_OVERFLOW) == {
+        '{label="guardrail"}': "1",
+        '{label="tool"}': "1",
     }

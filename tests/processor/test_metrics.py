@@ -193,8 +193,12 @@ llm_request_duration_seconds_created{{{labels}}} 1750000100.125
 # TYPE llm_safety_flagged counter
 # HELP llm_tool_calls Tool executions (execute_tool spans), by outcome.
 # TYPE llm_tool_calls counter
+# HELP llm_tool_executions Tools this service served (SERVER execute_tool spans), by outcome.
+# TYPE llm_tool_executions counter
 # HELP llm_agent_run_duration_seconds Agent run (invoke_agent span) duration in seconds.
 # TYPE llm_agent_run_duration_seconds histogram
+# HELP llm_guardrail_evaluations Guardrail verdicts (apply_guardrail spans), by tripwire.
+# TYPE llm_guardrail_evaluations counter
 # HELP genai_otel_processor_spans_received Spans accepted, by kind.
 # TYPE genai_otel_processor_spans_received counter
 genai_otel_processor_spans_received_total{{kind="genai"}} 1

@@ -93,7 +93,8 @@ def test_the_processor_builds_its_registry_with_the_configured_cap() -> None:
     processor = Processor(config)
     assert {name: cap.limit for name, cap in processor.registry.caps.items()} == {
         "series": 3, "quality_series": 3, "safety_series": 3, "user_series": 3, "feature_series": 3,
-        "duplicate_series": 3, "tool_series": 3, "agent_series": 3}  # fmt: skip
+        "duplicate_series": 3, "tool_series": 3, "tool_execution_series": 3, "agent_series": 3,
+        "guardrail_series": 3}  # fmt: skip
 
 
 # -- the call series ---------------------------------------------------------------------------
