@@ -176,14 +176,21 @@ def test_the_model_calls_under_the_agents_are_counted_once_with_exact_tokens_and
 def test_tool_calls_are_counted_by_status_and_agent_runs_by_agent(run: Run) -> None:
     assert run.app["tool_errors"] == [False, True]
     selector = f'service="{SERVICE}"'
+    calls, executions = sc.PROM_LLM_TOOL_CALLS, sc.PROM_LLM_TOOL_EXECUTIONS
+    counted = f"sum({calls}{{{selector}}}) + sum({executions}{{{selector}}})"
     wait_for(
-        lambda: prometheus_scalar(run.prometheus, f"sum({sc.PROM_LLM_TOOL_CALLS}{{{selector}}}) >= 3"),
+        lambda: prometheus_scalar(run.prometheus, f"{counted} >= 5"),
         timeout=60,
         what="the tool calls in Prometheus",
     )
     assert by_labels(run, f"{sc.PROM_LLM_TOOL_CALLS}{{{selector}}}", "tool", "status") == {
         ("get_weather", "ok"): 1.0,  # the agent's function tool
-        ("stock", "ok"): 1.0,  # the MCP tools: the client's calls, not also the server's spans
+        ("stock", "ok"): 1.0,  # the MCP client's calls
+        ("refund", "error"): 1.0,
+    }
+    # the in-process MCP server's own spans (mcp's SERVER-kind tools/call): its executions
+    assert by_labels(run, f"{sc.PROM_LLM_TOOL_EXECUTIONS}{{{selector}}}", "tool", "status") == {
+        ("stock", "ok"): 1.0,
         ("refund", "error"): 1.0,
     }
     assert by_labels(run, f"{sc.PROM_LLM_AGENT_RUN_DURATION}_count{{{selector}}}", "agent", "status") == {
