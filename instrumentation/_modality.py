@@ -36,12 +36,14 @@ IMAGE = semconv.TOKEN_MODALITY_IMAGE
 AUDIO = semconv.TOKEN_MODALITY_AUDIO
 UNKNOWN = semconv.TOKEN_MODALITY_UNKNOWN
 
-Increments = list[tuple[str, int]]
+Increments = tuple[tuple[str, int], ...]
 # The increments of the five usage counters: input, output, cache read, cache write, reasoning.
 Split = tuple[Increments, Increments, Increments, Increments, Increments]
 Splitter = Callable[[Any, str], Split]  # (Outcome or None, gen_ai.provider.name) -> Split
 
 _TEXT_OUTPUT_PROVIDERS = frozenset({semconv.Provider.OPENAI.value, semconv.Provider.AZURE_OPENAI.value})
+_NO_USAGE: Increments = ((UNKNOWN, 0),)
+_NO_SPLIT: Split = (_NO_USAGE, _NO_USAGE, _NO_USAGE, _NO_USAGE, _NO_USAGE)
 
 
 def partition(
@@ -51,101 +53,111 @@ def partition(
     same modalities merged, zeros and non-integers dropped; what they leave goes to `rest`. Parts
     that add up to more than `total` are not believed: the whole total is `unknown`."""
     if not total or total < 0:
-        return [(UNKNOWN, 0)]
+        return _NO_USAGE
+    if not parts:
+        return ((rest, total),)
     counted: dict[str, int] = {}
-    if parts is not None:
-        for modality, count in parts:
-            if type(count) is int and count > 0:
-                counted[modality] = counted.get(modality, 0) + count
-    left = total - sum(counted.values())
+    left = total
+    for modality, count in parts:
+        if type(count) is int and count > 0:
+            counted[modality] = counted.get(modality, 0) + count
+            left -= count
     if left < 0:
-        return [(UNKNOWN, total)]
+        return ((UNKNOWN, total),)
     if left:
         counted[rest] = counted.get(rest, 0) + left
-    return list(counted.items())
-
-
-def _totals(outcome: Any) -> tuple[Any, Any, Any, Any, Any]:
-    if outcome is None:
-        return None, None, None, None, None
-    return (
-        outcome.input_tokens,
-        outcome.output_tokens,
-        outcome.cache_read_tokens,
-        outcome.cache_write_tokens,
-        outcome.reasoning_tokens,
-    )
+    return tuple(counted.items())
 
 
 def unknown_split(outcome: Any, provider: str) -> Split:
     """No breakdown: every total under `unknown`."""
-    tokens, output, read, write, reasoning = _totals(outcome)
-    return partition(tokens), partition(output), partition(read), partition(write), partition(reasoning)
-
-
-def _provider_usage(outcome: Any) -> Any:
-    """The provider's own usage object (`Outcome.usage`, set only where a split reads it)."""
-    return None if outcome is None else getattr(outcome, "usage", None)
+    if outcome is None:
+        return _NO_SPLIT
+    return (
+        partition(outcome.input_tokens),
+        partition(outcome.output_tokens),
+        partition(outcome.cache_read_tokens),
+        partition(outcome.cache_write_tokens),
+        partition(outcome.reasoning_tokens),
+    )
 
 
 def openai_split(outcome: Any, provider: str) -> Split:
-    usage = _provider_usage(outcome)
+    usage = None if outcome is None else getattr(outcome, "usage", None)
     prompt = getattr(usage, "prompt_tokens_details", None)
     completion = getattr(usage, "completion_tokens_details", None)
     if prompt is None and completion is None:  # Responses, or no details: no breakdown
         return unknown_split(outcome, provider)
-    tokens, output, read, write, reasoning = _totals(outcome)
-    text_out = provider in _TEXT_OUTPUT_PROVIDERS
-    rest = TEXT if text_out else UNKNOWN
+    rest = TEXT if provider in _TEXT_OUTPUT_PROVIDERS else UNKNOWN
     return (
-        partition(tokens, _openai_parts(prompt, (TEXT, IMAGE, AUDIO))),
-        partition(output, _openai_parts(completion, (TEXT, AUDIO)), rest),
-        partition(read),
-        partition(write),
-        partition(reasoning, None, rest),
+        partition(outcome.input_tokens, _reported(prompt, _OPENAI_INPUT)),
+        partition(outcome.output_tokens, _reported(completion, _OPENAI_OUTPUT), rest),
+        partition(outcome.cache_read_tokens),
+        partition(outcome.cache_write_tokens),
+        partition(outcome.reasoning_tokens, None, rest),
     )
 
 
-def _openai_parts(details: Any, modalities: tuple[str, ...]) -> list[tuple[str, Any]]:
+_OPENAI_INPUT = ((TEXT, "text_tokens"), (IMAGE, "image_tokens"), (AUDIO, "audio_tokens"))
+_OPENAI_OUTPUT = ((TEXT, "text_tokens"), (AUDIO, "audio_tokens"))
+
+
+def _reported(details: Any, names: tuple[tuple[str, str], ...]) -> list[tuple[str, int]] | None:
+    """The (modality, count) of each `names` field above 0, declared by the SDK or not (pydantic
+    keeps the API's undeclared fields apart); read without getattr, whose miss costs a pydantic
+    model an exception. None when there is none (the usual call: text only, audio 0)."""
     if details is None:
-        return []
-    return [(modality, getattr(details, f"{modality}_tokens", None)) for modality in modalities]
+        return None
+    fields = getattr(details, "__dict__", None)
+    if fields is None:
+        fields = {key: getattr(details, key, None) for _, key in names}
+    extra = getattr(details, "__pydantic_extra__", None)
+    reported = None
+    for modality, key in names:
+        count = fields.get(key)
+        if count is None and extra:
+            count = extra.get(key)
+        if type(count) is int and count > 0:
+            if reported is None:
+                reported = []
+            reported.append((modality, count))
+    return reported
 
 
 def gemini_split(outcome: Any, provider: str) -> Split:
-    usage = _provider_usage(outcome)
+    usage = None if outcome is None else getattr(outcome, "usage", None)
     if usage is None:
         return unknown_split(outcome, provider)
-    tokens, output, read, write, reasoning = _totals(outcome)
     prompt = _gemini_parts(usage.prompt_tokens_details) + _gemini_parts(usage.tool_use_prompt_tokens_details)
     return (
-        partition(tokens, prompt),
-        partition(output, _gemini_parts(usage.candidates_tokens_details)),
-        partition(read, _gemini_parts(usage.cache_tokens_details)),
-        partition(write),
-        partition(reasoning),
+        partition(outcome.input_tokens, prompt),
+        partition(outcome.output_tokens, _gemini_parts(usage.candidates_tokens_details)),
+        partition(outcome.cache_read_tokens, _gemini_parts(usage.cache_tokens_details)),
+        partition(outcome.cache_write_tokens),
+        partition(outcome.reasoning_tokens),
     )
 
 
 def _gemini_parts(details: Any) -> list[tuple[str, Any]]:
     if not details:
         return []
+    modalities = semconv.GEMINI_TOKEN_MODALITIES
     parts = []
     for entry in details:
         modality = entry.modality
-        name = getattr(modality, "value", modality)
-        parts.append((semconv.GEMINI_TOKEN_MODALITIES.get(name, UNKNOWN), entry.token_count))
+        parts.append((modalities.get(getattr(modality, "value", modality), UNKNOWN), entry.token_count))
     return parts
 
 
 def anthropic_split(outcome: Any, provider: str) -> Split:
-    tokens, output, read, write, reasoning = _totals(outcome)
+    if outcome is None:
+        return _NO_SPLIT
     return (
-        partition(tokens),
-        partition(output, None, TEXT),
-        partition(read),
-        partition(write),
-        partition(reasoning, None, TEXT),
+        partition(outcome.input_tokens),
+        partition(outcome.output_tokens, None, TEXT),
+        partition(outcome.cache_read_tokens),
+        partition(outcome.cache_write_tokens),
+        partition(outcome.reasoning_tokens, None, TEXT),
     )
 
 

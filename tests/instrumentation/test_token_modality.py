@@ -11,6 +11,7 @@ from typing import Any
 
 import anthropic
 import openai
+import pydantic
 import pytest
 from genai_otel.instrumentation import _modality
 from google import genai
@@ -236,7 +237,7 @@ def test_default_mode_records_no_usage_counters(otel: Otel, oai: openai.OpenAI) 
     ],
 )
 def test_partition_sums_to_the_total(total, parts, rest, expected) -> None:
-    assert _modality.partition(total, parts, rest) == expected
+    assert list(_modality.partition(total, parts, rest)) == expected
 
 
 def test_gemini_unspecified_or_new_modalities_are_unknown() -> None:
@@ -248,3 +249,14 @@ def test_gemini_unspecified_or_new_modalities_are_unknown() -> None:
         [Count("MODALITY_UNSPECIFIED", 3), Count("HOLOGRAM", 2), Count("DOCUMENT", 1)]
     )
     assert parts == [("unknown", 3), ("unknown", 2), ("document", 1)]
+
+
+def test_openai_details_the_sdk_does_not_declare_are_read_too() -> None:
+    # an older openai SDK declares only audio_tokens and keeps the API's text_tokens as an extra
+    class Details(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(extra="allow")
+        audio_tokens: int | None = None
+
+    details = Details.model_validate({"audio_tokens": 3, "text_tokens": 9, "image_tokens": 0})
+    assert _modality._reported(details, _modality._OPENAI_INPUT) == [("text", 9), ("audio", 3)]
+    assert _modality._reported(Details(audio_tokens=0), _modality._OPENAI_INPUT) is None
