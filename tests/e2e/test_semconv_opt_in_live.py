@@ -1,8 +1,8 @@
 """`OTEL_SEMCONV_STABILITY_OPT_IN` through the local stack: one application under
 `opentelemetry-instrument` (environment variables only) run three times, the variable unset,
 `gen_ai_latest_experimental` and `gen_ai_latest_experimental/dup`, each as its own service. It
-calls the fake provider through the real openai, anthropic and google-genai SDKs with media, cache
-and reasoning tokens. Through the real collector's Prometheus exporter, Prometheus then shows the
+calls the fake provider through the real openai, anthropic (streamed) and google-genai SDKs with
+media, cache and reasoning tokens. Through the real collector's Prometheus exporter, Prometheus then shows the
 exact series of each setting: the conventions' newer names (the usage counters by
 `gen_ai.token.modality`) only under the opt-in, today's names unless only the newer ones are asked
 for, and the processor's `llm_*` metrics, read from spans, the same in all three.
@@ -65,9 +65,10 @@ completion = openai.OpenAI(max_retries=0).chat.completions.create(
     model="gpt-4o-audio-preview", messages=messages, extra_headers=headers["openai"]
 )
 usage["openai"] = completion.usage.model_dump(exclude_none=True)
-message = anthropic.Anthropic(max_retries=0).messages.create(
+with anthropic.Anthropic(max_retries=0).messages.stream(
     model="claude-haiku-4-5", max_tokens=256, messages=messages, extra_headers=headers["anthropic"]
-)
+) as stream:
+    message = stream.get_final_message()
 usage["anthropic"] = message.usage.model_dump(exclude_none=True)
 gemini = genai.Client(api_key="fake-key", http_options={"base_url": base_url})
 answer = gemini.models.generate_content(
@@ -119,13 +120,18 @@ LATEST_NAMES = {
             "gen_ai_client_inference_duration_seconds",
             "gen_ai_client_inference_operation_input_tokens",
             "gen_ai_client_inference_operation_output_tokens",
+            "gen_ai_client_inference_time_to_first_chunk_seconds",
         )
         for part in ("bucket", "count", "sum")
     ),
 }
 DEFAULT_NAMES = {
     f"{base}_{part}"
-    for base in ("gen_ai_client_token_usage", "gen_ai_client_operation_duration_seconds")
+    for base in (
+        "gen_ai_client_token_usage",
+        "gen_ai_client_operation_duration_seconds",
+        "gen_ai_client_operation_time_to_first_chunk_seconds",
+    )
     for part in ("bucket", "count", "sum")
 }
 EXPECTED_NAMES = {
@@ -239,6 +245,12 @@ def test_usage_counters_by_modality_in_prometheus(run: Run, service: str) -> Non
             assert _value(series, f"{histogram}_count", gen_ai_provider_name=provider) == 1
         duration = "gen_ai_client_inference_duration_seconds_count"
         assert _value(series, duration, gen_ai_provider_name=provider) == 1
+    # the streamed call, alone, has a time to first chunk
+    assert {
+        s["metric"]["gen_ai_provider_name"]: float(s["value"][1])
+        for s in series
+        if s["metric"]["__name__"] == "gen_ai_client_inference_time_to_first_chunk_seconds_count"
+    } == {"anthropic": 1.0}
 
 
 def test_dup_repeats_todays_names_with_todays_values(run: Run) -> None:
