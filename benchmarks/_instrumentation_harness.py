@@ -21,7 +21,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader, NumberDataPoint
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -50,6 +50,11 @@ HISTOGRAMS = {
     semconv.METRIC_CLIENT_TOKEN_USAGE: ("{token}", semconv.TOKEN_USAGE_BUCKETS),
     semconv.METRIC_CLIENT_OPERATION_DURATION: ("s", semconv.DURATION_BUCKETS),
     semconv.METRIC_CLIENT_TIME_TO_FIRST_CHUNK: ("s", semconv.TIME_TO_FIRST_CHUNK_BUCKETS),
+    # the opt-in names (OTEL_SEMCONV_STABILITY_OPT_IN); their usage counters are replayed as counters
+    semconv.METRIC_CLIENT_INFERENCE_DURATION: ("s", semconv.DURATION_BUCKETS),
+    semconv.METRIC_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK: ("s", semconv.TIME_TO_FIRST_CHUNK_BUCKETS),
+    semconv.METRIC_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS: ("{token}", semconv.TOKEN_USAGE_BUCKETS),
+    semconv.METRIC_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS: ("{token}", semconv.TOKEN_USAGE_BUCKETS),
 }
 
 
@@ -154,6 +159,9 @@ def capture(
     assert data is not None
     for metric in data.resource_metrics[0].scope_metrics[0].metrics:
         for point in metric.data.data_points:
+            if isinstance(point, NumberDataPoint):  # a counter's one add (the opt-in usage counters)
+                records.append((metric.name, point.value, point.attributes or {}))
+                continue
             assert isinstance(point, HistogramDataPoint) and point.count == 1
             records.append((metric.name, point.sum, point.attributes or {}))
     return Captured(span.name, request, response, records)
@@ -182,7 +190,17 @@ class SdkFloor:
         self.request, self.response = captured.request, captured.response
         self.tracer = tracer_provider.get_tracer("sdk-floor")
         histograms = floor_histograms(meter_provider)
-        self.records = [(histograms[name], value, attributes) for name, value, attributes in captured.records]
+        meter = meter_provider.get_meter("sdk-floor")
+        self.records = [
+            (
+                histograms[name].record
+                if name in histograms
+                else meter.create_counter(name, unit="{token}").add,  # the same counter for a name
+                value,
+                attributes,
+            )
+            for name, value, attributes in captured.records
+        ]
 
     def once(self, client: Any) -> None:
         """The uninstrumented call inside the SDK work of its telemetry: run in place, so the
@@ -195,8 +213,8 @@ class SdkFloor:
             otel_context.detach(token)
         span.set_attributes(self.response)
         span.end()
-        for histogram, value, attributes in self.records:
-            histogram.record(value, attributes)
+        for record, value, attributes in self.records:
+            record(value, attributes)
 
 
 def block(call: Callable[[Any], Any], client: Any, calls: int) -> float:

@@ -521,7 +521,22 @@ METRIC_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS: Final = (
 METRIC_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.inference.operation.input_tokens"
 METRIC_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS: Final = "gen_ai.client.inference.operation.output_tokens"
 GEN_AI_TOKEN_MODALITY: Final = "gen_ai.token.modality"
-TOKEN_MODALITY_UNKNOWN: Final = "unknown"  # no provider we instrument splits usage by modality
+# gen_ai.token.modality: the conventions' well-known values, and the provider breakdowns they map.
+# `unknown` holds every token whose modality the provider did not report (never guessed as text).
+TOKEN_MODALITY_TEXT: Final = "text"
+TOKEN_MODALITY_IMAGE: Final = "image"
+TOKEN_MODALITY_AUDIO: Final = "audio"
+TOKEN_MODALITY_UNKNOWN: Final = "unknown"
+# Gemini's MediaModality -> gen_ai.token.modality. VIDEO and DOCUMENT have no well-known value: the
+# conventions allow a custom one, so they keep Gemini's name, lower-cased. MODALITY_UNSPECIFIED
+# (and anything newer) is `unknown`.
+GEMINI_TOKEN_MODALITIES: Final = {
+    "TEXT": TOKEN_MODALITY_TEXT,
+    "IMAGE": TOKEN_MODALITY_IMAGE,
+    "AUDIO": TOKEN_MODALITY_AUDIO,
+    "VIDEO": "video",
+    "DOCUMENT": "document",
+}
 INFERENCE_OPERATIONS: Final = frozenset(
     {Operation.CHAT.value, Operation.TEXT_COMPLETION.value, Operation.GENERATE_CONTENT.value}
 )

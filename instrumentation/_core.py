@@ -18,6 +18,7 @@ from time import perf_counter
 from typing import Any
 
 import wrapt
+from genai_otel.instrumentation import _modality
 from genai_otel.instrumentation.attribution import current_attributes
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
@@ -113,6 +114,7 @@ class Telemetry:
         "legacy",
         "operation_tokens",
         "provider",
+        "split_usage",
         "time_to_first_chunk",
         "token_usage",
         "tracer",
@@ -157,6 +159,7 @@ class Telemetry:
         self.latest = names is not MetricNames.DEFAULT
         if self.latest:
             self._create_latest(meter)
+            self.split_usage = _modality.splitter_for(scope)
         capture = content_capture_from_env()
         self.capture_on_span = capture in (ContentCapture.SPAN_ONLY, ContentCapture.SPAN_AND_EVENT)
         self.capture_on_event = capture in (ContentCapture.EVENT_ONLY, ContentCapture.SPAN_AND_EVENT)
@@ -215,6 +218,9 @@ class Outcome:
     """What a provider reported about one call, already normalised to the conventions.
 
     `input_tokens` includes cache reads and writes; `output_tokens` includes reasoning.
+    `usage`, the provider's own usage object, is set only by providers whose usage
+    `_modality` splits by modality, and read only under the opt-in metric names; it is left
+    unset here, so the default mode pays nothing for it (read it with getattr).
     """
 
     __slots__ = (
@@ -231,6 +237,7 @@ class Outcome:
         "response_model",
         "tool_call_ids",
         "tool_call_names",
+        "usage",
     )
 
     def __init__(self) -> None:
@@ -355,33 +362,43 @@ def _record_latest(call: Call, outcome: Outcome | None, elapsed: float, labels: 
     telemetry.inference_duration.record(elapsed, labels[0])
     if call.first_chunk_at is not None:
         telemetry.inference_time_to_first_chunk.record(call.first_chunk_at - call.start, labels[0])
-    if outcome is None:
-        counts: tuple[int | None, ...] = (None, None, None, None, None)
-    else:
-        counts = (
-            outcome.input_tokens,
-            outcome.output_tokens,
-            outcome.cache_read_tokens,
-            outcome.cache_write_tokens,
-            outcome.reasoning_tokens,
-        )
-    usage = labels[3]
-    for counter, count in zip(telemetry.usage_tokens, counts, strict=True):
-        counter.add(count or 0, usage)
+    by_modality = labels[3]
+    split = telemetry.split_usage(outcome, call.metric_base[1])
+    for counter, increments in zip(telemetry.usage_tokens, split, strict=True):
+        for modality, count in increments:
+            usage = by_modality.get(modality)
+            if usage is None:
+                usage = _usage_attributes(by_modality, modality)
+            counter.add(count, usage)
     input_histogram, output_histogram = telemetry.operation_tokens
-    input_histogram.record(counts[0] or 0, labels[0])
-    output_histogram.record(counts[1] or 0, labels[0])
+    input_tokens = output_tokens = 0
+    if outcome is not None:
+        input_tokens = outcome.input_tokens or 0
+        output_tokens = outcome.output_tokens or 0
+    input_histogram.record(input_tokens, labels[0])
+    output_histogram.record(output_tokens, labels[0])
+
+
+def _usage_attributes(by_modality: dict[str, dict[str, Any]], modality: str) -> dict[str, Any]:
+    """The usage-counter attributes of one more modality, kept beside the others (a bounded set:
+    the modalities `_modality` maps to)."""
+    usage = {**by_modality[semconv.TOKEN_MODALITY_UNKNOWN], semconv.GEN_AI_TOKEN_MODALITY: modality}
+    if len(by_modality) < _MODALITIES_MAX:
+        by_modality[modality] = usage
+    return usage
 
 
 # Metric attribute sets, built once per distinct set and reused: (operation, provider, request
 # model, server address, server port, response model, error type) -> the attributes of the
 # duration (and time-to-first-chunk, and per-operation token histogram) record, of the
-# gen_ai.client.token.usage input and output records, and of the usage counters (by modality,
-# without error.type). Never mutated after they are built, so handing the same dicts to the
-# SDK again is safe.
-_MetricAttributes = tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]
+# gen_ai.client.token.usage input and output records, and of the usage counters (gen_ai.token.modality
+# -> attributes, without error.type; `unknown` built here, other modalities added as met). The
+# attribute dicts are never mutated after they are built, so handing the same dicts to the SDK
+# again is safe.
+_MetricAttributes = tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]]
 _METRIC_ATTRIBUTES: dict[tuple[Any, ...], _MetricAttributes] = {}
 _METRIC_ATTRIBUTES_MAX = 1024  # beyond it (a runaway label set) build per call; never grow
+_MODALITIES_MAX = 16
 
 
 def _metric_attributes(
@@ -403,7 +420,7 @@ def _metric_attributes(
         common,
         {**common, semconv.GEN_AI_TOKEN_TYPE: "input"},
         {**common, semconv.GEN_AI_TOKEN_TYPE: "output"},
-        usage,
+        {semconv.TOKEN_MODALITY_UNKNOWN: usage},
     )
     if len(_METRIC_ATTRIBUTES) < _METRIC_ATTRIBUTES_MAX:
         _METRIC_ATTRIBUTES[key] = built

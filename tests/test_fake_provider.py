@@ -180,6 +180,41 @@ def test_chat_usage_headers_set_cache_reasoning_and_output_tokens(oai: openai.Op
     assert usage.total_tokens == HELLO_TOKENS + 1024 + 10
 
 
+def test_chat_media_token_headers_report_openai_details(oai: openai.OpenAI) -> None:
+    completion = oai.chat.completions.create(
+        model="gpt-4o-audio-preview",
+        messages=HELLO,
+        extra_headers={
+            "x-fake-input-media-tokens": "image=85,audio=20",
+            "x-fake-output-media-tokens": "audio=30",
+        },
+    )
+
+    usage = completion.usage
+    assert usage is not None and usage.prompt_tokens_details and usage.completion_tokens_details
+    # media tokens come on top of the text; audio-capable models also report text and image tokens
+    assert usage.prompt_tokens == HELLO_TOKENS + 85 + 20
+    assert usage.prompt_tokens_details.model_dump(exclude_none=True) == {
+        "audio_tokens": 20,
+        "cached_tokens": 0,
+        "text_tokens": HELLO_TOKENS,
+        "image_tokens": 85,
+    }
+    assert usage.completion_tokens == DEFAULT_OUTPUT + 30
+    assert (usage.completion_tokens_details.audio_tokens, usage.completion_tokens_details.text_tokens) == (  # type: ignore[attr-defined]
+        30,
+        DEFAULT_OUTPUT,
+    )
+
+
+@pytest.mark.parametrize("value", ["smell=3", "image=-1", "image", "audio=two"])
+def test_chat_media_token_header_must_name_modality_and_tokens(oai: openai.OpenAI, value: str) -> None:
+    with pytest.raises(openai.BadRequestError, match="x-fake-input-media-tokens must list modality=tokens"):
+        oai.chat.completions.create(
+            model="gpt-4o-mini", messages=HELLO, extra_headers={"x-fake-input-media-tokens": value}
+        )
+
+
 @pytest.mark.parametrize(("model", "reasoning"), [("o4-mini", 2 * DEFAULT_OUTPUT), ("gpt-4.1", 0)])
 def test_chat_reasoning_tokens_default_by_model_family(
     oai: openai.OpenAI, model: str, reasoning: int

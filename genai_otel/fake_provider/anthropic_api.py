@@ -150,7 +150,7 @@ def build_message(body: JSON, ctx: CallContext, model: str) -> tuple[JSON, list[
         block = {"type": "text", "text": "".join(pieces)}
     thinking = options.reasoning_tokens or 0
     usage: JSON = {
-        "input_tokens": prompt,
+        "input_tokens": prompt + sum(tokens for _, tokens in options.input_media),
         "cache_creation_input_tokens": options.cache_write_tokens,
         "cache_read_input_tokens": options.cache_read_tokens,
         "cache_creation": {

@@ -119,6 +119,17 @@ class CallOptions:
     reasoning_tokens: int | None = None
     output_tokens: int | None = None
     response_model: str | None = None
+    # Media tokens (image, audio, video, document) on top of the text: (modality, tokens) pairs
+    input_media: tuple[tuple[str, int], ...] = ()
+    output_media: tuple[tuple[str, int], ...] = ()
+
+    def media(self, direction: str, modality: str) -> int:
+        """The `input` or `output` media tokens of one modality (0 when none were asked for)."""
+        pairs = self.input_media if direction == "input" else self.output_media
+        return sum(tokens for name, tokens in pairs if name == modality)
+
+
+MEDIA_MODALITIES = ("image", "audio", "video", "document")
 
 
 @dataclass(frozen=True)
@@ -168,6 +179,23 @@ def _header_ms(headers: Mapping[str, str], name: str, default_ms: float) -> floa
     return value / 1000.0
 
 
+def _header_media(headers: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]:
+    """`image=258,audio=25`: media tokens by modality."""
+    raw = headers.get(name)
+    if raw is None or raw.strip() == "":
+        return ()
+    pairs = []
+    for entry in raw.split(","):
+        modality, _, count = entry.strip().partition("=")
+        modality = modality.strip().lower()
+        if modality not in MEDIA_MODALITIES or not count.strip().isdigit():
+            raise RequestError(
+                f"header {name} must list modality=tokens ({', '.join(MEDIA_MODALITIES)}), got {raw!r}"
+            )
+        pairs.append((modality, int(count)))
+    return tuple(pairs)
+
+
 def read_options(headers: Mapping[str, str], defaults: Defaults, last_user_text: str) -> CallOptions:
     scenario = headers.get("x-fake-scenario") or None
     if scenario is None:
@@ -184,6 +212,8 @@ def read_options(headers: Mapping[str, str], defaults: Defaults, last_user_text:
         reasoning_tokens=_header_int(headers, "x-fake-reasoning-tokens"),
         output_tokens=_header_int(headers, "x-fake-output-tokens"),
         response_model=headers.get("x-fake-response-model") or None,
+        input_media=_header_media(headers, "x-fake-input-media-tokens"),
+        output_media=_header_media(headers, "x-fake-output-media-tokens"),
     )
 
 

@@ -175,6 +175,8 @@ def generate_content(request: FakeRequest, ctx: CallContext) -> FakeResponse:
         message_tokens(content_text(c)) for c in contents
     )
     prompt += options.cache_read_tokens
+    text_prompt = prompt
+    prompt += sum(tokens for _, tokens in options.input_media)
     config = body.get("generationConfig") or {}
     max_tokens = config.get("maxOutputTokens")
     refused = options.scenario in ("content_filter", "content_filter_finish")
@@ -208,15 +210,22 @@ def generate_content(request: FakeRequest, ctx: CallContext) -> FakeResponse:
         part = {"text": "".join(pieces)}
     assert visible is not None
     thoughts = options.reasoning_tokens or 0
+    # Gemini outputs text, images and audio: other output media are ignored
+    media_out = [(m, n) for m, n in options.output_media if m in ("image", "audio")]
+    text_visible = visible
+    visible += sum(tokens for _, tokens in media_out)
     usage: JSON = {"promptTokenCount": prompt}
     if visible:
         usage["candidatesTokenCount"] = visible
     usage["totalTokenCount"] = prompt + visible + thoughts
     if options.cache_read_tokens:
         usage["cachedContentTokenCount"] = options.cache_read_tokens
+        usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": options.cache_read_tokens}]
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
-    usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt}]
+    usage["promptTokensDetails"] = _modality_counts([("text", text_prompt), *options.input_media])
+    if visible:
+        usage["candidatesTokensDetails"] = _modality_counts([("text", text_visible), *media_out])
     head: JSON = {
         "modelVersion": options.response_model or model,
         "responseId": ctx.make_id("", "response", 22),
@@ -234,6 +243,15 @@ def generate_content(request: FakeRequest, ctx: CallContext) -> FakeResponse:
     if match.group("method") == "streamGenerateContent":
         return _stream(answer, pieces, prompt)
     return FakeResponse(status=200, headers=dict(JSON_HEADERS), body=compact_json(answer).encode())
+
+
+def _modality_counts(pairs: list[tuple[str, int]]) -> list[JSON]:
+    """Gemini's ModalityTokenCount list: one entry per modality with tokens (TEXT always)."""
+    counts: dict[str, int] = {}
+    for modality, tokens in pairs:
+        if tokens or modality == "text":
+            counts[modality.upper()] = counts.get(modality.upper(), 0) + tokens
+    return [{"modality": modality, "tokenCount": tokens} for modality, tokens in counts.items()]
 
 
 def _stream(answer: JSON, pieces: list[str], prompt: int) -> FakeResponse:

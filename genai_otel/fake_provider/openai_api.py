@@ -132,6 +132,7 @@ def _usage_numbers(ctx: CallContext, prompt: int, visible: int, model: str) -> t
     if reasoning is None:
         reasoning = REASONING_TOKENS_PER_OUTPUT_TOKEN * visible if is_reasoning_model(model) else 0
     read, write = options.cache_read_tokens, options.cache_write_tokens
+    prompt += sum(tokens for _, tokens in options.input_media)
     return prompt + read + write, read, write, visible + reasoning, reasoning
 
 
@@ -231,20 +232,29 @@ def _plan_choices(body: JSON, ctx: CallContext) -> list[_Choice]:
 
 def _chat_usage(ctx: CallContext, prompt: int, visible: int, model: str) -> JSON:
     total_in, read, write, total_out, reasoning = _usage_numbers(ctx, prompt, visible, model)
-    prompt_details: JSON = {"cached_tokens": read, "audio_tokens": 0}
+    options = ctx.options
+    audio_in, audio_out = options.media("input", "audio"), options.media("output", "audio")
+    total_out += audio_out  # chat output is text or audio: other output media are ignored
+    prompt_details: JSON = {"cached_tokens": read, "audio_tokens": audio_in}
     if write:
         prompt_details["cache_write_tokens"] = write
+    completion_details: JSON = {
+        "reasoning_tokens": reasoning,
+        "audio_tokens": audio_out,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0,
+    }
+    if options.input_media or options.output_media:  # as audio-capable models: text and image too
+        # video and document tokens are in the total only: no detail names them
+        prompt_details["text_tokens"] = total_in - sum(tokens for _, tokens in options.input_media)
+        prompt_details["image_tokens"] = options.media("input", "image")
+        completion_details["text_tokens"] = total_out - audio_out
     return {
         "prompt_tokens": total_in,
         "completion_tokens": total_out,
         "total_tokens": total_in + total_out,
         "prompt_tokens_details": prompt_details,
-        "completion_tokens_details": {
-            "reasoning_tokens": reasoning,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
+        "completion_tokens_details": completion_details,
     }
 
 

@@ -173,6 +173,7 @@ def start_embed(telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> 
 # --------------------------------------------------------------------------------------
 def _apply_usage(outcome: Outcome, usage: Any) -> None:
     """Conventional usage from Gemini's `usage_metadata` (see the module docstring)."""
+    outcome.usage = usage  # its modality breakdown: read by `_modality`, opt-in metric names only
     prompt = usage.prompt_token_count
     if prompt is not None:
         outcome.input_tokens = prompt + (usage.tool_use_prompt_token_count or 0)

@@ -183,6 +183,7 @@ def _finish_raw(call: Call, result: Any, outcome_of: Any, capture: bool) -> None
 def _read_usage(outcome: Outcome, usage: Any, input_name: str, output_name: str) -> None:
     """OpenAI usage in either API's spelling: chat (`prompt_tokens`, `completion_tokens`) or
     responses (`input_tokens`, `output_tokens`), each with its `*_details` breakdown."""
+    outcome.usage = usage  # its modality breakdown: read by `_modality`, opt-in metric names only
     outcome.input_tokens = getattr(usage, input_name)
     outcome.output_tokens = getattr(usage, output_name)
     details = getattr(usage, f"{input_name}_details", None)

@@ -107,14 +107,16 @@ def _check_new(
         semconv.METRIC_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS,
         semconv.METRIC_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS,
     )
-    counter_attrs = {**base, semconv.GEN_AI_TOKEN_MODALITY: "unknown"}
-    for name, expected in zip(counters, tokens, strict=True):
+    # OpenAI chat reports no modality for its input and cache tokens (audio_tokens is 0), and its
+    # output is text or audio: the output not counted as audio, reasoning included, is text
+    modalities = ("unknown", "text", "unknown", "unknown", "text")
+    for name, expected, modality in zip(counters, tokens, modalities, strict=True):
         unit, data, attrs, point = _one_point(metrics, name)
         assert (unit, type(data), data.is_monotonic, attrs, point.value) == (
             "{token}",
             Sum,
             True,
-            counter_attrs,
+            {**base, semconv.GEN_AI_TOKEN_MODALITY: modality},
             expected,
         ), name
     for name, expected in (
