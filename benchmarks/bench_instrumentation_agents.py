@@ -205,6 +205,11 @@ async def _run(agent: Agent[Any]) -> Any:
 
 
 WORKFLOW = "invoke_workflow"
+# the conventions' values, read once (an enum member's `.value` is a Python-level property)
+INVOKE_AGENT = semconv.Operation.INVOKE_AGENT.value
+EXECUTE_TOOL = semconv.Operation.EXECUTE_TOOL.value
+OPENAI = semconv.Provider.OPENAI.value
+FUNCTION = semconv.ToolType.FUNCTION.value
 
 
 class AgentsFloor(TracingProcessor):
@@ -256,31 +261,23 @@ class AgentsFloor(TracingProcessor):
         kind = data.type
         parent = span.parent_id or span.trace_id
         if kind == "agent":
-            operation = semconv.Operation.INVOKE_AGENT.value
             metric_attributes = {
-                semconv.GEN_AI_OPERATION_NAME: operation,
-                semconv.GEN_AI_PROVIDER_NAME: semconv.Provider.OPENAI.value,
+                semconv.GEN_AI_OPERATION_NAME: INVOKE_AGENT,
+                semconv.GEN_AI_PROVIDER_NAME: OPENAI,
                 semconv.GEN_AI_AGENT_NAME: data.name,
             }
-            name = f"{operation} {data.name}"
+            name = f"{INVOKE_AGENT} {data.name}"
             self._start(
                 span.span_id, name, dict(metric_attributes), parent, self.agent_duration, metric_attributes
             )
         elif kind == "function":
-            operation = semconv.Operation.EXECUTE_TOOL.value
             metric_attributes = {
-                semconv.GEN_AI_OPERATION_NAME: operation,
+                semconv.GEN_AI_OPERATION_NAME: EXECUTE_TOOL,
                 semconv.GEN_AI_TOOL_NAME: data.name,
             }
-            attributes = {**metric_attributes, semconv.GEN_AI_TOOL_TYPE: semconv.ToolType.FUNCTION.value}
-            self._start(
-                span.span_id,
-                f"{operation} {data.name}",
-                attributes,
-                parent,
-                self.tool_duration,
-                metric_attributes,
-            )
+            attributes = {**metric_attributes, semconv.GEN_AI_TOOL_TYPE: FUNCTION}
+            name = f"{EXECUTE_TOOL} {data.name}"
+            self._start(span.span_id, name, attributes, parent, self.tool_duration, metric_attributes)
 
     def on_span_end(self, span: AgentsSpan[Any]) -> None:
         self._end(span.span_id, span.error is not None)
