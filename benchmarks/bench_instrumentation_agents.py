@@ -23,6 +23,9 @@ loop, and the thread's CPU time covers everything the loop runs (the MCP server 
   ``invoke_agent``, ``execute_tool``; same names, kinds, attributes, parents, each current while
   it runs) and the same ``gen_ai.invoke_agent.duration`` / ``gen_ai.execute_tool.duration``
   records. Before measuring, both modes' telemetry for one call is captured and compared.
+  "official" is `opentelemetry-instrumentation-genai-openai-agents` (the `bench` extra), where
+  installed: its spans are the same three, its records the same two plus
+  ``gen_ai.invoke_workflow.duration``. No official instrumentation of MCP client calls exists.
 
     cd benchmarks && ../.venv/bin/python bench_instrumentation_agents.py [--calls 20] [--blocks 30]
     cd benchmarks && ../.venv/bin/python bench_instrumentation_agents.py --instructions [--calls 20]
@@ -85,6 +88,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from genai_otel import semconv
 
 WARM_UP = 3
+OFFICIAL = "official"
 OTHER_ERROR = "_OTHER"
 
 
@@ -291,16 +295,19 @@ class AgentsFloor(TracingProcessor):
 
 def _agents_modes(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> list[Mode]:
     floor = AgentsFloor(tracer_provider, meter_provider)
-    return [
+    providers = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
+    modes = [
         idle("none"),
-        instrumented(
-            "genai-otel",
-            OpenAIAgentsInstrumentor,
-            tracer_provider=tracer_provider,
-            meter_provider=meter_provider,
-        ),
+        instrumented("genai-otel", OpenAIAgentsInstrumentor, **providers),
         Mode(FLOOR, lambda: add_trace_processor(floor), lambda: set_trace_processors([])),
     ]
+    try:
+        from opentelemetry.instrumentation.genai.openai_agents import OpenAIAgentsInstrumentor as Official
+    except ImportError:
+        print("official instrumentation not installed (pip install '.[bench]'); skipping it", file=sys.stderr)
+    else:
+        modes.append(instrumented(OFFICIAL, Official, **providers))
+    return modes
 
 
 # -- cases, the check, the rotation --------------------------------------------------------------
@@ -496,11 +503,12 @@ def _measure(label: str, mode_name: str, calls: int) -> None:
 
 
 def instructions(calls: int, labels: Sequence[str]) -> None:
-    modes = ("none", "genai-otel", FLOOR)
-    print(f"{'call':<14} {'none':>12} {'genai-otel adds':>16} {'floor adds':>12} {'ratio':>6}")
+    header = f"{'call':<14} {'none':>12} {'genai-otel adds':>16} {'floor adds':>12} {'ratio':>6}"
+    print(f"{header} {'official adds':>14}")
     for case in CASES:
         if labels and case.label not in labels:
             continue
+        modes = [mode.name for mode in case.modes(TracerProvider(), MeterProvider())]
         per_call = {
             mode: count_instructions(
                 __file__,
@@ -512,7 +520,10 @@ def instructions(calls: int, labels: Sequence[str]) -> None:
         }
         ours, floor = per_call["genai-otel"] - per_call["none"], per_call[FLOOR] - per_call["none"]
         row = f"{case.label:<14} {per_call['none']:>12,.0f} {ours:>+16,.0f} {floor:>+12,.0f}"
-        print(f"{row} {ours / floor:>5.2f}x", flush=True)
+        official = (
+            f"{per_call[OFFICIAL] - per_call['none']:>+14,.0f}" if OFFICIAL in per_call else f"{'—':>14}"
+        )
+        print(f"{row} {ours / floor:>5.2f}x {official}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -530,6 +541,12 @@ def main(argv: list[str] | None = None) -> int:
         results = asyncio.run(run(args.calls, args.blocks, labels))
         print_table(results)
         print_ratios(results)
+        for label, modes in results.items():
+            if OFFICIAL in modes:
+                ours, official = modes["genai-otel"][1], modes[OFFICIAL][1]
+                print(
+                    f"{label}: the official instrumentation adds {official:.1f} µs ({ours / official:.2f}x)"
+                )
     return 0
 
 
