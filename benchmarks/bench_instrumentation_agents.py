@@ -3,9 +3,10 @@ genai-otel vs the SDK floor.
 
 The same method as the other instrumentation benchmarks: one thread, a real `TracerProvider` with
 a `BatchSpanProcessor` to an exporter that drops spans, a real `MeterProvider`; blocks of calls
-rotate between the modes ("none", "genai-otel", "sdk floor") and each figure is the median over
-blocks of the calling thread's CPU time. Both SDKs are asynchronous: the blocks run in one event
-loop, and the thread's CPU time covers everything the loop runs (the MCP server included).
+rotate between the modes ("none", "genai-otel", "sdk floor", "official" where there is one) and
+each figure is the median over blocks of the calling thread's CPU time. Both SDKs are
+asynchronous: the blocks run in one event loop, and the thread's CPU time covers everything the
+loop runs (the MCP server included).
 
 * ``mcp call_tool``: ``mcp.Client(server).call_tool("stock", {...})`` against an in-process
   ``MCPServer`` (the SDK's in-memory transport; the tool is ``async``, so the server runs it in
