@@ -37,6 +37,9 @@ OTHER_ERROR: str = "_OTHER"
 RUNNING_TOOL: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "genai_otel_running_tool", default=None
 )
+# The operation names, read once: an enum member's `.value` is a Python-level property.
+EXECUTE_TOOL: str = semconv.Operation.EXECUTE_TOOL.value
+INVOKE_AGENT: str = semconv.Operation.INVOKE_AGENT.value
 
 
 class AgentTelemetry:
@@ -165,7 +168,7 @@ def start_tool(
 ) -> Operation:
     """Starts `execute_tool {tool}`."""
     attributes: dict[str, Any] = {
-        semconv.GEN_AI_OPERATION_NAME: semconv.Operation.EXECUTE_TOOL.value,
+        semconv.GEN_AI_OPERATION_NAME: EXECUTE_TOOL,
         semconv.GEN_AI_TOOL_NAME: tool,
         semconv.GEN_AI_TOOL_TYPE: tool_type,
     }
@@ -174,12 +177,12 @@ def start_tool(
     if extra:
         attributes.update(extra)
     metric_attributes = {
-        semconv.GEN_AI_OPERATION_NAME: semconv.Operation.EXECUTE_TOOL.value,
+        semconv.GEN_AI_OPERATION_NAME: EXECUTE_TOOL,
         semconv.GEN_AI_TOOL_NAME: tool,
     }
     return Operation(
         telemetry,
-        f"{semconv.Operation.EXECUTE_TOOL.value} {tool}",
+        f"{EXECUTE_TOOL} {tool}",
         attributes,
         metric_attributes,
         agent=False,
@@ -199,20 +202,20 @@ def start_agent(
 ) -> Operation:
     """Starts `invoke_agent {agent}`."""
     attributes: dict[str, Any] = {
-        semconv.GEN_AI_OPERATION_NAME: semconv.Operation.INVOKE_AGENT.value,
+        semconv.GEN_AI_OPERATION_NAME: INVOKE_AGENT,
         semconv.GEN_AI_PROVIDER_NAME: provider,
         semconv.GEN_AI_AGENT_NAME: agent,
     }
     if extra:
         attributes.update(extra)
     metric_attributes = {
-        semconv.GEN_AI_OPERATION_NAME: semconv.Operation.INVOKE_AGENT.value,
+        semconv.GEN_AI_OPERATION_NAME: INVOKE_AGENT,
         semconv.GEN_AI_PROVIDER_NAME: provider,
         semconv.GEN_AI_AGENT_NAME: agent,
     }
     return Operation(
         telemetry,
-        f"{semconv.Operation.INVOKE_AGENT.value} {agent}",
+        f"{INVOKE_AGENT} {agent}",
         attributes,
         metric_attributes,
         agent=True,

@@ -41,9 +41,10 @@ def app_environment(
         "OTEL_LOGS_EXPORTER": "none",
         "OTEL_METRIC_EXPORT_INTERVAL": "5000",
         "OTEL_BSP_SCHEDULE_DELAY": "500",
-        # The official OpenTelemetry OpenAI instrumentation, when installed next to ours (its entry
-        # point is "openai"), would trace every call a second time and double its cost.
-        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai",
+        # The official OpenTelemetry OpenAI and OpenAI Agents instrumentations, when installed next
+        # to ours (entry points "openai" and "openai_agents", both in the `bench` extra), would trace
+        # every call, agent run and tool call a second time (and double the model calls' cost).
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai,openai_agents",
         "OPENAI_BASE_URL": provider_url + "/v1",
         # The fake provider stands in for OpenAI; its host would otherwise be `self_hosted` (unpriced).
         "GENAI_OTEL_OPENAI_PROVIDER": "openai",

@@ -59,21 +59,19 @@ logger = logging.getLogger(__name__)
 
 TOOL_ERROR = "tool_error"  # error.type of a result the server marked isError
 CALL_TOOL = "tools/call"
+EXTENSION: str = semconv.ToolType.EXTENSION.value  # read once (an enum's `.value` is a property)
 TARGETS = (
     ("mcp.client.client", "Client.call_tool"),  # mcp 2: wraps the session's
     ("mcp.client.session", "ClientSession.call_tool"),
 )
 
 
-def _start(telemetry: AgentTelemetry, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Operation | None:
-    name = args[0] if args else kwargs.get("name")
-    if not isinstance(name, str) or RUNNING_TOOL.get() == name:
-        return None  # an outer call of the same tool (Client.call_tool, an agent's tool) traces it
+def _start(telemetry: AgentTelemetry, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Operation:
     extra: dict[str, Any] = {semconv.MCP_METHOD_NAME: CALL_TOOL}
     arguments = telemetry.content(args[1] if len(args) > 1 else kwargs.get("arguments"))
     if arguments is not None:
         extra[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = arguments
-    return start_tool(telemetry, name, tool_type=semconv.ToolType.EXTENSION.value, extra=extra, current=True)
+    return start_tool(telemetry, name, tool_type=EXTENSION, extra=extra, current=True)
 
 
 def _finish(telemetry: AgentTelemetry, operation: Operation, result: Any) -> None:
@@ -92,14 +90,12 @@ def _finish(telemetry: AgentTelemetry, operation: Operation, result: Any) -> Non
 
 def _wrapper(telemetry: AgentTelemetry) -> Callable[..., Any]:
     async def traced(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        wrapped: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         try:
-            operation = _start(telemetry, args, kwargs)
+            operation = _start(telemetry, name, args, kwargs)
         except Exception:
             logger.debug("could not start an MCP tool span", exc_info=True)
-            operation = None
-        if operation is None:
             return await wrapped(*args, **kwargs)
         try:
             result = await wrapped(*args, **kwargs)
@@ -113,7 +109,17 @@ def _wrapper(telemetry: AgentTelemetry) -> Callable[..., Any]:
             operation.end()
         return result
 
-    return traced
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        name = args[0] if args else kwargs.get("name")
+        if not isinstance(name, str) or RUNNING_TOOL.get() == name:
+            # an outer call of the same tool (Client.call_tool, an agent's tool) traces it: the
+            # SDK's own coroutine, no layer of ours (the caller awaits it where it made it)
+            return wrapped(*args, **kwargs)
+        return traced(wrapped, name, args, kwargs)
+
+    return wrapper
 
 
 class MCPInstrumentor(BaseInstrumentor):
