@@ -8,16 +8,36 @@ the SDK floor are those of `bench_streams.py`.
     cd benchmarks && ../.venv/bin/python instructions_streams.py [--calls 10] [--cases a,b]
 
 Needs valgrind; a (case, mode) takes about a minute (valgrind runs Python ~50x slower).
+
+A process's count also moves with where its objects land in memory: CPython 3.11's type
+attribute cache is indexed by the address of the attribute's name, so which lookups miss it
+(`find_name_in_mro`) changes with the allocations made before, down to the length of an
+environment variable; the same code in the same mode has counted 100,000 instructions per call
+apart. `--layouts N` counts every (case, mode) in N processes, process i first keeping i * 1,000
+small objects (every later object lands elsewhere), and prints the means and the spread of the
+gap (genai-otel's count minus the floor's) over the N layouts.
 """
 
 from __future__ import annotations
 
-import argparse
-import functools
 import sys
 
+# Kept for the process's lifetime, made before any other import: see `--layouts`.
+_LAYOUT_PADDING = (
+    [object() for _ in range(1000 * int(sys.argv[sys.argv.index("--layout") + 1]))]
+    if "--layout" in sys.argv
+    else []
+)
+
+import argparse  # noqa: E402
+import functools  # noqa: E402
+import statistics  # noqa: E402
+
 MODES = ("none", "genai-otel", "sdk floor")
-WARM_UP = 3
+# CPython 3.11 quickens a code object on its 8th run and specialises its instructions on the
+# runs after: with fewer warm-up calls, the functions run once per call are quickened inside the
+# counted loop, a one-off cost the mode running the most such functions (genai-otel) carried.
+WARM_UP = 12
 
 
 def _measure(label: str, mode: str, calls: int) -> None:
@@ -46,11 +66,11 @@ def _measure(label: str, mode: str, calls: int) -> None:
     functools.reduce(step, range(calls), None)  # the only code callgrind counts
 
 
-def _count(label: str, mode: str, calls: int) -> int:
+def _count(label: str, mode: str, calls: int, layout: int) -> int:
     from _instrumentation_harness import count_instructions
 
-    arguments = ["--inside", mode, "--cases", label, "--calls", str(calls)]
-    return count_instructions(__file__, arguments, f"{label}, mode {mode}")
+    arguments = ["--inside", mode, "--cases", label, "--calls", str(calls), "--layout", str(layout)]
+    return count_instructions(__file__, arguments, f"{label}, mode {mode}, layout {layout}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,24 +79,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--calls", type=int, default=10, help="counted calls per mode (default 10)")
     parser.add_argument("--cases", default="", help="comma-separated labels (default: all)")
+    parser.add_argument("--layouts", type=int, default=1, help="processes per (case, mode), see above")
     parser.add_argument("--inside", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--layout", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     wanted = [label.strip() for label in args.cases.split(",") if label.strip()]
     if args.inside:
         _measure(wanted[0], args.inside, args.calls)
         return 0
-    print(f"{'call':<24} {'none':>12} {'genai-otel adds':>16} {'floor adds':>12} {'ratio':>6}")
+    header = f"{'call':<24} {'none':>12} {'genai-otel adds':>16} {'floor adds':>12} {'ratio':>6}"
+    print(header + (f" {'gap per layout':>16}" if args.layouts > 1 else ""))
     for case in CASES:
         if wanted and case.label not in wanted:
             continue
-        per_call = {mode: _count(case.label, mode, args.calls) / args.calls for mode in MODES}
+        counts = {
+            mode: [
+                _count(case.label, mode, args.calls, layout) / args.calls for layout in range(args.layouts)
+            ]
+            for mode in MODES
+        }
+        per_call = {mode: statistics.mean(values) for mode, values in counts.items()}
         ours = per_call["genai-otel"] - per_call["none"]
         floor = per_call["sdk floor"] - per_call["none"]
         ratio = ours / floor
-        print(
-            f"{case.label:<24} {per_call['none']:>12,.0f} {ours:>+16,.0f} {floor:>+12,.0f} {ratio:>5.2f}x",
-            flush=True,
-        )
+        gaps = [g - f for g, f in zip(counts["genai-otel"], counts["sdk floor"], strict=True)]
+        spread = f" {min(gaps):>+8,.0f}..{max(gaps):+,.0f}" if args.layouts > 1 else ""
+        figures = f"{per_call['none']:>12,.0f} {ours:>+16,.0f} {floor:>+12,.0f} {ratio:>5.2f}x"
+        print(f"{case.label:<24} {figures}{spread}", flush=True)
     return 0
 
 

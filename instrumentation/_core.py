@@ -878,7 +878,68 @@ def async_wrapper(start: Starter, finish: Finisher) -> Callable[..., Any]:
 
 
 def get(obj: Any, key: str) -> Any:
-    """`obj[key]` for the dicts applications pass, `obj.key` for the SDKs' models."""
-    if isinstance(obj, Mapping):
+    """`obj[key]` for the dicts applications pass, `obj.key` for the SDKs' models.
+
+    Whether `obj` is a mapping is remembered per type: ``isinstance(model, Mapping)`` on a
+    pydantic model runs `ABCMeta.__instancecheck__`, a Python frame, on every read."""
+    kind = type(obj)
+    mapping = _MAPPINGS.get(kind)
+    if mapping is None:
+        mapping = _is_mapping(obj, kind)
+    if mapping:
         return obj.get(key)
     return getattr(obj, key, None)
+
+
+class _Attributes:
+    """An object read like a mapping: `get(name)` is its attribute, or None."""
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self._obj = obj
+
+    def get(self, key: str) -> Any:
+        return getattr(self._obj, key, None)
+
+
+_NO_FIELDS: Mapping[str, Any] = {}
+
+
+def fields_of(obj: Any) -> Mapping[str, Any] | _Attributes:
+    """What `get` reads from `obj`, as one object with a `get(name)`: the mapping itself (the
+    dicts applications pass), a pydantic model's `__dict__` (where pydantic keeps the field
+    values: one dict lookup per field instead of an attribute read through the model's
+    `__getattr__` hook), else the object's attributes. None has no fields."""
+    if obj is None:
+        return _NO_FIELDS
+    kind = type(obj)
+    if kind is dict:
+        return obj
+    model = _MODELS.get(kind)
+    if model is None:
+        model = _PydanticModel is not None and issubclass(kind, _PydanticModel)
+        if len(_MODELS) < _TYPES_MAX:
+            _MODELS[kind] = model
+    if model and not obj.__pydantic_extra__:
+        return obj.__dict__
+    mapping = _MAPPINGS.get(kind)
+    if mapping is None:
+        mapping = _is_mapping(obj, kind)
+    return obj if mapping else _Attributes(obj)
+
+
+# Type -> whether it is a pydantic model type.
+_MODELS: dict[type, bool] = {}
+
+
+# Type -> whether its instances are mappings (`dict` and None known from the start).
+_MAPPINGS: dict[type, bool] = {dict: True, type(None): False}
+
+
+def _is_mapping(obj: Any, kind: type) -> bool:
+    mapping = isinstance(obj, Mapping)
+    # A proxy's `__class__` is the wrapped object's: its answer holds for that object only.
+    if obj.__class__ is kind and len(_MAPPINGS) < _TYPES_MAX:
+        _MAPPINGS[kind] = mapping
+    return mapping

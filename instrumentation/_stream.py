@@ -89,7 +89,8 @@ class StreamState:
 
     def __del__(self) -> None:
         # Abandoned without being exhausted or closed: keep what is known.
-        self.finish()
+        if self.call.open:
+            self.finish()
 
 
 def _unread(error: Exception) -> None:

@@ -95,7 +95,7 @@ def parse_json(body: Any) -> Any:
 
 
 def _put_numbers(source: Any, names: Mapping[str, str], attributes: dict[str, Any]) -> None:
-    if not isinstance(source, Mapping):
+    if not isinstance(source, dict):
         return
     for key, attribute in names.items():
         value = source.get(key)
@@ -105,7 +105,7 @@ def _put_numbers(source: Any, names: Mapping[str, str], attributes: dict[str, An
 
 def request_attributes(family: str | None, body: Any, attributes: dict[str, Any]) -> str:
     """Puts the request parameters of an InvokeModel body into `attributes`; returns the operation."""
-    if not isinstance(body, Mapping):
+    if not isinstance(body, dict):
         return Operation.CHAT.value
     if family == ANTHROPIC:
         _put_numbers(body, _ANTHROPIC_NUMBERS, attributes)
@@ -118,13 +118,13 @@ def request_attributes(family: str | None, body: Any, attributes: dict[str, Any]
     if family == NOVA:
         config = body.get("inferenceConfig")
         _put_numbers(config, _NOVA_NUMBERS, attributes)
-        if isinstance(config, Mapping) and (stop := strings(config.get("stopSequences"))):
+        if isinstance(config, dict) and (stop := strings(config.get("stopSequences"))):
             attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
         return Operation.CHAT.value
     if family == TITAN_TEXT:
         config = body.get("textGenerationConfig")
         _put_numbers(config, _TITAN_NUMBERS, attributes)
-        if isinstance(config, Mapping) and (stop := strings(config.get("stopSequences"))):
+        if isinstance(config, dict) and (stop := strings(config.get("stopSequences"))):
             attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
         return Operation.TEXT_COMPLETION.value
     if family == TITAN_EMBED:
@@ -161,7 +161,7 @@ def apply_split_usage(
 
 
 def apply_anthropic_usage(outcome: Outcome, usage: Any) -> None:
-    if isinstance(usage, Mapping):
+    if isinstance(usage, dict):
         apply_split_usage(
             outcome,
             usage.get("input_tokens"),
@@ -173,7 +173,7 @@ def apply_anthropic_usage(outcome: Outcome, usage: Any) -> None:
 
 
 def apply_nova_usage(outcome: Outcome, usage: Any) -> None:
-    if isinstance(usage, Mapping):
+    if isinstance(usage, dict):
         apply_split_usage(
             outcome,
             usage.get("inputTokens"),
@@ -208,7 +208,7 @@ def _reason(outcome: Outcome, reason: Any) -> None:
 # --------------------------------------------------------------------------------------
 def response_outcome(family: str | None, answer: Any, capture: bool) -> Outcome:
     outcome = Outcome()
-    if not isinstance(answer, Mapping):
+    if not isinstance(answer, dict):
         return outcome
     if family == ANTHROPIC:
         outcome.response_id = answer.get("id") if isinstance(answer.get("id"), str) else None
@@ -217,7 +217,7 @@ def response_outcome(family: str | None, answer: Any, capture: bool) -> Outcome:
         apply_anthropic_usage(outcome, answer.get("usage"))
         content = answer.get("content")
         blocks: list[Any] = content if isinstance(content, list) else []
-        uses = [b for b in blocks if isinstance(b, Mapping) and b.get("type") == "tool_use"]
+        uses = [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_use"]
         if uses:
             outcome.tool_call_names = [str(b.get("name", "")) for b in uses]
             outcome.tool_call_ids = [str(b.get("id", "")) for b in uses]
@@ -233,17 +233,17 @@ def response_outcome(family: str | None, answer: Any, capture: bool) -> Outcome:
         _reason(outcome, answer.get("stopReason"))
         apply_nova_usage(outcome, answer.get("usage"))
         message = (
-            (answer.get("output") or {}).get("message") if isinstance(answer.get("output"), Mapping) else None
+            (answer.get("output") or {}).get("message") if isinstance(answer.get("output"), dict) else None
         )
         read_converse_message(outcome, message, answer.get("stopReason"), capture)
     elif family == TITAN_TEXT:
         listed = answer.get("results")
         results: list[Any] = listed if isinstance(listed, list) else []
         outcome.input_tokens = _int(answer.get("inputTextTokenCount"))
-        counts = [_int(r.get("tokenCount")) for r in results if isinstance(r, Mapping)]
+        counts = [_int(r.get("tokenCount")) for r in results if isinstance(r, dict)]
         if counts and None not in counts:
             outcome.output_tokens = sum(c for c in counts if c is not None)
-        reasons = [str(r.get("completionReason")) for r in results if isinstance(r, Mapping)]
+        reasons = [str(r.get("completionReason")) for r in results if isinstance(r, dict)]
         if reasons:
             outcome.finish_reasons = reasons
             outcome.refused = any(reason in FILTERED for reason in reasons)
@@ -251,7 +251,7 @@ def response_outcome(family: str | None, answer: Any, capture: bool) -> Outcome:
             outcome.output_messages = [
                 _message([text_part(str(r.get("outputText", "")))], r.get("completionReason"))
                 for r in results
-                if isinstance(r, Mapping)
+                if isinstance(r, dict)
             ]
     elif family == TITAN_EMBED:
         outcome.input_tokens = _int(answer.get("inputTextTokenCount"))
@@ -262,9 +262,9 @@ def response_outcome(family: str | None, answer: Any, capture: bool) -> Outcome:
 
 def read_converse_message(outcome: Outcome, message: Any, stop: Any, capture: bool) -> None:
     """Tool calls (and, with capture, the content) of a Converse-shaped output message."""
-    content = message.get("content") if isinstance(message, Mapping) else None
+    content = message.get("content") if isinstance(message, dict) else None
     blocks = content if isinstance(content, list) else []
-    uses = [b["toolUse"] for b in blocks if isinstance(b, Mapping) and isinstance(b.get("toolUse"), Mapping)]
+    uses = [b["toolUse"] for b in blocks if isinstance(b, dict) and isinstance(b.get("toolUse"), dict)]
     if uses:
         outcome.tool_call_names = [str(use.get("name", "")) for use in uses]
         outcome.tool_call_ids = [str(use.get("toolUseId", "")) for use in uses]
@@ -283,27 +283,27 @@ def _message(parts: list[dict[str, Any]], reason: Any) -> dict[str, Any]:
 
 
 def converse_part(block: Any) -> dict[str, Any]:
-    if not isinstance(block, Mapping):
+    if not isinstance(block, dict):
         return {"type": "unknown"}
     if isinstance(block.get("text"), str):
         return text_part(block["text"])
-    if isinstance(use := block.get("toolUse"), Mapping):
+    if isinstance(use := block.get("toolUse"), dict):
         return {
             "type": "tool_call",
             "id": use.get("toolUseId"),
             "name": use.get("name"),
             "arguments": use.get("input"),
         }
-    if isinstance(result := block.get("toolResult"), Mapping):
+    if isinstance(result := block.get("toolResult"), dict):
         return {
             "type": "tool_call_response",
             "id": result.get("toolUseId"),
             "response": result.get("content"),
         }
-    if isinstance(reasoning := block.get("reasoningContent"), Mapping):
+    if isinstance(reasoning := block.get("reasoningContent"), dict):
         text = (
             (reasoning.get("reasoningText") or {}).get("text")
-            if isinstance(reasoning.get("reasoningText"), Mapping)
+            if isinstance(reasoning.get("reasoningText"), dict)
             else None
         )
         return {"type": "reasoning", "content": text or ""}
@@ -320,7 +320,7 @@ def converse_messages(messages: Any) -> list[dict[str, Any]]:
     return [
         {"role": str(m.get("role", "user")), "parts": converse_parts(m.get("content"))}
         for m in messages
-        if isinstance(m, Mapping)
+        if isinstance(m, dict)
     ]
 
 
@@ -329,7 +329,7 @@ def _anthropic_parts(content: Any) -> list[dict[str, Any]]:
         return [text_part(content)]
     parts: list[dict[str, Any]] = []
     for block in content if isinstance(content, list) else []:
-        if not isinstance(block, Mapping):
+        if not isinstance(block, dict):
             continue
         kind = block.get("type")
         if kind == "text":
@@ -358,13 +358,13 @@ def _anthropic_parts(content: Any) -> list[dict[str, Any]]:
 
 def input_content(family: str | None, body: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(input messages, system instructions) of an InvokeModel body."""
-    if not isinstance(body, Mapping):
+    if not isinstance(body, dict):
         return [], []
     if family == ANTHROPIC and isinstance(body.get("messages"), list):
         messages = [
             {"role": str(m.get("role", "user")), "parts": _anthropic_parts(m.get("content"))}
             for m in body["messages"]
-            if isinstance(m, Mapping)
+            if isinstance(m, dict)
         ]
         return messages, _anthropic_parts(body.get("system")) if body.get("system") else []
     if family == NOVA:

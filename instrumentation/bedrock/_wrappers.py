@@ -9,6 +9,11 @@ hands the others straight through. Clients of every other AWS service are never 
 on S3 or DynamoDB calls), and nothing is registered on botocore's event system, whose handlers
 are per session, would run for every event of every operation, and could not keep the span
 current across the whole call (retries included).
+
+Parameters and answers are read as ``dict`` s, not ``Mapping`` s: botocore accepts only dicts for
+structures and maps (its parameter validation rejects anything else) and parses answers into
+dicts; ``isinstance(x, Mapping)`` runs ``ABCMeta.__instancecheck__``, a Python-level call, for
+every object checked (dicts and None included), a dozen times per call.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ def _begin(
 ) -> Call:
     model = params.get("modelId")
     guardrail = params.get("guardrailConfig") or params.get("guardrailIdentifier")
-    if isinstance(guardrail, Mapping):
+    if isinstance(guardrail, dict):
         guardrail = guardrail.get("guardrailIdentifier")
     if isinstance(guardrail, str) and guardrail:
         attributes[semconv.AWS_BEDROCK_GUARDRAIL_ID] = guardrail
@@ -73,7 +78,7 @@ def _begin(
 def _start_converse(traced: TracedApiCall, params: Mapping[str, Any], stream: bool) -> Call:
     attributes: dict[str, Any] = {semconv.GEN_AI_REQUEST_STREAM: stream}
     config = params.get("inferenceConfig")
-    if isinstance(config, Mapping):
+    if isinstance(config, dict):
         for key, attribute in _CONVERSE_NUMBERS.items():
             value = config.get(key)
             if value is not None and number(value) is not None:
@@ -81,7 +86,7 @@ def _start_converse(traced: TracedApiCall, params: Mapping[str, Any], stream: bo
         if stop := strings(config.get("stopSequences")):
             attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
     additional = params.get("additionalModelRequestFields")
-    if isinstance(additional, Mapping):
+    if isinstance(additional, dict):
         top_k = additional.get("top_k", additional.get("topK"))
         if top_k is not None and number(top_k) is not None:
             attributes[semconv.GEN_AI_REQUEST_TOP_K] = top_k
@@ -114,13 +119,13 @@ def _start_invoke(traced: TracedApiCall, params: Mapping[str, Any], stream: bool
 # Results
 # --------------------------------------------------------------------------------------
 def _request_id(result: Any) -> dict[str, Any] | None:
-    metadata = result.get("ResponseMetadata") if isinstance(result, Mapping) else None
-    request_id = metadata.get("RequestId") if isinstance(metadata, Mapping) else None
+    metadata = result.get("ResponseMetadata") if isinstance(result, dict) else None
+    request_id = metadata.get("RequestId") if isinstance(metadata, dict) else None
     return {semconv.AWS_REQUEST_ID: request_id} if isinstance(request_id, str) and request_id else None
 
 
 def _apply_converse_usage(outcome: Outcome, usage: Any) -> None:
-    if isinstance(usage, Mapping):
+    if isinstance(usage, dict):
         _bodies.apply_split_usage(
             outcome,
             usage.get("inputTokens"),
@@ -139,7 +144,7 @@ def _finish_converse(call: Call, result: Any, params: Mapping[str, Any]) -> Any:
         outcome.refused = stop in _bodies.FILTERED
     _apply_converse_usage(outcome, result.get("usage"))
     output = result.get("output")
-    message = output.get("message") if isinstance(output, Mapping) else None
+    message = output.get("message") if isinstance(output, dict) else None
     _bodies.read_converse_message(outcome, message, stop, call.telemetry.captures_content)
     outcome.extra = _request_id(result)
     call.end(outcome)
@@ -172,9 +177,7 @@ def _finish_invoke(call: Call, result: Any, params: Mapping[str, Any]) -> Any:
         outcome = _bodies.response_outcome(family, _bodies.parse_json(data), call.telemetry.captures_content)
     outcome = outcome or Outcome()
     metadata = result.get("ResponseMetadata")
-    _bodies.apply_header_usage(
-        outcome, metadata.get("HTTPHeaders") if isinstance(metadata, Mapping) else None
-    )
+    _bodies.apply_header_usage(outcome, metadata.get("HTTPHeaders") if isinstance(metadata, dict) else None)
     request_id = _request_id(result)
     if request_id:
         outcome.extra = {**(outcome.extra or {}), **request_id}
@@ -304,7 +307,7 @@ class InvokeStreamAccumulator:
         if not self._capture and self._seen > 1 and not any(mark in data for mark in self._interesting):
             return
         payload = _bodies.parse_json(data)
-        if not isinstance(payload, Mapping):
+        if not isinstance(payload, dict):
             return
         metrics = payload.get("amazon-bedrock-invocationMetrics")
         if metrics is not None:
@@ -351,7 +354,7 @@ class InvokeStreamAccumulator:
                 self._texts.append(text)
         elif (start := payload.get("contentBlockStart")) is not None:
             use = (start.get("start") or {}).get("toolUse")
-            if isinstance(use, Mapping):
+            if isinstance(use, dict):
                 self._tool(str(use.get("name", "")), str(use.get("toolUseId", "")))
         elif (stop := payload.get("messageStop")) is not None:
             reason = stop.get("stopReason")
@@ -381,7 +384,7 @@ class InvokeStreamAccumulator:
     def outcome(self) -> Outcome:
         outcome = self._outcome
         metrics = self._metrics
-        if isinstance(metrics, Mapping):  # Bedrock's own count: what a family's events lack
+        if isinstance(metrics, dict):  # Bedrock's own count: what a family's events lack
             if outcome.input_tokens is None and isinstance(metrics.get("inputTokenCount"), int):
                 outcome.input_tokens = metrics["inputTokenCount"]
             if outcome.output_tokens is None and isinstance(metrics.get("outputTokenCount"), int):

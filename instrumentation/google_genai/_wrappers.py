@@ -21,6 +21,7 @@ from genai_otel.instrumentation._core import (
     Call,
     Outcome,
     Telemetry,
+    fields_of,
     get,
     number,
     record_input_content,
@@ -117,10 +118,10 @@ def _begin(
     )
 
 
-def _output_type(config: Any) -> str | None:
-    if get(config, "response_schema") is not None or get(config, "response_json_schema") is not None:
+def _output_type(fields: Any) -> str | None:
+    if fields.get("response_schema") is not None or fields.get("response_json_schema") is not None:
         return "json"
-    mime = get(config, "response_mime_type")
+    mime = fields.get("response_mime_type")
     if mime == "application/json":
         return "json"
     if mime == "text/plain":
@@ -133,16 +134,17 @@ def _starter(stream: bool) -> Any:
         attributes: dict[str, Any] = {semconv.GEN_AI_REQUEST_STREAM: stream}
         config = kwargs.get("config")
         if config is not None:
+            fields = fields_of(config)  # read once: a pydantic model's fields are in its __dict__
             for argument, attribute in _NUMBERS.items():
-                value = get(config, argument)
+                value = fields.get(argument)
                 if value is not None and number(value) is not None:
                     attributes[attribute] = value
-            if (stop := strings(get(config, "stop_sequences"))) is not None:
+            if (stop := strings(fields.get("stop_sequences"))) is not None:
                 attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
-            count = get(config, "candidate_count")
+            count = fields.get("candidate_count")
             if isinstance(count, int) and count != 1:
                 attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = count
-            if output_type := _output_type(config):
+            if output_type := _output_type(fields):
                 attributes[semconv.GEN_AI_OUTPUT_TYPE] = output_type
         call = _begin(telemetry, _GENERATE_CONTENT, instance, kwargs, attributes)
         if telemetry.captures_content:
@@ -189,10 +191,15 @@ def _apply_usage(outcome: Outcome, usage: Any) -> None:
 
 
 def _reason(value: Any) -> str | None:
-    """A finish or block reason as its enum value ("STOP"), whatever the SDK gave."""
+    """A finish or block reason as its enum value ("STOP"), whatever the SDK gave.
+
+    An enum member's value is read from `_value_`, its instance attribute: the `value`
+    property is a Python-level descriptor of `enum`, dearer than the rest of this reader."""
     if value is None:
         return None
-    return str(getattr(value, "value", value))
+    if type(value) is str:
+        return value
+    return str(getattr(value, "_value_", value))
 
 
 def _function_call_parts(candidate: Any) -> list[Any]:
@@ -311,8 +318,13 @@ class GenerateAccumulator:
             outcome.response_model = named.model_version
         if self._usage is not None:
             _apply_usage(outcome, self._usage)
-        if self._reasons:
-            raw = [self._reasons[index] for index in sorted(self._reasons)]
+        reasons = self._reasons
+        if len(reasons) == 1:  # one candidate
+            (reason,) = reasons.values()
+            outcome.finish_reasons = [reason.lower()]
+            outcome.refused = outcome.refused or reason in _FILTERED
+        elif reasons:
+            raw = [reasons[index] for index in sorted(reasons)]
             outcome.finish_reasons = [reason.lower() for reason in raw]
             outcome.refused = outcome.refused or any(reason in _FILTERED for reason in raw)
         if self._capture:
@@ -424,10 +436,11 @@ def finisher(outcome_of: Any, accumulator_of: Any, is_async: bool) -> Any:
     proxy = AsyncGeneratorProxy if is_async else SyncStreamProxy
 
     def finish(call: Call, result: Any, kwargs: dict[str, Any]) -> Any:
+        telemetry = call.telemetry
+        capture = telemetry.capture_on_span or telemetry.capture_on_event
         if accumulator_of is not None:
-            capture = call.telemetry.captures_content
             return proxy(result, call, accumulator_of(capture), TAIL if _read_at_end(kwargs, capture) else 0)
-        call.end(outcome_of(result, call.telemetry.captures_content))
+        call.end(outcome_of(result, capture))
         return result
 
     return finish
@@ -442,8 +455,9 @@ def _read_at_end(kwargs: dict[str, Any], capture: bool) -> bool:
     config = kwargs.get("config")
     if config is None:
         return True
-    count = get(config, "candidate_count")
-    return not get(config, "tools") and (count is None or count == 1)
+    fields = fields_of(config)
+    count = fields.get("candidate_count")
+    return not fields.get("tools") and (count is None or count == 1)
 
 
 class AsyncGeneratorProxy(AsyncStreamProxy):

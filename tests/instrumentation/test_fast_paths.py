@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import types
+from collections.abc import Mapping
 from typing import Any
 
 import httpx2
 import openai
 import pytest
-from genai_otel.instrumentation._core import http_response_of, server_of
+import wrapt
+from genai_otel.instrumentation._core import fields_of, get, http_response_of, server_of
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict
 
@@ -105,3 +108,47 @@ def test_server_of_without_private_url_reads_base_url() -> None:
     assert server_of(_PublicOnly()) == ("public.example", 80)
     assert server_of(object()) == (None, None)
     assert server_of(None) == (None, None)
+
+
+class Config(BaseModel):
+    temperature: float | None = None
+    tools: list[str] | None = None
+
+
+class ExtraConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    temperature: float | None = None
+
+
+class WithProperty:
+    @property
+    def temperature(self) -> float:
+        return 0.5
+
+
+def _plain_get(obj: Any, key: str) -> Any:
+    """What `get` answers, without its per-type memory."""
+    return obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
+
+
+def _configs() -> list[Any]:
+    return [
+        {"temperature": 0.2},
+        types.MappingProxyType({"temperature": 0.3}),
+        wrapt.ObjectProxy({"temperature": 0.4}),  # a proxy's answer is its wrapped object's
+        wrapt.ObjectProxy(Config(temperature=0.45)),
+        Config(temperature=0.6, tools=["t"]),
+        Config(),
+        ExtraConfig(temperature=0.7, top_k=3),  # type: ignore[call-arg]
+        WithProperty(),
+        Plain(),
+    ]
+
+
+@pytest.mark.parametrize("config", _configs(), ids=lambda config: type(config).__name__)
+def test_get_and_fields_of_equal_the_plain_reads(config: Any) -> None:
+    for _ in range(2):  # the second time from the per-type memory
+        for key in ("temperature", "tools", "top_k", "missing"):
+            assert get(config, key) == _plain_get(config, key)
+            assert fields_of(config).get(key) == _plain_get(config, key)
+    assert fields_of(None).get("temperature") is None
