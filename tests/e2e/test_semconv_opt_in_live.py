@@ -11,18 +11,16 @@ for, and the processor's `llm_*` metrics, read from spans, the same in all three
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from genai_otel.demo.run import app_environment, instrumented_command
 from genai_otel.fake_provider import FakeProvider, message_tokens
 from genai_otel.stack.query import prometheus_query, prometheus_scalar, wait_for
 from genai_otel.stack.runner import LocalStack, free_ports
+from tests.e2e.apps import demo_environment, run_app
 
 PROMPT = "Give me three facts about otters."
 P = message_tokens(PROMPT)
@@ -161,24 +159,10 @@ def run(
         usage = {}
         with FakeProvider() as provider:
             for service, opt_in in SETTINGS.items():
-                env = {
-                    k: v
-                    for k, v in os.environ.items()
-                    if not k.startswith(("OTEL_", "PYTEST_", "GENAI_OTEL_", "GOOGLE_", "GEMINI_"))
-                }
-                env.update(app_environment(endpoints, provider.base_url, service=service))
-                if opt_in is not None:
-                    env["OTEL_SEMCONV_STABILITY_OPT_IN"] = opt_in
+                settings = {} if opt_in is None else {"OTEL_SEMCONV_STABILITY_OPT_IN": opt_in}
+                env = demo_environment(endpoints, provider.base_url, service, **settings)
                 output = tmp_path / f"{service}.json"
-                done = subprocess.run(
-                    instrumented_command(str(app), provider.base_url, str(output), json.dumps(HEADERS)),
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                    check=False,
-                )
-                assert done.returncode == 0, done.stderr[-3000:]
+                run_app(str(app), provider.base_url, str(output), json.dumps(HEADERS), env=env)
                 usage[service] = json.loads(output.read_text())
         yield Run(endpoints["prometheus_url"], usage)
     finally:
