@@ -610,17 +610,13 @@ class Registry:
     def record_duplicate(self, counted_scope: str, duplicate_scope: str) -> None:
         self.duplicates.add((counted_scope[:256], duplicate_scope[:256]), 1)
 
-    def record_tool_call(self, service: str, tool: str, status: str) -> None:
-        """One execute_tool span: its labels decided here, when the request's records apply."""
+    def record_tool_call(self, service: str, tool: str, status: str, served: bool = False) -> None:
+        """One execute_tool span: a call this service made, or (`served`, a SERVER-kind span) a tool
+        this service served, whoever called it; its labels decided here, when the request's
+        records apply."""
         limiters = self.limiters
         key = (limiters[sc.LABEL_SERVICE](service), limiters[sc.LABEL_TOOL](tool), status)
-        self.tool_calls.add(key, 1)
-
-    def record_tool_execution(self, service: str, tool: str, status: str) -> None:
-        """One SERVER-kind execute_tool span: a tool this service served, whoever called it."""
-        limiters = self.limiters
-        key = (limiters[sc.LABEL_SERVICE](service), limiters[sc.LABEL_TOOL](tool), status)
-        self.tool_executions.add(key, 1)
+        (self.tool_executions if served else self.tool_calls).add(key, 1)
 
     def record_guardrail_evaluation(self, service: str, guardrail: str, triggered: bool) -> None:
         """One apply_guardrail span with a verdict: whether its tripwire triggered."""

@@ -581,10 +581,8 @@ class Pipeline:
             # A SERVER span is the server's side of a call (an MCP server's tools/call span), which
             # its client, if instrumented, counts as a call: the server's executions are a metric
             # of their own, so no call is counted twice in one metric, whoever made it.
-            if span.kind == Span.SPAN_KIND_SERVER:
-                self._defer((registry.record_tool_execution, (service, tool, status)))
-            else:
-                self._defer((registry.record_tool_call, (service, tool, status)))
+            served = span.kind == Span.SPAN_KIND_SERVER
+            self._defer((registry.record_tool_call, (service, tool, status, served)))
             return
         if operation == sc.Operation.APPLY_GUARDRAIL:
             # a verdict only: a guardrail that raised or was cancelled evaluated nothing
