@@ -4,6 +4,7 @@ process, and readings of its /proc entries."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
@@ -16,6 +17,25 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from genai_otel.stack.runner import free_port
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+_SPAN_IDS = itertools.count(1 << 56)
+
+
+def fresh_exports(payloads: list[bytes], count: int) -> list[bytes]:
+    """`count` requests cycling through `payloads`, every span under a span id of its own: new
+    calls of the same kinds. Sending the same bytes again would be a retry, whose spans the
+    processor forwards and counts nothing for, so a replay would measure that cheaper path. Built
+    before the measured part: the ids cost the processor nothing."""
+    exports = []
+    for i in range(count):
+        request = ExportTraceServiceRequest.FromString(payloads[i % len(payloads)])
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    span.span_id = next(_SPAN_IDS).to_bytes(8, "big")
+        exports.append(request.SerializeToString())
+    return exports
 
 
 def kv(key: str, value: object) -> KeyValue:

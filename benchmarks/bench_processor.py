@@ -10,7 +10,9 @@ sink in this process, sends realistic ExportTraceServiceRequests over gRPC on 12
 (512 spans each: a quarter HTTP/DB spans, the rest GenAI spans from several providers,
 models, instrumentations, users and features, some with errors or cache tokens) after a warm-up
 that sends each of the eight distinct requests once (a running processor has seen its span kinds:
-the first sighting of each goes through the Python path, which teaches the C lane), waits until
+the first sighting of each goes through the Python path, which teaches the C lane), then sends
+the same requests again as new calls (every span under a new span id: the same bytes again would
+be a retry, which the processor forwards and counts nothing for), waits until
 the sink has every span, and reads the processor's own CPU time (utime + stime from /proc)
 and peak RSS (VmHWM). A second figure times the pipeline alone in this process. With
 `--scrape-interval S`, /metrics is also scraped every S seconds (OpenMetrics, as Prometheus asks)
@@ -42,7 +44,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import EXPORT, Sink, cpu_seconds, kv, proc_status_mib, scrape, start_processor
+from _harness import EXPORT, Sink, cpu_seconds, fresh_exports, kv, proc_status_mib, scrape, start_processor
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 CALLS = [
@@ -155,6 +157,7 @@ async def end_to_end(
             sink.spans = sink.calls = 0
             if callgrind:
                 await _callgrind_control("--zero", process.pid)
+            exports = fresh_exports(payloads, requests)  # the warm-up's calls, made anew
             cpu_before = cpu_seconds(process.pid)
             wall = time.perf_counter()
             sent = 0
@@ -164,7 +167,7 @@ async def end_to_end(
                 for i in range(first, requests, concurrency):
                     while True:
                         try:
-                            await export(payloads[i % len(payloads)])
+                            await export(exports[i])
                             break
                         except grpc.aio.AioRpcError as err:
                             if err.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -237,17 +240,21 @@ def pipeline_only(
     if not memory:  # counting instructions: no full collection lands in one run and not the other
         gc.collect()
         gc.freeze()
+    # the warm-up's calls made anew (the same number whatever `requests`, up to 32: --instructions
+    # subtracts two runs' whole-process counts)
+    exports = fresh_exports(payloads, max(requests, 32))
     started = time.process_time()
     for i in range(requests):
-        payload = payloads[i % len(payloads)]
+        payload = exports[i]
         blocks, _ = pipeline.split(payload)
         pipeline.process(payload, blocks)
     processor.registry.settle()  # what a scrape does first: the lane's sums reach the series
     cpu = time.process_time() - started
     if not memory:
         return
+    exports = fresh_exports(payloads, len(payloads))
     tracemalloc.start()
-    for payload in payloads:
+    for payload in exports:
         pipeline.process(payload, pipeline.split(payload)[0])
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

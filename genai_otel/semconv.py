@@ -691,6 +691,9 @@ PROM_PROCESSOR_QUEUE_CAPACITY: Final = "genai_otel_processor_queue_capacity_span
 PROM_PROCESSOR_SERIES_OVERFLOW: Final = "genai_otel_processor_label_overflow_total"  # {label}
 # {counted_scope, duplicate_scope}: spans found to describe a call another span was counted for
 PROM_PROCESSOR_DUPLICATE_SPANS: Final = "genai_otel_processor_duplicate_spans_total"
+# {kind}: copies of spans received before (the same trace and span id: a sender's retry of a
+# request that reached this processor), enriched as the first copy and counted in no other metric
+PROM_PROCESSOR_SPANS_REDELIVERED: Final = "genai_otel_processor_spans_redelivered_total"
 PROM_PROCESSOR_PRICE_TABLE_INFO: Final = "genai_otel_processor_price_table_info"  # {version} 1
 # {accelerated="true"|"false"} 1: whether the C request walk (_wirescan) is in use
 PROM_PROCESSOR_INFO: Final = "genai_otel_processor_info"

@@ -65,7 +65,8 @@ class Recent:
         end_ns: int,
         response_id: str | None,
         /,
-    ) -> tuple[bytes, str] | None: ...
+    ) -> tuple[bytes, str | None] | None: ...  # (id, None): a copy of a span seen before
+    def again(self, trace_id: bytes, span_id: bytes, /) -> bool: ...
     @property
     def duplicates(self) -> int: ...
     @property

@@ -49,6 +49,12 @@ DEFAULT_WINDOW_SECONDS: Final = 300.0
 Key = tuple[Any, ...]
 
 
+# what a remembered span's first copy was (a later copy, the same trace and span id, is recognised
+# by its own id and counts nothing again)
+COUNTED: Final = 0  # a model call, counted
+DUPLICATE: Final = 1  # the second span of a call: it names the counted span
+SEEN: Final = 2  # a span that records something else (a tool call, an agent run, an evaluation)
+
 NATIVE: Final = 1  # the SDK's own span
 AROUND_NATIVE: Final = 2  # a span of a provider whose SDK emits its own (it may be around one)
 
@@ -59,7 +65,8 @@ class RecentCalls:
     def __init__(self, capacity: int, window_seconds: float) -> None:
         if not 1 <= capacity <= 100_000_000 or not window_seconds >= 0:
             raise ValueError("Recent: capacity 1..1e8, window >= 0")
-        # per span: [keys, scope, ident, start, end, span id, paired, seen]
+        # per span: [keys, scope, ident, start, end, span id, paired, seen, kind]; a DUPLICATE's
+        # span id is the counted span's
         self._ring: list[list[Any] | None] = [None] * capacity
         self._index: dict[Key, int] = {}  # key -> ring position
         self._next = 0
@@ -119,10 +126,16 @@ class RecentCalls:
         start_ns: int,
         end_ns: int,
         response_id: str | None,
-    ) -> tuple[bytes, str] | None:
+    ) -> tuple[bytes, str | None] | None:
         traced = len(trace_id) == 16
         has_span = traced and len(span_id) == 8
         has_parent = traced and len(parent_span_id) == 8
+        own = ("S", trace_id, span_id) if has_span else None
+        first = self._index.get(own) if own is not None else None
+        if first is not None:  # a copy of a span seen before, whatever the window
+            record = self._ring[first]
+            assert record is not None
+            return (record[5] if record[8] == DUPLICATE else b""), None
         rid = response_id.encode() if response_id else b""
         answer = ("R", ident, rid) if 0 < len(rid) <= MAX_RESPONSE_ID_BYTES else None
         side = (service, ident)
@@ -139,7 +152,7 @@ class RecentCalls:
                 continue
             record = self._ring[pos]
             assert record is not None
-            _, scope_seen, ident_seen, start, end, span_seen, paired, seen = record
+            _, scope_seen, ident_seen, start, end, span_seen, paired, seen, _ = record
             if k < 3:  # nested or one response: overlapping
                 timed = start <= end_ns and start_ns <= end
             elif native == NATIVE:  # a peer's span around the SDK's
@@ -156,18 +169,32 @@ class RecentCalls:
                 record[6] = True
                 self.duplicates += 1
                 self._undo.append((2, pos))
+                if own is not None:  # remembered under its own id, paired, naming the counted span
+                    self._insert([[None, own, None, None], scope_seen, ident, start_ns, end_ns, span_seen,
+                                  True, self._now, DUPLICATE])  # fmt: skip
                 return span_seen, scope_seen
         keys = [
             answer,
-            ("S", trace_id, span_id) if has_span else None,
+            own,
             ("W", trace_id, parent_span_id) if has_parent else None,
             ("N" if native == NATIVE else "P", *side) if native else None,
         ]
         if keys[1] is not None and keys[1] == keys[2]:  # a span its own parent: one key
             keys[2] = None
         span_seen = span_id if has_span else bytes(8)
-        self._insert([keys, scope, ident, start_ns, end_ns, span_seen, False, self._now])
+        self._insert([keys, scope, ident, start_ns, end_ns, span_seen, False, self._now, COUNTED])
         return None
+
+    def again(self, trace_id: bytes, span_id: bytes) -> bool:
+        """For a span that records something other than a model call: whether it was seen before;
+        if not, it is remembered under its own id (paired: nothing pairs with it)."""
+        if len(trace_id) != 16 or len(span_id) != 8:
+            return False  # no identity to recognise a copy by
+        own = ("S", trace_id, span_id)
+        if own in self._index:
+            return True
+        self._insert([[None, own, None, None], None, 0, 0, 0, span_id, True, self._now, SEEN])
+        return False
 
 
 def recent_calls(capacity: int, window_seconds: float, accelerated: bool) -> RecentCalls | _wirescan.Recent:

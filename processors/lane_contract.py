@@ -45,6 +45,7 @@ CONTEXT: Final = (
     ("unpriced", "Registry.unpriced: calls left unpriced by (provider, model, reason)"),
     ("recent", "the duplicate memory (duplicates.recent_calls), or None"),
     ("record_duplicate", "Registry.record_duplicate(counted scope, duplicate scope)"),
+    ("record_again", "Registry.record_again(genai): a copy of a span seen before, counted nothing"),
     ("duplicate_prefix", "genai_otel.cost.duplicate_of's framing before its 16 hex digits"),
     ("response_id", "the gen_ai.response.id key"),
     ("call_log", "CallLog.line, or None: the call log is off"),

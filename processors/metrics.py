@@ -375,6 +375,7 @@ class Registry:
         self.guardrail_evaluations = CappedCounts(clock, self.caps["guardrail_series"])
         # health
         self.received = Counts(clock, "genai", "other")
+        self.redelivered = Counts(clock, "genai", "other")  # copies of spans received before
         self.forwarded = 0  # created with the registry
         self.invalid = Counts(clock)
         self.dropped = Counts(clock)
@@ -610,6 +611,11 @@ class Registry:
     def record_duplicate(self, counted_scope: str, duplicate_scope: str) -> None:
         self.duplicates.add((counted_scope[:256], duplicate_scope[:256]), 1)
 
+    def record_again(self, genai: bool) -> None:
+        """A copy of a span received before (a sender's retry): what it records was counted with
+        its first copy, so only the copy is counted (a model call's, or another span's)."""
+        self.redelivered.add("genai" if genai else "other", 1)
+
     def record_tool_call(self, service: str, tool: str, status: str, served: bool = False) -> None:
         """One execute_tool span: a call this service made, or (`served`, a SERVER-kind span) a tool
         this service served, whoever called it; its labels decided here, when the request's
@@ -662,7 +668,8 @@ class Registry:
         copied.agent_runs = {key: h.copy() for key, h in self.agent_runs.items()}
         for name in ("unpriced", "usage_incomplete", "user_cost", "feature_cost", "duplicates", "tool_calls",
                      "tool_executions", "guardrail_evaluations",
-                     "received", "invalid", "dropped", "rejected", "export_failures", "safety_evaluations",
+                     "received", "redelivered", "invalid", "dropped", "rejected", "export_failures",
+                     "safety_evaluations",
                      "safety_flagged"):  # fmt: skip
             setattr(copied, name, getattr(self, name).copy())
         copied.limiters = {name: copy.copy(limiter) for name, limiter in self.limiters.items()}
@@ -951,6 +958,13 @@ class _Writer:
             "kind",
             r.received,
             r.received.created,
+        )
+        self._health_counter(
+            sc.PROM_PROCESSOR_SPANS_REDELIVERED,
+            "Copies of spans received before, counted nothing again, by kind.",
+            "kind",
+            r.redelivered,
+            r.redelivered.created,
         )
         self._family(sc.PROM_PROCESSOR_SPANS_FORWARDED, "counter", "Spans the next hop acknowledged.")
         self._counter_text(sc.PROM_PROCESSOR_SPANS_FORWARDED, "", str(r.forwarded), r.created)

@@ -276,6 +276,7 @@ class Pipeline:
                 unpriced=registry.unpriced,
                 recent=self._recent,
                 record_duplicate=registry.record_duplicate,
+                record_again=registry.record_again,
                 duplicate_prefix=_DUPLICATE_OF_PREFIX,
                 response_id=sc.GEN_AI_RESPONSE_ID,
                 call_log=self.call_log.line if self.call_log is not None else None,
@@ -530,15 +531,25 @@ class Pipeline:
                 self._invalid(exc.reason)
                 return b"", True
         added = b""
+        journal = self._journal
+        mark = len(journal)
+        again = False  # a copy of a span seen before (a sender's retry): it records nothing again
         if call is None:
             if attrs.get(sc.GEN_AI_OPERATION_NAME) in AGENTIC_OPERATIONS:
+                again = self._again(facts)
                 error = status_code == STATUS_CODE_ERROR
                 self._agentic(data, start, end, attrs, service, trace_id, start_ns, end_ns, error)
+            elif has_evaluation:
+                again = self._again(facts)
         else:
-            duplicate = self._duplicate_of(data, start, end, call, facts, attrs, scope_name, service)
-            if duplicate is not None:  # the second span of a call already counted
-                added = duplicate
+            kept = self._duplicate_of(call, facts, attrs, scope_name, service)
+            if kept is not None and kept[0]:  # the second span of a call already counted (or a copy of it)
+                again = kept[1] is None
+                if not again:
+                    self._defer((self.registry.record_duplicate, (kept[1], scope_name)))
+                added = _DUPLICATE_OF_PREFIX + kept[0].hex().encode()
             else:
+                again = kept is not None
                 added = self._call(call, service, trace_id, start_ns, end_ns, facts[4])
                 if call.reported_cost is not None:  # OpenLIT's spans, among others
                     added += self._usage_note(call, attrs, scope_name, service)
@@ -553,6 +564,9 @@ class Pipeline:
                 trace_id=trace_id,
                 end_ns=end_ns,
             )
+        if again:  # enriched as its first copy was; what it would record was counted then
+            del journal[mark:]
+            self._defer((self.registry.record_again, (call is not None,)))
         return added, call is not None
 
     def _agentic(  # noqa: PLR0917
@@ -606,41 +620,35 @@ class Pipeline:
         """A tool's, an agent's or a guardrail's name as a label value (capped later, by its LabelLimiter)."""
         return value[: self.normaliser.max_value_length] if value else UNKNOWN
 
-    def _duplicate_of(  # noqa: PLR0917
-        self,
-        data: bytes,
-        start: int,
-        end: int,
-        call: GenAICall,
-        facts: SpanFacts,
-        attrs: dict[str, object],
-        scope_name: str,
-        service: str,
-    ) -> bytes | None:
-        """genai_otel.cost.duplicate_of for the second span of a call already counted (counted as
-        a duplicate), else None: the span is counted, and remembered (duplicates.py)."""
+    def _duplicate_of(
+        self, call: GenAICall, facts: SpanFacts, attrs: dict[str, object], scope_name: str, service: str
+    ) -> tuple[bytes, str | None] | None:
+        """What the duplicate memory says of a model call's span (duplicates.py): None, it is
+        counted (and remembered); (counted span's id, its scope), the second span of a call already
+        counted; (counted span's id, None), a copy of such a span; (b"", None), a copy of a span
+        counted before."""
         recent = self._recent
         if recent is None:
             return None
-        span_id, parent_id = facts[4], facts[5]
         response_id = attrs.get(sc.GEN_AI_RESPONSE_ID)
-        kept = recent.see(
+        return recent.see(
             scope_name,
             _native(scope_name, call.provider),
             service,
             call_ident(call.provider, call.request_model or call.response_model),
             facts[0],
-            span_id,
-            parent_id,
+            facts[4],
+            facts[5],
             min(facts[1], _MAX_NS),  # fixed64 on the wire; the memory keeps int64 times
             min(facts[2], _MAX_NS),
             response_id if isinstance(response_id, str) else None,
         )
-        if kept is None:
-            return None
-        kept_span, kept_scope = kept
-        self._defer((self.registry.record_duplicate, (kept_scope, scope_name)))
-        return _DUPLICATE_OF_PREFIX + kept_span.hex().encode()
+
+    def _again(self, facts: SpanFacts) -> bool:
+        """Whether a span that records something other than a model call (a tool call, an agent
+        run, an evaluation) was seen before: a copy counts nothing again."""
+        recent = self._recent
+        return recent is not None and bool(recent.again(facts[0], facts[4]))
 
     def _call(  # noqa: PLR0917
         self, call: GenAICall, service: str, trace_id: bytes, start_ns: int, end_ns: int, span_id: bytes

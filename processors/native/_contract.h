@@ -31,6 +31,7 @@ enum {
     CTX_UNPRICED, /* Registry.unpriced: calls left unpriced by (provider, model, reason) */
     CTX_RECENT, /* the duplicate memory (duplicates.recent_calls), or None */
     CTX_RECORD_DUPLICATE, /* Registry.record_duplicate(counted scope, duplicate scope) */
+    CTX_RECORD_AGAIN, /* Registry.record_again(genai): a copy of a span seen before, counted nothing */
     CTX_DUPLICATE_PREFIX, /* genai_otel.cost.duplicate_of's framing before its 16 hex digits */
     CTX_RESPONSE_ID, /* the gen_ai.response.id key */
     CTX_CALL_LOG, /* CallLog.line, or None: the call log is off */

@@ -289,10 +289,17 @@ typedef struct {
     Py_hash_t scope_hash;
     PyObject *scope; /* the scope's name (str), for the duplicates counter; NULL: free */
     long long ident, start, end;
-    uint8_t span_id[8];
+    uint8_t span_id[8]; /* its own id; a RECENT_DUPLICATE slot: the id of the span counted instead */
     int paired;
+    int kind; /* RECENT_COUNTED, RECENT_DUPLICATE or RECENT_SEEN */
     double seen;
 } RecentSlot;
+
+/* What the first copy of a span was: counted (a model call), the duplicate of another span of its
+ * call, or seen (a span that records something else: a tool call, an agent run, an evaluation).
+ * A later copy of the same span (the same trace and span id: a sender's retry) is recognised by
+ * its own id and counts nothing again (`again`). */
+enum { RECENT_COUNTED = 0, RECENT_DUPLICATE = 1, RECENT_SEEN = 2 };
 
 typedef struct {
     Py_hash_t key; /* 0: empty */
@@ -607,7 +614,7 @@ RecentSlot *
 recent_see(RecentObject *r, PyObject *scope, int native, PyObject *service, long long ident,
            const uint8_t *trace, Py_ssize_t trace_len, const uint8_t *span, Py_ssize_t span_len,
            const uint8_t *parent, Py_ssize_t parent_len, long long start, long long end, const uint8_t *rid,
-           Py_ssize_t rid_len, int *error);
+           Py_ssize_t rid_len, int *error, int *again);
 void
 entry_free(Entry *e);
 void

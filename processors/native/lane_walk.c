@@ -69,6 +69,7 @@ typedef struct {
     Py_ssize_t trace_at, trace_len, span_at, span_len; /* ids in the request (for the call log) */
     Py_ssize_t upto;
     PyObject *duplicate; /* owned: (counted span's scope, this span's scope); e is NULL */
+    int again;           /* a copy of a span seen before: enriched as its first copy, records nothing */
 } Rec;
 
 typedef struct {
@@ -334,13 +335,18 @@ entry_stamp(WsState *st, Entry *e, int index)
     return rc;
 }
 
-/* A duplicate span: genai_otel.cost.duplicate_of = the counted span's id (hex), counted as such. */
+/* A duplicate span: genai_otel.cost.duplicate_of = the counted span's id (hex), counted as such
+ * (again: a copy of a duplicate seen before, marked the same way and counted as a copy). */
 static int
-walk_duplicate(Walk *w, const RecentSlot *kept, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
+walk_duplicate(Walk *w, const RecentSlot *kept, int again, Py_ssize_t field_start, Py_ssize_t start,
+               Py_ssize_t end)
 {
     static const char hex[] = "0123456789abcdef";
     Rec *r = walk_rec(w);
-    if (r == NULL || (r->duplicate = PyTuple_Pack(2, kept->scope, w->scope_name)) == NULL)
+    if (r == NULL)
+        return -1;
+    r->again = again;
+    if (!again && (r->duplicate = PyTuple_Pack(2, kept->scope, w->scope_name)) == NULL)
         return -1;
     Buffer *b = &w->out.bytes;
     Py_ssize_t mark = b->len;
@@ -475,6 +481,7 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
         got = lane_raw_text(l, &s, d, n, l->users[i], &who_at[0], &who_len[0]);
     if (got < 0 || lane_raw_text(l, &s, d, n, l->feature, &who_at[1], &who_len[1]) < 0)
         return walk_slow(w, field_start, start, end, NULL);
+    int again = 0;
     if (l->recent != NULL) { /* the second span of one call: counted once (duplicates.py) */
         int failed;
         Py_ssize_t rid_at = 0, rid_len = 0;
@@ -485,11 +492,11 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
                                       facts.trace_stop - facts.trace_start, d + facts.span_start,
                                       facts.span_stop - facts.span_start, d + facts.parent_start,
                                       facts.parent_stop - facts.parent_start, start_ns, end_ns, d + rid_at,
-                                      rid_len, &failed);
+                                      rid_len, &failed, &again);
         if (failed < 0)
             return -1;
-        if (kept != NULL)
-            return walk_duplicate(w, kept, field_start, start, end);
+        if (kept != NULL && (!again || kept->kind == RECENT_DUPLICATE))
+            return walk_duplicate(w, kept, again, field_start, start, end);
     }
     /* everything is decided: the record (applied with the whole request: rec_apply) and the
      * enrichment */
@@ -497,6 +504,7 @@ walk_span(Walk *w, Py_ssize_t field_start, Py_ssize_t start, Py_ssize_t end)
     if (r == NULL)
         return -1;
     r->e = e;
+    r->again = again;
     memcpy(r->tokens, total, sizeof total);
     memcpy(r->q, q, sizeof q);
     r->duration = (double)(end_ns - start_ns) / 1e9;
@@ -658,6 +666,13 @@ walk_commit(Walk *w)
     Py_ssize_t applied = 0;
     for (Py_ssize_t i = 0; i < w->nrecs; i++) {
         Rec *r = &w->recs[i];
+        if (r->again) { /* Registry.record_again(True): counted when its first copy was */
+            PyObject *done = PyObject_CallOneArg(PyTuple_GET_ITEM(l->ctx, CTX_RECORD_AGAIN), Py_True);
+            if (done == NULL)
+                return -1;
+            Py_DECREF(done);
+            continue;
+        }
         if (r->e != NULL) {
             if (rec_apply(l, r, w->d) < 0)
                 return -1;

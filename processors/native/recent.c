@@ -67,8 +67,9 @@ recent_log(RecentObject *r, Py_ssize_t pos, int op)
     return 0;
 }
 
-/* Remembers one span under its keys (a key already held by an older span now means this one). */
-static int
+/* Remembers one span under its keys (a key already held by an older span now means this one);
+ * its ring position, or -1 on failure. */
+static Py_ssize_t
 recent_insert(RecentObject *r, const RecentSlot *value)
 {
     for (int k = 0; k < 4; k++) {
@@ -97,7 +98,7 @@ recent_insert(RecentObject *r, const RecentSlot *value)
         r->index[i].key = key; /* the same key twice in one span (a span its own parent): once */
         r->index[i].pos = pos;
     }
-    return recent_log(r, pos, UNDO_INSERT);
+    return recent_log(r, pos, UNDO_INSERT) < 0 ? -1 : pos;
 }
 
 /* A key from a keyed hash and a tag: a bijective mix, so distinct inputs stay distinct. */
@@ -111,16 +112,29 @@ recent_mix(Py_hash_t h, uint64_t tag)
     return x == 0 ? 1 : (Py_hash_t)x;
 }
 
-/* The slot of the span counted for the same call as this one (then this one is a duplicate and
- * is not remembered), or NULL: this one is counted, and remembered. -1 in *error on failure.
+/* A span's key under its own id, which finds a later copy of it. */
+static inline Py_hash_t
+recent_own(RecentObject *r, const uint8_t *trace, const uint8_t *span)
+{
+    uint8_t buffer[24];
+    memcpy(buffer, trace, 16);
+    memcpy(buffer + 16, span, 8);
+    return recent_mix(recent_hash(r, buffer, 24), 'S');
+}
+
+/* The slot of the span counted for the same call as this one (then this one is a duplicate,
+ * remembered as such), or NULL: this one is counted, and remembered. *again = 1 when this very
+ * span (its trace and span id) was seen before: the slot returned is its first copy's, whose
+ * kind says what that copy was. -1 in *error on failure.
  * native: 1 the SDK's own span, 2 a span that may be around one (the same provider), 0 neither. */
 RecentSlot *
 recent_see(RecentObject *r, PyObject *scope, int native, PyObject *service, long long ident,
            const uint8_t *trace, Py_ssize_t trace_len, const uint8_t *span, Py_ssize_t span_len,
            const uint8_t *parent, Py_ssize_t parent_len, long long start, long long end, const uint8_t *rid,
-           Py_ssize_t rid_len, int *error)
+           Py_ssize_t rid_len, int *error, int *again)
 {
     *error = 0;
+    *again = 0;
     Py_hash_t scope_hash = PyObject_Hash(scope), service_hash = PyObject_Hash(service);
     if (scope_hash == -1 || service_hash == -1) {
         *error = -1;
@@ -136,6 +150,11 @@ recent_see(RecentObject *r, PyObject *scope, int native, PyObject *service, long
     if (has_span) {
         memcpy(buffer + 16, span, 8);
         own = recent_hash(r, buffer, 24);
+        Py_ssize_t first = recent_find(r, recent_mix(own, 'S'));
+        if (first >= 0) { /* a copy of a span seen before, whatever the window */
+            *again = 1;
+            return &r->ring[first];
+        }
     }
     if (has_parent) {
         memcpy(buffer + 16, parent, 8);
@@ -171,7 +190,29 @@ recent_see(RecentObject *r, PyObject *scope, int native, PyObject *service, long
                 *error = -1;
                 return NULL;
             }
-            return s;
+            if (!has_span)
+                return s;
+            /* remembered under its own id only, paired, naming the counted span: a later copy is
+             * marked the same way, and nothing pairs with it */
+            RecentSlot value;
+            memset(&value, 0, sizeof value);
+            value.keys[1] = recent_mix(own, 'S');
+            value.scope_hash = s->scope_hash;
+            value.scope = Py_NewRef(s->scope); /* s may be the slot the insert overwrites */
+            value.ident = ident;
+            value.start = start;
+            value.end = end;
+            memcpy(value.span_id, s->span_id, 8);
+            value.paired = 1;
+            value.kind = RECENT_DUPLICATE;
+            value.seen = r->now;
+            Py_ssize_t pos = recent_insert(r, &value);
+            Py_DECREF(value.scope);
+            if (pos < 0) {
+                *error = -1;
+                return NULL;
+            }
+            return &r->ring[pos];
         }
     }
     RecentSlot value;
@@ -188,11 +229,38 @@ recent_see(RecentObject *r, PyObject *scope, int native, PyObject *service, long
     if (has_span)
         memcpy(value.span_id, span, 8);
     value.seen = r->now;
-    if (recent_insert(r, &value) < 0) {
+    if (recent_insert(r, &value) < 0)
         *error = -1;
+    return NULL;
+}
+
+/* again(trace_id, span_id) for a span that records something other than a model call (a tool
+ * call, an agent run, an evaluation): True when this span was seen before, else False, and it is
+ * remembered under its own id (paired: nothing pairs with it). */
+static PyObject *
+recent_again(RecentObject *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "again(trace_id: bytes, span_id: bytes)");
         return NULL;
     }
-    return NULL;
+    if (PyBytes_GET_SIZE(args[0]) != 16 || PyBytes_GET_SIZE(args[1]) != 8)
+        Py_RETURN_FALSE; /* no identity to recognise a copy by */
+    const uint8_t *span = (const uint8_t *)PyBytes_AS_STRING(args[1]);
+    Py_hash_t own = recent_own(r, (const uint8_t *)PyBytes_AS_STRING(args[0]), span);
+    if (recent_find(r, own) >= 0)
+        Py_RETURN_TRUE;
+    RecentSlot value;
+    memset(&value, 0, sizeof value);
+    value.keys[1] = own;
+    value.scope = Py_None;
+    memcpy(value.span_id, span, 8);
+    value.paired = 1;
+    value.kind = RECENT_SEEN;
+    value.seen = r->now;
+    if (recent_insert(r, &value) < 0)
+        return NULL;
+    Py_RETURN_FALSE;
 }
 
 static PyObject *
@@ -275,7 +343,8 @@ recent_settle(RecentObject *r, PyObject *ok)
 
 /* see(scope, native, service, ident, trace_id, span_id, parent_span_id, start_ns, end_ns,
  *     response_id | None) -> (span id, scope) of the span counted for this call, or None (this
- * one is counted). */
+ * one is counted); for a copy of a span seen before (the same trace and span id), (the counted
+ * span's id, None) when its first copy was a duplicate, else (b"", None). */
 static PyObject *
 recent_see_method(RecentObject *r, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -295,16 +364,19 @@ recent_see_method(RecentObject *r, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t rid_len = 0;
     if (args[9] != Py_None && (rid = PyUnicode_AsUTF8AndSize(args[9], &rid_len)) == NULL)
         return NULL;
-    int error;
+    int error, again;
     RecentSlot *kept = recent_see(
         r, args[0], native, args[2], ident, (const uint8_t *)PyBytes_AS_STRING(args[4]),
         PyBytes_GET_SIZE(args[4]), (const uint8_t *)PyBytes_AS_STRING(args[5]), PyBytes_GET_SIZE(args[5]),
         (const uint8_t *)PyBytes_AS_STRING(args[6]), PyBytes_GET_SIZE(args[6]), start, end,
-        (const uint8_t *)rid, rid_len, &error);
+        (const uint8_t *)rid, rid_len, &error, &again);
     if (error < 0)
         return NULL;
     if (kept == NULL)
         Py_RETURN_NONE;
+    if (again) /* a copy: (the counted span's id, None) if its first copy was a duplicate, else (b"", None) */
+        return Py_BuildValue("(y#O)", (const char *)kept->span_id,
+                             (Py_ssize_t)(kept->kind == RECENT_DUPLICATE ? 8 : 0), Py_None);
     return Py_BuildValue("(y#O)", (const char *)kept->span_id, (Py_ssize_t)8, kept->scope);
 }
 
@@ -327,7 +399,9 @@ recent_get_memory_bytes(RecentObject *r, void *closure)
 static PyMethodDef recent_methods[] = {
     {"see", (PyCFunction)(void (*)(void))recent_see_method, METH_FASTCALL,
      "see(scope, native, service, ident, trace_id, span_id, parent_span_id, start_ns, end_ns, "
-     "response_id) -> (span id, scope) | None"},
+     "response_id) -> (span id, scope) | (span id | b'', None) for a copy | None"},
+    {"again", (PyCFunction)(void (*)(void))recent_again, METH_FASTCALL,
+     "again(trace_id, span_id) -> whether this span was seen before (else it is remembered)"},
     {"begin", (PyCFunction)recent_begin, METH_O, "begin(now): a request starts"},
     {"settle", (PyCFunction)recent_settle, METH_O, "settle(ok): the request is done (undone unless ok)"},
     {NULL, NULL, 0, NULL},

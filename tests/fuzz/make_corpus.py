@@ -315,6 +315,10 @@ def seeds() -> dict[str, bytes]:
     out["lane-repeated-kind"] = make_request(repeated)
     out["two-resources"] = _two_resources()
     out["duplicate-pair"] = _duplicate_pair()
+    # one call and one tool span, each twice: the copies (a sender's retry) are counted nothing
+    call = make_span({"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", **USAGE})
+    tool = make_span({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup"})
+    out["redelivered"] = make_request([call, tool, call, tool])
     out["collector-field-order"] = _reversed(out["openai-chat"])
     out["collector-field-order-events"] = _reversed(out["evaluation-on-genai"])
     out["already-enriched"] = run(make_pipeline(), out["openai-chat"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from genai_otel.processors.pipeline import EVALUATION_EVENT, Pipeline
 from genai_otel.processors.pricing import PRICE_TABLE_VERSION, PriceBook, PriceOverrides
 from genai_otel.processors.scan import RequestScanner
 from genai_otel.processors.wire import encode_varint, span_facts
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -62,6 +64,11 @@ def any_value(value: Any) -> AnyValue:
     return AnyValue(string_value=value)
 
 
+# every span its own id, as an instrumentation gives it: the processor counts a copy of a span it
+# has seen (the same trace and span id: a sender's retry) nothing again
+_SPAN_IDS = itertools.count(1)
+
+
 def make_span(
     attributes: dict[str, Any],
     *,
@@ -70,11 +77,12 @@ def make_span(
     duration_s: float = 1.5,
     error: bool = False,
     trace_id: bytes = bytes(range(1, 17)),
+    span_id: bytes | None = None,
     events: Iterable[tuple[str, dict[str, Any]]] = (),
 ) -> Span:
     span = Span(
         trace_id=trace_id,
-        span_id=bytes(range(1, 9)),
+        span_id=span_id if span_id is not None else next(_SPAN_IDS).to_bytes(8, "big"),
         name=name,
         kind=Span.SPAN_KIND_CLIENT,
         start_time_unix_nano=start_ns,
@@ -158,6 +166,26 @@ def break_service(pipeline: Pipeline) -> None:
         return name
 
     pipeline._service_of = service_of  # type: ignore[method-assign]
+
+
+def renewed(payload: bytes) -> bytes:
+    """The same request with every span under a new span id (its children's parent ids follow):
+    the next export of the same calls, where sending `payload` again would be a retry, which the
+    processor recognises and counts nothing for. Kept byte for byte the same length."""
+    try:
+        request = ExportTraceServiceRequest.FromString(payload)
+    except DecodeError as exc:
+        raise ValueError("renewed: the request does not parse") from exc
+    if request.SerializeToString() != payload:
+        raise ValueError("renewed: the request is not in canonical encoding")
+    spans = [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    new_ids = {s.span_id: next(_SPAN_IDS).to_bytes(8, "big") for s in spans if len(s.span_id) == 8}
+    for span in spans:
+        span.span_id = new_ids.get(span.span_id, span.span_id)
+        span.parent_span_id = new_ids.get(span.parent_span_id, span.parent_span_id)
+    out = request.SerializeToString()
+    assert len(out) == len(payload)
+    return out
 
 
 def run(pipeline: Pipeline, payload: bytes) -> bytes:

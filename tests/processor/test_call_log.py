@@ -68,13 +68,15 @@ REPORTED = {  # a gateway's own figure: trusted, so the Python path
 }
 
 
-def _request() -> bytes:
+def _request(export: int = 0) -> bytes:
+    """The same five calls, the `export`th time (span ids of their own: a repeat is no retry)."""
+    ids = [bytes([export, k, 3, 4, 5, 6, 7, 8]) for k in range(5)]
     spans = [
-        make_span(PRICED, trace_id=b"\x11" * 16),
-        make_span(UNPRICED, trace_id=b"\x22" * 16, duration_s=0.5),
-        make_span(FAILED, trace_id=b"\x33" * 16, error=True, duration_s=2.0),
-        make_span(REPORTED, trace_id=b"\x44" * 16),
-        make_span({"http.route": "/orders"}, name="GET /orders", trace_id=b"\x55" * 16),
+        make_span(PRICED, trace_id=b"\x11" * 16, span_id=ids[0]),
+        make_span(UNPRICED, trace_id=b"\x22" * 16, duration_s=0.5, span_id=ids[1]),
+        make_span(FAILED, trace_id=b"\x33" * 16, error=True, duration_s=2.0, span_id=ids[2]),
+        make_span(REPORTED, trace_id=b"\x44" * 16, span_id=ids[3]),
+        make_span({"http.route": "/orders"}, name="GET /orders", trace_id=b"\x55" * 16, span_id=ids[4]),
     ]
     return make_request(spans)
 
@@ -86,8 +88,8 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 def _run(tmp_path: Path, accelerated: bool, passes: int = 3) -> tuple[list[dict[str, Any]], str, Any]:
     log = CallLog(str(tmp_path / f"calls-{accelerated}.jsonl"), 10**7, 2, user=str)
     pipeline = make_pipeline(accelerated=accelerated, call_log=log)
-    for _ in range(passes):
-        run(pipeline, _request())
+    for export in range(passes):
+        run(pipeline, _request(export))
     log.close()
     return _lines(Path(log.path)), pipeline.registry.expose(openmetrics=False), pipeline
 
@@ -110,7 +112,7 @@ def test_one_line_per_counted_call_with_what_the_metrics_say(tmp_path: Path) -> 
         "unpriced_reason": None,
         "time": T_2025_07_01 / 1e9 + 1.5,
         "trace_id": "11" * 16,
-        "span_id": "0102030405060708",
+        "span_id": "0000030405060708",
         "tokens": {"input": 1200, "output": 300, "cache_read": 1000, "cache_write": 0, "reasoning": 0},
         "cost_usd": quanta / QUANTA_PER_USD,
         "duration_s": 1.5,
@@ -187,8 +189,8 @@ def test_the_file_is_rotated_and_bounded(tmp_path: Path) -> None:
     path = tmp_path / "calls.jsonl"
     log = CallLog(str(path), 4096, 2, user=str)
     pipeline = make_pipeline(call_log=log)
-    for _ in range(40):  # 160 lines of about 500 bytes: far more than three files of 4 KiB hold
-        run(pipeline, _request())
+    for export in range(40):  # 160 lines of about 500 bytes: far more than three files of 4 KiB hold
+        run(pipeline, _request(export))
     log.close()
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == ["calls.jsonl", "calls.jsonl.1", "calls.jsonl.2"]

@@ -205,6 +205,12 @@ genai_otel_processor_spans_received_total{{kind="genai"}} 1
 genai_otel_processor_spans_received_created{{kind="genai"}} 1750000000.000
 genai_otel_processor_spans_received_total{{kind="other"}} 0
 genai_otel_processor_spans_received_created{{kind="other"}} 1750000000.000
+# HELP genai_otel_processor_spans_redelivered Copies of spans received before, counted nothing again, by kind.
+# TYPE genai_otel_processor_spans_redelivered counter
+genai_otel_processor_spans_redelivered_total{{kind="genai"}} 0
+genai_otel_processor_spans_redelivered_created{{kind="genai"}} 1750000000.000
+genai_otel_processor_spans_redelivered_total{{kind="other"}} 0
+genai_otel_processor_spans_redelivered_created{{kind="other"}} 1750000000.000
 # HELP genai_otel_processor_spans_forwarded Spans the next hop acknowledged.
 # TYPE genai_otel_processor_spans_forwarded counter
 genai_otel_processor_spans_forwarded_total 0

@@ -34,6 +34,7 @@ from .helpers import (
     make_pipeline,
     make_request,
     make_span,
+    renewed,
     run,
     samples,
     scrape,
@@ -104,7 +105,7 @@ def test_safety_results_are_counted_and_flagged_per_model(accelerated: bool) -> 
     )
     # the same span kind twice: the C lane has seen it and still sends evaluations to Python
     run(pipeline, make_request([span]))
-    run(pipeline, make_request([span]))
+    run(pipeline, renewed(make_request([span])))  # a second call (sent again as is: a retry)
     exposition = pipeline.registry.expose(openmetrics=False)
     assert samples(exposition, EVALUATIONS) == {
         LABELS.format("hallucination"): "8",

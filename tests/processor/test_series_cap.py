@@ -24,7 +24,7 @@ from genai_otel.processors.service import Processor
 
 from genai_otel import semconv as sc
 
-from .helpers import EXPORT, GENAI, Sink, StepClock, make_request, make_span, samples
+from .helpers import EXPORT, GENAI, Sink, StepClock, make_request, make_span, renewed, samples
 
 OTHER_SERIES = '{service="other",provider="other",model="other",operation="other"'
 OVERFLOW = "genai_otel_processor_label_overflow_total"
@@ -45,7 +45,10 @@ def make_capped_pipeline(max_series: int, accelerated: bool | None = None, **opt
     return Pipeline(registry, PriceBook(), accelerated=accelerated)
 
 
-def process(pipeline: Pipeline, payload: bytes) -> bytes:
+def process(pipeline: Pipeline, payload: bytes, renew: bool = True) -> bytes:
+    """`payload`'s calls exported anew (new span ids: sending the same bytes again is a retry)."""
+    if renew:
+        payload = renewed(payload)
     scanned, _ = pipeline.split(payload)
     return pipeline.process(payload, scanned)
 
@@ -209,13 +212,14 @@ def test_c_and_python_give_identical_expositions_with_every_cap_reached() -> Non
             for i in range(12)
         ]  # fmt: skip
         payloads.append(make_request(spans, service=f"svc-{s}"))
+    exports = [[renewed(payload) for payload in payloads] for _ in range(3)]  # the same for both
     outcomes = []
     for accelerated in (True, False):
         pipeline = make_capped_pipeline(4, accelerated=accelerated)
         outcome = []
-        for _ in range(3):
-            for payload in payloads:
-                outcome.append(process(pipeline, payload))
+        for requests in exports:
+            for payload in requests:
+                outcome.append(process(pipeline, payload, renew=False))
             exposition = pipeline.registry.expose(openmetrics=True)
             outcome.append([line for line in exposition.splitlines() if sc.PROM_PROCESSOR_INFO not in line])
         outcomes.append(outcome)

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from genai_otel import semconv as sc
 from genai_otel.stack.runner import free_port
 
-from .helpers import EXPORT, GENAI, Sink, attributes_of, make_request, make_span, samples, scrape
+from .helpers import EXPORT, GENAI, Sink, attributes_of, make_request, make_span, renewed, samples, scrape
 
 
 def processor_config(forward_port: int, **forward: object) -> Processor:
@@ -133,11 +133,12 @@ async def test_backpressure_rejects_with_retry_info_and_counts_each_span_once() 
         retry={"initial_backoff_seconds": 0.05, "max_backoff_seconds": 0.1},
     )
     await processor.start()
-    request = make_request([make_span(GENAI), make_span(GENAI)])
+    first = make_request([make_span(GENAI), make_span(GENAI)])
+    request = renewed(first)  # two more calls
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{processor.port}") as channel:
             export = channel.unary_unary(EXPORT)
-            await export(request)  # accepted: the queue was empty
+            await export(first)  # accepted: the queue was empty
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await export(request)  # the queue is full: the caller must retry
             error = caught.value
