@@ -334,12 +334,19 @@ def print_ratios(results: Results) -> None:
 
 def count_instructions(script: str, arguments: Sequence[str], what: str) -> int:
     """Instructions callgrind counts inside `functools.reduce` while `script arguments` runs."""
+    return count_instruction_parts(script, arguments, what, 0)[0]
+
+
+def count_instruction_parts(script: str, arguments: Sequence[str], what: str, parts: int) -> list[int]:
+    """As count_instructions; with `parts` > 0, one count per `functools.reduce` call (each its
+    own callgrind part, `--dump-after`), of which there must be exactly `parts`."""
     with tempfile.TemporaryDirectory() as directory:
         out = Path(directory) / "callgrind.out"
         command = [
             "valgrind",
             "--tool=callgrind",
             "--toggle-collect=functools_reduce",
+            *(["--dump-after=functools_reduce"] if parts else []),
             f"--callgrind-out-file={out}",
             sys.executable,
             script,
@@ -347,7 +354,13 @@ def count_instructions(script: str, arguments: Sequence[str], what: str) -> int:
         ]
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         subprocess.run(command, check=True, env=env, capture_output=True)
-        match = re.search(r"^summary: (\d+)", out.read_text(), re.MULTILINE)
-        if match is None:
-            raise RuntimeError(f"no instruction summary for {what}")
-        return int(match.group(1))
+        files = [out] if not parts else [out.with_name(f"{out.name}.{n}") for n in range(1, parts + 1)]
+        if parts and out.with_name(f"{out.name}.{parts + 1}").exists():
+            raise RuntimeError(f"more than {parts} functools.reduce calls in {what}")
+        counts = []
+        for file in files:
+            match = re.search(r"^summary: (\d+)", file.read_text(), re.MULTILINE) if file.exists() else None
+            if match is None:
+                raise RuntimeError(f"no instruction summary for {what} ({file.name})")
+            counts.append(int(match.group(1)))
+        return counts

@@ -13,7 +13,6 @@ import asyncio
 
 import grpc
 import pytest
-from genai_otel.processors import scan as scan_module
 from genai_otel.processors.pipeline import Pipeline
 from genai_otel.processors.pricing import PriceBook
 
@@ -36,15 +35,10 @@ from .helpers import (
     spans_of,
 )
 from .test_agents_tools import agent_span, tool_span
-from .test_duplicates import ANTHROPIC, PEER_SCOPE, duplicate_of, request, span, warmed
+from .test_duplicates import ANTHROPIC, PATHS, PEER_SCOPE, duplicate_of, request, span, warmed
 from .test_safety_evaluations import evaluation
 from .test_service import processor_config
 
-ACCELERATED = scan_module.accelerated_available()
-PATHS = [
-    pytest.param(True, id="c", marks=pytest.mark.skipif(not ACCELERATED, reason="no _wirescan")),
-    pytest.param(False, id="python"),
-]
 HEALTH = (sc.PROM_PROCESSOR_SPANS_RECEIVED, sc.PROM_PROCESSOR_SPANS_REDELIVERED)
 
 
