@@ -248,6 +248,20 @@ class AsyncStreamProxy(_StreamProxy):
             self._self_finish()
 
 
+def chunk_generator(stream: Any, call: Call, accumulator: Accumulator, tail: int = 0) -> Iterator[Any]:
+    """In place of an SDK stream that is itself a plain generator (google-genai's), a generator:
+    it iterates, closes (`close()` ends the call) and is collected as one, with no proxy object
+    and no proxy frame per call."""
+    return _chunks(stream, StreamState(call, accumulator, tail))
+
+
+def async_chunk_generator(
+    stream: Any, call: Call, accumulator: Accumulator, tail: int = 0
+) -> AsyncIterator[Any]:
+    """The async twin of `chunk_generator`, for a plain async generator (`aclose()` ends the call)."""
+    return _async_chunks(stream, StreamState(call, accumulator, tail))
+
+
 def finish_stream(stream: Any) -> None:
     """Ends the span of `stream` if it is one of our proxies (for SDK helpers that bypass close())."""
     if isinstance(stream, _StreamProxy):

@@ -29,7 +29,7 @@ from genai_otel.instrumentation._core import (
     strings,
     text_part,
 )
-from genai_otel.instrumentation._stream import TAIL, AsyncStreamProxy, SyncStreamProxy
+from genai_otel.instrumentation._stream import TAIL, async_chunk_generator, chunk_generator
 
 from genai_otel import semconv
 from genai_otel.semconv import Operation, Provider
@@ -433,7 +433,9 @@ def _system_parts(system: Any) -> list[dict[str, Any]]:
 # Targets
 # --------------------------------------------------------------------------------------
 def finisher(outcome_of: Any, accumulator_of: Any, is_async: bool) -> Any:
-    proxy = AsyncGeneratorProxy if is_async else SyncStreamProxy
+    # the SDK's streams are plain (async) generators, which only its own public method iterates:
+    # a generator of ours stands in for one, no proxy needed
+    proxy = async_chunk_generator if is_async else chunk_generator
 
     def finish(call: Call, result: Any, kwargs: dict[str, Any]) -> Any:
         telemetry = call.telemetry
@@ -458,16 +460,6 @@ def _read_at_end(kwargs: dict[str, Any], capture: bool) -> bool:
     fields = fields_of(config)
     count = fields.get("candidate_count")
     return not fields.get("tools") and (count is None or count == 1)
-
-
-class AsyncGeneratorProxy(AsyncStreamProxy):
-    """The async stream is a plain async generator: its closing method is `aclose()`."""
-
-    async def aclose(self) -> None:
-        try:
-            await self.__wrapped__.aclose()
-        finally:
-            self._self_finish()
 
 
 _MODULE = "google.genai.models"
