@@ -172,6 +172,8 @@ async def _async_chunks(stream: Any, state: StreamState) -> AsyncIterator[Any]:
 
 
 class _StreamProxy(wrapt.ObjectProxy):
+    # slots, not an instance dict: one object less per streamed call
+    __slots__ = ("_self_chunks", "_self_state")
     _self_state: StreamState
 
     def _self_finish(self, error: BaseException | None = None) -> None:
@@ -179,6 +181,8 @@ class _StreamProxy(wrapt.ObjectProxy):
 
 
 class SyncStreamProxy(_StreamProxy):
+    __slots__ = ()
+
     def __init__(self, wrapped: Any, call: Call, accumulator: Accumulator, tail: int = 0) -> None:
         wrapt.ObjectProxy.__init__(self, wrapped)
         state = StreamState(call, accumulator, tail)
@@ -214,6 +218,8 @@ class SyncStreamProxy(_StreamProxy):
 
 
 class AsyncStreamProxy(_StreamProxy):
+    __slots__ = ()
+
     def __init__(self, wrapped: Any, call: Call, accumulator: Accumulator, tail: int = 0) -> None:
         wrapt.ObjectProxy.__init__(self, wrapped)
         state = StreamState(call, accumulator, tail)
