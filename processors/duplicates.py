@@ -30,6 +30,13 @@ id, the parent it may be waiting for, its response id, its service and model), t
 call further apart than that are both counted. When processors scale out, the spans of one trace
 must reach one processor (the gateway's load balancing by trace id), or nested pairs are missed.
 
+A copy of a span (the same trace and span id: a sender's retry, or the gateway's retry of a whole
+batch one processor refused part of) is not a second call but the same span again: `see` finds it
+under its own id, whatever the scope and the window, and says what its first copy was (counted,
+or the duplicate of which span), so the copy is enriched the same way and counted nowhere. For
+that, duplicates are remembered too (under their own id only, paired), and so are the spans that
+record something other than a model call (`again`: tool calls, agent runs, evaluations).
+
 `Recent` in the C extension does this for the lane and the Python path alike; `RecentCalls` is
 the same rule in Python for installs without the extension (tests/processor/test_duplicates.py
 holds them to the same answers).
