@@ -129,12 +129,18 @@ def _per_chunk(labels: list[str], calls: int, layouts: int) -> None:
         slopes = {mode: [_slope(label, mode, calls, layout) for layout in range(layouts)] for mode in MODES}
         ours = [g - n for g, n in zip(slopes["genai-otel"], slopes["none"], strict=True)]
         floor = [f - n for f, n in zip(slopes["sdk floor"], slopes["none"], strict=True)]
-        ratio = statistics.mean(ours) / statistics.mean(floor)
-        spread = (
-            " " + " ".join(f"{o / f:.2f}" for o, f in zip(ours, floor, strict=True)) if layouts > 1 else ""
-        )
+        each = " ".join(_ratio(o, f) for o, f in zip(ours, floor, strict=True))
+        spread = f" {each:>18}" if layouts > 1 else ""
+        ratio = _ratio(statistics.mean(ours), statistics.mean(floor))
         print(f"{label:<24} {statistics.mean(slopes['none']):>12,.0f} {statistics.mean(ours):>+16,.0f}"
-              f" {statistics.mean(floor):>+11,.0f} {ratio:>5.2f}x{spread}", flush=True)  # fmt: skip
+              f" {statistics.mean(floor):>+11,.0f} {ratio:>6}{spread}", flush=True)  # fmt: skip
+
+
+def _ratio(ours: float, floor: float) -> str:
+    """ours / floor, or what it is when a ratio would mislead (a slope at or below zero)."""
+    if ours <= 0:
+        return "below" if floor > 0 else "~0"
+    return f"{ours / floor:.2f}x" if floor > 0 else "above"
 
 
 def main(argv: list[str] | None = None) -> int:
