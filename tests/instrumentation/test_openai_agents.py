@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,10 @@ def broken_lookup(order: str) -> str:
     raise ValueError("the order database is down")
 
 
-@pytest.fixture
-def agents_otel(otel: Otel) -> Iterator[Otel]:
+@contextmanager
+def instrumented(otel: Otel) -> Iterator[Otel]:
     """The agents instrumentor on the test's providers; the SDK's own exporter (which would send
-    traces to OpenAI) removed for the test."""
+    traces to OpenAI) removed meanwhile. Entered after any environment the test sets."""
     multi = get_trace_provider()._multi_processor  # type: ignore[attr-defined]
     before = list(multi._processors)
     set_trace_processors([])
@@ -65,6 +66,12 @@ def agents_otel(otel: Otel) -> Iterator[Otel]:
     finally:
         OpenAIAgentsInstrumentor().uninstrument()
         set_trace_processors(before)
+
+
+@pytest.fixture
+def agents_otel(otel: Otel) -> Iterator[Otel]:
+    with instrumented(otel):
+        yield otel
 
 
 def tree(spans: list[ReadableSpan]) -> list[tuple[str, SpanKind, str | None]]:
@@ -208,18 +215,9 @@ async def test_tool_content_is_captured_only_with_the_opt_in(
     otel: Otel, aoai: openai.AsyncOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(sc.ENV_CAPTURE_MESSAGE_CONTENT, "SPAN_ONLY")
-    multi = get_trace_provider()._multi_processor  # type: ignore[attr-defined]
-    before = list(multi._processors)
-    set_trace_processors([])
-    OpenAIAgentsInstrumentor().instrument(
-        tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider
-    )
-    try:
+    with instrumented(otel):
         agent = Agent(name="Weather", instructions="Say the weather.", model=model(aoai), tools=[get_weather])
         await Runner.run(agent, "Weather?")
-    finally:
-        OpenAIAgentsInstrumentor().uninstrument()
-        set_trace_processors(before)
     attributes = dict(named(otel.spans(), "execute_tool get_weather").attributes or {})
     assert attributes[sc.GEN_AI_TOOL_CALL_ARGUMENTS] == '{"city":""}'
     assert attributes[sc.GEN_AI_TOOL_CALL_RESULT] == "sunny in "
@@ -471,17 +469,8 @@ def test_a_custom_spans_primitive_data_with_the_content_opt_in(
 ) -> None:
     monkeypatch.setenv(sc.ENV_CAPTURE_MESSAGE_CONTENT, "SPAN_ONLY")
     monkeypatch.setenv(sc.ENV_CAPTURE_MESSAGE_CONTENT_MAX_LENGTH, "6")
-    multi = get_trace_provider()._multi_processor  # type: ignore[attr-defined]
-    before = list(multi._processors)
-    set_trace_processors([])
-    OpenAIAgentsInstrumentor().instrument(
-        tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider
-    )
-    try:
+    with instrumented(otel):
         custom_run()
-    finally:
-        OpenAIAgentsInstrumentor().uninstrument()
-        set_trace_processors(before)
     prefix = sc.GENAI_OTEL_CUSTOM_DATA_PREFIX
     assert dict(named(otel.spans(), "load orders").attributes or {}) == {
         f"{prefix}rows": 3,
