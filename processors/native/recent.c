@@ -144,13 +144,14 @@ recent_see(RecentObject *r, PyObject *scope, int native, PyObject *service, long
     int has_span = traced && span_len == 8, has_parent = traced && parent_len == 8;
     int has_rid = rid_len > 0 && rid_len <= RECENT_MAX_RESPONSE_ID;
     uint8_t buffer[16 + RECENT_MAX_RESPONSE_ID];
-    Py_hash_t own = 0, up = 0, answer = 0, side = 0;
+    Py_hash_t own = 0, up = 0, answer = 0, side = 0, mine = 0; /* mine: my own id's key */
     if (has_span || has_parent)
         memcpy(buffer, trace, 16);
     if (has_span) {
         memcpy(buffer + 16, span, 8);
         own = recent_hash(r, buffer, 24);
-        Py_ssize_t first = recent_find(r, recent_mix(own, 'S'));
+        mine = recent_mix(own, 'S');
+        Py_ssize_t first = recent_find(r, mine);
         if (first >= 0) { /* a copy of a span seen before, whatever the window */
             *again = 1;
             return &r->ring[first];
@@ -196,7 +197,7 @@ recent_see(RecentObject *r, PyObject *scope, int native, PyObject *service, long
              * marked the same way, and nothing pairs with it */
             RecentSlot value;
             memset(&value, 0, sizeof value);
-            value.keys[1] = recent_mix(own, 'S');
+            value.keys[1] = mine;
             value.scope_hash = s->scope_hash;
             value.scope = Py_NewRef(s->scope); /* s may be the slot the insert overwrites */
             value.ident = ident;
@@ -218,7 +219,7 @@ recent_see(RecentObject *r, PyObject *scope, int native, PyObject *service, long
     RecentSlot value;
     memset(&value, 0, sizeof value);
     value.keys[0] = answer;
-    value.keys[1] = has_span ? recent_mix(own, 'S') : 0;  /* for my children */
+    value.keys[1] = mine; /* for my children and my copies */
     value.keys[2] = has_parent ? recent_mix(up, 'W') : 0; /* for my parent */
     value.keys[3] = native == 1 ? recent_mix(side, 'N') : native == 2 ? recent_mix(side, 'P') : 0;
     value.scope_hash = scope_hash;
